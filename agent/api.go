@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// SessionState is where a session stands.
+type SessionState string
+
+const (
+	// StateReady: an access token is held and valid (or refreshable).
+	StateReady SessionState = "ready"
+	// StateRefreshing: a refresh is in flight.
+	StateRefreshing SessionState = "refreshing"
+	// StateNeedsLogin: the grant is gone (invalid_grant, logout on the AS,
+	// step-up required); only a new login helps.
+	StateNeedsLogin SessionState = "needs_login"
+	// StateAuthorizing: a login is in flight.
+	StateAuthorizing SessionState = "authorizing"
+	// StateError: the last refresh failed for a transient reason (network,
+	// 5xx); credentials are kept and retried with backoff.
+	StateError SessionState = "error"
+)
+
+// SessionInfo is the non-secret view of a session: what sessions.list and the
+// tray show. It never carries token material.
+type SessionInfo struct {
+	// Server is the canonical MCP server (resource) URL, exactly as its
+	// Protected Resource Metadata names it.
+	Server string `json:"server"`
+	// Name is the configured name for Server, if any.
+	Name string `json:"name,omitempty"`
+	// Account is the label that tells several sessions of one server apart
+	// ("" is the default account).
+	Account  string       `json:"account"`
+	Issuer   string       `json:"issuer"`
+	ClientID string       `json:"client_id"`
+	Scopes   []string     `json:"scopes"`
+	State    SessionState `json:"state"`
+	// Error says why State is StateError or StateNeedsLogin; it never
+	// contains secrets.
+	Error        string    `json:"error,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	ObtainedAt   time.Time `json:"obtained_at"`
+	HasRefresh   bool      `json:"has_refresh_token"`
+	StoreBackend string    `json:"store_backend"`
+}
+
+// TokenRequest asks for an access token for one server.
+type TokenRequest struct {
+	// Server is a configured name or a URL.
+	Server string `json:"server"`
+	// Account selects a session when there are several ("" = default).
+	Account string `json:"account,omitempty"`
+	// Scopes the token must carry. A session lacking one of them answers
+	// ErrNeedsLogin with the union of scopes a step-up login must ask for.
+	Scopes []string `json:"scopes,omitempty"`
+	// MinTTL is the least remaining lifetime the caller accepts; a token
+	// expiring sooner is refreshed first.
+	MinTTL time.Duration `json:"-"`
+}
+
+// Token is an access token handed to a local caller.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Scopes      []string  `json:"scopes"`
+	Server      string    `json:"server"`
+	Account     string    `json:"account"`
+}
+
+// LogValue keeps the token out of logs.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("server", t.Server), slog.String("account", t.Account),
+		slog.Time("expires_at", t.ExpiresAt), slog.String("access_token", "REDACTED"))
+}
+
+// LoginRequest asks the agent to run (or join) an OAuth login.
+type LoginRequest struct {
+	Server  string   `json:"server"`
+	Account string   `json:"account,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
+	// NoBrowser: do not open a browser; the caller is shown the URL (and a
+	// device code when the AS supports RFC 8628) and may paste the redirect
+	// URL back through PasteRedirect.
+	NoBrowser bool `json:"no_browser,omitempty"`
+	// ClientID and ClientSecret pre-register a client for this login. The
+	// secret travels only over the agent's socket, never argv.
+	ClientID          string `json:"client_id,omitempty"`
+	ClientSecret      string `json:"client_secret,omitempty"`
+	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+}
+
+// Status describes the agent.
+type Status struct {
+	Version       string    `json:"version"`
+	PID           int       `json:"pid"`
+	StoreBackend  string    `json:"store_backend"`
+	Locked        bool      `json:"locked"`
+	Sessions      int       `json:"sessions"`
+	NeedsLogin    int       `json:"needs_login"`
+	Started       time.Time `json:"started"`
+	Socket        string    `json:"socket,omitempty"`
+	WebSocketURL  string    `json:"websocket_url,omitempty"`
+	ConfigPath    string    `json:"config_path,omitempty"`
+	ConfigError   string    `json:"config_error,omitempty"`
+	PendingLogins int       `json:"pending_logins"`
+}
+
+// EventKind names an event.
+type EventKind string
+
+const (
+	EventSessionChanged EventKind = "session.changed"
+	EventSessionRemoved EventKind = "session.removed"
+	EventLoginNeeded    EventKind = "login.needed"
+	EventLoginProgress  EventKind = "login.progress"
+	EventLoginFinished  EventKind = "login.finished"
+	EventLocked         EventKind = "agent.locked"
+	EventUnlocked       EventKind = "agent.unlocked"
+	EventConfigReloaded EventKind = "config.reloaded"
+)
+
+// Event is published to subscribers (events.subscribe) and, for login
+// progress, to the callers of a login.
+type Event struct {
+	Kind    EventKind    `json:"kind"`
+	Time    time.Time    `json:"time"`
+	Server  string       `json:"server,omitempty"`
+	Account string       `json:"account,omitempty"`
+	Session *SessionInfo `json:"session,omitempty"`
+	// Message is human-readable progress ("discovering https://…").
+	Message string `json:"message,omitempty"`
+	// URL is set on the login progress step that opens (or would open) the
+	// browser, so a headless caller can show it.
+	URL string `json:"url,omitempty"`
+	// UserCode is set when a device authorization grant is in use.
+	UserCode string `json:"user_code,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Caller identifies the local process on the other end of a request. The ipc
+// server attaches it to the request context; see WithCaller.
+type Caller struct {
+	Transport string `json:"transport"` // "unix", "websocket", "proxy", "in-process"
+	UID       int    `json:"uid"`
+	PID       int    `json:"pid"`
+	Exe       string `json:"exe,omitempty"`
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller attached by WithCaller.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// LogoutRequest removes a session.
+type LogoutRequest struct {
+	Server  string `json:"server"`
+	Account string `json:"account,omitempty"`
+	// KeepRemote skips RFC 7009 revocation at the authorization server.
+	KeepRemote bool `json:"keep_remote,omitempty"`
+}
+
+// LogoutResult says what a logout did.
+type LogoutResult struct {
+	Server  string `json:"server"`
+	Account string `json:"account"`
+	// Revoked is true when the refresh token was revoked at the AS.
+	Revoked bool `json:"revoked"`
+	// RevokeError explains a failed or skipped revocation (local removal
+	// still happened).
+	RevokeError string `json:"revoke_error,omitempty"`
+}

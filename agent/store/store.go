@@ -1,0 +1,34 @@
+// Package store keeps mcpkey's credentials: a small key/value Store interface,
+// implemented over the OS keyring (99designs/keyring) and in memory, plus the
+// typed layout (sessions, client registrations, static secrets) that the agent
+// reads and writes through it.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned by Get and Delete when no item has the key.
+var ErrNotFound = errors.New("store: item not found")
+
+// ErrUnavailable wraps every failure to reach the backing store (a hung or
+// locked keyring daemon, a timeout). The agent maps it to store_unavailable.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Store is a namespaced key/value store for secrets. Keys are short ASCII
+// paths such as "session/3f2a…/refresh"; an implementation adds its own
+// namespace ("mcpkey:") and never lists or touches items outside it.
+// Implementations are safe for concurrent use. Every method honours ctx.
+type Store interface {
+	// Get returns the value stored under key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Put stores value under key, replacing any previous value.
+	Put(ctx context.Context, key string, value []byte) error
+	// Delete removes key; it returns ErrNotFound when there was none.
+	Delete(ctx context.Context, key string) error
+	// Keys lists the keys that start with prefix, without reading values.
+	Keys(ctx context.Context, prefix string) ([]string, error)
+	// Backend names the implementation ("secret-service", "file", "memory", …).
+	Backend() string
+}

@@ -1,0 +1,27 @@
+package ipc
+
+import (
+	"context"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// Backend is the part of *agent.Agent the server calls. Every method gets the
+// request's context, which carries the agent.Caller (see agent.WithCaller) and
+// is cancelled when the client disconnects or cancels the request.
+type Backend interface {
+	Status(ctx context.Context) (agent.Status, error)
+	Sessions(ctx context.Context) ([]agent.SessionInfo, error)
+	Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error)
+	Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error)
+	// Login runs or joins the login for (server, account); progress is called
+	// with EventLoginProgress events for this caller until Login returns.
+	Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error)
+	// CompleteLogin hands a pasted redirect URL (headless login) to the flow
+	// whose state it carries.
+	CompleteLogin(ctx context.Context, redirectURL string) error
+	// Subscribe returns a channel of events that is closed when ctx ends or
+	// when the subscriber falls too far behind (slow subscribers are dropped,
+	// never allowed to block the agent).
+	Subscribe(ctx context.Context) <-chan agent.Event
+}
