@@ -60,6 +60,11 @@ type TokenRequest struct {
 	// MinTTL is the least remaining lifetime the caller accepts; a token
 	// expiring sooner is refreshed first.
 	MinTTL time.Duration `json:"-"`
+	// RejectedToken is the access token a resource server just answered 401
+	// to. When it is still the session's current token the agent refreshes
+	// (once, however many callers report it); otherwise the newer token is
+	// returned. Never logged.
+	RejectedToken string `json:"-"`
 }
 
 // Token is an access token handed to a local caller.
