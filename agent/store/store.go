@@ -1,7 +1,3 @@
-// Package store keeps mcpkey's credentials: a small key/value Store interface,
-// implemented over the OS keyring (99designs/keyring) and in memory, plus the
-// typed layout (sessions, client registrations, static secrets) that the agent
-// reads and writes through it.
 package store
 
 import (
@@ -11,6 +7,15 @@ import (
 
 // ErrNotFound is returned by Get and Delete when no item has the key.
 var ErrNotFound = errors.New("store: item not found")
+
+// ErrCorrupt wraps every error about an item whose content cannot be decoded
+// (bad JSON, a broken chunk manifest, a wrong schema). It is never confused
+// with ErrNotFound. Messages name the key, never the content.
+var ErrCorrupt = errors.New("store: corrupt item")
+
+// ErrInvalidKey is returned for a key the store cannot hold (empty, not
+// printable ASCII, or, under Chunked, using the reserved character '#').
+var ErrInvalidKey = errors.New("store: invalid key")
 
 // ErrUnavailable wraps every failure to reach the backing store (a hung or
 // locked keyring daemon, a timeout). The agent maps it to store_unavailable.

@@ -1,0 +1,3 @@
+package busguard
+
+func init() { guard() }

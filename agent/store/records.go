@@ -1,0 +1,482 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/oauth"
+)
+
+// SchemaVersion is the version of the stored layout this package reads and
+// writes, kept in the item "schema". It changes only with the layout, not
+// with the app version, so a later mcpkey can migrate items in place.
+const SchemaVersion = 1
+
+const schemaKey = "schema"
+
+// EnsureSchema checks the stored schema version, writing it when absent.
+// It fails when the store was written by a newer layout, and returns an
+// ErrCorrupt error when the item cannot be read as a version.
+func EnsureSchema(ctx context.Context, s Store) error {
+	v, err := s.Get(ctx, schemaKey)
+	if errors.Is(err, ErrNotFound) {
+		return s.Put(ctx, schemaKey, []byte(strconv.Itoa(SchemaVersion)))
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(v)))
+	if err != nil || n < 1 {
+		return corrupt(schemaKey, "not a schema version number")
+	}
+	if n > SchemaVersion {
+		return fmt.Errorf("stored schema version %d is newer than this mcpkey supports (%d)", n, SchemaVersion)
+	}
+	// n < SchemaVersion: migrations go here when there is a version 2.
+	return nil
+}
+
+// corrupt builds an ErrCorrupt error naming key (never its content).
+func corrupt(key, why string) error {
+	return fmt.Errorf("%w: %s: %s", ErrCorrupt, key, why)
+}
+
+// decodeJSON unmarshals an item, reporting errors without quoting content
+// (json's syntax errors quote the offending character).
+func decodeJSON(key string, data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return corrupt(key, fmt.Sprintf("invalid json at byte %d", syn.Offset))
+	case errors.As(err, &typ):
+		return corrupt(key, fmt.Sprintf("json field %q has the wrong type", typ.Field))
+	}
+	return corrupt(key, "invalid json")
+}
+
+// SessionID is the short stable identifier of the session for (server,
+// account): 16 hex digits of SHA-256(server + "\n" + account).
+func SessionID(server, account string) string {
+	sum := sha256.Sum256([]byte(server + "\n" + account))
+	return hex.EncodeToString(sum[:8])
+}
+
+func sessionKey(id, item string) string { return "session/" + id + "/" + item }
+
+// SessionRecord is one session as stored: the non-secret metadata (item
+// session/<id>/meta) plus the access token (session/<id>/access) and the
+// refresh token (session/<id>/refresh, absent when RefreshToken is "").
+// Printing it with fmt or slog redacts the tokens.
+type SessionRecord struct {
+	Server       string // MCP server (resource) URL
+	Account      string // account label ("" for the default account)
+	Issuer       string // authorization server issuer
+	ClientID     string
+	TokenType    string
+	AccessToken  string
+	RefreshToken string
+	ExpiresAt    time.Time // absolute; zero when unknown
+	ObtainedAt   time.Time
+	Scopes       []string
+}
+
+// SessionMeta is a session's non-secret part, readable without touching
+// the token items.
+type SessionMeta struct {
+	ID         string
+	Server     string
+	Account    string
+	Issuer     string
+	ClientID   string
+	TokenType  string
+	ExpiresAt  time.Time
+	ObtainedAt time.Time
+	Scopes     []string
+	HasRefresh bool // a refresh token was stored with the session
+}
+
+// Meta returns r's non-secret part.
+func (r SessionRecord) Meta() SessionMeta {
+	return SessionMeta{
+		ID:         SessionID(r.Server, r.Account),
+		Server:     r.Server,
+		Account:    r.Account,
+		Issuer:     r.Issuer,
+		ClientID:   r.ClientID,
+		TokenType:  r.TokenType,
+		ExpiresAt:  r.ExpiresAt,
+		ObtainedAt: r.ObtainedAt,
+		Scopes:     slices.Clone(r.Scopes),
+		HasRefresh: r.RefreshToken != "",
+	}
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue implements slog.LogValuer with the tokens redacted.
+func (r SessionRecord) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("server", r.Server),
+		slog.String("account", r.Account),
+		slog.String("issuer", r.Issuer),
+		slog.String("client_id", r.ClientID),
+		slog.String("token_type", r.TokenType),
+		slog.String("access_token", redacted(r.AccessToken)),
+		slog.String("refresh_token", redacted(r.RefreshToken)),
+		slog.Time("expires_at", r.ExpiresAt),
+		slog.Time("obtained_at", r.ObtainedAt),
+		slog.Any("scopes", r.Scopes),
+	)
+}
+
+// String prints r with the tokens redacted (for %v and %+v).
+func (r SessionRecord) String() string {
+	return fmt.Sprintf("{server=%s account=%s issuer=%s client_id=%s token_type=%s access_token=%s refresh_token=%s expires_at=%s obtained_at=%s scopes=%v}",
+		r.Server, r.Account, r.Issuer, r.ClientID, r.TokenType, redacted(r.AccessToken), redacted(r.RefreshToken),
+		r.ExpiresAt.Format(time.RFC3339), r.ObtainedAt.Format(time.RFC3339), r.Scopes)
+}
+
+// GoString prints r with the tokens redacted (for %#v).
+func (r SessionRecord) GoString() string { return "store.SessionRecord" + r.String() }
+
+// sessionMetaJSON is the stored form of session/<id>/meta.
+type sessionMetaJSON struct {
+	V          int       `json:"v"`
+	Server     string    `json:"server"`
+	Account    string    `json:"account"`
+	Issuer     string    `json:"issuer,omitempty"`
+	ClientID   string    `json:"client_id,omitempty"`
+	TokenType  string    `json:"token_type,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	ObtainedAt time.Time `json:"obtained_at,omitzero"`
+	Scopes     []string  `json:"scopes,omitempty"`
+	HasRefresh bool      `json:"has_refresh,omitempty"`
+}
+
+// PutSession stores r: the refresh token first (or deletes a stored one
+// when r has none), then the access token, then the metadata, so a session
+// is listed only once its tokens are in place.
+func PutSession(ctx context.Context, s Store, r SessionRecord) error {
+	if r.Server == "" {
+		return errors.New("put session: empty server")
+	}
+	if r.AccessToken == "" {
+		return fmt.Errorf("put session %s: empty access token", r.Server)
+	}
+	id := SessionID(r.Server, r.Account)
+	if r.RefreshToken != "" {
+		if err := s.Put(ctx, sessionKey(id, "refresh"), []byte(r.RefreshToken)); err != nil {
+			return fmt.Errorf("put session %s: %w", r.Server, err)
+		}
+	} else if err := s.Delete(ctx, sessionKey(id, "refresh")); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
+	if err := s.Put(ctx, sessionKey(id, "access"), []byte(r.AccessToken)); err != nil {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
+	m := r.Meta()
+	meta, err := json.Marshal(sessionMetaJSON{
+		V: SchemaVersion, Server: m.Server, Account: m.Account, Issuer: m.Issuer,
+		ClientID: m.ClientID, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
+		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh,
+	})
+	if err != nil {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
+	if err := s.Put(ctx, sessionKey(id, "meta"), meta); err != nil {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
+	return nil
+}
+
+// loadMeta reads and checks session/<id>/meta.
+func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
+	key := sessionKey(id, "meta")
+	data, err := s.Get(ctx, key)
+	if err != nil {
+		return SessionMeta{}, err
+	}
+	var j sessionMetaJSON
+	if err := decodeJSON(key, data, &j); err != nil {
+		return SessionMeta{}, err
+	}
+	if j.V < 1 || j.V > SchemaVersion {
+		return SessionMeta{}, corrupt(key, fmt.Sprintf("unsupported version %d", j.V))
+	}
+	if j.Server == "" {
+		return SessionMeta{}, corrupt(key, "no server")
+	}
+	if SessionID(j.Server, j.Account) != id {
+		return SessionMeta{}, corrupt(key, "server and account do not match the item's id")
+	}
+	return SessionMeta{
+		ID: id, Server: j.Server, Account: j.Account, Issuer: j.Issuer, ClientID: j.ClientID,
+		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
+		Scopes: j.Scopes, HasRefresh: j.HasRefresh,
+	}, nil
+}
+
+// loadByID reads a whole session.
+func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
+	m, err := loadMeta(ctx, s, id)
+	if err != nil {
+		return SessionRecord{}, err
+	}
+	access, err := s.Get(ctx, sessionKey(id, "access"))
+	if errors.Is(err, ErrNotFound) {
+		return SessionRecord{}, corrupt(sessionKey(id, "access"), "missing while its meta item exists")
+	}
+	if err != nil {
+		return SessionRecord{}, err
+	}
+	var refresh []byte
+	if m.HasRefresh {
+		refresh, err = s.Get(ctx, sessionKey(id, "refresh"))
+		if errors.Is(err, ErrNotFound) {
+			return SessionRecord{}, corrupt(sessionKey(id, "refresh"), "missing while its meta item says it exists")
+		}
+		if err != nil {
+			return SessionRecord{}, err
+		}
+	}
+	return SessionRecord{
+		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
+		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
+		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
+	}, nil
+}
+
+// LoadSession reads the session for (server, account), or returns an error
+// wrapping ErrNotFound.
+func LoadSession(ctx context.Context, s Store, server, account string) (SessionRecord, error) {
+	r, err := loadByID(ctx, s, SessionID(server, account))
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("load session %s: %w", server, err)
+	}
+	return r, nil
+}
+
+// sessionIDs lists the ids that have a meta item.
+func sessionIDs(ctx context.Context, s Store) ([]string, error) {
+	keys, err := s.Keys(ctx, "session/")
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	var ids []string
+	for _, k := range keys {
+		rest := strings.TrimPrefix(k, "session/")
+		if id, ok := strings.CutSuffix(rest, "/meta"); ok && id != "" && !strings.Contains(id, "/") {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// LoadSessions reads every session, tokens included. It returns the
+// sessions that loaded, sorted by server then account, and an error
+// joining the failures of the others (nil when all loaded).
+func LoadSessions(ctx context.Context, s Store) ([]SessionRecord, error) {
+	ids, err := sessionIDs(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	var out []SessionRecord
+	var errs []error
+	for _, id := range ids {
+		r, err := loadByID(ctx, s, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load session %s: %w", id, err))
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b SessionRecord) int {
+		return cmpPair(a.Server, a.Account, b.Server, b.Account)
+	})
+	return out, errors.Join(errs...)
+}
+
+func cmpPair(a1, a2, b1, b2 string) int {
+	if c := strings.Compare(a1, b1); c != 0 {
+		return c
+	}
+	return strings.Compare(a2, b2)
+}
+
+// ListSessionMeta reads only the sessions' meta items, never a token item.
+// Like LoadSessions it returns what loaded, sorted, and the joined failures.
+func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
+	ids, err := sessionIDs(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	var out []SessionMeta
+	var errs []error
+	for _, id := range ids {
+		m, err := loadMeta(ctx, s, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list session %s: %w", id, err))
+			continue
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b SessionMeta) int {
+		return cmpPair(a.Server, a.Account, b.Server, b.Account)
+	})
+	return out, errors.Join(errs...)
+}
+
+// DeleteSession removes the session for (server, account): the meta item
+// first, so a half-deleted session is no longer listed, then its tokens.
+// It returns an error wrapping ErrNotFound when none of its items existed.
+func DeleteSession(ctx context.Context, s Store, server, account string) error {
+	id := SessionID(server, account)
+	found := false
+	for _, item := range []string{"meta", "access", "refresh"} {
+		err := s.Delete(ctx, sessionKey(id, item))
+		switch {
+		case err == nil:
+			found = true
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("delete session %s: %w", server, err)
+		}
+	}
+	if !found {
+		return fmt.Errorf("delete session %s: %w", server, ErrNotFound)
+	}
+	return nil
+}
+
+// clientKey is client/<16 hex digits of SHA-256(issuer)>.
+func clientKey(issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return "client/" + hex.EncodeToString(sum[:8])
+}
+
+// PutClient stores a client registration under its issuer.
+func PutClient(ctx context.Context, s Store, c oauth.Client) error {
+	if c.Issuer == "" {
+		return errors.New("put client: empty issuer")
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("put client %s: %w", c.Issuer, err)
+	}
+	if err := s.Put(ctx, clientKey(c.Issuer), data); err != nil {
+		return fmt.Errorf("put client %s: %w", c.Issuer, err)
+	}
+	return nil
+}
+
+// LoadClient reads the registration for issuer, or returns an error
+// wrapping ErrNotFound. A stored registration whose issuer differs from
+// issuer in any byte is reported as ErrCorrupt, never returned.
+func LoadClient(ctx context.Context, s Store, issuer string) (oauth.Client, error) {
+	key := clientKey(issuer)
+	data, err := s.Get(ctx, key)
+	if err != nil {
+		return oauth.Client{}, fmt.Errorf("load client %s: %w", issuer, err)
+	}
+	var c oauth.Client
+	if err := decodeJSON(key, data, &c); err != nil {
+		return oauth.Client{}, fmt.Errorf("load client %s: %w", issuer, err)
+	}
+	if c.Issuer != issuer {
+		return oauth.Client{}, fmt.Errorf("load client %s: %w", issuer, corrupt(key, "registered for another issuer"))
+	}
+	return c, nil
+}
+
+// DeleteClient removes the registration for issuer (ErrNotFound if none).
+func DeleteClient(ctx context.Context, s Store, issuer string) error {
+	if err := s.Delete(ctx, clientKey(issuer)); err != nil {
+		return fmt.Errorf("delete client %s: %w", issuer, err)
+	}
+	return nil
+}
+
+// validSecretName accepts 1–128 of [A-Za-z0-9._@-], not starting with '.'.
+func validSecretName(name string) error {
+	if name == "" || len(name) > 128 || name[0] == '.' {
+		return fmt.Errorf("%w: secret name %q", ErrInvalidKey, name)
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == '@', c == '-':
+		default:
+			return fmt.Errorf("%w: secret name %q: only letters, digits and . _ @ -", ErrInvalidKey, name)
+		}
+	}
+	return nil
+}
+
+// PutSecret stores a static secret (an API key) under secret/<name>.
+func PutSecret(ctx context.Context, s Store, name string, value []byte) error {
+	if err := validSecretName(name); err != nil {
+		return fmt.Errorf("put secret: %w", err)
+	}
+	if err := s.Put(ctx, "secret/"+name, value); err != nil {
+		return fmt.Errorf("put secret %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadSecret reads secret/<name>, or returns an error wrapping ErrNotFound.
+func LoadSecret(ctx context.Context, s Store, name string) ([]byte, error) {
+	if err := validSecretName(name); err != nil {
+		return nil, fmt.Errorf("load secret: %w", err)
+	}
+	v, err := s.Get(ctx, "secret/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("load secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// DeleteSecret removes secret/<name> (ErrNotFound if none).
+func DeleteSecret(ctx context.Context, s Store, name string) error {
+	if err := validSecretName(name); err != nil {
+		return fmt.Errorf("delete secret: %w", err)
+	}
+	if err := s.Delete(ctx, "secret/"+name); err != nil {
+		return fmt.Errorf("delete secret %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListSecrets returns the names of the stored secrets, sorted, without
+// reading them.
+func ListSecrets(ctx context.Context, s Store) ([]string, error) {
+	keys, err := s.Keys(ctx, "secret/")
+	if err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if n := strings.TrimPrefix(k, "secret/"); validSecretName(n) == nil {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
