@@ -1,0 +1,398 @@
+package ipc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// Client talks to the agent. The zero value dials DefaultSocketPath. A
+// Client is safe for concurrent use: calls share one lazily dialled
+// connection, multiplexed by request id, which is redialled after an error.
+type Client struct {
+	// Path is the agent's socket; "" means DefaultSocketPath().
+	Path string
+	// Dial, if set, replaces dialling Path (tests, other transports).
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Name is sent as agent.hello's client name; "" sends "mcpkey-go".
+	Name string
+
+	// mu guards cc.
+	mu sync.Mutex
+	cc *clientConn
+}
+
+// clientConn is one connection to the agent with its reader goroutine.
+type clientConn struct {
+	c      net.Conn
+	nextID atomic.Uint64
+	wmu    sync.Mutex // serialises writes to c
+	done   chan struct{}
+
+	// mu guards pending and err.
+	mu      sync.Mutex
+	pending map[uint64]*call
+	err     error
+
+	// onEvent, if set, receives "event" notifications (Watch).
+	onEvent func(agent.Event)
+}
+
+type call struct {
+	ch       chan *message
+	progress func(agent.Event)
+}
+
+var errConnLost = errors.New("connection to agent lost")
+
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if c.Dial != nil {
+		return c.Dial(ctx)
+	}
+	path := c.Path
+	if path == "" {
+		p, err := DefaultSocketPath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	return Dial(ctx, path)
+}
+
+func newClientConn(nc net.Conn, onEvent func(agent.Event), onClose func()) *clientConn {
+	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*call), onEvent: onEvent}
+	go cc.readLoop(onClose)
+	return cc
+}
+
+// conn returns the shared connection, dialling if needed.
+func (c *Client) conn(ctx context.Context) (cc *clientConn, fresh bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cc != nil {
+		select {
+		case <-c.cc.done:
+			c.cc = nil
+		default:
+			return c.cc, false, nil
+		}
+	}
+	nc, err := c.dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	c.cc = newClientConn(nc, nil, nil)
+	return c.cc, true, nil
+}
+
+func (c *Client) drop(cc *clientConn) {
+	c.mu.Lock()
+	if c.cc == cc {
+		c.cc = nil
+	}
+	c.mu.Unlock()
+	cc.fail(errConnLost)
+}
+
+// Close closes the client's connection. The Client stays usable: the next
+// call dials again.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	cc := c.cc
+	c.cc = nil
+	c.mu.Unlock()
+	if cc != nil {
+		cc.fail(errors.New("client closed"))
+	}
+	return nil
+}
+
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err == nil {
+		cc.err = err
+		close(cc.done)
+	}
+	cc.mu.Unlock()
+	cc.c.Close()
+}
+
+func (cc *clientConn) readLoop(onClose func()) {
+	if onClose != nil {
+		defer onClose()
+	}
+	lc := NewLineConn(cc.c, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})
+	for {
+		line, err := lc.ReadMessage()
+		if err != nil {
+			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+			return
+		}
+		var m message
+		if err := json.Unmarshal(line, &m); err != nil {
+			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
+			return
+		}
+		switch m.Method {
+		case "":
+			id, err := strconv.ParseUint(string(m.ID), 10, 64)
+			if err != nil {
+				continue // not one of ours (an error for an unparsable line has id null)
+			}
+			cc.mu.Lock()
+			cl := cc.pending[id]
+			delete(cc.pending, id)
+			cc.mu.Unlock()
+			if cl != nil {
+				cl.ch <- &m
+			}
+		case NotifyLoginProgress:
+			var p ProgressParams
+			if json.Unmarshal(m.Params, &p) != nil {
+				continue
+			}
+			id, err := strconv.ParseUint(string(p.ID), 10, 64)
+			if err != nil {
+				continue
+			}
+			cc.mu.Lock()
+			cl := cc.pending[id]
+			cc.mu.Unlock()
+			if cl != nil && cl.progress != nil {
+				cl.progress(p.Event)
+			}
+		case NotifyEvent:
+			var p EventParams
+			if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
+				cc.onEvent(p.Event)
+			}
+		}
+	}
+}
+
+// errRetryable marks a failure on a reused connection before any reply:
+// the agent may have restarted, so one retry on a fresh connection is safe
+// for idempotent methods.
+type errRetryable struct{ err error }
+
+func (e errRetryable) Error() string { return e.err.Error() }
+func (e errRetryable) Unwrap() error { return e.err }
+
+// do sends one request on cc and waits for its reply.
+func (cc *clientConn) do(ctx context.Context, method string, params any, result any, progress func(agent.Event)) error {
+	id := cc.nextID.Add(1)
+	b := make([]byte, 0, 128)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"method":"`...)
+	b = append(b, method...)
+	b = append(b, '"')
+	if params != nil {
+		p, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("%s: encode params: %w", method, err)
+		}
+		b = append(b, `,"params":`...)
+		b = append(b, p...)
+	}
+	b = append(b, '}', '\n')
+
+	cl := &call{ch: make(chan *message, 1), progress: progress}
+	cc.mu.Lock()
+	if cc.err != nil {
+		err := cc.err
+		cc.mu.Unlock()
+		return errRetryable{err}
+	}
+	cc.pending[id] = cl
+	cc.mu.Unlock()
+
+	if err := cc.write(ctx, b); err != nil {
+		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errRetryable{fmt.Errorf("%w: %w", errConnLost, err)}
+	}
+	select {
+	case m := <-cl.ch:
+		return decodeReply(method, m, result)
+	case <-cc.done:
+		select {
+		case m := <-cl.ch:
+			return decodeReply(method, m, result)
+		default:
+		}
+		cc.mu.Lock()
+		err := cc.err
+		cc.mu.Unlock()
+		return errRetryable{err}
+	case <-ctx.Done():
+		cc.mu.Lock()
+		delete(cc.pending, id)
+		cc.mu.Unlock()
+		cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
+		wctx, stop := context.WithTimeout(context.Background(), time.Second)
+		cc.write(wctx, []byte(cancel)) // best effort
+		stop()
+		return ctx.Err()
+	}
+}
+
+// write sends b whole; when ctx ends first the write is aborted (and the
+// connection, whose framing is then broken, fails).
+func (cc *clientConn) write(ctx context.Context, b []byte) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { cc.c.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	_, err := cc.c.Write(b)
+	return err
+}
+
+func decodeReply(method string, m *message, result any) error {
+	if m.Error != nil {
+		return clientError(m.Error)
+	}
+	if result != nil {
+		if err := json.Unmarshal(m.Result, result); err != nil {
+			return fmt.Errorf("%s: decode result: %w", method, err)
+		}
+	}
+	return nil
+}
+
+// call runs method on the shared connection. Idempotent methods are retried
+// once on a fresh connection when a reused one turns out to be dead (the
+// agent restarted).
+func (c *Client) call(ctx context.Context, method string, params, result any, progress func(agent.Event)) error {
+	for attempt := 0; ; attempt++ {
+		cc, fresh, err := c.conn(ctx)
+		if err != nil {
+			return err
+		}
+		err = cc.do(ctx, method, params, result, progress)
+		var re errRetryable
+		if !errors.As(err, &re) {
+			return err
+		}
+		c.drop(cc)
+		if fresh || attempt > 0 || !idempotent(method) {
+			return re.err
+		}
+	}
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet:
+		return true
+	}
+	return false
+}
+
+// Hello checks that the agent speaks this package's protocol version and
+// returns what it serves.
+func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
+	name := c.Name
+	if name == "" {
+		name = "mcpkey-go"
+	}
+	var r HelloResult
+	err := c.call(ctx, MethodHello, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, &r, nil)
+	return r, err
+}
+
+// Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (agent.Status, error) {
+	var r agent.Status
+	err := c.call(ctx, MethodStatus, nil, &r, nil)
+	return r, err
+}
+
+// Sessions lists the agent's sessions (no secrets).
+func (c *Client) Sessions(ctx context.Context) ([]agent.SessionInfo, error) {
+	var r SessionsResult
+	err := c.call(ctx, MethodSessionsList, nil, &r, nil)
+	return r.Sessions, err
+}
+
+// Token asks the agent for an access token for req.Server. Errors wrap the
+// agent sentinels: errors.Is(err, agent.ErrNeedsLogin), errors.As(err,
+// new(*agent.NeedsLoginError)).
+func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
+	var r agent.Token
+	p := TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
+		RejectedToken: req.RejectedToken}
+	if req.MinTTL > 0 {
+		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
+	}
+	err := c.call(ctx, MethodTokenGet, p, &r, nil)
+	return r, err
+}
+
+// Logout removes a session (and revokes it at the authorization server
+// unless req.KeepRemote).
+func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error) {
+	var r agent.LogoutResult
+	err := c.call(ctx, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
+		KeepRemote: req.KeepRemote}, &r, nil)
+	return r, err
+}
+
+// Login runs (or joins) a login and returns the new session. progress, if
+// not nil, is called with each login.progress event, from the connection's
+// reader goroutine: it must not block for long. When ctx ends the agent is
+// told to cancel (rpc.cancel) and Login returns ctx.Err().
+func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
+	var r agent.SessionInfo
+	err := c.call(ctx, MethodSessionLogin, LoginParams{Server: req.Server, Account: req.Account,
+		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
+		ClientMetadataURL: req.ClientMetadataURL}, &r, progress)
+	return r, err
+}
+
+// CompleteLogin hands a pasted redirect URL to the headless login it belongs
+// to.
+func (c *Client) CompleteLogin(ctx context.Context, redirectURL string) error {
+	return c.call(ctx, MethodSessionComplete, CompleteParams{URL: redirectURL}, nil, nil)
+}
+
+// Watch subscribes to the agent's events on a connection of its own. The
+// channel is closed when ctx ends or the connection is lost (the agent also
+// drops subscribers that fall too far behind).
+func (c *Client) Watch(ctx context.Context) (<-chan agent.Event, error) {
+	nc, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan agent.Event, 64)
+	cc := newClientConn(nc, func(ev agent.Event) {
+		select {
+		case ch <- ev:
+		case <-ctx.Done():
+		}
+	}, func() { close(ch) })
+	var r SubscribeResult
+	if err := cc.do(ctx, MethodEventsSubscribe, nil, &r, nil); err != nil {
+		cc.fail(errors.New("watch failed"))
+		var re errRetryable
+		if errors.As(err, &re) {
+			err = re.err
+		}
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	context.AfterFunc(ctx, func() { cc.fail(ctx.Err()) })
+	return ch, nil
+}

@@ -1,0 +1,213 @@
+package ipc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// handler serves one method. after, if not nil, runs once the reply is
+// queued (events.subscribe starts forwarding there).
+type handler func(ctx context.Context, c *conn, m *message) (result any, after func(), err error)
+
+// methods lists the methods served, in agent.hello's capabilities order.
+func methods() []string {
+	return []string{MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet, MethodSessionLogout,
+		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel}
+}
+
+func handlerFor(method string) handler {
+	switch method {
+	case MethodHello:
+		return handleHello
+	case MethodStatus:
+		return handleStatus
+	case MethodSessionsList:
+		return handleSessions
+	case MethodTokenGet:
+		return handleToken
+	case MethodSessionLogout:
+		return handleLogout
+	case MethodSessionLogin:
+		return handleLogin
+	case MethodSessionComplete:
+		return handleComplete
+	case MethodEventsSubscribe:
+		return handleSubscribe
+	}
+	return nil
+}
+
+// decodeParams decodes params (an object, or absent) into v. Unknown fields
+// are ignored so that newer clients can talk to older agents.
+func decodeParams(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if raw[0] != '{' {
+		return invalidParams("params must be an object")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		// json's messages name the field and types, never the value.
+		return invalidParams("invalid params: " + err.Error())
+	}
+	return nil
+}
+
+func invalidParams(msg string) *Error {
+	return &Error{Code: CodeInvalidParams, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+}
+
+func requireServer(server string) error {
+	if server == "" {
+		return invalidParams("params.server is required")
+	}
+	return nil
+}
+
+func handleHello(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p HelloParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if p.ProtocolVersion > ProtocolVersion {
+		return nil, nil, &Error{Code: CodeInvalidReq,
+			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ProtocolVersion),
+			Data:    &ErrorData{Code: ErrCodeInvalidRequest}}
+	}
+	return HelloResult{ProtocolVersion: ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: methods()}, nil, nil
+}
+
+func handleStatus(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	st, err := c.s.b.Status(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, nil, nil
+}
+
+func handleSessions(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	ss, err := c.s.b.Sessions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ss == nil {
+		ss = []agent.SessionInfo{}
+	}
+	return SessionsResult{Sessions: ss}, nil, nil
+}
+
+func handleToken(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p TokenParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := requireServer(p.Server); err != nil {
+		return nil, nil, err
+	}
+	if p.MinTTLSeconds < 0 {
+		return nil, nil, invalidParams("params.min_ttl_seconds must not be negative")
+	}
+	tok, err := c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second, RejectedToken: p.RejectedToken})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tok, nil, nil
+}
+
+func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p LogoutParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := requireServer(p.Server); err != nil {
+		return nil, nil, err
+	}
+	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote})
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, nil, nil
+}
+
+func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p LoginParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := requireServer(p.Server); err != nil {
+		return nil, nil, err
+	}
+	// Progress sent after Login returned would arrive after the result;
+	// drop it instead.
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	progress := func(ev agent.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			c.notify(NotifyLoginProgress, ProgressParams{ID: m.ID, Event: ev})
+		}
+	}
+	info, err := c.s.b.Login(ctx, agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+		NoBrowser: p.NoBrowser, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		ClientMetadataURL: p.ClientMetadataURL}, progress)
+	mu.Lock()
+	done = true
+	mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, nil, nil
+}
+
+func handleComplete(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p CompleteParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if p.URL == "" {
+		return nil, nil, invalidParams("params.url is required")
+	}
+	if err := c.s.b.CompleteLogin(ctx, p.URL); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
+}
+
+func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	c.mu.Lock()
+	already := c.subscribed
+	c.subscribed = true
+	c.mu.Unlock()
+	if already {
+		return SubscribeResult{Subscribed: true}, nil, nil
+	}
+	// The subscription lives as long as the connection, not the request.
+	ch := c.s.b.Subscribe(agent.WithCaller(c.ctx, c.caller))
+	c.wg.Add(1)
+	after := func() {
+		go func() {
+			defer c.wg.Done()
+			for ev := range ch {
+				c.notify(NotifyEvent, EventParams{Event: ev})
+			}
+			if c.ctx.Err() == nil {
+				// The agent dropped this subscriber (too slow): close so the
+				// client sees the stream end.
+				c.s.log.Warn("disconnecting subscriber dropped by the agent", "pid", c.caller.PID)
+				c.close()
+			}
+		}()
+	}
+	return SubscribeResult{Subscribed: true}, after, nil
+}

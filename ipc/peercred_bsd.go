@@ -1,0 +1,44 @@
+//go:build darwin || freebsd
+
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// peerCred returns the uid (LOCAL_PEERCRED) and, on macOS, the pid
+// (LOCAL_PEERPID) of the process on the other end of a Unix socket
+// connection. FreeBSD's xucred carries the pid in a union x/sys does not
+// expose, so pid is 0 there.
+func peerCred(c net.Conn) (uid, pid int, err error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, 0, errors.New("not a unix socket connection")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, 0, err
+	}
+	var cred *unix.Xucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
+		if serr == nil {
+			pid = peerPID(int(fd))
+		}
+	}); err != nil {
+		return -1, 0, err
+	}
+	if serr != nil {
+		return -1, 0, fmt.Errorf("getsockopt LOCAL_PEERCRED: %w", serr)
+	}
+	return int(cred.Uid), pid, nil
+}
+
+// peerExe is not implemented here: macOS needs proc_pidpath (cgo).
+func peerExe(pid int) string { return "" }

@@ -1,0 +1,48 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// peerCred returns the uid and pid of the process on the other end of a Unix
+// socket connection (SO_PEERCRED).
+func peerCred(c net.Conn) (uid, pid int, err error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, 0, errors.New("not a unix socket connection")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, 0, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, 0, err
+	}
+	if serr != nil {
+		return -1, 0, fmt.Errorf("getsockopt SO_PEERCRED: %w", serr)
+	}
+	return int(cred.Uid), int(cred.Pid), nil
+}
+
+// peerExe returns the executable of pid, or "" if it cannot be read.
+func peerExe(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return ""
+	}
+	return exe
+}

@@ -1,0 +1,3 @@
+package ipc
+
+func peerPID(fd int) int { return 0 }

@@ -1,0 +1,288 @@
+package ipc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// ProtocolVersion is the major version of the wire protocol this package
+// speaks. Additive changes (new methods, new optional fields) keep it; a
+// change that breaks an existing client bumps it.
+const ProtocolVersion = 1
+
+// DefaultMaxFrame is the largest message a peer may send (1 MiB).
+const DefaultMaxFrame = 1 << 20
+
+// Method names (JSON-RPC "method").
+const (
+	MethodHello           = "agent.hello"
+	MethodStatus          = "agent.status"
+	MethodSessionsList    = "sessions.list"
+	MethodTokenGet        = "token.get"
+	MethodSessionLogout   = "session.logout"
+	MethodSessionLogin    = "session.login"
+	MethodSessionComplete = "session.complete"
+	MethodEventsSubscribe = "events.subscribe"
+	// MethodCancel is a notification (no id) from the client: {id}.
+	MethodCancel = "rpc.cancel"
+)
+
+// Notification names sent by the server.
+const (
+	// NotifyLoginProgress carries ProgressParams while a session.login
+	// request runs.
+	NotifyLoginProgress = "login.progress"
+	// NotifyEvent carries EventParams after events.subscribe.
+	NotifyEvent = "event"
+)
+
+// Standard JSON-RPC 2.0 error codes.
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	// CodeCancelled answers a request cancelled by rpc.cancel (the LSP
+	// convention); clients that cancelled have stopped waiting for it.
+	CodeCancelled = -32800
+)
+
+// Application error codes (-32000..-32099). Clients branch on ErrorData.Code,
+// the stable string; the numbers are fixed too.
+const (
+	CodeInternal         = -32000
+	CodeNotFound         = -32001
+	CodeNeedsLogin       = -32002
+	CodeLocked           = -32003
+	CodeDenied           = -32004
+	CodeStoreUnavailable = -32005
+	CodeInvalidReq       = -32006
+)
+
+// Stable error code strings (ErrorData.Code).
+const (
+	ErrCodeNotFound         = "not_found"
+	ErrCodeNeedsLogin       = "needs_login"
+	ErrCodeLocked           = "locked"
+	ErrCodeDenied           = "denied"
+	ErrCodeStoreUnavailable = "store_unavailable"
+	ErrCodeInvalidRequest   = "invalid_request"
+	ErrCodeInternal         = "internal"
+	ErrCodeCancelled        = "cancelled"
+)
+
+// Request is a JSON-RPC 2.0 request or notification (ID absent).
+type Request struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params,omitempty"`
+}
+
+// Response is a JSON-RPC 2.0 response: exactly one of Result and Error.
+type Response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+}
+
+// Notification is a server-to-client message without an id.
+type Notification struct {
+	JSONRPC string `json:"jsonrpc"`
+	Method  string `json:"method"`
+	Params  any    `json:"params"`
+}
+
+// message is what a peer decodes any incoming line into: request,
+// notification or response.
+type message struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   *Error          `json:"error"`
+}
+
+// Error is a JSON-RPC error object. ipc.Client returns it (or an
+// *agent.NeedsLoginError) for error replies; errors.Is matches it against
+// the agent sentinel named by Data.Code.
+type Error struct {
+	Code    int        `json:"code"`
+	Message string     `json:"message"`
+	Data    *ErrorData `json:"data,omitempty"`
+}
+
+// ErrorData is the "data" member of application errors.
+type ErrorData struct {
+	// Code is the stable error string: not_found, needs_login, locked,
+	// denied, store_unavailable, invalid_request, internal, cancelled.
+	Code string `json:"code"`
+	// Server, Account, Scopes and Reason are set for needs_login.
+	Server  string   `json:"server,omitempty"`
+	Account string   `json:"account,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("agent error %d", e.Code)
+	}
+	return e.Message
+}
+
+// Unwrap returns the agent sentinel for Data.Code, so errors.Is(err,
+// agent.ErrNotFound) and friends work on client errors.
+func (e *Error) Unwrap() error {
+	if e.Data == nil {
+		if e.Code == CodeInvalidParams || e.Code == CodeInvalidRequest {
+			return agent.ErrInvalidRequest
+		}
+		return nil
+	}
+	return sentinelFor(e.Data.Code)
+}
+
+func sentinelFor(code string) error {
+	switch code {
+	case ErrCodeNotFound:
+		return agent.ErrNotFound
+	case ErrCodeNeedsLogin:
+		return agent.ErrNeedsLogin
+	case ErrCodeLocked:
+		return agent.ErrLocked
+	case ErrCodeDenied:
+		return agent.ErrDenied
+	case ErrCodeStoreUnavailable:
+		return agent.ErrStoreUnavailable
+	case ErrCodeInvalidRequest:
+		return agent.ErrInvalidRequest
+	}
+	return nil
+}
+
+// errorFor maps a Backend error to its wire form. Backend errors must be
+// secret-free: the message is sent to the client as is.
+func errorFor(err error) *Error {
+	var we *Error
+	if errors.As(err, &we) {
+		return we
+	}
+	var nl *agent.NeedsLoginError
+	switch {
+	case errors.As(err, &nl):
+		return &Error{Code: CodeNeedsLogin, Message: err.Error(), Data: &ErrorData{
+			Code: ErrCodeNeedsLogin, Server: nl.Server, Account: nl.Account, Scopes: nl.Scopes, Reason: nl.Reason,
+		}}
+	case errors.Is(err, agent.ErrNeedsLogin):
+		return appError(CodeNeedsLogin, ErrCodeNeedsLogin, err)
+	case errors.Is(err, agent.ErrNotFound):
+		return appError(CodeNotFound, ErrCodeNotFound, err)
+	case errors.Is(err, agent.ErrLocked):
+		return appError(CodeLocked, ErrCodeLocked, err)
+	case errors.Is(err, agent.ErrDenied):
+		return appError(CodeDenied, ErrCodeDenied, err)
+	case errors.Is(err, agent.ErrStoreUnavailable):
+		return appError(CodeStoreUnavailable, ErrCodeStoreUnavailable, err)
+	case errors.Is(err, agent.ErrInvalidRequest):
+		return appError(CodeInvalidReq, ErrCodeInvalidRequest, err)
+	}
+	return appError(CodeInternal, ErrCodeInternal, err)
+}
+
+func appError(code int, s string, err error) *Error {
+	return &Error{Code: code, Message: err.Error(), Data: &ErrorData{Code: s}}
+}
+
+// clientError turns a wire error back into a Go error: *agent.NeedsLoginError
+// for needs_login with details, else the *Error itself.
+func clientError(e *Error) error {
+	if e.Data != nil && e.Data.Code == ErrCodeNeedsLogin && e.Data.Server != "" {
+		return &agent.NeedsLoginError{Server: e.Data.Server, Account: e.Data.Account, Scopes: e.Data.Scopes, Reason: e.Data.Reason}
+	}
+	return e
+}
+
+// HelloParams are agent.hello's params. Both fields are optional.
+type HelloParams struct {
+	// Client names the client ("mcpkey-cli/1.2", "tray").
+	Client string `json:"client,omitempty"`
+	// ProtocolVersion is the highest major version the client speaks; a
+	// version above ProtocolVersion is refused with invalid_request.
+	ProtocolVersion int `json:"protocol_version,omitempty"`
+}
+
+// HelloResult is agent.hello's result.
+type HelloResult struct {
+	ProtocolVersion int    `json:"protocol_version"`
+	AgentVersion    string `json:"agent_version"`
+	// Capabilities lists the method names this agent serves.
+	Capabilities []string `json:"capabilities"`
+}
+
+// SessionsResult is sessions.list's result.
+type SessionsResult struct {
+	Sessions []agent.SessionInfo `json:"sessions"`
+}
+
+// TokenParams are token.get's params. The result is an agent.Token.
+type TokenParams struct {
+	Server        string   `json:"server"`
+	Account       string   `json:"account,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	MinTTLSeconds int64    `json:"min_ttl_seconds,omitempty"`
+	// RejectedToken is the token a resource server answered 401 to.
+	RejectedToken string `json:"rejected_token,omitempty"`
+}
+
+// LogoutParams are session.logout's params; the result is an
+// agent.LogoutResult.
+type LogoutParams struct {
+	Server     string `json:"server"`
+	Account    string `json:"account,omitempty"`
+	KeepRemote bool   `json:"keep_remote,omitempty"`
+}
+
+// LoginParams are session.login's params; the result is an
+// agent.SessionInfo.
+type LoginParams struct {
+	Server            string   `json:"server"`
+	Account           string   `json:"account,omitempty"`
+	Scopes            []string `json:"scopes,omitempty"`
+	NoBrowser         bool     `json:"no_browser,omitempty"`
+	ClientID          string   `json:"client_id,omitempty"`
+	ClientSecret      string   `json:"client_secret,omitempty"`
+	ClientMetadataURL string   `json:"client_metadata_url,omitempty"`
+}
+
+// CompleteParams are session.complete's params; the result is {}.
+type CompleteParams struct {
+	URL string `json:"url"`
+}
+
+// SubscribeResult is events.subscribe's result.
+type SubscribeResult struct {
+	Subscribed bool `json:"subscribed"`
+}
+
+// CancelParams are rpc.cancel's params.
+type CancelParams struct {
+	ID json.RawMessage `json:"id"`
+}
+
+// ProgressParams are login.progress's params.
+type ProgressParams struct {
+	// ID is the id of the session.login request this progress belongs to.
+	ID    json.RawMessage `json:"id"`
+	Event agent.Event     `json:"event"`
+}
+
+// EventParams are event's params.
+type EventParams struct {
+	Event agent.Event `json:"event"`
+}

@@ -1,0 +1,470 @@
+package ipc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// ServerOptions configures a Server. The zero value is ready to use.
+type ServerOptions struct {
+	// Logger receives connection and request logs (never params or
+	// results); nil discards.
+	Logger *slog.Logger
+	// AgentVersion is reported by agent.hello; "" reports "devel".
+	AgentVersion string
+	// MaxFrame caps one incoming message in bytes; 0 means DefaultMaxFrame.
+	MaxFrame int
+	// FrameTimeout bounds how long a message may take to arrive once its
+	// first byte has (a half line that stalls); 0 means 30 s, <0 no limit.
+	// Idle connections between messages are never timed out.
+	FrameTimeout time.Duration
+	// WriteTimeout bounds each write to a connection; a client that stops
+	// reading is disconnected after it. 0 means 10 s.
+	WriteTimeout time.Duration
+	// MaxInFlight bounds concurrent requests per connection; further
+	// requests wait to be read. 0 means 32.
+	MaxInFlight int
+	// QueueSize bounds the replies and notifications waiting to be written
+	// to one connection; a connection whose queue overflows is closed. 0
+	// means 256.
+	QueueSize int
+}
+
+// Server serves the protocol described in the package documentation to
+// connections, calling a Backend for every request.
+type Server struct {
+	b    Backend
+	opts ServerOptions
+	log  *slog.Logger
+}
+
+// NewServer returns a Server calling b. opts is copied.
+func NewServer(b Backend, opts ServerOptions) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.AgentVersion == "" {
+		opts.AgentVersion = "devel"
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = DefaultMaxFrame
+	}
+	if opts.FrameTimeout == 0 {
+		opts.FrameTimeout = 30 * time.Second
+	} else if opts.FrameTimeout < 0 {
+		opts.FrameTimeout = 0
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 32
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 256
+	}
+	return &Server{b: b, opts: opts, log: opts.Logger}
+}
+
+// Serve accepts connections on ln until ctx ends, then closes ln, cancels
+// in-flight requests, closes every connection and returns nil once all
+// connection goroutines have finished. It returns an error only if ln fails
+// for good before that.
+//
+// Unix-socket peers whose uid differs from this process's are closed at once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	}()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
+			}
+			// EMFILE and friends: back off, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveNetConn(ctx, c)
+		}()
+	}
+}
+
+func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
+	uid, pid, err := peerCred(c)
+	if err != nil {
+		s.log.Warn("refused connection: cannot read peer credentials", "err", err)
+		c.Close()
+		return
+	}
+	if uid != os.Getuid() {
+		s.log.Warn("refused connection from another user", "uid", uid, "pid", pid)
+		c.Close()
+		return
+	}
+	caller := agent.Caller{Transport: "unix", UID: uid, PID: pid, Exe: peerExe(pid)}
+	lc := NewLineConn(c, LineConnOptions{MaxFrame: s.opts.MaxFrame, FrameTimeout: s.opts.FrameTimeout,
+		WriteTimeout: s.opts.WriteTimeout})
+	s.ServeConn(ctx, lc, caller)
+}
+
+// ServeConn serves one connection until the peer closes it, a protocol
+// violation ends it, or ctx ends. It attaches caller (agent.WithCaller) to
+// every request's context and closes mc before it returns. Any transport
+// that yields whole messages (the Unix socket's LineConn, a WebSocket) can
+// use it; the transport authenticates the peer before calling it.
+func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Caller) error {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &conn{
+		s: s, mc: mc, caller: caller, ctx: ctx, cancel: cancel,
+		out:      make(chan []byte, s.opts.QueueSize),
+		done:     make(chan struct{}),
+		quit:     make(chan struct{}),
+		sem:      make(chan struct{}, s.opts.MaxInFlight),
+		inflight: make(map[string]context.CancelFunc),
+	}
+	log := s.log.With("transport", caller.Transport, "pid", caller.PID)
+	log.Debug("connection opened", "exe", caller.Exe)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	stop := context.AfterFunc(ctx, c.close)
+
+	var err error
+	for {
+		var msg []byte
+		msg, err = mc.ReadMessage()
+		if err != nil {
+			break
+		}
+		c.handle(msg)
+	}
+	if errors.Is(err, ErrFrameTooLarge) {
+		c.reply(nil, nil, &Error{Code: CodeInvalidRequest,
+			Message: fmt.Sprintf("message exceeds %d bytes", s.opts.MaxFrame),
+			Data:    &ErrorData{Code: ErrCodeInvalidRequest}})
+		log.Warn("closing connection: frame too large")
+		close(c.quit) // write what is queued, then stop
+		<-writerDone
+	}
+	stop()
+	cancel()
+	c.wg.Wait()
+	c.close()
+	<-writerDone
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil || c.isClosed() {
+		log.Debug("connection closed")
+		return nil
+	}
+	log.Info("connection closed", "err", err)
+	return err
+}
+
+// conn is one served connection.
+type conn struct {
+	s      *Server
+	mc     MessageConn
+	caller agent.Caller
+	ctx    context.Context // ends when the connection ends
+	cancel context.CancelFunc
+
+	out       chan []byte   // replies and notifications to write
+	done      chan struct{} // closed by close
+	quit      chan struct{} // closed to make the writer drain and stop
+	closeOnce sync.Once
+	sem       chan struct{} // in-flight request slots
+	wg        sync.WaitGroup
+
+	// mu guards inflight and subscribed.
+	mu         sync.Mutex
+	inflight   map[string]context.CancelFunc // by raw request id
+	subscribed bool
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.cancel()
+		c.mc.Close()
+	})
+}
+
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) writeLoop() {
+	f, _ := c.mc.(flusher)
+	write := func(m []byte) bool {
+		if err := c.mc.WriteMessage(m); err != nil {
+			c.close()
+			return false
+		}
+		return true
+	}
+	flush := func() bool {
+		if f != nil {
+			if err := f.Flush(); err != nil {
+				c.s.log.Warn("disconnecting client: write failed", "pid", c.caller.PID, "err", err)
+				c.close()
+				return false
+			}
+		}
+		return true
+	}
+	for {
+		select {
+		case m := <-c.out:
+			if !write(m) {
+				return
+			}
+		drain:
+			for range 64 {
+				select {
+				case m := <-c.out:
+					if !write(m) {
+						return
+					}
+				default:
+					break drain
+				}
+			}
+			if !flush() {
+				return
+			}
+		case <-c.quit:
+			for {
+				select {
+				case m := <-c.out:
+					if !write(m) {
+						return
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// enqueue queues msg for writing; a full queue closes the connection: a
+// client that does not read never blocks the agent.
+func (c *conn) enqueue(msg []byte) {
+	select {
+	case c.out <- msg:
+	case <-c.done:
+	default:
+		c.s.log.Warn("disconnecting client: outbound queue full", "pid", c.caller.PID)
+		c.close()
+	}
+}
+
+// reply queues a response. id nil means null.
+func (c *conn) reply(id json.RawMessage, result any, e *Error) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	var b []byte
+	if e == nil {
+		res, err := json.Marshal(result)
+		if err != nil {
+			c.s.log.Error("cannot encode result", "err", err)
+			e = &Error{Code: CodeInternal, Message: "cannot encode result", Data: &ErrorData{Code: ErrCodeInternal}}
+		} else {
+			b = make([]byte, 0, len(res)+len(id)+36)
+			b = append(b, `{"jsonrpc":"2.0","id":`...)
+			b = append(b, id...)
+			b = append(b, `,"result":`...)
+			b = append(b, res...)
+			b = append(b, '}')
+		}
+	}
+	if e != nil {
+		var err error
+		b, err = json.Marshal(Response{JSONRPC: "2.0", ID: id, Error: e})
+		if err != nil {
+			return
+		}
+	}
+	c.enqueue(b)
+}
+
+func (c *conn) notify(method string, params any) {
+	b, err := json.Marshal(Notification{JSONRPC: "2.0", Method: method, Params: params})
+	if err != nil {
+		c.s.log.Error("cannot encode notification", "method", method, "err", err)
+		return
+	}
+	c.enqueue(b)
+}
+
+func invalidRequest(msg string) *Error {
+	return &Error{Code: CodeInvalidRequest, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+}
+
+// validID reports whether id is a JSON-RPC id: a string, a number or null.
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	}
+	return string(id) == "null"
+}
+
+// handle decodes one message and starts its handler.
+func (c *conn) handle(line []byte) {
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		c.reply(nil, nil, &Error{Code: CodeParseError, Message: "parse error",
+			Data: &ErrorData{Code: ErrCodeInvalidRequest}})
+		return
+	}
+	isNotification := m.ID == nil
+	if m.Method == "" && (m.Result != nil || m.Error != nil) {
+		return // a response: the server never sends requests, ignore it
+	}
+	if !isNotification && !validID(m.ID) {
+		c.reply(nil, nil, invalidRequest("invalid id"))
+		return
+	}
+	if m.JSONRPC != "2.0" || m.Method == "" {
+		if !isNotification {
+			c.reply(m.ID, nil, invalidRequest(`not a JSON-RPC 2.0 request`))
+		}
+		return
+	}
+	if isNotification {
+		if m.Method == MethodCancel {
+			var p CancelParams
+			if json.Unmarshal(m.Params, &p) == nil && len(p.ID) > 0 {
+				c.mu.Lock()
+				cancel := c.inflight[string(p.ID)]
+				c.mu.Unlock()
+				if cancel != nil {
+					cancel()
+				}
+			}
+		}
+		return // unknown notifications are ignored
+	}
+	h := handlerFor(m.Method)
+	if h == nil {
+		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
+		return
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.ctx.Done():
+		return
+	}
+	reqCtx, cancel := context.WithCancel(agent.WithCaller(c.ctx, c.caller))
+	key := string(m.ID)
+	c.mu.Lock()
+	if _, dup := c.inflight[key]; dup {
+		c.mu.Unlock()
+		cancel()
+		<-c.sem
+		c.reply(m.ID, nil, invalidRequest("duplicate request id"))
+		return
+	}
+	c.inflight[key] = cancel
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go c.run(reqCtx, cancel, h, &m)
+}
+
+func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {
+	start := time.Now()
+	var (
+		result any
+		after  func()
+		err    error
+	)
+	defer func() {
+		c.mu.Lock()
+		delete(c.inflight, string(m.ID))
+		c.mu.Unlock()
+		cancel()
+		<-c.sem
+		c.wg.Done()
+	}()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				// Never log params: they may hold secrets.
+				c.s.log.Error("handler panic", "method", m.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				result, after, err = nil, nil, &Error{Code: CodeInternal, Message: "internal error",
+					Data: &ErrorData{Code: ErrCodeInternal}}
+			}
+		}()
+		result, after, err = h(ctx, c, m)
+	}()
+	if err != nil {
+		e := errorFor(err)
+		if ctx.Err() != nil && c.ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			e = &Error{Code: CodeCancelled, Message: "request cancelled", Data: &ErrorData{Code: ErrCodeCancelled}}
+		}
+		c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))
+		c.reply(m.ID, nil, e)
+		return
+	}
+	c.s.log.Debug("request", "method", m.Method, "pid", c.caller.PID, "dur", time.Since(start))
+	c.reply(m.ID, result, nil)
+	if after != nil {
+		after()
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

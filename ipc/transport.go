@@ -1,0 +1,93 @@
+package ipc
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// Transport returns an http.RoundTripper for requests to the MCP server
+// server (a configured name or URL): it adds "Authorization: Bearer" with a
+// token from the agent and, when the response is 401, reports the token as
+// rejected (the agent refreshes once, however many callers report it) and
+// retries once with the token the agent returns. A second 401 is returned as
+// is. base nil means http.DefaultTransport.
+//
+// Errors from the agent (agent.ErrNeedsLogin, ErrNoAgent, ...) are returned
+// as the RoundTrip error, wrapped. The token is never logged.
+func (c *Client) Transport(server string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{c: c, server: server, base: base}
+}
+
+type transport struct {
+	c      *Client
+	server string
+	base   http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// The retry needs the body again. Requests built by http.NewRequest
+	// have GetBody; others are buffered here.
+	getBody := req.GetBody
+	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("mcpkey transport: read request body: %w", err)
+		}
+		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	send := func(tok agent.Token, first bool) (*http.Response, error) {
+		r := req.Clone(ctx)
+		if getBody != nil && (!first || req.GetBody == nil) {
+			body, err := getBody()
+			if err != nil {
+				return nil, fmt.Errorf("mcpkey transport: replay request body: %w", err)
+			}
+			r.Body = body
+			r.GetBody = getBody
+		}
+		typ := tok.TokenType
+		if typ == "" || equalFoldASCII(typ, "bearer") {
+			typ = "Bearer"
+		}
+		r.Header.Set("Authorization", typ+" "+tok.AccessToken)
+		return t.base.RoundTrip(r)
+	}
+
+	tok, err := t.c.Token(ctx, agent.TokenRequest{Server: t.server})
+	if err != nil {
+		closeBody(req)
+		return nil, fmt.Errorf("mcpkey: token for %s: %w", t.server, err)
+	}
+	resp, err := send(tok, true)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	fresh, err := t.c.Token(ctx, agent.TokenRequest{Server: t.server, RejectedToken: tok.AccessToken})
+	if err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("mcpkey: token for %s after 401: %w", t.server, err)
+	}
+	if fresh.AccessToken == tok.AccessToken {
+		return resp, nil // nothing newer to try
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return send(fresh, false)
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+func equalFoldASCII(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }
