@@ -94,7 +94,7 @@ func discover(ctx context.Context, hc *http.Client, serverURL string, ch *Challe
 	if err != nil || (su.Scheme != "https" && su.Scheme != "http") || su.Host == "" || su.Fragment != "" || su.User != nil {
 		return nil, fmt.Errorf("server URL must be an absolute http(s) URL without userinfo or fragment")
 	}
-	c := &discoverer{hc: hc, opts: opts, log: log, serverLoopback: isLoopbackHost(su.Hostname())}
+	c := &discoverer{hc: hc, opts: opts, log: log, serverLoopback: isLoopbackName(su.Hostname())}
 
 	var refusals []error
 	for _, cand := range prmCandidates(su, serverURL, ch) {

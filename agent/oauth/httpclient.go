@@ -177,7 +177,7 @@ func checkScheme(u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopbackHost(u.Hostname()) {
+		if isLoopbackName(u.Hostname()) {
 			return nil
 		}
 		return &PolicyError{Target: redactURL(u), Rule: "https is required for non-loopback hosts"}
@@ -188,14 +188,14 @@ func checkScheme(u *url.URL) error {
 
 func checkRedirect(opts HTTPOptions) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
-		if len(via) >= maxRedirects {
+		if len(via) > maxRedirects { // via holds every earlier request: 10 redirects are fine
 			return &PolicyError{Target: redactURL(req.URL), Rule: fmt.Sprintf("more than %d redirects", maxRedirects)}
 		}
 		prev := via[len(via)-1].URL
 		if prev.Scheme == "https" && req.URL.Scheme != "https" {
 			return &PolicyError{Target: redactURL(req.URL), Rule: "redirect from https to " + req.URL.Scheme}
 		}
-		if !opts.AllowPrivateNetwork && !isLoopbackHost(via[0].URL.Hostname()) && isLoopbackHost(req.URL.Hostname()) {
+		if !opts.AllowPrivateNetwork && !isLoopbackName(via[0].URL.Hostname()) && isLoopbackName(req.URL.Hostname()) {
 			return &PolicyError{Target: redactURL(req.URL), Rule: "redirect from a non-loopback host into loopback"}
 		}
 		return checkScheme(req.URL)
@@ -274,7 +274,7 @@ func checkAddr(host string, ip netip.Addr, allowPrivate bool) error {
 	case ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return refuse("multicast or broadcast address")
 	case ip.IsLoopback():
-		if isLoopbackHost(host) || allowPrivate {
+		if isLoopbackName(host) || allowPrivate {
 			return nil
 		}
 		return refuse("a non-loopback host name resolves to a loopback address (allow_private_network permits it)")
@@ -284,16 +284,16 @@ func checkAddr(host string, ip netip.Addr, allowPrivate bool) error {
 		}
 		return refuse("private, link-local or CGNAT address (allow_private_network permits it)")
 	}
-	if isLoopbackHost(host) {
+	if isLoopbackName(host) {
 		// "localhost" that resolves elsewhere is a misconfigured host.
 		return refuse("loopback host name resolves to a non-loopback address")
 	}
 	return nil
 }
 
-// isLoopbackHost reports whether a URL host (without port) names loopback
+// isLoopbackName reports whether a URL host (without port) names loopback
 // by itself: "localhost" or a loopback IP literal. It never resolves.
-func isLoopbackHost(host string) bool {
+func isLoopbackName(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
@@ -302,10 +302,10 @@ func isLoopbackHost(host string) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
-// isLoopbackURL reports whether rawURL's host is loopback by isLoopbackHost.
+// isLoopbackURL reports whether rawURL's host is loopback by isLoopbackName.
 func isLoopbackURL(rawURL string) bool {
 	u, err := url.Parse(rawURL)
-	return err == nil && isLoopbackHost(u.Hostname())
+	return err == nil && isLoopbackName(u.Hostname())
 }
 
 // redactURL drops userinfo, query and fragment, which may carry secrets

@@ -185,7 +185,7 @@ func sameRedirect(a, b string) bool {
 	}
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
-	if err1 != nil || err2 != nil || !isLoopbackHost(ua.Hostname()) {
+	if err1 != nil || err2 != nil || !isLoopbackName(ua.Hostname()) {
 		return false
 	}
 	return ua.Scheme == ub.Scheme && ua.Hostname() == ub.Hostname() && ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
@@ -237,7 +237,7 @@ func applicationType(redirect string) string {
 	if err != nil || redirect == "" {
 		return "native"
 	}
-	if (u.Scheme == "http" || u.Scheme == "https") && !isLoopbackHost(u.Hostname()) {
+	if (u.Scheme == "http" || u.Scheme == "https") && !isLoopbackName(u.Hostname()) {
 		return "web"
 	}
 	return "native"
