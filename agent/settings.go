@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
@@ -229,7 +230,7 @@ func ParseSettings(path string, data []byte) (*Settings, error) {
 			if pe.Position.Line > 0 && line != pe.Position.Line {
 				line, col = pe.Position.Line, pe.Position.Col
 			}
-			return nil, &SettingsError{Path: path, Line: line, Column: col, Msg: pe.Message}
+			return nil, &SettingsError{Path: path, Line: line, Column: col, Msg: tidyMessage(pe.Message)}
 		}
 		return nil, &SettingsError{Path: path, Msg: err.Error()}
 	}
@@ -324,6 +325,16 @@ func CanonicalServerURL(s string) (string, error) {
 		host += ":" + port
 	}
 	return scheme + "://" + host + tail, nil
+}
+
+// tidyMessage makes the TOML library's messages read as ours: lowercase
+// start, no final period.
+func tidyMessage(m string) string {
+	m = strings.TrimSuffix(strings.TrimSpace(m), ".")
+	if r, n := utf8.DecodeRuneInString(m); n > 0 && unicode.IsUpper(r) {
+		m = string(unicode.ToLower(r)) + m[n:]
+	}
+	return m
 }
 
 func redactUserinfo(u *url.URL) string {
