@@ -1,0 +1,203 @@
+// mcpkey's end-to-end authorization server: oidc-provider with PKCE required,
+// resource indicators (JWT access tokens whose aud is the resource), open
+// dynamic client registration, revocation and rotating refresh tokens with
+// reuse detection. See /work/shared/design/test-components.md §6.
+//
+// Environment:
+//   AS_PORT         port on 127.0.0.1; 0 (the default) picks a free one
+//   AS_RESOURCES    comma-separated resource URLs tokens may be issued for
+//                   (more can be added at runtime: POST /_test/resources)
+//   AS_SCOPES       space-separated scopes of those resources (default mcp:tools)
+//   AS_ACCESS_TTL   access token lifetime in seconds (default 300)
+//   AS_REFRESH_TTL  refresh token lifetime in seconds (default 86400)
+//
+// Once listening it prints one JSON line on stdout:
+//   {"issuer":"http://127.0.0.1:PORT","port":PORT}
+// Everything else goes to stderr. Test-only endpoints (loopback only, like the
+// server itself):
+//   GET  /_test/stats      counters: {code_grants, refresh_grants,
+//                          refresh_tokens_consumed, revocation_requests,
+//                          grants_revoked, registrations, live_refresh_tokens,
+//                          resources}
+//   POST /_test/resources  body {"resource": URL}: accept one more resource
+//   POST /_test/revoke-grants  revoke every grant issued so far (its refresh
+//                          tokens die, so the next refresh gets invalid_grant)
+//
+// No token, code or secret is ever logged.
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+// The pinned packages live in e2e/node (one package-lock for every fixture).
+const requireFixture = createRequire(new URL('../node/package.json', import.meta.url));
+const { default: Provider } = await import(pathToFileURL(requireFixture.resolve('oidc-provider')).href);
+
+const port = Number(process.env.AS_PORT ?? 0);
+const resources = new Set(
+  (process.env.AS_RESOURCES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+);
+const resourceScopes = (process.env.AS_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
+const accessTTL = Number(process.env.AS_ACCESS_TTL ?? 300);
+const refreshTTL = Number(process.env.AS_REFRESH_TTL ?? 86400);
+
+const stats = {
+  code_grants: 0,
+  refresh_grants: 0,
+  refresh_tokens_consumed: 0,
+  revocation_requests: 0,
+  grants_revoked: 0,
+  registrations: 0,
+};
+const grantIds = new Set();
+const refreshJtis = new Set();
+
+const log = (...args) => console.error('as:', ...args);
+
+const server = http.createServer();
+server.listen(port, '127.0.0.1', () => {
+  const actual = server.address().port;
+  const issuer = `http://127.0.0.1:${actual}`;
+  const provider = newProvider(issuer);
+  const oidc = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.url.startsWith('/_test/')) {
+      testEndpoint(provider, req, res).catch((err) => {
+        log('test endpoint error:', err.message);
+        res.writeHead(500).end();
+      });
+      return;
+    }
+    oidc(req, res);
+  });
+  process.stdout.write(`${JSON.stringify({ issuer, port: actual })}\n`);
+  log(`listening on ${issuer}; resources: ${[...resources].join(', ') || '(none yet)'}`);
+});
+
+function newProvider(issuer) {
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: 'mcpkey-e2e',
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/callback'], // native loopback: any port matches
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    }],
+    pkce: { required: () => true },
+    scopes: ['openid', 'offline_access', ...resourceScopes],
+    // By default a refresh token needs offline_access and prompt=consent; here
+    // every client allowed the grant gets one.
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    ttl: { AccessToken: accessTTL, RefreshToken: refreshTTL },
+    features: {
+      devInteractions: { enabled: true }, // HTML login (any user/password) + consent
+      registration: { enabled: true }, // open DCR at /reg
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resource) => {
+          if (!resources.has(resource)) {
+            // surfaces as invalid_target
+            throw new Error('unknown resource');
+          }
+          return {
+            audience: resource,
+            scope: resourceScopes.join(' '),
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: accessTTL,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  });
+
+  provider.on('grant.success', (ctx) => {
+    const grantType = ctx.oidc.params?.grant_type;
+    if (grantType === 'refresh_token') stats.refresh_grants++;
+    if (grantType === 'authorization_code') stats.code_grants++;
+    log(`grant.success ${grantType}`);
+  });
+  provider.on('grant.error', (ctx, err) => {
+    log(`grant.error ${ctx.oidc?.params?.grant_type}: ${err.error ?? err.message}`);
+  });
+  provider.on('refresh_token.saved', (token) => {
+    refreshJtis.add(token.jti);
+    if (token.grantId) grantIds.add(token.grantId);
+  });
+  provider.on('refresh_token.consumed', () => { stats.refresh_tokens_consumed++; });
+  provider.on('grant.revoked', () => { stats.grants_revoked++; });
+  provider.on('registration_create.success', () => { stats.registrations++; });
+  provider.on('server_error', (ctx, err) => log('server_error:', err.message));
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.method === 'POST' && ctx.path === '/token/revocation' && ctx.status === 200) {
+      stats.revocation_requests++;
+      log('revocation');
+    }
+  });
+  return provider;
+}
+
+async function liveRefreshTokens(provider) {
+  let live = 0;
+  const now = Math.floor(Date.now() / 1000);
+  for (const jti of refreshJtis) {
+    const payload = await provider.RefreshToken.adapter.find(jti);
+    if (payload && !payload.consumed && (!payload.exp || payload.exp > now)) live++;
+  }
+  return live;
+}
+
+async function readJSON(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 65536) throw new Error('body too large');
+  }
+  return body ? JSON.parse(body) : {};
+}
+
+async function testEndpoint(provider, req, res) {
+  const send = (status, obj) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(obj));
+  };
+  const path = req.url.split('?')[0];
+  if (req.method === 'GET' && path === '/_test/stats') {
+    send(200, { ...stats, live_refresh_tokens: await liveRefreshTokens(provider), resources: [...resources] });
+    return;
+  }
+  if (req.method === 'POST' && path === '/_test/resources') {
+    const { resource } = await readJSON(req);
+    if (typeof resource !== 'string' || !URL.canParse(resource)) {
+      send(400, { error: 'resource must be a URL' });
+      return;
+    }
+    resources.add(resource);
+    log(`resource added: ${resource}`);
+    send(200, { resources: [...resources] });
+    return;
+  }
+  if (req.method === 'POST' && path === '/_test/revoke-grants') {
+    let n = 0;
+    for (const grantId of grantIds) {
+      await provider.RefreshToken.revokeByGrantId(grantId);
+      await provider.AuthorizationCode.revokeByGrantId(grantId);
+      await provider.Grant.adapter.destroy(grantId);
+      n++;
+    }
+    grantIds.clear();
+    log(`revoked ${n} grants`);
+    send(200, { revoked: n });
+    return;
+  }
+  send(404, { error: 'not found' });
+}
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => server.close(() => process.exit(0)));
+}

@@ -1,0 +1,294 @@
+// Command mcpserver is the protected MCP server of mcpkey's end-to-end tests:
+// a go-sdk streamable HTTP server behind auth.RequireBearerToken that accepts
+// only RS256 JWTs from one authorization server (signature checked against
+// the AS's JWKS, exp required, aud equal to this server's resource URL).
+//
+// It listens on 127.0.0.1:0 and prints one JSON line on stdout:
+//
+//	{"url":"http://127.0.0.1:PORT/mcp","resource":"…","resource_metadata":"…"}
+//
+// It serves Protected Resource Metadata (RFC 9728) at the path-inserted
+// well-known URL and answers requests without a valid token with 401 and a
+// WWW-Authenticate challenge naming it. GET /_test/stats reports how many MCP
+// requests were authorized and how many were refused, so tests can assert
+// that a client retried exactly once. Logs go to stderr and never contain a
+// token.
+//
+// Usage:
+//
+//	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+func main() {
+	issuer := flag.String("issuer", "", "authorization server issuer URL (required)")
+	scopes := flag.String("scopes", "", "space-separated scopes every request must carry")
+	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *issuer == "" {
+		fmt.Fprintln(os.Stderr, "mcpserver: -issuer is required")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, logger); err != nil {
+		fmt.Fprintf(os.Stderr, "mcpserver: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, issuer string, scopes []string, addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	resource := base + "/mcp"
+	prmPath := "/.well-known/oauth-protected-resource/mcp"
+
+	keys := &jwksCache{issuer: issuer, client: &http.Client{Timeout: 10 * time.Second}}
+	var stats struct{ authorized, refused atomic.Int64 }
+
+	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		claims := jwt.MapClaims{}
+		_, err := jwt.ParseWithClaims(token, claims, keys.keyFunc(ctx),
+			jwt.WithValidMethods([]string{"RS256"}),
+			jwt.WithAudience(resource),
+			jwt.WithIssuer(issuer),
+			jwt.WithExpirationRequired())
+		if err != nil {
+			// The jwt error names the failed rule, never the token.
+			return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+		}
+		exp, _ := claims.GetExpirationTime()
+		sub, _ := claims.GetSubject()
+		scope, _ := claims["scope"].(string)
+		aud, _ := claims.GetAudience()
+		return &auth.TokenInfo{
+			Scopes:     strings.Fields(scope),
+			Expiration: exp.Time,
+			UserID:     sub,
+			Extra:      map[string]any{"aud": []string(aud), "iss": issuer},
+		}, nil
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "mcpkey-e2e-server", Version: "1.0.0"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "the caller's token audience, subject, scopes and expiry (never the token)"},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, whoami, error) {
+			ti := req.Extra.TokenInfo
+			if ti == nil {
+				return nil, whoami{}, errors.New("no token info")
+			}
+			aud, _ := ti.Extra["aud"].([]string)
+			return nil, whoami{Aud: aud, Sub: ti.UserID, Scopes: ti.Scopes, ExpiresAt: ti.Expiration}, nil
+		})
+	mcp.AddTool(server, &mcp.Tool{Name: "echo", Description: "echoes its text argument"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, echoArgs, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, in, nil
+		})
+
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	protected := auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: base + prmPath,
+		Scopes:              scopes,
+	})(mcpHandler)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET "+prmPath, auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+		Resource:               resource,
+		AuthorizationServers:   []string{issuer},
+		ScopesSupported:        scopes,
+		BearerMethodsSupported: []string{"header"},
+	}))
+	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		protected.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized || rec.status == http.StatusForbidden {
+			stats.refused.Add(1)
+			logger.Info("refused", "method", r.Method, "status", rec.status)
+		} else {
+			stats.authorized.Add(1)
+		}
+	}))
+	mux.HandleFunc("GET /_test/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int64{
+			"authorized": stats.authorized.Load(),
+			"refused":    stats.refused.Load(),
+		})
+	})
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	line, _ := json.Marshal(map[string]string{"url": resource, "resource": resource, "resource_metadata": base + prmPath})
+	fmt.Println(string(line))
+	logger.Info("listening", "url", resource, "issuer", issuer)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	}
+}
+
+type whoami struct {
+	Aud       []string  `json:"aud"`
+	Sub       string    `json:"sub"`
+	Scopes    []string  `json:"scopes"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type echoArgs struct {
+	Text string `json:"text"`
+}
+
+// statusRecorder remembers the status code a handler wrote. It forwards
+// Flush so streamed (SSE) responses keep working.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// jwksCache fetches the AS's signing keys on first use and again when a token
+// names an unknown key id (key rotation), at most once every 5 seconds.
+// golang-jwt has no JWKS support, hence this small fetcher.
+type jwksCache struct {
+	issuer string
+	client *http.Client
+
+	mu      sync.Mutex // guards keys and fetched
+	keys    map[string]*rsa.PublicKey
+	fetched time.Time
+}
+
+func (c *jwksCache) keyFunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if k, ok := c.keys[kid]; ok {
+			return k, nil
+		}
+		if time.Since(c.fetched) < 5*time.Second {
+			return nil, fmt.Errorf("unknown key id %q", kid)
+		}
+		keys, err := c.fetchLocked(ctx)
+		c.fetched = time.Now()
+		if err != nil {
+			return nil, fmt.Errorf("fetch jwks: %w", err)
+		}
+		c.keys = keys
+		if k, ok := c.keys[kid]; ok {
+			return k, nil
+		}
+		return nil, fmt.Errorf("unknown key id %q", kid)
+	}
+}
+
+func (c *jwksCache) fetchLocked(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := c.getJSON(ctx, strings.TrimSuffix(c.issuer, "/")+"/.well-known/openid-configuration", &meta); err != nil {
+		return nil, err
+	}
+	if meta.JWKSURI == "" {
+		return nil, errors.New("authorization server metadata has no jwks_uri")
+	}
+	var set struct {
+		Keys []struct {
+			Kty string `json:"kty"`
+			Kid string `json:"kid"`
+			Use string `json:"use"`
+			N   string `json:"n"`
+			E   string `json:"e"`
+		} `json:"keys"`
+	}
+	if err := c.getJSON(ctx, meta.JWKSURI, &set); err != nil {
+		return nil, err
+	}
+	keys := make(map[string]*rsa.PublicKey)
+	for _, k := range set.Keys {
+		if k.Kty != "RSA" || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		n, err := base64.RawURLEncoding.DecodeString(k.N)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: modulus: %w", k.Kid, err)
+		}
+		e, err := base64.RawURLEncoding.DecodeString(k.E)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: exponent: %w", k.Kid, err)
+		}
+		keys[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	}
+	return keys, nil
+}
+
+func (c *jwksCache) getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(v)
+}
