@@ -78,6 +78,9 @@ var ErrNoAuthServer = errors.New("no usable authorization server")
 // advertised endpoints are used, or, when it has no metadata,
 // <origin>/authorize, /token and /register (AuthServer.Legacy).
 func Discover(ctx context.Context, hc *http.Client, serverURL string, ch *Challenge, opts DiscoverOptions) (*Discovery, error) {
+	if hc == nil {
+		hc = NewHTTPClient(HTTPOptions{})
+	}
 	d, err := discover(ctx, hc, serverURL, ch, opts)
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", serverURL, err)

@@ -27,8 +27,12 @@ const probeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"prot
 // unparsable WWW-Authenticate header gives a Challenge with only Status set,
 // and discovery then falls back to the well-known URLs. On 2xx the server
 // needs no authorization: Probe returns (nil, nil). Any other status is an
-// error.
+// error. A nil hc means NewHTTPClient(HTTPOptions{}); the same holds for
+// Discover and Register.
 func Probe(ctx context.Context, hc *http.Client, serverURL string) (*Challenge, error) {
+	if hc == nil {
+		hc = NewHTTPClient(HTTPOptions{})
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serverURL, strings.NewReader(probeBody))
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", serverURL, err)

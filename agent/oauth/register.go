@@ -98,6 +98,9 @@ func (e *RegistrationError) Error() string {
 // Only DCR makes a request. The caller persists the result keyed by
 // Client.Issuer.
 func Register(ctx context.Context, hc *http.Client, as *AuthServer, req RegisterRequest) (*Client, error) {
+	if hc == nil {
+		hc = NewHTTPClient(HTTPOptions{})
+	}
 	if as == nil || as.Issuer == "" {
 		return nil, errors.New("register: no authorization server")
 	}
