@@ -82,46 +82,58 @@ func sessionKey(id, item string) string { return "session/" + id + "/" + item }
 // refresh token (session/<id>/refresh, absent when RefreshToken is "").
 // Printing it with fmt or slog redacts the tokens.
 type SessionRecord struct {
-	Server       string // MCP server (resource) URL
-	Account      string // account label ("" for the default account)
-	Issuer       string // authorization server issuer
-	ClientID     string
-	TokenType    string
-	AccessToken  string
-	RefreshToken string
-	ExpiresAt    time.Time // absolute; zero when unknown
-	ObtainedAt   time.Time
-	Scopes       []string
+	Server   string // MCP server (resource) URL
+	Account  string // account label ("" for the default account)
+	Issuer   string // authorization server issuer
+	ClientID string
+	// Resource is the RFC 8707 resource (the PRM "resource", verbatim),
+	// sent on every refresh; TokenEndpoint and RevocationEndpoint are the
+	// issuer's, recorded at login so a refresh needs no discovery.
+	Resource           string
+	TokenEndpoint      string
+	RevocationEndpoint string
+	TokenType          string
+	AccessToken        string
+	RefreshToken       string
+	ExpiresAt          time.Time // absolute; zero when unknown
+	ObtainedAt         time.Time
+	Scopes             []string
 }
 
 // SessionMeta is a session's non-secret part, readable without touching
 // the token items.
 type SessionMeta struct {
-	ID         string
-	Server     string
-	Account    string
-	Issuer     string
-	ClientID   string
-	TokenType  string
-	ExpiresAt  time.Time
-	ObtainedAt time.Time
-	Scopes     []string
-	HasRefresh bool // a refresh token was stored with the session
+	ID                 string
+	Server             string
+	Account            string
+	Issuer             string
+	ClientID           string
+	Resource           string
+	TokenEndpoint      string
+	RevocationEndpoint string
+	TokenType          string
+	ExpiresAt          time.Time
+	ObtainedAt         time.Time
+	Scopes             []string
+	HasRefresh         bool // a refresh token was stored with the session
 }
 
 // Meta returns r's non-secret part.
 func (r SessionRecord) Meta() SessionMeta {
 	return SessionMeta{
-		ID:         SessionID(r.Server, r.Account),
-		Server:     r.Server,
-		Account:    r.Account,
-		Issuer:     r.Issuer,
-		ClientID:   r.ClientID,
-		TokenType:  r.TokenType,
-		ExpiresAt:  r.ExpiresAt,
-		ObtainedAt: r.ObtainedAt,
-		Scopes:     slices.Clone(r.Scopes),
-		HasRefresh: r.RefreshToken != "",
+		ID:                 SessionID(r.Server, r.Account),
+		Server:             r.Server,
+		Account:            r.Account,
+		Issuer:             r.Issuer,
+		ClientID:           r.ClientID,
+		Resource:           r.Resource,
+		TokenEndpoint:      r.TokenEndpoint,
+		RevocationEndpoint: r.RevocationEndpoint,
+		TokenType:          r.TokenType,
+		ExpiresAt:          r.ExpiresAt,
+		ObtainedAt:         r.ObtainedAt,
+		Scopes:             slices.Clone(r.Scopes),
+		HasRefresh:         r.RefreshToken != "",
 	}
 }
 
@@ -160,16 +172,19 @@ func (r SessionRecord) GoString() string { return "store.SessionRecord" + r.Stri
 
 // sessionMetaJSON is the stored form of session/<id>/meta.
 type sessionMetaJSON struct {
-	V          int       `json:"v"`
-	Server     string    `json:"server"`
-	Account    string    `json:"account"`
-	Issuer     string    `json:"issuer,omitempty"`
-	ClientID   string    `json:"client_id,omitempty"`
-	TokenType  string    `json:"token_type,omitempty"`
-	ExpiresAt  time.Time `json:"expires_at,omitzero"`
-	ObtainedAt time.Time `json:"obtained_at,omitzero"`
-	Scopes     []string  `json:"scopes,omitempty"`
-	HasRefresh bool      `json:"has_refresh,omitempty"`
+	V                  int       `json:"v"`
+	Server             string    `json:"server"`
+	Account            string    `json:"account"`
+	Issuer             string    `json:"issuer,omitempty"`
+	ClientID           string    `json:"client_id,omitempty"`
+	Resource           string    `json:"resource,omitempty"`
+	TokenEndpoint      string    `json:"token_endpoint,omitempty"`
+	RevocationEndpoint string    `json:"revocation_endpoint,omitempty"`
+	TokenType          string    `json:"token_type,omitempty"`
+	ExpiresAt          time.Time `json:"expires_at,omitzero"`
+	ObtainedAt         time.Time `json:"obtained_at,omitzero"`
+	Scopes             []string  `json:"scopes,omitempty"`
+	HasRefresh         bool      `json:"has_refresh,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -196,7 +211,8 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 	m := r.Meta()
 	meta, err := json.Marshal(sessionMetaJSON{
 		V: SchemaVersion, Server: m.Server, Account: m.Account, Issuer: m.Issuer,
-		ClientID: m.ClientID, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
+		ClientID: m.ClientID, Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
+		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
 		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh,
 	})
 	if err != nil {
@@ -230,6 +246,7 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 	}
 	return SessionMeta{
 		ID: id, Server: j.Server, Account: j.Account, Issuer: j.Issuer, ClientID: j.ClientID,
+		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
 		Scopes: j.Scopes, HasRefresh: j.HasRefresh,
 	}, nil
@@ -260,6 +277,7 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 	}
 	return SessionRecord{
 		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
+		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
 		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}, nil
