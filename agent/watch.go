@@ -82,7 +82,7 @@ func WatchSettings(ctx context.Context, path string, opts WatchOptions, apply fu
 	if err != nil {
 		return nil, fmt.Errorf("watch config %s: %w", path, err)
 	}
-	st := &settingsState{path: path, apply: apply, onError: onError, last: opts.Current}
+	st := &settingsState{path: path, apply: apply, onError: onError, log: logger, last: opts.Current}
 	w := &SettingsWatcher{reload: make(chan chan error), done: make(chan struct{})}
 	l := &watchLoop{
 		path:     abs,
@@ -143,6 +143,7 @@ type settingsState struct {
 	path    string
 	apply   func(*Settings)
 	onError func(error)
+	log     *slog.Logger
 	last    *Settings // the settings in force
 	failed  bool      // the last read was refused: the next good one is applied even if equal to last
 }
@@ -155,6 +156,7 @@ func (st *settingsState) check(force bool) error {
 		return err
 	}
 	if !force && !st.failed && reflect.DeepEqual(s, st.last) {
+		st.log.Debug("config unchanged", "path", st.path)
 		return nil
 	}
 	st.last, st.failed = s, false
