@@ -294,21 +294,51 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend string) (Store,
 		return nil, err
 	}
 	ks.ring = ring
-	keys, err := ks.Keys(ctx, "")
+	n, err := ks.healthCheck(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("health check: %w", err)
+		return nil, err
 	}
-	if backend == BackendFile && len(keys) > 0 {
+	cfg.Logger.Debug("keyring opened", "backend", backend, "items", n)
+	return Chunked(ks, DefaultChunkLimit), nil
+}
+
+// healthKey is the probe item healthCheck writes and deletes.
+const healthKey = "health"
+
+// healthCheck proves the backend can be used: it lists our items and reads
+// one (the schema item if present), or, when there are none, writes and
+// deletes a probe item. Listing alone is not enough: Secret Service lists a
+// locked collection's items, and go-libsecret treats a dismissed unlock
+// prompt as success. It returns the number of items.
+func (k *keyringStore) healthCheck(ctx context.Context) (int, error) {
+	hint := ""
+	switch k.name {
+	case BackendFile:
+		hint = " (wrong passphrase?)"
+	case BackendSecretService, BackendKWallet, BackendKeychain:
+		hint = " (is the keyring locked?)"
+	}
+	keys, err := k.Keys(ctx, "")
+	if err != nil {
+		return 0, fmt.Errorf("health check: %w%s", err, hint)
+	}
+	if len(keys) > 0 {
 		probe := keys[0]
 		if slices.Contains(keys, schemaKey) {
 			probe = schemaKey
 		}
-		if _, err := ks.Get(ctx, probe); err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%w: cannot decrypt %s in %s (wrong passphrase?)", ErrUnavailable, probe, kcfg.FileDir)
+		if _, err := k.Get(ctx, probe); err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("health check: %w%s", err, hint)
 		}
+		return len(keys), nil
 	}
-	cfg.Logger.Debug("keyring opened", "backend", backend, "items", len(keys))
-	return Chunked(ks, DefaultChunkLimit), nil
+	if err := k.Put(ctx, healthKey, []byte("ok")); err != nil {
+		return 0, fmt.Errorf("health check: %w%s", err, hint)
+	}
+	if err := k.Delete(ctx, healthKey); err != nil {
+		return 0, fmt.Errorf("health check: %w", err)
+	}
+	return 0, nil
 }
 
 // keyringStore adapts a keyring.Keyring to Store: prefixed keys, error
