@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/store"
+)
+
+// Version is the agent's version, stamped at build time by main.
+const defaultVersion = "dev"
+
+// Config configures an Agent. The zero value of every field but Store is
+// usable; New documents the default each nil field gets. The Agent owns the
+// Config after New: do not change it afterwards.
+type Config struct {
+	// Store holds the credentials. Required.
+	Store store.Store
+	// Settings is the parsed config file; nil means no config file (every
+	// server named by URL, all defaults). Replace it later with
+	// (*Agent).ApplySettings.
+	Settings *Settings
+	// ConfigPath is shown in status; informational.
+	ConfigPath string
+	// HTTPClient returns the hardened client for one server's OAuth
+	// traffic. nil means oauth.NewHTTPClient with the server's
+	// allow_private_network setting.
+	HTTPClient func(allowPrivateNetwork bool) *http.Client
+	// OpenURL opens the authorization URL in the user's browser. nil means
+	// browser.Open.
+	OpenURL func(ctx context.Context, url string) error
+	// Logger receives the agent's logs; nil discards them. Logs never carry
+	// token material.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Version is reported by status; "" means "dev".
+	Version string
+	// Socket and WebSocketURL are reported by status; informational.
+	Socket       string
+	WebSocketURL string
+	// LoginTimeout bounds one login flow (the user's time in the browser
+	// included). Zero means 10 minutes.
+	LoginTimeout time.Duration
+}
+
+// Agent is the credential agent: the only holder of refresh tokens and the
+// only process that refreshes them. Its exported methods are the API the ipc
+// server exposes; all are safe for concurrent use.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	started time.Time
+	events  *hub
+
+	// mu guards settings, sessions, logins and flows. It is never held across
+	// I/O: per-session work takes the session's own lock.
+	mu       sync.RWMutex
+	settings *Settings
+	sessions map[sessionKey]*session
+	logins   map[sessionKey]*loginFlight
+	// flows maps a pending authorization's state to its callback, for
+	// headless logins completed by a pasted redirect URL.
+	flows map[string]*oauth.CallbackServer
+
+	// bg is the agent's own context for background work (proactive
+	// refresh, logins that outlive the first caller); cancelled by Close.
+	bg     context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{} // nudges the refresh scheduler
+}
+
+// New returns an agent over cfg.Store, loading every stored session into
+// memory so that token.get never touches the keyring on the hot path.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("agent: Config.Store is required")
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = &Settings{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Version == "" {
+		cfg.Version = defaultVersion
+	}
+	if cfg.OpenURL == nil {
+		cfg.OpenURL = browser.Open
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = func(allowPrivate bool) *http.Client {
+			return oauth.NewHTTPClient(oauth.HTTPOptions{AllowPrivateNetwork: allowPrivate})
+		}
+	}
+	if cfg.LoginTimeout == 0 {
+		cfg.LoginTimeout = 10 * time.Minute
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	a := &Agent{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		started:  cfg.Now(),
+		events:   newHub(),
+		settings: cfg.Settings,
+		sessions: make(map[sessionKey]*session),
+		logins:   make(map[sessionKey]*loginFlight),
+		flows:    make(map[string]*oauth.CallbackServer),
+		bg:       bg,
+		cancel:   cancel,
+		wake:     make(chan struct{}, 1),
+	}
+	recs, err := store.LoadSessions(ctx, cfg.Store)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("load sessions: %w", storeErr(err))
+	}
+	for _, r := range recs {
+		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r)
+	}
+	a.wg.Add(1)
+	go a.refreshLoop()
+	a.log.Info("agent ready", "sessions", len(recs), "store", cfg.Store.Backend())
+	return a, nil
+}
+
+// Close stops background work and cancels logins in flight.
+func (a *Agent) Close() error {
+	a.cancel()
+	a.wg.Wait()
+	return nil
+}
+
+// ApplySettings replaces the settings (config reload). Sessions are kept.
+func (a *Agent) ApplySettings(s *Settings) {
+	if s == nil {
+		s = &Settings{}
+	}
+	a.mu.Lock()
+	a.settings = s
+	a.mu.Unlock()
+	a.publish(Event{Kind: EventConfigReloaded})
+	a.log.Info("config applied", "servers", len(s.Servers))
+}
+
+// Status describes the agent.
+func (a *Agent) Status(ctx context.Context) (Status, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	st := Status{
+		Version:       a.cfg.Version,
+		PID:           os.Getpid(),
+		StoreBackend:  a.cfg.Store.Backend(),
+		Sessions:      len(a.sessions),
+		Started:       a.started,
+		Socket:        a.cfg.Socket,
+		WebSocketURL:  a.cfg.WebSocketURL,
+		ConfigPath:    a.cfg.ConfigPath,
+		PendingLogins: len(a.logins),
+	}
+	for _, s := range a.sessions {
+		if s.info(a.now()).State == StateNeedsLogin {
+			st.NeedsLogin++
+		}
+	}
+	return st, nil
+}
+
+// Sessions lists every session, without token material.
+func (a *Agent) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	now := a.now()
+	out := make([]SessionInfo, 0, len(a.sessions))
+	for _, s := range a.sessions {
+		out = append(out, a.decorateLocked(s.info(now)))
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// Subscribe returns a channel of events; see ipc.Backend.
+func (a *Agent) Subscribe(ctx context.Context) <-chan Event { return a.events.subscribe(ctx) }
+
+func (a *Agent) publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	a.events.publish(e)
+}
+
+// decorateLocked adds what only the agent knows (configured name, backend).
+func (a *Agent) decorateLocked(si SessionInfo) SessionInfo {
+	si.Name = a.settings.NameFor(si.Server)
+	si.StoreBackend = a.cfg.Store.Backend()
+	return si
+}
+
+func (a *Agent) sessionInfo(s *session) SessionInfo {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.decorateLocked(s.info(a.now()))
+}
+
+// target is a resolved server reference.
+type target struct {
+	url      string         // canonical MCP endpoint URL: the session key
+	settings ServerSettings // zero when not configured
+}
+
+// resolve turns a configured name or a URL into a target.
+func (a *Agent) resolve(ref string) (target, error) {
+	if ref == "" {
+		return target{}, fmt.Errorf("%w: no server given", ErrInvalidRequest)
+	}
+	a.mu.RLock()
+	ss, ok := a.settings.Server(ref)
+	a.mu.RUnlock()
+	if ok {
+		u, err := CanonicalServerURL(ss.URL)
+		if err != nil {
+			return target{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		}
+		return target{url: u, settings: ss}, nil
+	}
+	u, err := CanonicalServerURL(ref)
+	if err != nil {
+		return target{}, fmt.Errorf("%w: %q is neither a configured server nor a URL (%v)", ErrNotFound, ref, err)
+	}
+	return target{url: u}, nil
+}
+
+func (a *Agent) accountFor(t target, account string) string {
+	if account == "" {
+		return t.settings.Account
+	}
+	return account
+}
+
+func (a *Agent) httpClient(t target) *http.Client {
+	return a.cfg.HTTPClient(t.settings.AllowPrivateNetwork)
+}
+
+// storeErr maps store failures onto the agent's sentinels.
+func storeErr(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+	}
+	return err
+}

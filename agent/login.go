@@ -1,0 +1,441 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/store"
+)
+
+// loginFlight is one login in progress for a (server, account). Every caller
+// asking for that login joins it: one browser tab, one verifier.
+type loginFlight struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards the fields below
+	subs    map[int]func(Event)
+	nextID  int
+	history []Event // progress so far, replayed to callers who join late
+	info    SessionInfo
+	err     error
+}
+
+func (f *loginFlight) join(progress func(Event)) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.nextID
+	f.nextID++
+	if progress != nil {
+		for _, e := range f.history {
+			progress(e)
+		}
+	}
+	f.subs[id] = progress
+	return id
+}
+
+// leave removes a caller and reports how many remain.
+func (f *loginFlight) leave(id int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.subs, id)
+	return len(f.subs)
+}
+
+func (f *loginFlight) emit(e Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history = append(f.history, e)
+	for _, p := range f.subs {
+		if p != nil {
+			p(e)
+		}
+	}
+}
+
+// Login runs the OAuth login for req.Server, or joins the one already in
+// flight for the same (server, account). progress receives
+// EventLoginProgress events until Login returns. When every caller has gone
+// (ctx cancelled: Ctrl-C in the CLI), the flow itself is cancelled.
+func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event)) (SessionInfo, error) {
+	t, err := a.resolve(req.Server)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	a.mu.Lock()
+	f := a.logins[key]
+	if f == nil {
+		fctx, cancel := context.WithTimeout(a.bg, a.cfg.LoginTimeout)
+		f = &loginFlight{done: make(chan struct{}), cancel: cancel, subs: make(map[int]func(Event))}
+		a.logins[key] = f
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			defer cancel()
+			info, err := a.runLogin(fctx, t, key, req, f)
+			a.mu.Lock()
+			delete(a.logins, key)
+			a.mu.Unlock()
+			f.mu.Lock()
+			f.info, f.err = info, err
+			f.mu.Unlock()
+			close(f.done)
+			ev := Event{Kind: EventLoginFinished, Server: key.server, Account: key.account}
+			if err != nil {
+				ev.Error = err.Error()
+			} else {
+				ev.Session = &info
+			}
+			a.publish(ev)
+		}()
+	}
+	id := f.join(progress)
+	a.mu.Unlock()
+	select {
+	case <-f.done:
+		f.leave(id)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.info, f.err
+	case <-ctx.Done():
+		if f.leave(id) == 0 {
+			f.cancel()
+		}
+		return SessionInfo{}, ctx.Err()
+	}
+}
+
+func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req LoginRequest, f *loginFlight) (SessionInfo, error) {
+	step := func(msg string) {
+		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
+	}
+	hc := a.httpClient(t)
+
+	step("discovering " + t.url)
+	ch, err := oauth.Probe(ctx, hc, t.url)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{})
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+	as := d.AS
+
+	// Scopes: explicit (flag, config), else the spec's selection; a step-up
+	// asks for the union with what the session already holds.
+	var previous []string
+	a.mu.RLock()
+	if s := a.sessions[key]; s != nil {
+		s.mu.Lock()
+		previous = s.rec.Scopes
+		s.mu.Unlock()
+	}
+	a.mu.RUnlock()
+	explicit := unionScopes(t.settings.Scopes, req.Scopes)
+	sel := ch
+	if len(explicit) > 0 {
+		sel = &oauth.Challenge{Scopes: explicit}
+	}
+	scopes := oauth.SelectScopes(sel, d, as, previous)
+
+	var ts *oauth.TokenSet
+	var client *oauth.Client
+	for attempt := 0; ; attempt++ {
+		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, attempt > 0, step)
+		if err == nil {
+			break
+		}
+		// A registration the AS no longer knows (or whose redirect URI it
+		// rejects): forget it and register again, once.
+		if attempt == 0 && oauth.IsInvalidClient(err) && client != nil && client.Source != "preregistered" {
+			step("the authorization server rejected the stored client registration; registering again")
+			continue
+		}
+		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+
+	now := a.now()
+	rec := store.SessionRecord{
+		Server: key.server, Account: key.account, Issuer: as.Issuer, ClientID: client.ClientID,
+		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
+		ExpiresAt: ts.ExpiresAt, ObtainedAt: now, Scopes: ts.Scopes,
+		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
+	}
+	if len(rec.Scopes) == 0 {
+		rec.Scopes = scopes
+	}
+	if err := store.PutSession(ctx, a.cfg.Store, rec); err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
+	}
+	s := newSession(rec)
+	s.lastUsed = now
+	a.mu.Lock()
+	a.sessions[key] = s
+	a.mu.Unlock()
+	a.nudge()
+	info := a.sessionInfo(s)
+	a.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
+	who := "signed in to " + key.server
+	if key.account != "" {
+		who += " as " + key.account
+	}
+	step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
+	return info, nil
+}
+
+// authorize registers (or reuses a registration) and runs one authorization:
+// the device grant for a headless login when the AS offers it, else the
+// authorization-code flow with a loopback callback.
+func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+	as := d.AS
+	hc := a.httpClient(t)
+	existing, err := a.loadClient(ctx, as.Issuer)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	if reregister && existing != nil {
+		if err := store.DeleteClient(ctx, a.cfg.Store, as.Issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, storeErr(err)
+		}
+		existing = nil
+	}
+
+	// The callback listener comes first: its redirect URI is registered.
+	// Reuse the port of a stored registration when it is free, so an AS that
+	// matches redirect URIs literally keeps accepting it.
+	port := t.settings.RedirectPort
+	if port == 0 && existing != nil {
+		port = redirectPort(existing.RedirectURIs)
+	}
+	cb, err := oauth.ListenCallback(ctx, port, "/callback")
+	if err != nil && port != 0 && t.settings.RedirectPort == 0 {
+		cb, err = oauth.ListenCallback(ctx, 0, "/callback")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("loopback callback listener: %w", err)
+	}
+	defer cb.Close()
+
+	clientID, secret, cimd := req.ClientID, req.ClientSecret, req.ClientMetadataURL
+	if clientID == "" {
+		clientID = t.settings.ClientID
+	}
+	if secret == "" && t.settings.ClientSecretFile != "" {
+		if secret, err = readSecretFile(t.settings.ClientSecretFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cimd == "" {
+		cimd = t.settings.ClientMetadataURL
+	}
+	if existing == nil || clientID == "" {
+		step("registering with " + as.Issuer)
+	}
+	client, err := oauth.Register(ctx, hc, as, oauth.RegisterRequest{
+		Existing: existing, ClientID: clientID, ClientSecret: secret, ClientMetadataURL: cimd,
+		// No Scopes: a registration outlives one login (step-ups ask for
+		// more), so it must not pin the AS to this login's scopes.
+		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if client.Source != "preregistered" && (existing == nil || existing.ClientID != client.ClientID ||
+		!slices.Equal(existing.RedirectURIs, client.RedirectURIs)) {
+		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
+			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
+		}
+	}
+
+	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes)
+		if err == nil {
+			u := da.VerificationURIComplete
+			if u == "" {
+				u = da.VerificationURI
+			}
+			f := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account,
+				Message: "open " + u + " on any device and enter the code " + da.UserCode, URL: u, UserCode: da.UserCode}
+			a.emitTo(key, f)
+			step("waiting for you to finish signing in (Ctrl-C cancels)")
+			ts, err := da.Poll(ctx, hc)
+			return client, ts, err
+		}
+		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
+	}
+
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI())
+	if err != nil {
+		return client, nil, err
+	}
+	authURL := flow.AuthCodeURL()
+	state := stateOf(authURL)
+	a.mu.Lock()
+	a.flows[state] = cb
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.flows, state)
+		a.mu.Unlock()
+	}()
+
+	ev := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL}
+	if req.NoBrowser {
+		ev.Message = "open this URL in a browser on any machine, sign in, then paste the address the browser ends on (it starts with " + cb.RedirectURI() + ")"
+		a.emitTo(key, ev)
+	} else {
+		ev.Message = "opening your browser"
+		a.emitTo(key, ev)
+		if err := a.cfg.OpenURL(ctx, authURL); err != nil {
+			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
+				Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
+		}
+	}
+	step("waiting for you to finish signing in (Ctrl-C cancels)")
+	code, err := cb.Wait(ctx, flow.ValidateCallback)
+	if err != nil {
+		return client, nil, err
+	}
+	step("exchanging the authorization code")
+	ts, err := flow.Exchange(ctx, hc, code)
+	return client, ts, err
+}
+
+func (a *Agent) emitTo(key sessionKey, e Event) {
+	a.mu.RLock()
+	f := a.logins[key]
+	a.mu.RUnlock()
+	if f != nil {
+		f.emit(e)
+	}
+}
+
+// CompleteLogin hands a pasted redirect URL to the login whose state it
+// carries (headless logins).
+func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
+	u, err := url.Parse(redirectURL)
+	if err != nil {
+		return fmt.Errorf("%w: not a URL", ErrInvalidRequest)
+	}
+	state := u.Query().Get("state")
+	a.mu.RLock()
+	cb := a.flows[state]
+	a.mu.RUnlock()
+	if state == "" || cb == nil {
+		return fmt.Errorf("%w: no login is waiting for that redirect URL (it has no or an unknown state)", ErrNotFound)
+	}
+	return cb.Deliver(ctx, redirectURL)
+}
+
+// Logout removes a session and, unless KeepRemote, revokes its refresh token
+// at the authorization server (RFC 7009) when it offers revocation.
+func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, error) {
+	t, err := a.resolve(req.Server)
+	if err != nil {
+		return LogoutResult{}, err
+	}
+	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	a.mu.RLock()
+	s := a.sessions[key]
+	a.mu.RUnlock()
+	if s == nil {
+		return LogoutResult{}, fmt.Errorf("%w: no session for %s", ErrNotFound, key.server)
+	}
+	s.mu.Lock()
+	rec := s.rec
+	s.mu.Unlock()
+	res := LogoutResult{Server: key.server, Account: key.account}
+	switch {
+	case req.KeepRemote:
+		res.RevokeError = "skipped (--keep-remote)"
+	case rec.RefreshToken == "" && rec.AccessToken == "":
+		res.RevokeError = "nothing to revoke"
+	case rec.RevocationEndpoint == "":
+		res.RevokeError = "the authorization server offers no revocation endpoint"
+	default:
+		client, err := a.loadClient(ctx, rec.Issuer)
+		if err == nil {
+			as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
+			tok, hint := rec.RefreshToken, "refresh_token"
+			if tok == "" {
+				tok, hint = rec.AccessToken, "access_token"
+			}
+			err = oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
+		}
+		if err != nil {
+			res.RevokeError = err.Error()
+		} else {
+			res.Revoked = true
+		}
+	}
+	if err := store.DeleteSession(ctx, a.cfg.Store, key.server, key.account); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return res, fmt.Errorf("logout %s: %w", key.server, storeErr(err))
+	}
+	a.mu.Lock()
+	delete(a.sessions, key)
+	a.mu.Unlock()
+	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
+	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
+	return res, nil
+}
+
+// loadClient returns the stored registration for issuer.
+func (a *Agent) loadClient(ctx context.Context, issuer string) (*oauth.Client, error) {
+	c, err := store.LoadClient(ctx, a.cfg.Store, issuer)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, storeErr(err)
+	}
+	return &c, nil
+}
+
+func redirectPort(uris []string) int {
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(u.Host); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0 s"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%d m", int(d.Minutes()))
+	default:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	}
+}
+
+// stateOf returns the state parameter of an authorization URL.
+func stateOf(authURL string) string {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("state")
+}

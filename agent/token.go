@@ -1,0 +1,399 @@
+package agent
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/store"
+)
+
+const (
+	// maxRefreshMargin caps how early a token is refreshed before it expires.
+	maxRefreshMargin = 60 * time.Second
+	// refreshTimeout bounds one refresh request, whoever waits for it.
+	refreshTimeout = 30 * time.Second
+	// activeWindow: a session used this recently is refreshed ahead of
+	// expiry in the background; idle ones are refreshed when next asked.
+	activeWindow = time.Hour
+	minBackoff   = 5 * time.Second
+	maxBackoff   = 5 * time.Minute
+)
+
+type sessionKey struct{ server, account string }
+
+// session is one cached credential. Its mutex guards every field; it is never
+// held across network or keyring I/O.
+type session struct {
+	mu sync.Mutex
+	// rec is the stored record, tokens included.
+	rec store.SessionRecord
+	// needsLogin is set when the grant is known dead (invalid_grant).
+	needsLogin bool
+	// lastErr explains needsLogin or the last transient failure.
+	lastErr string
+	// refreshing is the refresh in flight, if any: every caller waits on it.
+	refreshing *flight
+	// failures counts transient refresh failures in a row; retryAt is when
+	// the next attempt may start.
+	failures int
+	retryAt  time.Time
+	// unpersisted is set when a refreshed record could not be written to
+	// the store yet: it must be, before its tokens are served.
+	unpersisted bool
+	lastUsed    time.Time
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+func newSession(r store.SessionRecord) *session { return &session{rec: r} }
+
+// refreshMargin is how long before expiry a token counts as stale: 10% of its
+// lifetime, at most a minute.
+func refreshMargin(r store.SessionRecord) time.Duration {
+	life := r.ExpiresAt.Sub(r.ObtainedAt)
+	if life <= 0 {
+		return 0
+	}
+	return min(maxRefreshMargin, life/10)
+}
+
+// info is the non-secret view of s. The caller holds no lock on s.
+func (s *session) info(now time.Time) SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rec
+	si := SessionInfo{
+		Server: r.Server, Account: r.Account, Issuer: r.Issuer, ClientID: r.ClientID,
+		Scopes: slices.Clone(r.Scopes), ExpiresAt: r.ExpiresAt, ObtainedAt: r.ObtainedAt,
+		HasRefresh: r.RefreshToken != "", State: StateReady, Error: s.lastErr,
+	}
+	switch {
+	case s.needsLogin:
+		si.State = StateNeedsLogin
+	case s.refreshing != nil:
+		si.State = StateRefreshing
+	case !now.Before(r.ExpiresAt) && r.RefreshToken == "":
+		si.State, si.Error = StateNeedsLogin, "access token expired and there is no refresh token"
+	case s.failures > 0:
+		si.State = StateError
+	}
+	return si
+}
+
+func sortSessions(ss []SessionInfo) {
+	sort.Slice(ss, func(i, j int) bool {
+		if ss[i].Server != ss[j].Server {
+			return ss[i].Server < ss[j].Server
+		}
+		return ss[i].Account < ss[j].Account
+	})
+}
+
+// Token returns an access token for req.Server. The hot path is a map lookup
+// under a read lock: the keyring is never touched for a cached, fresh token.
+func (a *Agent) Token(ctx context.Context, req TokenRequest) (Token, error) {
+	t, err := a.resolve(req.Server)
+	if err != nil {
+		return Token{}, err
+	}
+	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	a.mu.RLock()
+	s := a.sessions[key]
+	a.mu.RUnlock()
+	if s == nil {
+		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: unionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
+		a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
+		return Token{}, nl
+	}
+	rejected := req.RejectedToken
+	for attempt := 0; ; attempt++ {
+		tok, f, err := a.tokenOrFlight(s, req, rejected)
+		if f == nil {
+			return tok, err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return Token{}, ctx.Err()
+		}
+		// The token the caller reported is no longer current after a
+		// refresh: do not refresh again for it.
+		rejected = ""
+		if f.err != nil {
+			// A transient failure still lets a valid token through.
+			tok, f2, err := a.tokenOrFlight(s, TokenRequest{Scopes: req.Scopes}, "")
+			if f2 == nil && err == nil && time.Until(tok.ExpiresAt) > 0 {
+				return tok, nil
+			}
+			return Token{}, f.err
+		}
+		if attempt >= 2 {
+			return Token{}, fmt.Errorf("refresh of %s did not yield a fresh token", key.server)
+		}
+	}
+}
+
+// tokenOrFlight returns either a servable token, an error, or the refresh
+// flight to wait for.
+func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (Token, *flight, error) {
+	now := a.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &s.rec
+	if s.needsLogin {
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes), Reason: s.lastErr}
+	}
+	if missing := missingScopes(r.Scopes, req.Scopes); len(missing) > 0 {
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes),
+			Reason: fmt.Sprintf("the session lacks scope %v; a step-up login is needed", missing)}
+	}
+	s.lastUsed = now
+	forced := rejected != "" && subtle.ConstantTimeCompare([]byte(rejected), []byte(r.AccessToken)) == 1
+	need := max(refreshMargin(*r), req.MinTTL)
+	fresh := now.Add(need).Before(r.ExpiresAt)
+	valid := now.Before(r.ExpiresAt)
+	if s.unpersisted {
+		// Persisting happens in the refresh flight; fall through to start one.
+		fresh = false
+	}
+	if fresh && !forced {
+		return s.tokenLocked(), nil, nil
+	}
+	if r.RefreshToken == "" {
+		if valid && !forced && !s.unpersisted {
+			return s.tokenLocked(), nil, nil // as fresh as it gets
+		}
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes), Reason: "the access token expired and there is no refresh token"}
+	}
+	if s.refreshing == nil && now.Before(s.retryAt) && !forced && !s.unpersisted {
+		// Backing off after transient failures: serve a still-valid token.
+		if valid {
+			return s.tokenLocked(), nil, nil
+		}
+		return Token{}, nil, fmt.Errorf("refresh of %s is failing (%s); retrying after %s", r.Server, s.lastErr, s.retryAt.Format(time.TimeOnly))
+	}
+	return Token{}, a.startRefreshLocked(s), nil
+}
+
+func (s *session) tokenLocked() Token {
+	r := &s.rec
+	tt := r.TokenType
+	if tt == "" {
+		tt = "Bearer"
+	}
+	return Token{AccessToken: r.AccessToken, TokenType: tt, ExpiresAt: r.ExpiresAt, Scopes: slices.Clone(r.Scopes), Server: r.Server, Account: r.Account}
+}
+
+// startRefreshLocked returns the refresh in flight for s, starting one if
+// none is: N concurrent callers cause exactly one refresh request.
+func (a *Agent) startRefreshLocked(s *session) *flight {
+	if s.refreshing != nil {
+		return s.refreshing
+	}
+	f := &flight{done: make(chan struct{})}
+	s.refreshing = f
+	snapshot := s.rec
+	unpersisted := s.unpersisted
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(a.bg, refreshTimeout)
+		defer cancel()
+		var err error
+		if unpersisted {
+			err = a.persist(ctx, s, snapshot)
+		} else {
+			err = a.refresh(ctx, s, snapshot)
+		}
+		s.mu.Lock()
+		s.refreshing = nil
+		f.err = err
+		s.mu.Unlock()
+		close(f.done)
+		a.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: ptr(a.sessionInfo(s))})
+	}()
+	a.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: &SessionInfo{Server: snapshot.Server, Account: snapshot.Account, State: StateRefreshing}})
+	return f
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// refresh runs one refresh_token grant for the record r and applies its
+// outcome to s.
+func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
+	t, err := a.resolve(r.Server)
+	if err != nil {
+		t = target{url: r.Server}
+	}
+	client, err := a.loadClient(ctx, r.Issuer)
+	if err != nil {
+		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+	}
+	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
+	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, r.Resource, r.RefreshToken, r.Scopes)
+	if err != nil {
+		if oauth.IsTransient(err) {
+			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
+		}
+		// invalid_grant and friends: someone else may have refreshed (an
+		// older agent, a restored backup): re-read the store before giving
+		// up on the grant.
+		if stored, lerr := store.LoadSession(ctx, a.cfg.Store, r.Server, r.Account); lerr == nil &&
+			stored.RefreshToken != "" && stored.RefreshToken != r.RefreshToken {
+			s.mu.Lock()
+			s.rec, s.failures, s.retryAt, s.lastErr = stored, 0, time.Time{}, ""
+			s.mu.Unlock()
+			a.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
+			return nil
+		}
+		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+	}
+	next := r
+	next.AccessToken = ts.AccessToken
+	if ts.TokenType != "" {
+		next.TokenType = ts.TokenType
+	}
+	if ts.RefreshToken != "" {
+		next.RefreshToken = ts.RefreshToken
+	}
+	next.ExpiresAt = ts.ExpiresAt
+	next.ObtainedAt = a.now()
+	if len(ts.Scopes) > 0 {
+		next.Scopes = ts.Scopes
+	}
+	s.mu.Lock()
+	// Keep the rotated refresh token in memory even if the write below fails:
+	// the old one is already spent.
+	s.rec, s.unpersisted = next, true
+	s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
+	s.mu.Unlock()
+	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))
+	return a.persist(ctx, s, next)
+}
+
+// persist writes r (a refreshed record) before its tokens may be served.
+func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) error {
+	if err := store.PutSession(ctx, a.cfg.Store, r); err != nil {
+		a.log.Error("could not persist refreshed tokens; will retry", "server", r.Server, "err", err)
+		return fmt.Errorf("persist refreshed session %s: %w", r.Server, storeErr(err))
+	}
+	s.mu.Lock()
+	if s.rec.RefreshToken == r.RefreshToken && s.rec.AccessToken == r.AccessToken {
+		s.unpersisted = false
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, transient bool) error {
+	s.mu.Lock()
+	if transient {
+		s.failures++
+		backoff := min(maxBackoff, minBackoff<<min(s.failures-1, 10))
+		s.retryAt = a.now().Add(backoff)
+		s.lastErr = err.Error()
+		s.mu.Unlock()
+		a.log.Warn("refresh failed; credentials kept, will retry", "server", r.Server, "err", err, "retry_in", backoff)
+		return err
+	}
+	s.needsLogin = true
+	s.lastErr = "the authorization server rejected the refresh token; log in again"
+	var te *oauth.TokenError
+	if errors.As(err, &te) && te.Code != "" {
+		s.lastErr += " (" + te.Code + ")"
+	}
+	reason := s.lastErr
+	s.mu.Unlock()
+	a.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
+	a.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
+	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
+}
+
+// refreshLoop refreshes active sessions ahead of expiry, so a caller rarely
+// waits for a refresh.
+func (a *Agent) refreshLoop() {
+	defer a.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := a.refreshDue()
+		timer.Reset(max(next, 100*time.Millisecond))
+		select {
+		case <-a.bg.Done():
+			return
+		case <-timer.C:
+		case <-a.wake:
+		}
+	}
+}
+
+// refreshDue starts the refreshes that are due and returns how long until
+// the next one is.
+func (a *Agent) refreshDue() time.Duration {
+	now := a.now()
+	next := time.Hour
+	a.mu.RLock()
+	ss := make([]*session, 0, len(a.sessions))
+	for _, s := range a.sessions {
+		ss = append(ss, s)
+	}
+	a.mu.RUnlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		r := s.rec
+		active := now.Sub(s.lastUsed) < activeWindow || now.Sub(r.ObtainedAt) < activeWindow
+		if s.needsLogin || r.RefreshToken == "" || !active || s.refreshing != nil {
+			s.mu.Unlock()
+			continue
+		}
+		due := r.ExpiresAt.Add(-refreshMargin(r))
+		if s.retryAt.After(due) {
+			due = s.retryAt
+		}
+		if !due.After(now) || s.unpersisted {
+			a.startRefreshLocked(s)
+		} else if d := due.Sub(now); d < next {
+			next = d
+		}
+		s.mu.Unlock()
+	}
+	return next
+}
+
+func (a *Agent) nudge() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func missingScopes(have, want []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// unionScopes returns a ∪ b in first-seen order.
+func unionScopes(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package ipc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/oauth"
+)
+
+// AuthTransport is an http.RoundTripper for MCP clients that act for the
+// user: it adds the agent's token to every request and resolves what the
+// resource server answers:
+//
+//   - 401: asks the agent once for a fresh token (the agent refreshes once,
+//     however many callers report the same token) and retries; if the fresh
+//     token is refused too, or the agent has no usable session, it calls
+//     Login and retries.
+//   - 403 with error="insufficient_scope": calls Login with the union of
+//     the scopes asked so far and the challenge's scopes (a step-up), then
+//     retries.
+//
+// At most MaxAuthAttempts logins are started for one transport, so a server
+// that never accepts ends in an error instead of a loop (spec-checklist §K).
+// Client.Transport is the simple form without Login.
+type AuthTransport struct {
+	// Client is the agent client. Required.
+	Client *Client
+	// Server is the MCP server (configured name or URL); Account selects a
+	// session.
+	Server, Account string
+	// Base sends the requests; nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Login runs a login for the given scopes (nil = whatever the agent
+	// selects). nil means no logins: the agent's needs_login error is
+	// returned.
+	Login func(ctx context.Context, scopes []string) error
+	// MaxAuthAttempts caps logins; 0 means 3.
+	MaxAuthAttempts int
+
+	mu       sync.Mutex // guards scopes and attempts
+	scopes   []string   // scopes asked for so far (step-up union)
+	attempts int
+}
+
+var _ http.RoundTripper = (*AuthTransport)(nil)
+
+// RoundTrip implements http.RoundTripper.
+func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	body, err := replayableBody(req)
+	if err != nil {
+		return nil, err
+	}
+	var rejected string
+	refreshed := false
+	for {
+		t.mu.Lock()
+		scopes := t.scopes
+		t.mu.Unlock()
+		tok, err := t.Client.Token(ctx, agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected})
+		if err != nil {
+			var nl *agent.NeedsLoginError
+			if errors.As(err, &nl) && t.login(ctx, nl.Scopes) == nil {
+				rejected, refreshed = "", false
+				continue
+			}
+			return nil, err
+		}
+		r2 := req.Clone(ctx)
+		r2.Body, r2.GetBody = body()
+		r2.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := base.RoundTrip(r2)
+		if err != nil {
+			return nil, err
+		}
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			if !refreshed {
+				drain(resp)
+				rejected, refreshed = tok.AccessToken, true
+				continue
+			}
+			ch, _ := oauth.ParseChallenge(resp.StatusCode, resp.Header)
+			var want []string
+			if ch != nil {
+				want = ch.Scopes
+			}
+			if t.login(ctx, t.union(want)) == nil {
+				drain(resp)
+				rejected, refreshed = "", false
+				continue
+			}
+			return resp, nil
+		case http.StatusForbidden:
+			ch, _ := oauth.ParseChallenge(resp.StatusCode, resp.Header)
+			if ch == nil || ch.Error != "insufficient_scope" {
+				return resp, nil
+			}
+			scopes := t.union(ch.Scopes)
+			if t.login(ctx, scopes) != nil {
+				return resp, nil
+			}
+			t.mu.Lock()
+			t.scopes = scopes
+			t.mu.Unlock()
+			drain(resp)
+			rejected, refreshed = "", false
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// union returns the scopes asked so far plus more.
+func (t *AuthTransport) union(more []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.scopes...)
+	for _, s := range more {
+		found := false
+		for _, o := range out {
+			found = found || o == s
+		}
+		if !found {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// login starts a login unless Login is nil or the attempts are used up.
+func (t *AuthTransport) login(ctx context.Context, scopes []string) error {
+	if t.Login == nil {
+		return errors.New("no login function")
+	}
+	max := t.MaxAuthAttempts
+	if max == 0 {
+		max = 3
+	}
+	t.mu.Lock()
+	if t.attempts >= max {
+		t.mu.Unlock()
+		return fmt.Errorf("gave up after %d authorization attempts for %s", max, t.Server)
+	}
+	t.attempts++
+	t.mu.Unlock()
+	return t.Login(ctx, scopes)
+}
+
+// replayableBody returns a function yielding a fresh copy of req's body for
+// each attempt.
+func replayableBody(req *http.Request) (func() (io.ReadCloser, func() (io.ReadCloser, error)), error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return func() (io.ReadCloser, func() (io.ReadCloser, error)) { return req.Body, req.GetBody }, nil
+	}
+	if req.GetBody != nil {
+		return func() (io.ReadCloser, func() (io.ReadCloser, error)) {
+			b, err := req.GetBody()
+			if err != nil {
+				b = io.NopCloser(errReader{err})
+			}
+			return b, req.GetBody
+		}, nil
+	}
+	data, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	return func() (io.ReadCloser, func() (io.ReadCloser, error)) { b, _ := get(); return b, get }, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// drain discards a response that will be retried, so its connection is
+// reused.
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}

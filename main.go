@@ -1,0 +1,858 @@
+// Command mcpkey is an ssh-agent for MCP OAuth: one per-user agent holds the
+// user's MCP OAuth sessions in the OS keyring, runs the logins, is the only
+// process that refreshes tokens, and hands audience-bound access tokens to
+// local programs over a Unix socket.
+//
+// This file only wires commands to the agent, ipc and tray packages.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/store"
+	"github.com/mcpkey/mcpkey/ipc"
+	"golang.org/x/term"
+)
+
+// version is stamped with -ldflags "-X main.version=…"; otherwise the module
+// version from the build info is used.
+var version = ""
+
+// Exit codes, documented in `mcpkey help` and the README.
+const (
+	exitOK          = 0
+	exitError       = 1   // any other failure
+	exitUsage       = 2   // bad command line
+	exitNeedsLogin  = 3   // no usable session: run mcpkey login
+	exitNoAgent     = 4   // no agent answers (MCPKEY_NO_AUTOSTART=1) or it could not start
+	exitLocked      = 5   // the agent is locked
+	exitDenied      = 6   // the agent refused the request
+	exitInterrupted = 130 // Ctrl-C
+)
+
+type command struct {
+	name, aliases, args, short, long string
+	// run parses args with fs and does the work.
+	run func(ctx context.Context, fs *flag.FlagSet, args []string) error
+}
+
+var commands []*command // filled in init: the table is data, read by help
+
+func init() {
+	commands = []*command{
+		{name: "agent", args: "[flags]", short: "run the agent in the foreground", long: agentHelp, run: runAgent},
+		{name: "login", args: "<server> [flags]", short: "sign in to an MCP server (OAuth, in your browser)", long: loginHelp, run: runLogin},
+		{name: "token", args: "<server> [flags]", short: "print an access token for a server (for scripts)", long: tokenHelp, run: runToken},
+		{name: "list", aliases: "ls", args: "[--json]", short: "list sessions", long: listHelp, run: runList},
+		{name: "status", args: "[--json]", short: "show the agent's state", long: statusHelp, run: runStatus},
+		{name: "logout", args: "<server> [flags]", short: "remove a session and revoke it at the authorization server", long: logoutHelp, run: runLogout},
+		{name: "probe", args: "<server> [flags]", short: "connect to an MCP server with the agent's token and list its tools", long: probeHelp, run: runProbe},
+		{name: "version", short: "print the version", long: "usage: mcpkey version\n", run: runVersion},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				fmt.Print(helpFor(c))
+				return exitOK
+			}
+		}
+		fmt.Print(usage())
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(os.Stderr, "mcpkey: unknown command %q\nhint: run mcpkey help\n", args[0])
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("mcpkey "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := c.run(ctx, fs, args[1:])
+	return report(c, err)
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name || (c.aliases != "" && c.aliases == name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// usageError marks a bad command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// report prints err the mcpkey way (lowercase, a hint where the fix is known)
+// and maps it to an exit code.
+func report(c *command, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(helpFor(c))
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "mcpkey %s: %s\nhint: run mcpkey help %s\n", c.name, ue.msg, c.name)
+		return exitUsage
+	}
+	fmt.Fprintf(os.Stderr, "mcpkey: %s\n", err)
+	var nl *agent.NeedsLoginError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &nl):
+		login := "mcpkey login " + shellQuote(nl.Server)
+		if nl.Account != "" {
+			login += " --account " + shellQuote(nl.Account)
+		}
+		for _, s := range nl.Scopes {
+			login += " --scope " + shellQuote(s)
+		}
+		fmt.Fprintf(os.Stderr, "hint: run %s\n", login)
+		return exitNeedsLogin
+	case errors.Is(err, agent.ErrNeedsLogin):
+		return exitNeedsLogin
+	case errors.Is(err, ipc.ErrNoAgent):
+		fmt.Fprintln(os.Stderr, "hint: start one with: mcpkey agent (or unset MCPKEY_NO_AUTOSTART)")
+		return exitNoAgent
+	case errors.Is(err, agent.ErrLocked):
+		fmt.Fprintln(os.Stderr, "hint: run mcpkey unlock")
+		return exitLocked
+	case errors.Is(err, agent.ErrDenied):
+		return exitDenied
+	case errors.Is(err, agent.ErrStoreUnavailable):
+		fmt.Fprintln(os.Stderr, "hint: is the keyring unlocked? see mcpkey status and the README's troubleshooting section")
+	case errors.Is(err, agent.ErrNotFound):
+		fmt.Fprintln(os.Stderr, "hint: mcpkey list shows the sessions the agent holds")
+	}
+	return exitError
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r == '@' || r == '=' ||
+			r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// parse parses flags that may come before or after positional arguments
+// ("mcpkey login github --scope x" and "mcpkey login --scope x github").
+func parse(fs *flag.FlagSet, args []string, npos int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != npos {
+		if npos == 0 {
+			return nil, usagef("unexpected argument %q", pos[0])
+		}
+		if len(pos) < npos {
+			return nil, usagef("missing <server>")
+		}
+		return nil, usagef("too many arguments")
+	}
+	return pos, nil
+}
+
+// multiFlag is a repeatable string flag (--scope a --scope b).
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error {
+	for _, s := range strings.Fields(v) {
+		*m = append(*m, s)
+	}
+	return nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func runVersion(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Println("mcpkey", buildVersion())
+	return nil
+}
+
+// ---- agent ----
+
+func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	socket := fs.String("socket", "", "socket path (default $MCPKEY_SOCK or the per-user runtime dir)")
+	backend := fs.String("backend", "", "credential store: auto, secret-service, kwallet, keychain, wincred, keyctl, pass, file, memory")
+	config := fs.String("config", "", "config file (default "+defaultConfigPath()+")")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	passFile := fs.String("passphrase-file", "", "file holding the file backend's passphrase")
+	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfgPath := *config
+	if cfgPath == "" {
+		cfgPath = defaultConfigPath()
+	}
+	settings, err := agent.LoadSettings(cfgPath)
+	if err != nil {
+		return err
+	}
+	lv := settings.LogLevel
+	if *logLevel != "" {
+		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level: %q is not one of debug, info, warn, error", *logLevel)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	be := firstNonEmpty(*backend, os.Getenv("MCPKEY_BACKEND"), settings.Backend, "auto")
+
+	// 99designs/keyring decides at package init whether Secret Service is
+	// usable, and mcpkey keeps that init off D-Bus unless asked (see
+	// agent/store/internal/busguard): the agent re-executes itself, same
+	// pid, with the marker that lets the init talk to the bus.
+	if store.SecretServiceNeedsReexec(be) {
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, store.ReexecEnv())
+		}
+		return fmt.Errorf("re-exec for the Secret Service: %w", err)
+	}
+	os.Unsetenv(store.ReexecMarker) // not for the browser and other children
+
+	path := *socket
+	if path == "" {
+		if path, err = ipc.DefaultSocketPath(); err != nil {
+			return err
+		}
+	}
+	ln, err := ipc.Listen(path)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(ctx, agent.Config{
+		Store: st, Settings: settings, ConfigPath: cfgPath, Logger: log,
+		Version: buildVersion(), Socket: path,
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	w, err := agent.WatchSettings(ctx, cfgPath, agent.WatchOptions{}, a.ApplySettings, func(err error) {
+		log.Error("config not applied; keeping the previous one", "err", err)
+	})
+	if err != nil {
+		// Not fatal: the config still loads on SIGHUP.
+		log.Warn("not watching the config file", "err", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if w != nil {
+				w.Reload() // errors reach the onError above
+				continue
+			}
+			s, err := agent.LoadSettings(cfgPath)
+			if err != nil {
+				log.Error("SIGHUP: config not applied; keeping the previous one", "err", err)
+				continue
+			}
+			a.ApplySettings(s)
+		}
+	}()
+	if isTerminal(os.Stdin) {
+		log.Warn("the agent runs in the foreground here; `mcpkey install` sets it up as a service")
+	}
+	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
+	err = ipc.NewServer(a, ipc.ServerOptions{Logger: log}).Serve(ctx, ln)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("agent stopped")
+	return nil
+}
+
+func openStore(ctx context.Context, backend, passFile string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
+	if backend == "memory" {
+		return store.NewMemory(), nil
+	}
+	cfg := store.KeyringConfig{Backend: backend, Timeout: timeout, Logger: log}
+	if backend == "file" {
+		cfg.Passphrase = func(prompt string) (string, error) {
+			if passFile != "" {
+				return agent.ReadSecretFile(passFile)
+			}
+			if p := os.Getenv("MCPKEY_FILE_PASSPHRASE"); p != "" {
+				return p, nil
+			}
+			if isTerminal(os.Stdin) {
+				return promptPassphrase(prompt)
+			}
+			return "", errors.New("the file backend needs a passphrase: set MCPKEY_FILE_PASSPHRASE, pass --passphrase-file, or run the agent in a terminal")
+		}
+	}
+	return store.OpenContext(ctx, cfg)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func firstDuration(d ...time.Duration) time.Duration {
+	for _, v := range d {
+		if v != 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+func defaultConfigPath() string {
+	if p := os.Getenv("MCPKEY_CONFIG"); p != "" {
+		return p
+	}
+	p, err := agent.DefaultConfigPath()
+	if err != nil {
+		return "config.toml"
+	}
+	return p
+}
+
+// ---- client commands ----
+
+// connect returns a client of the agent. It does not dial: the first call
+// does, and withAgent starts an agent when none answers.
+func connect(ctx context.Context) (*ipc.Client, error) { return &ipc.Client{}, nil }
+
+// withAgent runs call against the agent; when no agent answers it starts
+// one in the background (as gpg-agent does) and calls again, unless
+// MCPKEY_NO_AUTOSTART=1.
+func withAgent(ctx context.Context, c *ipc.Client, call func() error) error {
+	err := call()
+	if !errors.Is(err, ipc.ErrNoAgent) || os.Getenv("MCPKEY_NO_AUTOSTART") == "1" {
+		return err
+	}
+	pid, logPath, serr := ipc.StartAgent(ctx, ipc.StartOptions{})
+	if serr != nil {
+		return serr
+	}
+	fmt.Fprintf(os.Stderr, "mcpkey: no agent was running; started one (pid %d, log %s)\n", pid, logPath)
+	return call()
+}
+
+func runToken(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	var scopes multiFlag
+	fs.Var(&scopes, "scope", "a scope the token must carry (repeatable)")
+	account := fs.String("account", "", "account label, when a server has several sessions")
+	minTTL := fs.Duration("min-ttl", 0, "least remaining lifetime accepted (refresh first otherwise)")
+	asJSON := fs.Bool("json", false, "print the token and its metadata as JSON")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var tok agent.Token
+	err = withAgent(ctx, c, func() (err error) {
+		tok, err = c.Token(ctx, agent.TokenRequest{Server: pos[0], Account: *account, Scopes: scopes, MinTTL: *minTTL})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(tok)
+	}
+	_, err = fmt.Println(tok.AccessToken)
+	return err
+}
+
+func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var ss []agent.SessionInfo
+	err = withAgent(ctx, c, func() (err error) { ss, err = c.Sessions(ctx); return err })
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if ss == nil {
+			ss = []agent.SessionInfo{}
+		}
+		return printJSON(ss)
+	}
+	if len(ss) == 0 {
+		fmt.Fprintln(os.Stderr, "mcpkey: no sessions; sign in with: mcpkey login <server>")
+		return nil
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tSTATE\tEXPIRES\tSCOPES")
+	now := time.Now()
+	for _, s := range ss {
+		state := string(s.State)
+		if s.State == agent.StateReady {
+			state = "valid"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, dash(s.Name), dash(s.Account), state,
+			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
+	}
+	return w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func expiresIn(t, now time.Time) string {
+	d := t.Sub(now).Round(time.Second)
+	switch {
+	case t.IsZero():
+		return "-"
+	case d <= 0:
+		return "expired"
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("in %dm", int(d.Minutes()))
+	default:
+		return fmt.Sprintf("in %dh", int(d.Hours()))
+	}
+}
+
+func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var st agent.Status
+	err = withAgent(ctx, c, func() (err error) { st, err = c.Status(ctx); return err })
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(st)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	up := time.Since(st.Started).Round(time.Second)
+	fmt.Fprintf(w, "agent:\trunning (pid %d, version %s, up %s)\n", st.PID, st.Version, up)
+	fmt.Fprintf(w, "socket:\t%s\n", st.Socket)
+	if st.WebSocketURL != "" {
+		fmt.Fprintf(w, "websocket:\t%s\n", st.WebSocketURL)
+	}
+	fmt.Fprintf(w, "storage:\t%s\n", st.StoreBackend)
+	lock := "unlocked"
+	if st.Locked {
+		lock = "locked"
+	}
+	fmt.Fprintf(w, "state:\t%s\n", lock)
+	fmt.Fprintf(w, "sessions:\t%d (%d need login)\n", st.Sessions, st.NeedsLogin)
+	if st.PendingLogins > 0 {
+		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
+	}
+	fmt.Fprintf(w, "config:\t%s\n", dash(st.ConfigPath))
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "config error:\t%s\n", st.ConfigError)
+	}
+	return w.Flush()
+}
+
+func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	account := fs.String("account", "", "account label")
+	keep := fs.Bool("keep-remote", false, "do not revoke the refresh token at the authorization server")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var res agent.LogoutResult
+	err = withAgent(ctx, c, func() (err error) {
+		res, err = c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(res)
+	}
+	if res.Revoked {
+		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s; the refresh token was revoked at the authorization server\n", res.Server)
+	} else {
+		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s (removed locally; not revoked: %s)\n", res.Server, res.RevokeError)
+	}
+	return nil
+}
+
+func runLogin(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	var scopes multiFlag
+	fs.Var(&scopes, "scope", "scope to request (repeatable); adds to what the session has (step-up)")
+	account := fs.String("account", "", "account label, to keep several sessions for one server")
+	noBrowser := fs.Bool("no-browser", false, "do not open a browser: print the URL (and a device code when offered) and accept the pasted redirect URL on stdin")
+	clientID := fs.String("client-id", "", "a pre-registered OAuth client id")
+	secretFile := fs.String("client-secret-file", "", "file holding the pre-registered client's secret (never pass secrets in argv)")
+	cimd := fs.String("client-metadata-url", "", "https URL of a Client ID Metadata Document to use as client id")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	req := agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes, NoBrowser: *noBrowser, ClientID: *clientID, ClientMetadataURL: *cimd}
+	if *secretFile != "" {
+		if req.ClientSecret, err = agent.ReadSecretFile(*secretFile); err != nil {
+			return err
+		}
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return withAgent(ctx, c, func() error { return login(ctx, c, req) })
+}
+
+// login runs a login through the agent, printing its progress on stderr.
+func login(ctx context.Context, c *ipc.Client, req agent.LoginRequest) error {
+	if req.NoBrowser {
+		go pasteRedirects(ctx, c, os.Stdin)
+	}
+	info, err := c.Login(ctx, req, func(e agent.Event) {
+		if e.Message != "" {
+			fmt.Fprintf(os.Stderr, "mcpkey: %s\n", e.Message)
+		}
+		if e.URL != "" && (req.NoBrowser || strings.Contains(e.Message, "could not open")) {
+			fmt.Fprintf(os.Stderr, "\n    %s\n\n", e.URL)
+		}
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errors.New("login cancelled")
+		}
+		return err
+	}
+	_ = info
+	return nil
+}
+
+// pasteRedirects hands every line typed on r to the agent as a redirect URL.
+func pasteRedirects(ctx context.Context, c *ipc.Client, r io.Reader) {
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 1024)
+	for {
+		n, err := r.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		for {
+			i := strings.IndexByte(string(buf), '\n')
+			if i < 0 {
+				break
+			}
+			line := strings.TrimSpace(string(buf[:i]))
+			buf = buf[i+1:]
+			if line == "" {
+				continue
+			}
+			if err := c.CompleteLogin(ctx, line); err != nil {
+				fmt.Fprintf(os.Stderr, "mcpkey: %s\n", err)
+			}
+		}
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// ---- probe ----
+
+func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	account := fs.String("account", "", "account label")
+	asJSON := fs.Bool("json", false, "print JSON")
+	noLogin := fs.Bool("no-login", false, "fail instead of starting a login")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	doLogin := func(ctx context.Context, scopes []string) error {
+		if *noLogin {
+			return errors.New("login disabled by --no-login")
+		}
+		return login(ctx, c, agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes})
+	}
+	var res *ipc.ProbeResult
+	err = withAgent(ctx, c, func() (err error) {
+		res, err = ipc.Probe(ctx, c, pos[0], *account, doLogin, buildVersion())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(res)
+	}
+	fmt.Printf("server:   %s\n", res.Server)
+	fmt.Printf("name:     %s\n", res.Name)
+	fmt.Printf("version:  %s\n", res.Version)
+	fmt.Printf("protocol: %s\n", res.ProtocolVersion)
+	fmt.Printf("tools:    %d\n", len(res.Tools))
+	for _, t := range res.Tools {
+		fmt.Printf("  %s\n", t)
+	}
+	return nil
+}
+
+// ---- terminal ----
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func promptPassphrase(prompt string) (string, error) {
+	fmt.Fprint(os.Stderr, "mcpkey: "+prompt+": ")
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("read passphrase: %w", err)
+	}
+	return string(b), nil
+}
+
+// ---- help ----
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`mcpkey: an ssh-agent for MCP OAuth
+
+One agent per user holds your MCP servers' OAuth sessions in the OS keyring,
+signs you in through your browser, is the only process that refreshes tokens,
+and hands access tokens to local programs over a Unix socket ($MCPKEY_SOCK).
+
+usage: mcpkey <command> [flags] [args]
+
+commands:
+`)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		name := c.name
+		if c.aliases != "" {
+			name += ", " + c.aliases
+		}
+		fmt.Fprintf(w, "  %s\t%s\n", name, c.short)
+	}
+	w.Flush()
+	b.WriteString(`
+<server> is a server name from the config file or a URL.
+Run 'mcpkey help <command>' for a command's flags and examples.
+` + envHelp + exitHelp)
+	return b.String()
+}
+
+func helpFor(c *command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: mcpkey %s %s\n\n%s\n", c.name, c.args, c.short)
+	if c.long != "" {
+		b.WriteString("\n" + c.long)
+	}
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	// Register the flags by parsing --help: each run func defines its flags
+	// before parsing, so this lists exactly what the command accepts.
+	_ = c.run(context.Background(), fs, []string{"--help"})
+	var flags strings.Builder
+	fs.SetOutput(&flags)
+	fs.PrintDefaults()
+	if flags.Len() > 0 {
+		b.WriteString("\nflags:\n" + flags.String())
+	}
+	return b.String()
+}
+
+const envHelp = `
+environment:
+  MCPKEY_SOCK             the agent's socket (default: $XDG_RUNTIME_DIR/mcpkey/agent.sock)
+  MCPKEY_BACKEND          credential store for 'mcpkey agent' (default auto: the OS keyring)
+  MCPKEY_CONFIG           config file (default: $XDG_CONFIG_HOME/mcpkey/config.toml)
+  MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend
+  MCPKEY_NO_AUTOSTART=1   do not start an agent when none answers
+  BROWSER                 program that opens the authorization URL (one argument: the URL)
+`
+
+const exitHelp = `
+exit codes:
+  0 ok · 1 error · 2 usage · 3 login needed · 4 no agent · 5 agent locked · 6 denied · 130 interrupted
+`
+
+const agentHelp = `Runs the agent in the foreground (service managers and 'mcpkey install' run it
+this way). It listens on $MCPKEY_SOCK or the per-user default, refuses to start
+when another agent answers there, and keeps credentials in the OS keyring:
+Keychain, Windows Credential Manager, Secret Service or KWallet. Where there is
+none (a headless box), choose --backend file (encrypted with a passphrase) or
+keyctl (kernel memory, gone at reboot). It never falls back to plaintext.
+
+SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the config file, which is also
+watched for changes.
+
+examples:
+  mcpkey agent
+  mcpkey agent --backend file --passphrase-file ~/.config/mcpkey/passphrase
+  MCPKEY_SOCK=/tmp/mk.sock mcpkey agent --backend memory --log-level debug
+`
+
+const loginHelp = `Asks the agent to sign you in to an MCP server: it discovers the server's
+authorization server, registers a client if needed, and opens your browser
+(PKCE, a loopback redirect). One login runs per server and account; a second
+'mcpkey login' for the same joins the first. Ctrl-C cancels.
+
+With --no-browser (SSH, headless) the URL is printed; sign in anywhere and paste
+the address the browser ends on. When the authorization server offers the
+device authorization grant, a code to type in is shown instead.
+
+examples:
+  mcpkey login https://mcp.example.com/mcp
+  mcpkey login github --scope repo:read
+  mcpkey login work --account alice@example.com --no-browser
+  mcpkey login https://mcp.example.com/mcp --client-id abc --client-secret-file ~/.abc.secret
+`
+
+const tokenHelp = `Prints only the access token on stdout (like 'gh auth token'), refreshing it
+first when it is about to expire. Exit code 3 means a login is needed.
+
+examples:
+  curl -H "Authorization: Bearer $(mcpkey token github)" https://api.example.com/mcp
+  mcpkey token https://mcp.example.com/mcp --json
+`
+
+const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.
+Never prints tokens.
+
+examples:
+  mcpkey ls
+  mcpkey list --json
+`
+
+const statusHelp = `Shows the agent: pid, version, socket, credential store, locked or not, and
+how many sessions it holds or need a login.
+
+examples:
+  mcpkey status
+  mcpkey status --json
+`
+
+const logoutHelp = `Removes a session from the agent and the keyring and, when the authorization
+server offers RFC 7009 revocation, revokes its refresh token there.
+
+examples:
+  mcpkey logout github
+  mcpkey logout https://mcp.example.com/mcp --keep-remote
+`
+
+const probeHelp = `Checks a server end to end: connects over Streamable HTTP with a token from the
+agent (signing in if needed, refreshing on 401, stepping up on 403
+insufficient_scope), initializes, lists the tools, and prints the server's name,
+version and tool names.
+
+examples:
+  mcpkey probe https://mcp.example.com/mcp
+  mcpkey probe github --json
+`
