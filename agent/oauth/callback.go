@@ -161,6 +161,10 @@ func (cs *CallbackServer) Close() error {
 	cs.closeOnce.Do(func() {
 		close(cs.done)
 		err = cs.srv.Close()
+		// Serve may not have taken the listener yet; close it ourselves.
+		if lerr := cs.ln.Close(); err == nil && lerr != nil && !errors.Is(lerr, net.ErrClosed) {
+			err = lerr
+		}
 	})
 	return err
 }

@@ -1,0 +1,194 @@
+package oauth_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mcpkey/mcpkey/agent/oauth"
+)
+
+// stateValidator accepts state "good" and returns the code; state "fatal"
+// ends the flow with an AuthorizeError.
+func stateValidator(q url.Values) (string, error) {
+	switch q.Get("state") {
+	case "good":
+		return q.Get("code"), nil
+	case "fatal":
+		return "", &oauth.AuthorizeError{Code: "access_denied", Description: "<b>nope</b>"}
+	}
+	return "", oauth.ErrStateMismatch
+}
+
+type waitResult struct {
+	code string
+	err  error
+}
+
+func startWait(ctx context.Context, cs *oauth.CallbackServer) <-chan waitResult {
+	ch := make(chan waitResult, 1)
+	go func() {
+		code, err := cs.Wait(ctx, stateValidator)
+		ch <- waitResult{code, err}
+	}()
+	return ch
+}
+
+func get(t *testing.T, rawURL, host string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestCallbackAcceptsOneValidResponse(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	ru, _ := url.Parse(cs.RedirectURI())
+	if ru.Scheme != "http" || ru.Hostname() != "127.0.0.1" || ru.Path != "/callback" || ru.Port() == "0" {
+		t.Fatalf("RedirectURI = %s", cs.RedirectURI())
+	}
+	done := startWait(ctx, cs)
+	base := cs.RedirectURI()
+
+	if st, body := get(t, base+"?code=x&state=forged", ""); st != 400 || !strings.Contains(body, "does not belong") {
+		t.Errorf("wrong state: %d %s", st, body)
+	}
+	if st, _ := get(t, strings.TrimSuffix(base, "/callback")+"/other?code=x&state=good", ""); st != 404 {
+		t.Errorf("wrong path: %d", st)
+	}
+	if st, _ := get(t, base+"?code=x&state=good", "localhost:"+ru.Port()); st != 400 {
+		t.Errorf("wrong Host: %d", st)
+	}
+	if st, _ := get(t, base+"?code=x&state=good", "evil.example"); st != 400 {
+		t.Errorf("rebinding Host: %d", st)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("an ignored request ended the wait: %+v", r)
+	default:
+	}
+	st, body := get(t, base+"?code=the-code&state=good", "")
+	if st != 200 || !strings.Contains(body, "Signed in to mcpkey") {
+		t.Errorf("valid callback: %d %s", st, body)
+	}
+	if r := <-done; r.err != nil || r.code != "the-code" {
+		t.Errorf("Wait = %+v", r)
+	}
+	if st, _ := get(t, base+"?code=again&state=good", ""); st != http.StatusGone {
+		t.Errorf("a second valid callback: %d, want 410", st)
+	}
+	if _, err := cs.Wait(ctx, stateValidator); !errors.Is(err, oauth.ErrCallbackClosed) {
+		t.Errorf("Wait after the end = %v", err)
+	}
+}
+
+func TestCallbackErrorPage(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "/cb/as1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if !strings.HasSuffix(cs.RedirectURI(), "/cb/as1") {
+		t.Errorf("RedirectURI = %s", cs.RedirectURI())
+	}
+	done := startWait(ctx, cs)
+	st, body := get(t, cs.RedirectURI()+"?state=fatal", "")
+	if st != 400 || !strings.Contains(body, "access_denied") || strings.Contains(body, "<b>nope") {
+		t.Errorf("error page: %d %s", st, body)
+	}
+	var ae *oauth.AuthorizeError
+	if r := <-done; !errors.As(r.err, &ae) {
+		t.Errorf("Wait = %+v", r)
+	}
+}
+
+func TestCallbackDeliver(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	done := startWait(ctx, cs)
+	for _, bad := range []string{"not a url\x7f", "http://localhost:1/callback?code=x&state=good", "https://" + strings.TrimPrefix(cs.RedirectURI(), "http://") + "?state=good"} {
+		if err := cs.Deliver(ctx, bad); err == nil {
+			t.Errorf("Deliver(%q) accepted", bad)
+		}
+	}
+	if err := cs.Deliver(ctx, cs.RedirectURI()+"?code=x&state=other"); !errors.Is(err, oauth.ErrStateMismatch) {
+		t.Errorf("Deliver with a foreign state = %v", err)
+	}
+	if err := cs.Deliver(ctx, cs.RedirectURI()+"?code=pasted&state=good"); err != nil {
+		t.Fatalf("Deliver = %v", err)
+	}
+	if r := <-done; r.err != nil || r.code != "pasted" {
+		t.Errorf("Wait = %+v", r)
+	}
+	if err := cs.Deliver(ctx, cs.RedirectURI()+"?code=pasted&state=good"); !errors.Is(err, oauth.ErrCallbackClosed) {
+		t.Errorf("Deliver after the end = %v", err)
+	}
+}
+
+func TestCallbackCloseAndCancel(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := startWait(ctx, cs)
+	cs.Close()
+	if r := <-done; !errors.Is(r.err, oauth.ErrCallbackClosed) {
+		t.Errorf("Wait after Close = %+v", r)
+	}
+	if _, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(cs.RedirectURI(), "/callback"), "http://")); err == nil {
+		t.Error("listener still accepts after Close")
+	}
+
+	cs2, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs2.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	done = startWait(cctx, cs2)
+	cancel()
+	if r := <-done; !errors.Is(r.err, context.Canceled) {
+		t.Errorf("Wait after cancel = %+v", r)
+	}
+}
+
+func TestCallbackFixedPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_, err = oauth.ListenCallback(testCtx(t), port, "")
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Errorf("taken port: %v", err)
+	}
+}
