@@ -146,3 +146,32 @@ func TestDeviceUnsupportedAndRedacted(t *testing.T) {
 		t.Errorf("log = %s", buf.String())
 	}
 }
+
+func TestDeviceBacksOffOnServerErrors(t *testing.T) {
+	s := oauthtest.New(t, oauthtest.Options{DeviceInterval: 5})
+	c := publicClient(s)
+	as := s.AuthServer()
+	synctest.Test(t, func(t *testing.T) {
+		hc := inProcessClient(s)
+		d, err := oauth.StartDevice(t.Context(), hc, as, c, s.Resource, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetTokenFailure(503)
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Second)
+		defer cancel()
+		_, err = d.Poll(ctx, hc)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Poll = %v", err)
+		}
+		// Polls at 5 s, then backing off: 15, 35, 75 (gaps 10, 20, 40).
+		if n := s.Requests("/token"); n != 4 {
+			t.Errorf("%d token requests in 100 s, want 4", n)
+		}
+		s.SetTokenFailure(0)
+		ts, err := d.Poll(t.Context(), hc)
+		if err != nil || ts.AccessToken == "" {
+			t.Errorf("Poll after recovery = %v", err)
+		}
+	})
+}
