@@ -124,10 +124,19 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
 	}
+	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
+		cancel()
+		return nil, fmt.Errorf("credential store: %w", storeErr(err))
+	}
 	recs, err := store.LoadSessions(ctx, cfg.Store)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("load sessions: %w", storeErr(err))
+		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
+			cancel()
+			return nil, fmt.Errorf("load sessions: %w", storeErr(err))
+		}
+		// Corrupt items are skipped (and left in place for inspection);
+		// the good sessions still load.
+		cfg.Logger.Warn("some stored sessions could not be read", "err", err)
 	}
 	for _, r := range recs {
 		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r)

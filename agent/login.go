@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -166,6 +167,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 
 	now := a.now()
+	ts.ExpiresAt = a.onOurClock(ts.ExpiresAt)
 	rec := store.SessionRecord{
 		Server: key.server, Account: key.account, Issuer: as.Issuer, ClientID: client.ClientID,
 		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
@@ -281,6 +283,11 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		return client, nil, err
 	}
 	authURL := flow.AuthCodeURL()
+	if existing != nil && client.ClientID == existing.ClientID && client.Source == oauth.SourceDCR {
+		if err := preflight(ctx, hc, authURL); err != nil {
+			return client, nil, err
+		}
+	}
 	state := stateOf(authURL)
 	a.mu.Lock()
 	a.flows[state] = cb
@@ -438,4 +445,29 @@ func stateOf(authURL string) string {
 		return ""
 	}
 	return u.Query().Get("state")
+}
+
+// preflight checks a reused dynamic registration before the browser opens.
+// An AS that no longer knows a client (or its redirect URI) shows the user
+// an error page instead of redirecting back (it must not redirect to an
+// unverified URI), so the agent would never hear of it; a GET of the
+// authorization URL without cookies, not following redirects, answers 4xx
+// in that case, and the login registers again. Any other answer (a login
+// page, a redirect) lets the flow go on.
+func preflight(ctx context.Context, hc *http.Client, authURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return nil
+	}
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil // the browser will show whatever is wrong
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized {
+		return &oauth.AuthorizeError{Code: "invalid_client", Description: "the authorization server refused the stored client registration"}
+	}
+	return nil
 }

@@ -266,7 +266,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	if ts.RefreshToken != "" {
 		next.RefreshToken = ts.RefreshToken
 	}
-	next.ExpiresAt = ts.ExpiresAt
+	next.ExpiresAt = a.onOurClock(ts.ExpiresAt)
 	next.ObtainedAt = a.now()
 	if len(ts.Scopes) > 0 {
 		next.Scopes = ts.Scopes
@@ -396,4 +396,13 @@ func unionScopes(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// onOurClock moves an expiry that package oauth computed on the wall clock
+// onto the agent's clock (Config.Now), keeping the remaining lifetime.
+func (a *Agent) onOurClock(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return a.now().Add(time.Until(t))
 }
