@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
-	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
@@ -175,7 +175,7 @@ func TestConcurrentLoginsShareOneFlow(t *testing.T) {
 	release := make(chan struct{})
 	var opened []string
 	var mu sync.Mutex
-	f := newFixture(t, oauthtest.Options{}, func(c *agent.Config) {})
+	f := newFixture(t, oauthtest.Options{})
 	browser := f.as.Browser()
 	// The browser waits for the test: both callers are joined by then.
 	f2 := newFixtureWithBrowser(t, f, func(ctx context.Context, u string) error {
@@ -230,7 +230,7 @@ func newFixtureWithBrowser(t *testing.T, f *fixture, open func(context.Context, 
 
 func TestSingleFlightRefresh(t *testing.T) {
 	for _, n := range []int{1, 10, 100} {
-		t.Run("callers="+itoa(n), func(t *testing.T) {
+		t.Run("callers="+strconv.Itoa(n), func(t *testing.T) {
 			f := newFixture(t, oauthtest.Options{AccessTokenTTL: 5 * time.Minute})
 			f.login(agent.LoginRequest{})
 			before, _ := store.LoadSession(t.Context(), f.store, f.as.MCPURL, "")
@@ -269,19 +269,6 @@ func TestSingleFlightRefresh(t *testing.T) {
 			}
 		})
 	}
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 func TestRejectedTokenRefreshesOnce(t *testing.T) {
@@ -538,4 +525,3 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
-var _ = oauth.IsTransient

@@ -2,9 +2,9 @@ package ipc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"net"
 	"strconv"
 	"sync"

@@ -3,8 +3,8 @@ package ipc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"sync"
 	"time"
 
@@ -198,8 +198,17 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 	after := func() {
 		go func() {
 			defer c.wg.Done()
-			for ev := range ch {
-				c.notify(NotifyEvent, EventParams{Event: ev})
+			for {
+				select {
+				case ev, ok := <-ch:
+					if ok {
+						c.notify(NotifyEvent, EventParams{Event: ev})
+						continue
+					}
+				case <-c.ctx.Done():
+					return
+				}
+				break
 			}
 			if c.ctx.Err() == nil {
 				// The agent dropped this subscriber (too slow): close so the

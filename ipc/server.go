@@ -2,9 +2,9 @@ package ipc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -421,20 +421,14 @@ func (c *conn) handle(line []byte) {
 }
 
 func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {
+	defer c.wg.Done()
+	defer func() { <-c.sem }()
 	start := time.Now()
 	var (
 		result any
 		after  func()
 		err    error
 	)
-	defer func() {
-		c.mu.Lock()
-		delete(c.inflight, string(m.ID))
-		c.mu.Unlock()
-		cancel()
-		<-c.sem
-		c.wg.Done()
-	}()
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -446,9 +440,15 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 		}()
 		result, after, err = h(ctx, c, m)
 	}()
+	cancelled := ctx.Err() != nil && c.ctx.Err() == nil
+	// The id is free again once the reply is on its way.
+	c.mu.Lock()
+	delete(c.inflight, string(m.ID))
+	c.mu.Unlock()
+	cancel()
 	if err != nil {
 		e := errorFor(err)
-		if ctx.Err() != nil && c.ctx.Err() == nil && errors.Is(err, context.Canceled) {
+		if cancelled && errors.Is(err, context.Canceled) {
 			e = &Error{Code: CodeCancelled, Message: "request cancelled", Data: &ErrorData{Code: ErrCodeCancelled}}
 		}
 		c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))
