@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 // Defaults for the settings whose zero value means "the default".
@@ -31,9 +33,9 @@ const (
 	DefaultWSListen        = "127.0.0.1:0"
 )
 
-// Backends lists the storage backend names the config (and --backend,
-// MCPKEY_BACKEND) accepts.
-var Backends = []string{"auto", "secret-service", "kwallet", "keychain", "wincred", "keyctl", "pass", "file", "memory"}
+// BackendNames lists the storage backend names the config (and --backend,
+// MCPKEY_BACKEND) accepts: the keyring backends, and memory.
+func BackendNames() []string { return append(store.Backends(), "memory") }
 
 // Settings is the parsed config file (config.toml). Every field is optional;
 // the zero value is "no config file": all defaults, no named servers.
@@ -46,7 +48,7 @@ type Settings struct {
 	// Path is the file these settings were read from ("" when built in code).
 	Path string
 
-	// Backend is the credential store: one of Backends. "" means "auto".
+	// Backend is the credential store: one of BackendNames. "" means "auto".
 	Backend string
 	// KeyringTimeout bounds every keyring call; 0 means DefaultKeyringTimeout.
 	KeyringTimeout time.Duration
@@ -430,8 +432,8 @@ func (d *decoder) settings(raw map[string]any) *Settings {
 		switch k {
 		case "backend":
 			if b, ok := d.str(key, v); ok {
-				if !slices.Contains(Backends, b) {
-					d.at(key, true, "unknown backend %q (expected one of %s)", b, strings.Join(Backends, ", "))
+				if names := BackendNames(); !slices.Contains(names, b) {
+					d.at(key, true, "unknown backend %q (expected one of %s)", b, strings.Join(names, ", "))
 				}
 				s.Backend = b
 			}
