@@ -151,7 +151,7 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 	ctx, cancel := context.WithCancel(ctx)
 	c := &conn{
 		s: s, mc: mc, caller: caller, ctx: ctx, cancel: cancel,
-		out:      make(chan []byte, s.opts.QueueSize),
+		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		quit:     make(chan struct{}),
 		sem:      make(chan struct{}, s.opts.MaxInFlight),
@@ -204,12 +204,20 @@ type conn struct {
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 
-	out       chan []byte   // replies and notifications to write
 	done      chan struct{} // closed by close
 	quit      chan struct{} // closed to make the writer drain and stop
+	wake      chan struct{} // tells the writer that queue has work
 	closeOnce sync.Once
 	sem       chan struct{} // in-flight request slots
 	wg        sync.WaitGroup
+
+	// qmu guards queue and writing. At most one goroutine writes at a
+	// time (writing); a reply finding the queue empty and nobody writing
+	// is written by its own goroutine, saving a hand-off; everything else
+	// waits in queue for the writer goroutine, in order.
+	qmu     sync.Mutex
+	queue   [][]byte
+	writing bool
 
 	// mu guards inflight and subscribed.
 	mu         sync.Mutex
@@ -234,72 +242,105 @@ func (c *conn) isClosed() bool {
 	}
 }
 
-func (c *conn) writeLoop() {
-	f, _ := c.mc.(flusher)
-	write := func(m []byte) bool {
+// writeAll writes msgs and flushes; on failure it closes the connection.
+func (c *conn) writeAll(msgs [][]byte) bool {
+	for _, m := range msgs {
 		if err := c.mc.WriteMessage(m); err != nil {
 			c.close()
 			return false
 		}
-		return true
 	}
-	flush := func() bool {
-		if f != nil {
-			if err := f.Flush(); err != nil {
-				c.s.log.Warn("disconnecting client: write failed", "pid", c.caller.PID, "err", err)
-				c.close()
-				return false
-			}
+	if f, ok := c.mc.(flusher); ok {
+		if err := f.Flush(); err != nil {
+			c.s.log.Warn("disconnecting client: write failed", "pid", c.caller.PID, "err", err)
+			c.close()
+			return false
 		}
-		return true
 	}
+	return true
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drainQueue writes queued messages until the queue is empty or another
+// goroutine is writing.
+func (c *conn) drainQueue() bool {
+	for {
+		c.qmu.Lock()
+		if c.writing || len(c.queue) == 0 {
+			c.qmu.Unlock()
+			return true
+		}
+		batch := c.queue
+		c.queue = nil
+		c.writing = true
+		c.qmu.Unlock()
+		ok := c.writeAll(batch)
+		c.qmu.Lock()
+		c.writing = false
+		c.qmu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (c *conn) writeLoop() {
 	for {
 		select {
-		case m := <-c.out:
-			if !write(m) {
-				return
-			}
-		drain:
-			for range 64 {
-				select {
-				case m := <-c.out:
-					if !write(m) {
-						return
-					}
-				default:
-					break drain
-				}
-			}
-			if !flush() {
+		case <-c.wake:
+			if !c.drainQueue() {
 				return
 			}
 		case <-c.quit:
-			for {
-				select {
-				case m := <-c.out:
-					if !write(m) {
-						return
-					}
-				default:
-					flush()
-					return
-				}
-			}
+			c.drainQueue()
+			return
 		case <-c.done:
 			return
 		}
 	}
 }
 
-// enqueue queues msg for writing; a full queue closes the connection: a
-// client that does not read never blocks the agent.
-func (c *conn) enqueue(msg []byte) {
-	select {
-	case c.out <- msg:
-	case <-c.done:
-	default:
+// enqueue sends msg. A reply (direct) finding nothing queued is written by
+// the calling goroutine; otherwise msg is queued for the writer goroutine.
+// Notifications are never written directly: their senders (the agent's
+// login and event goroutines) must not block on a client. A full queue
+// closes the connection: a client that does not read never blocks the agent.
+func (c *conn) enqueue(msg []byte, direct bool) {
+	c.qmu.Lock()
+	if c.isClosed() {
+		c.qmu.Unlock()
+		return
+	}
+	if direct && !c.writing && len(c.queue) == 0 {
+		c.writing = true
+		c.qmu.Unlock()
+		c.writeAll([][]byte{msg})
+		c.qmu.Lock()
+		c.writing = false
+		more := len(c.queue) > 0
+		c.qmu.Unlock()
+		if more {
+			c.signal()
+		}
+		return
+	}
+	if len(c.queue) >= c.s.opts.QueueSize {
+		c.qmu.Unlock()
 		c.s.log.Warn("disconnecting client: outbound queue full", "pid", c.caller.PID)
 		c.close()
+		return
+	}
+	c.queue = append(c.queue, msg)
+	idle := !c.writing
+	c.qmu.Unlock()
+	if idle {
+		c.signal()
 	}
 }
 
@@ -330,7 +371,7 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 			return
 		}
 	}
-	c.enqueue(b)
+	c.enqueue(b, true)
 }
 
 func (c *conn) notify(method string, params any) {
@@ -339,7 +380,7 @@ func (c *conn) notify(method string, params any) {
 		c.s.log.Error("cannot encode notification", "method", method, "err", err)
 		return
 	}
-	c.enqueue(b)
+	c.enqueue(b, false)
 }
 
 func invalidRequest(msg string) *Error {
