@@ -310,11 +310,9 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	defer a.Close()
 
-	w, err := agent.WatchSettings(ctx, cfgPath, agent.WatchOptions{}, a.ApplySettings, func(err error) {
-		log.Error("config not applied; keeping the previous one", "err", err)
-	})
+	w, err := agent.WatchSettings(ctx, cfgPath, agent.WatchOptions{Current: settings, Logger: log}, a.ApplySettings, a.ConfigRejected)
 	if err != nil {
-		// Not fatal: the config still loads on SIGHUP.
+		// Not fatal: SIGHUP still reloads.
 		log.Warn("not watching the config file", "err", err)
 	}
 	hup := make(chan os.Signal, 1)
@@ -323,15 +321,14 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	go func() {
 		for range hup {
 			if w != nil {
-				w.Reload() // errors reach the onError above
+				w.Reload() // the outcome reaches ApplySettings or ConfigRejected
 				continue
 			}
-			s, err := agent.LoadSettings(cfgPath)
-			if err != nil {
-				log.Error("SIGHUP: config not applied; keeping the previous one", "err", err)
-				continue
+			if s, err := agent.LoadSettings(cfgPath); err != nil {
+				a.ConfigRejected(err)
+			} else {
+				a.ApplySettings(s)
 			}
-			a.ApplySettings(s)
 		}
 	}()
 	if isTerminal(os.Stdin) {

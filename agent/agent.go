@@ -66,6 +66,9 @@ type Agent struct {
 	// I/O: per-session work takes the session's own lock.
 	mu       sync.RWMutex
 	settings *Settings
+	// configErr is why the last config change was not applied ("" when it
+	// was); status shows it.
+	configErr string
 	sessions map[sessionKey]*session
 	logins   map[sessionKey]*loginFlight
 	// flows maps a pending authorization's state to its callback, for
@@ -161,9 +164,21 @@ func (a *Agent) ApplySettings(s *Settings) {
 	}
 	a.mu.Lock()
 	a.settings = s
+	a.configErr = ""
 	a.mu.Unlock()
 	a.publish(Event{Kind: EventConfigReloaded})
 	a.log.Info("config applied", "servers", len(s.Servers))
+}
+
+// ConfigRejected records why a new version of the config file was not
+// applied; the agent keeps running on the previous one, and status says so
+// until a valid version is applied.
+func (a *Agent) ConfigRejected(err error) {
+	a.mu.Lock()
+	a.configErr = err.Error()
+	a.mu.Unlock()
+	a.log.Error("config not applied; keeping the previous one", "err", err)
+	a.publish(Event{Kind: EventConfigReloaded, Error: err.Error()})
 }
 
 // Status describes the agent.
@@ -180,6 +195,7 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		WebSocketURL:  a.cfg.WebSocketURL,
 		ConfigPath:    a.cfg.ConfigPath,
 		PendingLogins: len(a.logins),
+		ConfigError:   a.configErr,
 	}
 	for _, s := range a.sessions {
 		if s.info(a.now()).State == StateNeedsLogin {
