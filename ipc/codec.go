@@ -179,5 +179,10 @@ func (l *LineConn) Flush() error {
 	return err
 }
 
+// PeerHalfClosed reports whether the peer shut down only its sending side,
+// so replies can still reach it. ServeConn then answers in-flight requests
+// before closing instead of cancelling them.
+func (l *LineConn) PeerHalfClosed() bool { return peerHalfClosed(l.c) }
+
 // Close closes the connection.
 func (l *LineConn) Close() error { return l.c.Close() }

@@ -184,6 +184,15 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		<-writerDone
 	}
 	stop()
+	if errors.Is(err, io.EOF) {
+		if hc, ok := mc.(interface{ PeerHalfClosed() bool }); ok && hc.PeerHalfClosed() {
+			// The peer only stopped sending: answer what it asked.
+			log.Debug("peer half-closed; finishing its requests")
+			c.wg.Wait()
+			close(c.quit)
+			<-writerDone
+		}
+	}
 	cancel()
 	c.wg.Wait()
 	c.close()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -617,4 +618,34 @@ func TestClientRedialsAfterAgentRestart(t *testing.T) {
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Fatalf("status after agent restart: %v", err)
 	}
+}
+
+func TestHalfCloseGetsReplies(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return agent.Token{AccessToken: "late"}, nil
+		case <-ctx.Done():
+			return agent.Token{}, ctx.Err()
+		}
+	}}
+	s := startServer(t, b, ipc.ServerOptions{})
+	r := s.raw(t)
+	r.send(`{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"a"}}`)
+	<-started
+	if err := r.c.(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// Give the server time to see the EOF before the backend answers; the
+	// answer must arrive either way.
+	waitFor(t, 5*time.Second, "EOF seen", func() bool { return contains(s.logs.String(), "half-closed") })
+	close(release)
+	m := r.recv()
+	if res, _ := m["result"].(map[string]any); res["access_token"] != "late" {
+		t.Fatalf("reply after half close = %v", m)
+	}
+	r.expectClosed(5 * time.Second)
 }

@@ -1,0 +1,158 @@
+// Package ipc is the wire between the mcpkey agent and local programs: the
+// protocol, the Unix-socket server and the Go client. This comment is the
+// protocol's specification; a client in any language can be written from it.
+//
+// # Transports and framing
+//
+// Messages are JSON-RPC 2.0 (https://www.jsonrpc.org/specification), UTF-8
+// JSON objects. Batches (arrays) are not supported.
+//
+// On the Unix socket each message is one line: a JSON object followed by
+// "\n". JSON text never contains a raw newline, so the framing is
+// unambiguous; empty lines are ignored. A message may be at most 1 MiB
+// (DefaultMaxFrame) without its newline: a longer one gets an
+// invalid-request error (id null) and the connection is closed. Once the
+// first byte of a message has arrived, the rest must follow within 30 s
+// (ServerOptions.FrameTimeout) or the connection is closed; a connection may
+// idle between messages for as long as it likes (subscribers do).
+//
+// The codec is separate from the transport (MessageConn, LineConn, and
+// Server.ServeConn): a later WebSocket transport carries the same messages,
+// one per text frame, through the same dispatcher.
+//
+// # Authentication
+//
+// The Unix socket lives in a directory that must be 0700 and owned by the
+// user (Listen refuses anything else, naming the directory); the socket is
+// 0600. The server also checks every connection's peer credentials
+// (SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS and FreeBSD): a peer whose
+// uid differs from the agent's is disconnected before anything is read. The
+// peer's pid and, on Linux, executable (/proc/PID/exe) are attached to every
+// request as an agent.Caller. The Go client checks the same from its side:
+// it refuses an agent socket served by another uid. On Windows the socket
+// (AF_UNIX) sits in %LOCALAPPDATA%, whose ACL admits only the user; no peer
+// uid is available there. On other Unix systems without a peer-credential
+// call the server refuses every connection.
+//
+// Default socket paths: see DefaultSocketPath ($MCPKEY_SOCK overrides).
+//
+// # Versioning
+//
+// ProtocolVersion is 1. New methods, new optional params and new result
+// fields are added without changing it; clients must ignore unknown result
+// fields and the server ignores unknown params. A change that would break a
+// version-1 client bumps the version. A client may call agent.hello with
+// protocol_version set to the version it requires; an agent that does not
+// speak it answers invalid_request.
+//
+// # Requests and notifications
+//
+// A request carries "jsonrpc":"2.0", an "id" (string or number), a "method"
+// and, where the method takes them, "params" (an object). Every request gets
+// exactly one response with the same id. Requests on one connection are
+// served concurrently (at most 32 at a time; further requests wait to be
+// read), so responses may come in any order. A message without an id is a
+// notification and gets no response; unknown notifications are ignored.
+//
+// Field names are snake_case; times are RFC 3339 strings; absent optional
+// fields may be omitted.
+//
+// agent.hello — params {client?: string, protocol_version?: int}; result
+// {protocol_version: 1, agent_version: string, capabilities: [string]}, the
+// capabilities being the method names this agent serves.
+//
+// agent.status — no params; result agent.Status: {version, pid,
+// store_backend, locked, sessions, needs_login, started, socket?,
+// websocket_url?, config_path?, config_error?, pending_logins}.
+//
+// sessions.list — no params; result {sessions: [agent.SessionInfo]}, each
+// {server, name?, account, issuer, client_id, scopes, state, error?,
+// expires_at, obtained_at, has_refresh_token, store_backend}. No secrets.
+//
+// token.get — params {server, account?, scopes?, min_ttl_seconds?,
+// rejected_token?}; result {access_token, token_type, expires_at, scopes,
+// server, account}. server is a configured name or a URL. A token expiring
+// within min_ttl_seconds is refreshed first. rejected_token reports a token
+// a resource server answered 401 to: if it is still the session's current
+// token the agent refreshes (once, however many callers report it),
+// otherwise it returns the newer token.
+//
+// session.logout — params {server, account?, keep_remote?}; result
+// {server, account, revoked, revoke_error?}. keep_remote skips revocation
+// at the authorization server.
+//
+// session.login — params {server, account?, scopes?, no_browser?,
+// client_id?, client_secret?, client_metadata_url?}; result
+// agent.SessionInfo. While the login runs, the server sends notifications
+// login.progress {id: <this request's id>, event: agent.Event} on the same
+// connection, all before the response. An event may carry url (the
+// authorization URL to open or show) and user_code (device grant).
+//
+// session.complete — params {url}; result {}. Hands a pasted redirect URL
+// to the headless login whose state it carries.
+//
+// events.subscribe — no params; result {subscribed: true}. Afterwards the
+// server sends notifications event {event: agent.Event} ({kind, time,
+// server?, account?, session?, message?, url?, user_code?, error?}) on this
+// connection until it closes. A subscriber that falls behind is
+// disconnected: the connection closing is how a client learns it lost
+// events. Subscribe on a connection of its own.
+//
+// rpc.cancel — a notification from the client, params {id}: cancels the
+// request with that id on this connection. The cancelled request is still
+// answered, with the cancelled error, unless it finished first. Closing a
+// connection cancels all its requests.
+//
+// # Errors
+//
+// Error responses carry a JSON-RPC error object {code, message, data?}.
+// Protocol errors use the standard codes, with data.code "invalid_request"
+// except for method-not-found:
+//
+//	-32700  parse error (id null; the connection stays usable)
+//	-32600  invalid request (not JSON-RPC 2.0, bad id, duplicate id in
+//	        flight, frame over the cap)
+//	-32601  method not found (no data)
+//	-32602  invalid params (wrong types, missing server)
+//
+// Application errors have a code in -32000..-32099 and a stable string in
+// data.code, which clients branch on:
+//
+//	-32000  internal           anything else
+//	-32001  not_found          no such server or session
+//	-32002  needs_login        no usable grant; data has server, account,
+//	                           scopes (what a step-up login must ask for)
+//	                           and reason
+//	-32003  locked             the agent is locked
+//	-32004  denied             the caller was refused
+//	-32005  store_unavailable  the credential store did not answer in time
+//	-32006  invalid_request    the request is wrong (bad URL, protocol
+//	                           version, ...)
+//	-32800  cancelled          the request was cancelled by rpc.cancel
+//
+// ipc.Client maps these back to the agent package's sentinels, so Go
+// callers use errors.Is(err, agent.ErrNeedsLogin) and errors.As(err,
+// &*agent.NeedsLoginError). The message is the Backend error's text:
+// Backends must keep their errors free of secrets, since the server sends
+// them as they are. The server never logs params or results.
+//
+// # Limits
+//
+// A connection whose outbound queue (256 messages) overflows, or whose
+// socket does not accept a write within 10 s, is closed: a client that never
+// reads its replies or events never blocks the agent or other clients.
+//
+// # Example
+//
+// A token from a shell, with socat:
+//
+//	printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"https://mcp.example.com/mcp"}}' |
+//	  socat -t5 - UNIX-CONNECT:"$XDG_RUNTIME_DIR/mcpkey/agent.sock"
+//
+// # References
+//
+//   - JSON-RPC 2.0: https://www.jsonrpc.org/specification
+//   - Cancellation, as in the Language Server Protocol:
+//     https://microsoft.github.io/language-server-protocol/specifications/lsp/3.17/specification/#cancelRequest
+//   - unix(7) SO_PEERCRED: https://man7.org/linux/man-pages/man7/unix.7.html
+package ipc

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package ipc
+
+import "net"
+
+// peerHalfClosed cannot tell a half close from a close here; a peer's EOF
+// cancels its requests.
+func peerHalfClosed(c net.Conn) bool { return false }
