@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,15 +40,18 @@ type clientConn struct {
 
 	// mu guards pending and err.
 	mu      sync.Mutex
-	pending map[uint64]*call
+	pending map[uint64]*pendingCall
 	err     error
 
 	// onEvent, if set, receives "event" notifications (Watch).
 	onEvent func(agent.Event)
 }
 
-type call struct {
-	ch       chan *message
+type pendingCall struct {
+	// decode decodes the response line into the caller's result; the
+	// reader goroutine runs it and sends its error on done.
+	decode   func(line []byte) error
+	done     chan error
 	progress func(agent.Event)
 }
 
@@ -69,7 +73,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 }
 
 func newClientConn(nc net.Conn, onEvent func(agent.Event), onClose func()) *clientConn {
-	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*call), onEvent: onEvent}
+	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent}
 	go cc.readLoop(onClose)
 	return cc
 }
@@ -126,6 +130,37 @@ func (cc *clientConn) fail(err error) {
 	cc.c.Close()
 }
 
+const responsePrefix = `{"jsonrpc":"2.0","id":`
+
+// responseID returns N when line starts with {"jsonrpc":"2.0","id":N, .
+func responseID(line []byte) (uint64, bool) {
+	if !bytes.HasPrefix(line, []byte(responsePrefix)) {
+		return 0, false
+	}
+	rest := line[len(responsePrefix):]
+	i := 0
+	for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i >= len(rest) || rest[i] != ',' {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(string(rest[:i]), 10, 64)
+	return id, err == nil
+}
+
+// deliver decodes a response line for the call waiting for id, in the
+// reader goroutine, so the line needs no copy.
+func (cc *clientConn) deliver(id uint64, line []byte) {
+	cc.mu.Lock()
+	cl := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	if cl != nil {
+		cl.done <- cl.decode(line)
+	}
+}
+
 func (cc *clientConn) readLoop(onClose func()) {
 	if onClose != nil {
 		defer onClose()
@@ -137,6 +172,13 @@ func (cc *clientConn) readLoop(onClose func()) {
 			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return
 		}
+		// Fast path: the agent writes every response as
+		// {"jsonrpc":"2.0","id":N,... ; route it by N without parsing the
+		// rest, which the caller decodes once, straight into its result.
+		if id, ok := responseID(line); ok {
+			cc.deliver(id, line)
+			continue
+		}
 		var m message
 		if err := json.Unmarshal(line, &m); err != nil {
 			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
@@ -144,17 +186,9 @@ func (cc *clientConn) readLoop(onClose func()) {
 		}
 		switch m.Method {
 		case "":
-			id, err := strconv.ParseUint(string(m.ID), 10, 64)
-			if err != nil {
-				continue // not one of ours (an error for an unparsable line has id null)
-			}
-			cc.mu.Lock()
-			cl := cc.pending[id]
-			delete(cc.pending, id)
-			cc.mu.Unlock()
-			if cl != nil {
-				cl.ch <- &m
-			}
+			if id, err := strconv.ParseUint(string(m.ID), 10, 64); err == nil {
+				cc.deliver(id, line)
+			} // else not one of ours (an error for an unparsable line has id null)
 		case NotifyLoginProgress:
 			var p ProgressParams
 			if json.Unmarshal(m.Params, &p) != nil {
@@ -187,8 +221,9 @@ type errRetryable struct{ err error }
 func (e errRetryable) Error() string { return e.err.Error() }
 func (e errRetryable) Unwrap() error { return e.err }
 
-// do sends one request on cc and waits for its reply.
-func (cc *clientConn) do(ctx context.Context, method string, params any, result any, progress func(agent.Event)) error {
+// do sends one request on cc and waits for its reply, which decode
+// consumes.
+func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
 	id := cc.nextID.Add(1)
 	b := make([]byte, 0, 128)
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
@@ -206,7 +241,7 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, result 
 	}
 	b = append(b, '}', '\n')
 
-	cl := &call{ch: make(chan *message, 1), progress: progress}
+	cl := &pendingCall{decode: decode, done: make(chan error, 1), progress: progress}
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -216,30 +251,40 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, result 
 	cc.pending[id] = cl
 	cc.mu.Unlock()
 
+	// abandon stops waiting for id. If the reader already took the call it
+	// is decoding into the caller's result right now: wait for that to end.
+	abandon := func() {
+		cc.mu.Lock()
+		_, waiting := cc.pending[id]
+		delete(cc.pending, id)
+		cc.mu.Unlock()
+		if !waiting {
+			<-cl.done
+		}
+	}
 	if err := cc.write(ctx, b); err != nil {
 		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+		abandon()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return errRetryable{fmt.Errorf("%w: %w", errConnLost, err)}
 	}
 	select {
-	case m := <-cl.ch:
-		return decodeReply(method, m, result)
+	case err := <-cl.done:
+		return err
 	case <-cc.done:
-		select {
-		case m := <-cl.ch:
-			return decodeReply(method, m, result)
-		default:
-		}
 		cc.mu.Lock()
+		_, waiting := cc.pending[id]
+		delete(cc.pending, id)
 		err := cc.err
 		cc.mu.Unlock()
+		if !waiting {
+			return <-cl.done // the reply made it
+		}
 		return errRetryable{err}
 	case <-ctx.Done():
-		cc.mu.Lock()
-		delete(cc.pending, id)
-		cc.mu.Unlock()
+		abandon()
 		cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
 		wctx, stop := context.WithTimeout(context.Background(), time.Second)
 		cc.write(wctx, []byte(cancel)) // best effort
@@ -261,28 +306,32 @@ func (cc *clientConn) write(ctx context.Context, b []byte) error {
 	return err
 }
 
-func decodeReply(method string, m *message, result any) error {
-	if m.Error != nil {
-		return clientError(m.Error)
+// decodeReply decodes a response line into result (a pointer, or nil to
+// discard it) in one pass, or returns its error.
+func decodeReply[T any](method string, line []byte, result *T) error {
+	env := struct {
+		Error  *Error `json:"error"`
+		Result *T     `json:"result"`
+	}{Result: result}
+	if err := json.Unmarshal(line, &env); err != nil {
+		return fmt.Errorf("%s: decode result: %w", method, err)
 	}
-	if result != nil {
-		if err := json.Unmarshal(m.Result, result); err != nil {
-			return fmt.Errorf("%s: decode result: %w", method, err)
-		}
+	if env.Error != nil {
+		return clientError(env.Error)
 	}
 	return nil
 }
 
-// call runs method on the shared connection. Idempotent methods are retried
-// once on a fresh connection when a reused one turns out to be dead (the
-// agent restarted).
-func (c *Client) call(ctx context.Context, method string, params, result any, progress func(agent.Event)) error {
+// call runs method on the shared connection and decodes the result into
+// result. Idempotent methods are retried once on a fresh connection when a
+// reused one turns out to be dead (the agent restarted).
+func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(agent.Event)) error {
 	for attempt := 0; ; attempt++ {
 		cc, fresh, err := c.conn(ctx)
 		if err != nil {
 			return err
 		}
-		err = cc.do(ctx, method, params, result, progress)
+		err = cc.do(ctx, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
 		var re errRetryable
 		if !errors.As(err, &re) {
 			return err
@@ -310,21 +359,21 @@ func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
 		name = "mcpkey-go"
 	}
 	var r HelloResult
-	err := c.call(ctx, MethodHello, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, &r, nil)
+	err := call(ctx, c, MethodHello, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, &r, nil)
 	return r, err
 }
 
 // Status returns the agent's status.
 func (c *Client) Status(ctx context.Context) (agent.Status, error) {
 	var r agent.Status
-	err := c.call(ctx, MethodStatus, nil, &r, nil)
+	err := call(ctx, c, MethodStatus, nil, &r, nil)
 	return r, err
 }
 
 // Sessions lists the agent's sessions (no secrets).
 func (c *Client) Sessions(ctx context.Context) ([]agent.SessionInfo, error) {
 	var r SessionsResult
-	err := c.call(ctx, MethodSessionsList, nil, &r, nil)
+	err := call(ctx, c, MethodSessionsList, nil, &r, nil)
 	return r.Sessions, err
 }
 
@@ -338,7 +387,7 @@ func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
-	err := c.call(ctx, MethodTokenGet, p, &r, nil)
+	err := call(ctx, c, MethodTokenGet, p, &r, nil)
 	return r, err
 }
 
@@ -346,7 +395,7 @@ func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token
 // unless req.KeepRemote).
 func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error) {
 	var r agent.LogoutResult
-	err := c.call(ctx, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
+	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
 		KeepRemote: req.KeepRemote}, &r, nil)
 	return r, err
 }
@@ -357,7 +406,7 @@ func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.Log
 // told to cancel (rpc.cancel) and Login returns ctx.Err().
 func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
 	var r agent.SessionInfo
-	err := c.call(ctx, MethodSessionLogin, LoginParams{Server: req.Server, Account: req.Account,
+	err := call(ctx, c, MethodSessionLogin, LoginParams{Server: req.Server, Account: req.Account,
 		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
 		ClientMetadataURL: req.ClientMetadataURL}, &r, progress)
 	return r, err
@@ -366,7 +415,8 @@ func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress fun
 // CompleteLogin hands a pasted redirect URL to the headless login it belongs
 // to.
 func (c *Client) CompleteLogin(ctx context.Context, redirectURL string) error {
-	return c.call(ctx, MethodSessionComplete, CompleteParams{URL: redirectURL}, nil, nil)
+	var r struct{}
+	return call(ctx, c, MethodSessionComplete, CompleteParams{URL: redirectURL}, &r, nil)
 }
 
 // Watch subscribes to the agent's events on a connection of its own. The
@@ -385,7 +435,10 @@ func (c *Client) Watch(ctx context.Context) (<-chan agent.Event, error) {
 		}
 	}, func() { close(ch) })
 	var r SubscribeResult
-	if err := cc.do(ctx, MethodEventsSubscribe, nil, &r, nil); err != nil {
+	err = cc.do(ctx, MethodEventsSubscribe, nil, func(line []byte) error {
+		return decodeReply(MethodEventsSubscribe, line, &r)
+	}, nil)
+	if err != nil {
 		cc.fail(errors.New("watch failed"))
 		var re errRetryable
 		if errors.As(err, &re) {

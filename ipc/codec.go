@@ -16,7 +16,8 @@ import (
 //
 // ReadMessage is called from one goroutine at a time; the slice it returns is
 // valid until the next ReadMessage. WriteMessage is called from one goroutine
-// at a time. Close may be called concurrently with both and makes them return.
+// at a time and must not keep msg after it returns (the server reuses
+// buffers). Close may be called concurrently with both and makes them return.
 type MessageConn interface {
 	ReadMessage() ([]byte, error)
 	WriteMessage(msg []byte) error
