@@ -664,6 +664,7 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	account := fs.String("account", "", "account label")
 	asJSON := fs.Bool("json", false, "print JSON")
 	noLogin := fs.Bool("no-login", false, "fail instead of starting a login")
+	call := fs.String("call", "", "also call this tool (with empty arguments) and print its result")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -681,7 +682,7 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	var res *ipc.ProbeResult
 	err = withAgent(ctx, c, func() (err error) {
-		res, err = ipc.Probe(ctx, c, pos[0], *account, doLogin, buildVersion())
+		res, err = ipc.Probe(ctx, c, ipc.ProbeOptions{Server: pos[0], Account: *account, Login: doLogin, Call: *call, Version: buildVersion()})
 		return err
 	})
 	if err != nil {
@@ -697,6 +698,9 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	fmt.Printf("tools:    %d\n", len(res.Tools))
 	for _, t := range res.Tools {
 		fmt.Printf("  %s\n", t)
+	}
+	if res.Called != "" {
+		fmt.Printf("called:   %s\n%s\n", res.Called, res.CallResult)
 	}
 	return nil
 }
@@ -852,4 +856,5 @@ version and tool names.
 examples:
   mcpkey probe https://mcp.example.com/mcp
   mcpkey probe github --json
+  mcpkey probe https://mcp.example.com/mcp --call whoami
 `

@@ -127,9 +127,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
-	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{})
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+	if ch == nil && d.ResourceMetadataURL == "" {
+		return SessionInfo{}, fmt.Errorf("login %s: the server answered without asking for authorization and publishes no protected resource metadata: there is nothing to log in to", t.url)
 	}
 	as := d.AS
 

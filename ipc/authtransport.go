@@ -106,7 +106,12 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ch == nil || ch.Error != "insufficient_scope" {
 				return resp, nil
 			}
-			scopes := t.union(ch.Scopes)
+			// No progress possible: the token already carries every scope
+			// the server asks for, so another login would only loop.
+			if len(ch.Scopes) == 0 || containsAll(tok.Scopes, ch.Scopes) {
+				return resp, nil
+			}
+			scopes := t.union(append(append([]string(nil), tok.Scopes...), ch.Scopes...))
 			if t.login(ctx, scopes) != nil {
 				return resp, nil
 			}
@@ -190,4 +195,17 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

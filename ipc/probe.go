@@ -5,10 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// ProbeOptions configures Probe.
+type ProbeOptions struct {
+	// Server is a configured name or URL; Account selects a session.
+	Server, Account string
+	// Login runs a login for the given scopes; nil means a missing session
+	// is an error.
+	Login func(ctx context.Context, scopes []string) error
+	// Call, when set, names a tool to call with empty arguments after
+	// listing the tools.
+	Call string
+	// Version is the client version sent in initialize.
+	Version string
+}
 
 // ProbeResult is what `mcpkey probe` reports of a server.
 type ProbeResult struct {
@@ -17,13 +32,18 @@ type ProbeResult struct {
 	Version         string   `json:"version"`
 	ProtocolVersion string   `json:"protocol_version"`
 	Tools           []string `json:"tools"`
+	// Called is the tool called (ProbeOptions.Call) and CallResult the text
+	// of its result.
+	Called     string `json:"called,omitempty"`
+	CallResult string `json:"call_result,omitempty"`
 }
 
 // Probe connects to an MCP server over Streamable HTTP with the official
 // go-sdk client and tokens from the agent (through an AuthTransport, so a
 // 401 refreshes and a 403 insufficient_scope steps up via login), initializes,
 // and lists the tools. login may be nil (then a missing session is an error).
-func Probe(ctx context.Context, c *Client, server, account string, login func(context.Context, []string) error, version string) (*ProbeResult, error) {
+func Probe(ctx context.Context, c *Client, opts ProbeOptions) (*ProbeResult, error) {
+	server, account, login := opts.Server, opts.Account, opts.Login
 	// Resolve the server's canonical URL through the agent (it knows the
 	// config's names), signing in first when there is no session.
 	tok, err := c.Token(ctx, agent.TokenRequest{Server: server, Account: account})
@@ -42,7 +62,7 @@ func Probe(ctx context.Context, c *Client, server, account string, login func(co
 		return nil, err
 	}
 	rt := &AuthTransport{Client: c, Server: server, Account: account, Login: login}
-	client := mcp.NewClient(&mcp.Implementation{Name: "mcpkey-probe", Version: version}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpkey-probe", Version: opts.Version}, nil)
 	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:   url,
 		HTTPClient: &http.Client{Transport: rt},
@@ -63,6 +83,23 @@ func Probe(ctx context.Context, c *Client, server, account string, login func(co
 			return nil, fmt.Errorf("list tools of %s: %w", url, err)
 		}
 		res.Tools = append(res.Tools, t.Name)
+	}
+	if opts.Call != "" {
+		cr, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: opts.Call, Arguments: map[string]any{}})
+		if err != nil {
+			return nil, fmt.Errorf("call %s on %s: %w", opts.Call, url, err)
+		}
+		res.Called = opts.Call
+		var text []string
+		for _, c := range cr.Content {
+			if tc, ok := c.(*mcp.TextContent); ok {
+				text = append(text, tc.Text)
+			}
+		}
+		res.CallResult = strings.Join(text, "\n")
+		if cr.IsError {
+			return res, fmt.Errorf("tool %s on %s returned an error: %s", opts.Call, url, res.CallResult)
+		}
 	}
 	return res, nil
 }

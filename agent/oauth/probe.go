@@ -17,17 +17,21 @@ const ProtocolVersion = "2025-11-25"
 
 // probeBody is an unauthenticated initialize request. Its only purpose is
 // to draw the server's 401 and WWW-Authenticate challenge.
-const probeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + ProtocolVersion +
-	`","capabilities":{},"clientInfo":{"name":"mcpkey","version":"0"}}}`
+// probeBody is a request every protected MCP server must refuse without a
+// token. Not initialize: some servers let initialize (and notifications)
+// through unauthenticated and challenge only later requests, so an
+// initialize probe would miss the challenge and its scope.
+const probeBody = `{"jsonrpc":"2.0","id":1,"method":"ping"}`
 
-// Probe sends an unauthenticated MCP initialize request to serverURL and
-// reports the server's challenge (spec-checklist §A).
+// Probe sends an unauthenticated MCP ping request to serverURL and reports
+// the server's challenge (spec-checklist §A).
 //
 // On 401 or 403 it returns the parsed Bearer challenge; a missing or
 // unparsable WWW-Authenticate header gives a Challenge with only Status set,
 // and discovery then falls back to the well-known URLs. On 2xx the server
-// needs no authorization: Probe returns (nil, nil). Any other status is an
-// error. A nil hc means NewHTTPClient(HTTPOptions{}); the same holds for
+// needs no authorization: Probe returns (nil, nil). Another 4xx (a server
+// that wants a session first, say) gives a Challenge with only Status set, so
+// discovery goes on with the well-known URLs; 5xx is an error. A nil hc means NewHTTPClient(HTTPOptions{}); the same holds for
 // Discover and Register.
 func Probe(ctx context.Context, hc *http.Client, serverURL string) (*Challenge, error) {
 	if hc == nil {
@@ -59,6 +63,9 @@ func Probe(ctx context.Context, hc *http.Client, serverURL string) (*Challenge, 
 			return &Challenge{Status: resp.StatusCode}, nil
 		}
 		return ch, nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return &Challenge{Status: resp.StatusCode}, nil
 	default:
 		return nil, fmt.Errorf("probe %s: unexpected status %s", serverURL, resp.Status)
 	}

@@ -113,7 +113,8 @@ func TestProbe(t *testing.T) {
 			&Challenge{Status: 403, Scopes: []string{"w"}, Error: "insufficient_scope"}, ""},
 		{"200 needs no auth", 200, "", nil, ""},
 		{"202 needs no auth", 202, "", nil, ""},
-		{"404 is an error", 404, "", nil, "unexpected status 404"},
+		{"400 (a server that wants a session) goes on to well-known discovery", 400, "", &Challenge{Status: 400}, ""},
+		{"404 goes on to well-known discovery", 404, "", &Challenge{Status: 404}, ""},
 		{"500 is an error", 500, "", nil, "unexpected status 500"},
 	}
 	for _, tt := range tests {
@@ -151,7 +152,7 @@ func TestProbe(t *testing.T) {
 			}
 			s := <-got
 			want := seen{"POST", "application/json, text/event-stream", "application/json", ProtocolVersion,
-				"initialize/2.0/" + ProtocolVersion, ""}
+				"ping/2.0/", ""}
 			if s != want {
 				t.Errorf("request = %+v, want %+v", s, want)
 			}
