@@ -69,8 +69,8 @@ type Agent struct {
 	// configErr is why the last config change was not applied ("" when it
 	// was); status shows it.
 	configErr string
-	sessions map[sessionKey]*session
-	logins   map[sessionKey]*loginFlight
+	sessions  map[sessionKey]*session
+	logins    map[sessionKey]*loginFlight
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer

@@ -524,4 +524,3 @@ func TestImportsPointOneWay(t *testing.T) {
 		}
 	}
 }
-
