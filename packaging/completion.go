@@ -66,13 +66,20 @@ func names(c Command) []string {
 	return append([]string{c.Name}, strings.Fields(c.Aliases)...)
 }
 
+// allNames lists every command name and alias, then "help" unless cmds
+// has its own.
 func allNames(cmds []Command) []string {
+	out := cmdNames(cmds)
+	if !contains(out, "help") {
+		out = append(out, "help")
+	}
+	return out
+}
+
+func cmdNames(cmds []Command) []string {
 	var out []string
 	for _, c := range cmds {
 		out = append(out, names(c)...)
-	}
-	if !contains(out, "help") {
-		out = append(out, "help")
 	}
 	return out
 }
@@ -115,8 +122,7 @@ func Completion(shell string, cmds []Command) (string, error) {
 	return "", fmt.Errorf("no completion for shell %q; choose bash, zsh or fish", shell)
 }
 
-// shSingle quotes s for sh, bash, zsh and fish alike: fish also ends a
-// single-quoted string at ' and takes \' inside, so it gets its own.
+// shSingle quotes s for sh, bash and zsh (fish has fishQuote).
 func shSingle(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
@@ -200,7 +206,7 @@ func zshCompletion(cmds []Command) string {
 			fmt.Fprintf(&b, "\t\t%s\n", shSingle(zshEscape(n)+":"+c.Short))
 		}
 	}
-	if !contains(allNamesNoHelp(cmds), "help") {
+	if !contains(cmdNames(cmds), "help") {
 		b.WriteString("\t\t'help:show help for a command'\n")
 	}
 	b.WriteString(`	)
@@ -220,14 +226,6 @@ func zshCompletion(cmds []Command) string {
 	return b.String()
 }
 
-func allNamesNoHelp(cmds []Command) []string {
-	var out []string
-	for _, c := range cmds {
-		out = append(out, names(c)...)
-	}
-	return out
-}
-
 // fishQuote quotes s for fish, where only \ and ' are special inside
 // single quotes.
 func fishQuote(s string) string {
@@ -245,7 +243,7 @@ func fishCompletion(cmds []Command) string {
 			fmt.Fprintf(&b, "complete -c mcpkey -n __fish_use_subcommand -a %s -d %s\n", fishQuote(n), fishQuote(c.Short))
 		}
 	}
-	if !contains(allNamesNoHelp(cmds), "help") {
+	if !contains(cmdNames(cmds), "help") {
 		b.WriteString("complete -c mcpkey -n __fish_use_subcommand -a help -d 'show help for a command'\n")
 	}
 	fmt.Fprintf(&b, "complete -c mcpkey -n '__fish_seen_subcommand_from help' -a %s\n", fishQuote(strings.Join(all, " ")))
