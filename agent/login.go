@@ -73,6 +73,9 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 		return SessionInfo{}, err
 	}
 	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	if err := a.admit(ctx, "session.login", t, key.account, req.Scopes); err != nil {
+		return SessionInfo{}, err
+	}
 	a.mu.Lock()
 	f := a.logins[key]
 	if f == nil {
@@ -357,6 +360,9 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		return LogoutResult{}, err
 	}
 	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	if err := a.admit(ctx, "session.logout", t, key.account, nil); err != nil {
+		return LogoutResult{}, err
+	}
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()

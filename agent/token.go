@@ -107,6 +107,9 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (Token, error) {
 		return Token{}, err
 	}
 	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	if err := a.admit(ctx, "token.get", t, key.account, req.Scopes); err != nil {
+		return Token{}, err
+	}
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
