@@ -14,6 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 goarch=${GOARCH:-$(go env GOARCH)}
+unset GOARCH GOOS # the target is passed to go build alone; go run builds for this host
 dist=${DIST_DIR:-$root/dist}
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
