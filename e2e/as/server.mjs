@@ -121,8 +121,13 @@ function newProvider(issuer) {
     if (grantType === 'authorization_code') stats.code_grants++;
     log(`grant.success ${grantType}`);
   });
+  provider.on('authorization.error', (ctx, err) => {
+    const p = ctx.oidc?.params ?? {};
+    log(`authorization.error: ${err.error ?? err.message}: ${err.error_description ?? ''}`
+      + ` (scope=${p.scope} prompt=${p.prompt} resource=${p.resource})`);
+  });
   provider.on('grant.error', (ctx, err) => {
-    log(`grant.error ${ctx.oidc?.params?.grant_type}: ${err.error ?? err.message}`);
+    log(`grant.error ${ctx.oidc?.params?.grant_type}: ${err.error ?? err.message}: ${err.error_description ?? ''}`);
   });
   provider.on('refresh_token.saved', (token) => {
     refreshJtis.add(token.jti);

@@ -16,7 +16,7 @@
 //
 // Usage:
 //
-//	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]
+//	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]   (the default)
 package main
 
 import (
@@ -47,7 +47,7 @@ import (
 
 func main() {
 	issuer := flag.String("issuer", "", "authorization server issuer URL (required)")
-	scopes := flag.String("scopes", "", "space-separated scopes every request must carry")
+	scopes := flag.String("scopes", "mcp:tools", "space-separated scopes every request must carry (advertised in PRM and the 401 challenge)")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
