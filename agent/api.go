@@ -145,6 +145,8 @@ type Event struct {
 	// UserCode is set when a device authorization grant is in use.
 	UserCode string `json:"user_code,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Approval is set on EventApprovalRequested and EventApprovalAnswered.
+	Approval *Approval `json:"approval,omitempty"`
 }
 
 // Caller identifies the local process on the other end of a request. The ipc
@@ -154,6 +156,14 @@ type Caller struct {
 	UID       int    `json:"uid"`
 	PID       int    `json:"pid"`
 	Exe       string `json:"exe,omitempty"`
+	// Cmdline and Parents describe the process further (Linux: /proc);
+	// they are filled in when an approval needs them (see DescribeCaller),
+	// so the token hot path never reads /proc.
+	Cmdline []string  `json:"cmdline,omitempty"`
+	Parents []Process `json:"parents,omitempty"`
+	// Client names a WebSocket or proxy client by the secret it presented
+	// (such as "ws"); those callers have no pid.
+	Client string `json:"client,omitempty"`
 }
 
 type callerKey struct{}
@@ -186,4 +196,25 @@ type LogoutResult struct {
 	// RevokeError explains a failed or skipped revocation (local removal
 	// still happened).
 	RevokeError string `json:"revoke_error,omitempty"`
+}
+
+// ServerConfig is what a launcher (mcpkey bridge, exec, proxy) needs to know
+// about one server: where it is and which stored secrets it references. It
+// carries references ("secret:NAME", "token"), never secret values.
+type ServerConfig struct {
+	// Name is the configured name ("" for a server named by URL only).
+	Name string `json:"name,omitempty"`
+	// URL is the MCP endpoint as configured (or as given).
+	URL string `json:"url"`
+	// Resource is URL's canonical form: the session key and token audience.
+	Resource string `json:"resource"`
+	// Account is the configured default account label.
+	Account string `json:"account,omitempty"`
+	// Headers maps request header names to "secret:NAME" references.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Env maps environment variables to "token" or "secret:NAME".
+	Env map[string]string `json:"env,omitempty"`
+	// LoginWait is how long a launcher waits for a login (the config's
+	// login_wait, or DefaultLoginWait).
+	LoginWait time.Duration `json:"-"`
 }

@@ -25,3 +25,14 @@ type Backend interface {
 	// never allowed to block the agent).
 	Subscribe(ctx context.Context) <-chan agent.Event
 }
+
+// SecretBackend is the optional part of a Backend that serves static
+// secrets and launcher configuration (secret.*, server.resolve). A Backend
+// without it answers those methods with "method not found".
+type SecretBackend interface {
+	SetSecret(ctx context.Context, name string, value []byte) error
+	Secret(ctx context.Context, name string) ([]byte, error)
+	Secrets(ctx context.Context) ([]string, error)
+	DeleteSecret(ctx context.Context, name string) error
+	ResolveServer(ctx context.Context, server string) (agent.ServerConfig, error)
+}

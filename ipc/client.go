@@ -345,7 +345,8 @@ func call[T any](ctx context.Context, c *Client, method string, params any, resu
 
 func idempotent(method string) bool {
 	switch method {
-	case MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet:
+	case MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet,
+		MethodSecretGet, MethodSecretList, MethodServerResolve:
 		return true
 	}
 	return false
@@ -448,4 +449,46 @@ func (c *Client) Watch(ctx context.Context) (<-chan agent.Event, error) {
 	}
 	context.AfterFunc(ctx, func() { cc.fail(ctx.Err()) })
 	return ch, nil
+}
+
+// SetSecret stores a static secret (an API key) in the agent's store. The
+// value travels only over the agent's socket.
+func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error {
+	var r struct{}
+	return call(ctx, c, MethodSecretSet, SecretSetParams{Name: name, Value: string(value)}, &r, nil)
+}
+
+// Secret returns a stored static secret; errors.Is(err, agent.ErrNotFound)
+// when there is none.
+func (c *Client) Secret(ctx context.Context, name string) ([]byte, error) {
+	var r SecretValue
+	if err := call(ctx, c, MethodSecretGet, SecretParams{Name: name}, &r, nil); err != nil {
+		return nil, err
+	}
+	return []byte(r.Value), nil
+}
+
+// Secrets lists the stored static secrets' names.
+func (c *Client) Secrets(ctx context.Context) ([]string, error) {
+	var r SecretListResult
+	err := call(ctx, c, MethodSecretList, nil, &r, nil)
+	return r.Names, err
+}
+
+// DeleteSecret removes a stored static secret.
+func (c *Client) DeleteSecret(ctx context.Context, name string) error {
+	var r struct{}
+	return call(ctx, c, MethodSecretDelete, SecretParams{Name: name}, &r, nil)
+}
+
+// ResolveServer returns a server's launch configuration (URL, header and
+// env references, login wait) from the agent's config.
+func (c *Client) ResolveServer(ctx context.Context, server string) (agent.ServerConfig, error) {
+	var r ResolveResult
+	if err := call(ctx, c, MethodServerResolve, ResolveParams{Server: server}, &r, nil); err != nil {
+		return agent.ServerConfig{}, err
+	}
+	sc := r.ServerConfig
+	sc.LoginWait = time.Duration(r.LoginWaitSeconds) * time.Second
+	return sc, nil
 }

@@ -103,6 +103,25 @@
 // answered, with the cancelled error, unless it finished first. Closing a
 // connection cancels all its requests.
 //
+// Static secrets and launcher configuration (served by agents whose Backend
+// is a SecretBackend; others answer method not found). Secret values travel
+// only over this socket, never in argv, env or logs of mcpkey itself:
+//
+// secret.set — params {name, value}; result {}. Stores an API key or other
+// static secret under name (letters, digits and . _ @ -; up to 64 KiB).
+//
+// secret.get — params {name}; result {name, value}; not_found if none.
+//
+// secret.list — no params; result {names: [string]}. Reads no value.
+//
+// secret.delete — params {name}; result {}; not_found if none.
+//
+// server.resolve — params {server}; result {name?, url, resource, account?,
+// headers?: {header: "secret:NAME"}, env?: {VAR: "token" | "secret:NAME"},
+// login_wait_seconds}: what mcpkey bridge, exec and proxy need to launch a
+// server, from its [servers.NAME] table (a URL not in the config resolves to
+// itself, with no headers or env). References only, never values.
+//
 // # Errors
 //
 // Error responses carry a JSON-RPC error object {code, message, data?}.

@@ -18,7 +18,8 @@ type handler func(ctx context.Context, c *conn, m *message) (result any, after f
 // methods lists the methods served, in agent.hello's capabilities order.
 func methods() []string {
 	return []string{MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet, MethodSessionLogout,
-		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel}
+		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel,
+		MethodSecretSet, MethodSecretGet, MethodSecretList, MethodSecretDelete, MethodServerResolve}
 }
 
 func handlerFor(method string) handler {
@@ -39,6 +40,16 @@ func handlerFor(method string) handler {
 		return handleComplete
 	case MethodEventsSubscribe:
 		return handleSubscribe
+	case MethodSecretSet:
+		return handleSecretSet
+	case MethodSecretGet:
+		return handleSecretGet
+	case MethodSecretList:
+		return handleSecretList
+	case MethodSecretDelete:
+		return handleSecretDelete
+	case MethodServerResolve:
+		return handleResolve
 	}
 	return nil
 }
@@ -219,4 +230,108 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 		}()
 	}
 	return SubscribeResult{Subscribed: true}, after, nil
+}
+
+// secretBackend returns the connection's backend as a SecretBackend, or a
+// method-not-found error for backends without secrets.
+func secretBackend(c *conn, m *message) (SecretBackend, error) {
+	sb, ok := c.s.b.(SecretBackend)
+	if !ok {
+		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + m.Method}
+	}
+	return sb, nil
+}
+
+func secretName(raw json.RawMessage) (string, error) {
+	var p SecretParams
+	if err := decodeParams(raw, &p); err != nil {
+		return "", err
+	}
+	if p.Name == "" {
+		return "", invalidParams("params.name is required")
+	}
+	return p.Name, nil
+}
+
+func handleSecretSet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	sb, err := secretBackend(c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p SecretSetParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if p.Name == "" {
+		return nil, nil, invalidParams("params.name is required")
+	}
+	if err := sb.SetSecret(ctx, p.Name, []byte(p.Value)); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
+}
+
+func handleSecretGet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	sb, err := secretBackend(c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := secretName(m.Params)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := sb.Secret(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return SecretValue{Name: name, Value: string(v)}, nil, nil
+}
+
+func handleSecretList(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	sb, err := secretBackend(c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := sb.Secrets(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return SecretListResult{Names: names}, nil, nil
+}
+
+func handleSecretDelete(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	sb, err := secretBackend(c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := secretName(m.Params)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sb.DeleteSecret(ctx, name); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
+}
+
+func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	sb, err := secretBackend(c, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p ResolveParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := requireServer(p.Server); err != nil {
+		return nil, nil, err
+	}
+	sc, err := sb.ResolveServer(ctx, p.Server)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
 }

@@ -26,6 +26,12 @@ const (
 	MethodSessionLogin    = "session.login"
 	MethodSessionComplete = "session.complete"
 	MethodEventsSubscribe = "events.subscribe"
+	// Static secrets and launcher configuration (SecretBackend).
+	MethodSecretSet     = "secret.set"
+	MethodSecretGet     = "secret.get"
+	MethodSecretList    = "secret.list"
+	MethodSecretDelete  = "secret.delete"
+	MethodServerResolve = "server.resolve"
 	// MethodCancel is a notification (no id) from the client: {id}.
 	MethodCancel = "rpc.cancel"
 )
@@ -285,4 +291,41 @@ type ProgressParams struct {
 // EventParams are event's params.
 type EventParams struct {
 	Event agent.Event `json:"event"`
+}
+
+// SecretParams are secret.get's and secret.delete's params. secret.get's
+// result is a SecretValue; secret.delete's is {}.
+type SecretParams struct {
+	Name string `json:"name"`
+}
+
+// SecretSetParams are secret.set's params; the result is {}. The value
+// travels only over the agent's socket.
+type SecretSetParams struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// SecretValue is secret.get's result.
+type SecretValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// SecretListResult is secret.list's result: names only.
+type SecretListResult struct {
+	Names []string `json:"names"`
+}
+
+// ResolveParams are server.resolve's params.
+type ResolveParams struct {
+	Server string `json:"server"`
+}
+
+// ResolveResult is server.resolve's result: the server's launch
+// configuration, with secret references, never values.
+type ResolveResult struct {
+	agent.ServerConfig
+	// LoginWaitSeconds is how long launchers wait for a login.
+	LoginWaitSeconds int64 `json:"login_wait_seconds"`
 }
