@@ -25,6 +25,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/packaging"
 	"golang.org/x/term"
 )
 
@@ -61,6 +62,10 @@ func init() {
 		{name: "status", args: "[--json]", short: "show the agent's state", long: statusHelp, run: runStatus},
 		{name: "logout", args: "<server> [flags]", short: "remove a session and revoke it at the authorization server", long: logoutHelp, run: runLogout},
 		{name: "probe", args: "<server> [flags]", short: "connect to an MCP server with the agent's token and list its tools", long: probeHelp, run: runProbe},
+		{name: "install", args: "[--tray] [--dry-run]", short: "start the agent at login (systemd user units, LaunchAgents, Run key)", long: installHelp, run: runInstall},
+		{name: "uninstall", args: "[--dry-run]", short: "undo mcpkey install", long: uninstallHelp, run: runUninstall},
+		{name: "completion", args: "bash|zsh|fish", short: "print shell completions", long: completionHelp, run: runCompletion},
+		{name: "man", short: "print the man page (roff)", long: "Prints mcpkey(1), generated from the same command definitions as --help.\n\nexample:\n  mcpkey man | man -l -\n", run: runMan},
 		{name: "version", short: "print the version", long: "usage: mcpkey version\n", run: runVersion},
 	}
 }
@@ -291,9 +296,17 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
-	ln, err := ipc.Listen(path)
+	// Socket activation (systemd's mcpkey.socket) hands the listener over.
+	ln, activated, err := packaging.ActivationListener()
 	if err != nil {
 		return err
+	}
+	if !activated {
+		if ln, err = ipc.Listen(path); err != nil {
+			return err
+		}
+	} else if a := ln.Addr().String(); a != "" {
+		path = a
 	}
 	defer ln.Close()
 
@@ -857,4 +870,94 @@ examples:
   mcpkey probe https://mcp.example.com/mcp
   mcpkey probe github --json
   mcpkey probe https://mcp.example.com/mcp --call whoami
+`
+
+// ---- install, completion, man ----
+
+func runInstall(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	tray := fs.Bool("tray", false, "also start the tray at login (XDG autostart, LaunchAgent)")
+	dry := fs.Bool("dry-run", false, "print what would be done, change nothing")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	uid := os.Getuid()
+	_, err := packaging.Install(packaging.InstallOptions{Tray: *tray, DryRun: *dry, Out: os.Stdout, UID: &uid})
+	return err
+}
+
+func runUninstall(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	dry := fs.Bool("dry-run", false, "print what would be done, change nothing")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	uid := os.Getuid()
+	_, err := packaging.Uninstall(packaging.InstallOptions{DryRun: *dry, Out: os.Stdout, UID: &uid})
+	return err
+}
+
+func runCompletion(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	out, err := packaging.Completion(pos[0], commandDefs())
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	_, err = fmt.Print(out)
+	return err
+}
+
+func runMan(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	_, err := fmt.Print(packaging.ManPage(commandDefs(), buildVersion()))
+	return err
+}
+
+// commandDefs describes the command table for completions and the man page:
+// the same definitions --help prints, flags included.
+func commandDefs() []packaging.Command {
+	var out []packaging.Command
+	for _, c := range commands {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		_ = c.run(context.Background(), fs, []string{"--help"}) // defines the flags, does nothing else
+		flags := packaging.FlagsOf(fs)
+		for i := range flags {
+			if _, ok := fs.Lookup(flags[i].Name).Value.(*multiFlag); ok {
+				flags[i].Repeatable = true
+			}
+		}
+		out = append(out, packaging.Command{Name: c.name, Aliases: c.aliases, Args: c.args, Short: c.short, Long: c.long, Flags: flags})
+	}
+	return out
+}
+
+const installHelp = `Sets mcpkey up to start at login, for this user (never as root):
+Linux: systemd user units (mcpkey.socket starts the agent on first use) in
+~/.config/systemd/user, enabled with systemctl --user; with --tray an XDG
+autostart entry for 'mcpkey agent --tray'. macOS: LaunchAgents. Windows: the
+per-user Run key. Prints every file it writes and command it runs; running it
+again changes nothing.
+
+examples:
+  mcpkey install --dry-run
+  mcpkey install --tray
+`
+
+const uninstallHelp = `Stops and removes what 'mcpkey install' set up. Credentials stay in the keyring.
+
+examples:
+  mcpkey uninstall --dry-run
+  mcpkey uninstall
+`
+
+const completionHelp = `Prints a completion script for bash, zsh or fish.
+
+examples:
+  mcpkey completion bash > ~/.local/share/bash-completion/completions/mcpkey
+  mcpkey completion zsh > "${fpath[1]}/_mcpkey"
+  mcpkey completion fish > ~/.config/fish/completions/mcpkey.fish
 `

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
@@ -48,6 +49,30 @@ type session struct {
 	// the store yet: it must be, before its tokens are served.
 	unpersisted bool
 	lastUsed    time.Time
+
+	// hot is what the fast path serves without taking mu: a snapshot of the
+	// current token while it is servable (nil otherwise). Every change of
+	// rec, needsLogin or unpersisted goes through setLocked, which renews it.
+	hot atomic.Pointer[hotToken]
+	// used is lastUsed for the fast path (Unix nanoseconds).
+	used atomic.Int64
+}
+
+// hotToken is an immutable servable token.
+type hotToken struct {
+	tok Token
+	// staleAt is when the token enters its refresh margin.
+	staleAt time.Time
+}
+
+// renewHotLocked recomputes s.hot from the fields mu guards.
+func (s *session) renewHotLocked() {
+	r := &s.rec
+	if s.needsLogin || s.unpersisted || r.AccessToken == "" {
+		s.hot.Store(nil)
+		return
+	}
+	s.hot.Store(&hotToken{tok: s.tokenLocked(), staleAt: r.ExpiresAt.Add(-refreshMargin(*r))})
 }
 
 type flight struct {
@@ -55,7 +80,19 @@ type flight struct {
 	err  error
 }
 
-func newSession(r store.SessionRecord) *session { return &session{rec: r} }
+func newSession(r store.SessionRecord) *session {
+	s := &session{rec: r}
+	s.renewHotLocked()
+	return s
+}
+
+// lastUsedLocked is the later of the slow and the fast path's last use.
+func (s *session) lastUsedLocked() time.Time {
+	if u := time.Unix(0, s.used.Load()); u.After(s.lastUsed) {
+		return u
+	}
+	return s.lastUsed
+}
 
 // refreshMargin is how long before expiry a token counts as stale: 10% of its
 // lifetime, at most a minute.
@@ -101,7 +138,12 @@ func sortSessions(ss []SessionInfo) {
 
 // Token returns an access token for req.Server. The hot path is a map lookup
 // under a read lock: the keyring is never touched for a cached, fresh token.
-func (a *Agent) Token(ctx context.Context, req TokenRequest) (Token, error) {
+func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err error) {
+	defer func() {
+		if err == nil {
+			a.auditIssued(ctx, tok)
+		}
+	}()
 	t, err := a.resolve(req.Server)
 	if err != nil {
 		return Token{}, err
@@ -113,6 +155,16 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (Token, error) {
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
+	if s != nil && req.RejectedToken == "" {
+		// Fast path: a fresh cached token, no locks beyond the map's.
+		if h := s.hot.Load(); h != nil {
+			now := a.now()
+			if now.Before(h.staleAt) && now.Add(req.MinTTL).Before(h.tok.ExpiresAt) && containsAll(h.tok.Scopes, req.Scopes) {
+				s.used.Store(now.UnixNano())
+				return h.tok, nil
+			}
+		}
+	}
 	if s == nil {
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: unionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
 		a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
@@ -194,7 +246,9 @@ func (s *session) tokenLocked() Token {
 	if tt == "" {
 		tt = "Bearer"
 	}
-	return Token{AccessToken: r.AccessToken, TokenType: tt, ExpiresAt: r.ExpiresAt, Scopes: slices.Clone(r.Scopes), Server: r.Server, Account: r.Account}
+	// Scopes is shared: records are replaced, never modified in place, and
+	// callers of Token must not modify it.
+	return Token{AccessToken: r.AccessToken, TokenType: tt, ExpiresAt: r.ExpiresAt, Scopes: r.Scopes, Server: r.Server, Account: r.Account}
 }
 
 // startRefreshLocked returns the refresh in flight for s, starting one if
@@ -255,6 +309,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 			stored.RefreshToken != "" && stored.RefreshToken != r.RefreshToken {
 			s.mu.Lock()
 			s.rec, s.failures, s.retryAt, s.lastErr = stored, 0, time.Time{}, ""
+			s.renewHotLocked()
 			s.mu.Unlock()
 			a.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
 			return nil
@@ -279,8 +334,10 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	// the old one is already spent.
 	s.rec, s.unpersisted = next, true
 	s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
+	s.renewHotLocked()
 	s.mu.Unlock()
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))
+	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
 	return a.persist(ctx, s, next)
 }
 
@@ -293,6 +350,7 @@ func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) 
 	s.mu.Lock()
 	if s.rec.RefreshToken == r.RefreshToken && s.rec.AccessToken == r.AccessToken {
 		s.unpersisted = false
+		s.renewHotLocked()
 	}
 	s.mu.Unlock()
 	return nil
@@ -310,6 +368,7 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 		return err
 	}
 	s.needsLogin = true
+	s.renewHotLocked()
 	s.lastErr = "the authorization server rejected the refresh token; log in again"
 	var te *oauth.TokenError
 	if errors.As(err, &te) && te.Code != "" {
@@ -354,7 +413,7 @@ func (a *Agent) refreshDue() time.Duration {
 	for _, s := range ss {
 		s.mu.Lock()
 		r := s.rec
-		active := now.Sub(s.lastUsed) < activeWindow || now.Sub(r.ObtainedAt) < activeWindow
+		active := now.Sub(s.lastUsedLocked()) < activeWindow || now.Sub(r.ObtainedAt) < activeWindow
 		if s.needsLogin || r.RefreshToken == "" || !active || s.refreshing != nil {
 			s.mu.Unlock()
 			continue
@@ -408,4 +467,13 @@ func (a *Agent) onOurClock(t time.Time) time.Time {
 		return t
 	}
 	return a.now().Add(time.Until(t))
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
