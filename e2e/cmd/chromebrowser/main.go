@@ -79,8 +79,9 @@ func run(authURL, exe, user string, timeout time.Duration) error {
 	if err := chromedp.Do(ctx, chromedp.Navigate(authURL)); err != nil {
 		return fmt.Errorf("navigate: %w", err)
 	}
-	// The login and consent pages share one interaction URL, so remember
-	// which form was submitted on which page, not just the page.
+	// Each form is submitted once. While a submitted page navigates away its
+	// old DOM can linger for a moment (a new URL, the old form): a click that
+	// then loses its node is retried on the next tick, not treated as fatal.
 	done := map[string]bool{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -94,20 +95,23 @@ func run(authURL, exe, user string, timeout time.Duration) error {
 			return nil
 		}
 		switch {
-		case !done["login "+loc] && exists(ctx, `input[name="login"]`):
-			done["login "+loc] = true
+		case !done["login"] && exists(ctx, `input[name="login"]`):
 			fmt.Fprintln(os.Stderr, "chromebrowser: filling the login form")
 			err = chromedp.Do(ctx,
 				chromedp.SendKeys(`input[name="login"]`, user),
 				chromedp.SendKeys(`input[name="password"]`, "any"),
 				chromedp.Click(`button[type="submit"]`))
-		case !done["consent "+loc] && exists(ctx, `input[name="prompt"][value="consent"]`):
-			done["consent "+loc] = true
+			done["login"] = err == nil
+		case !done["consent"] && exists(ctx, `input[name="prompt"][value="consent"]`):
 			fmt.Fprintln(os.Stderr, "chromebrowser: approving consent")
 			err = chromedp.Do(ctx, chromedp.Click(`button[type="submit"]`))
+			done["consent"] = err == nil
 		}
 		if err != nil {
-			return fmt.Errorf("submit form: %w", err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("submit form: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "chromebrowser: form submit did not complete (%v); retrying\n", err)
 		}
 		select {
 		case <-ctx.Done():
