@@ -50,6 +50,18 @@ type Config struct {
 	// LoginTimeout bounds one login flow (the user's time in the browser
 	// included). Zero means 10 minutes.
 	LoginTimeout time.Duration
+
+	// Confirm turns on approval for every server, whatever the config says
+	// (`mcpkey agent --confirm`).
+	Confirm bool
+	// Audit configures the audit log; an empty Audit.Path means none
+	// (`mcpkey agent` uses DefaultAuditPath).
+	Audit AuditOptions
+	// DBusSessionAddress and DBusSystemAddress are the buses watched for
+	// the screen lock (lock_on_screen_lock); "" means the default bus,
+	// "off" means none.
+	DBusSessionAddress string
+	DBusSystemAddress  string
 }
 
 // Agent is the credential agent: the only holder of refresh tokens and the
@@ -71,6 +83,8 @@ type Agent struct {
 	configErr string
 	sessions  map[sessionKey]*session
 	logins    map[sessionKey]*loginFlight
+	// resolved caches resolve's answers for the current settings.
+	resolved map[string]target
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -81,6 +95,9 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	wake   chan struct{} // nudges the refresh scheduler
+
+	// g is the access-control state: lock, approvals, audit (policy.go).
+	g guard
 }
 
 // New returns an agent over cfg.Store, loading every stored session into
@@ -122,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		settings: cfg.Settings,
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
+		resolved: make(map[string]target),
 		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,
@@ -144,6 +162,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	for _, r := range recs {
 		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r)
 	}
+	if err := a.startGuard(); err != nil {
+		cancel()
+		return nil, err
+	}
 	a.wg.Add(1)
 	go a.refreshLoop()
 	a.log.Info("agent ready", "sessions", len(recs), "store", cfg.Store.Backend())
@@ -154,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 func (a *Agent) Close() error {
 	a.cancel()
 	a.wg.Wait()
+	a.stopGuard()
 	return nil
 }
 
@@ -165,8 +188,10 @@ func (a *Agent) ApplySettings(s *Settings) {
 	a.mu.Lock()
 	a.settings = s
 	a.configErr = ""
+	clear(a.resolved)
 	a.mu.Unlock()
 	a.publish(Event{Kind: EventConfigReloaded})
+	a.settingsChanged()
 	a.log.Info("config applied", "servers", len(s.Servers))
 }
 
@@ -196,6 +221,7 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		ConfigPath:    a.cfg.ConfigPath,
 		PendingLogins: len(a.logins),
 		ConfigError:   a.configErr,
+		Locked:        a.g.locked.Load(),
 	}
 	for _, s := range a.sessions {
 		if s.info(a.now()).State == StateNeedsLogin {
@@ -247,8 +273,31 @@ type target struct {
 	settings ServerSettings // zero when not configured
 }
 
-// resolve turns a configured name or a URL into a target.
+// maxResolved bounds the resolve cache (callers may name any URL).
+const maxResolved = 256
+
+// resolve turns a configured name or a URL into a target. Results are
+// cached until the settings change: token.get resolves on every call.
 func (a *Agent) resolve(ref string) (target, error) {
+	a.mu.RLock()
+	t, ok := a.resolved[ref]
+	a.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	t, err := a.resolveSlow(ref)
+	if err == nil {
+		a.mu.Lock()
+		if len(a.resolved) >= maxResolved {
+			clear(a.resolved)
+		}
+		a.resolved[ref] = t
+		a.mu.Unlock()
+	}
+	return t, err
+}
+
+func (a *Agent) resolveSlow(ref string) (target, error) {
 	if ref == "" {
 		return target{}, fmt.Errorf("%w: no server given", ErrInvalidRequest)
 	}

@@ -189,7 +189,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	s := newSession(rec)
 	s.lastUsed = now
 	a.mu.Lock()
-	a.sessions[key] = s
+	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
+		a.sessions[key] = s
+	}
 	a.mu.Unlock()
 	a.nudge()
 	info := a.sessionInfo(s)
@@ -200,6 +202,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 	step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
+	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
 }
 
@@ -404,6 +407,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.Unlock()
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
+	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
 	return res, nil
 }
 

@@ -1,11 +1,208 @@
 package agent
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// guard is the agent's access-control state: lock, approvals, audit. The
+// zero value is an unlocked agent with nothing remembered and no audit log.
+type guard struct {
+	locked atomic.Bool
+	// lastActive is the agent-clock time (UnixNano) of the last admitted
+	// request, for lock_after_idle.
+	lastActive atomic.Int64
+	audit      *auditLog
+	kick       chan struct{} // wakes the idle loop after a settings change
+
+	// mu guards the fields below.
+	mu         sync.Mutex
+	remembered map[approvalKey]remembered
+	pending    map[approvalKey]*approval
+	byID       map[int]*approval
+	nextID     int
+	lockSalt   []byte
+	lockHash   []byte // nil: locked without a passphrase
+	failures   int    // wrong passphrases since the lock
+	stopScreen func() // stops the screen-lock watcher; nil when off
+
+	// unlockMu serialises unlock attempts, so parallel guesses cannot
+	// dodge the backoff.
+	unlockMu sync.Mutex
+}
+
+// startGuard opens the audit log and starts the idle and screen-lock
+// watchers. New calls it once.
+func (a *Agent) startGuard() error {
+	a.g.kick = make(chan struct{}, 1)
+	a.g.remembered = make(map[approvalKey]remembered)
+	a.g.pending = make(map[approvalKey]*approval)
+	a.g.byID = make(map[int]*approval)
+	a.g.lastActive.Store(a.now().UnixNano())
+	if a.cfg.Audit.Path != "" {
+		l, err := openAudit(a.cfg.Audit, a.log)
+		if err != nil {
+			return err
+		}
+		a.g.audit = l
+	}
+	a.wg.Add(1)
+	go a.idleLoop()
+	a.settingsChanged()
+	return nil
+}
+
+// stopGuard stops the watchers and flushes the audit log. Close calls it
+// after background work has stopped.
+func (a *Agent) stopGuard() {
+	a.g.mu.Lock()
+	stop := a.g.stopScreen
+	a.g.stopScreen = nil
+	a.g.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	a.g.audit.close()
+}
+
+// settingsChanged applies the lock-related settings after New or a reload.
+func (a *Agent) settingsChanged() {
+	s := a.currentSettings()
+	a.g.mu.Lock()
+	on := a.g.stopScreen != nil
+	a.g.mu.Unlock()
+	switch {
+	case s.LockOnScreenLock && !on && a.bg.Err() == nil:
+		stop, err := a.watchScreenLock(a.bg)
+		if err != nil {
+			a.log.Warn("lock_on_screen_lock: cannot watch the screen lock", "err", err)
+			break
+		}
+		a.g.mu.Lock()
+		a.g.stopScreen = stop
+		a.g.mu.Unlock()
+	case !s.LockOnScreenLock && on:
+		a.g.mu.Lock()
+		stop := a.g.stopScreen
+		a.g.stopScreen = nil
+		a.g.mu.Unlock()
+		stop()
+	}
+	select {
+	case a.g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) currentSettings() *Settings {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.settings
+}
+
+// restriction limits a request to some servers: requests that arrive on a
+// restricted socket carry one (WithRestriction).
+type restriction struct {
+	socket  string
+	servers []string
+}
+
+type restrictionKey struct{}
+
+// WithRestriction returns ctx for a request that arrived on the restricted
+// socket at path: the agent refuses it (ErrDenied) any server but these
+// (configured names or URLs).
+func WithRestriction(ctx context.Context, socket string, servers []string) context.Context {
+	return context.WithValue(ctx, restrictionKey{}, restriction{socket: socket, servers: servers})
+}
+
+func restrictionFrom(ctx context.Context) (restriction, bool) {
+	r, ok := ctx.Value(restrictionKey{}).(restriction)
+	return r, ok
+}
+
+// allows reports whether serverURL (canonical) is one of r's servers.
+func (a *Agent) allows(r restriction, serverURL string) bool {
+	for _, s := range r.servers {
+		if t, err := a.resolve(s); err == nil && t.url == serverURL {
+			return true
+		}
+	}
+	return false
+}
 
 // admit decides whether the caller in ctx may do op ("token.get",
 // "session.login", "session.logout") for the server t.url with these
-// scopes. It is the single access-control point of the agent: lock state,
-// the approval policy (confirm/allow/deny), and the audit trail hang here.
+// scopes. It is the single access-control point of the agent, in this
+// order: a restricted socket's server list, the lock, the config's deny
+// rules (every op), then for token.get the approval policy: allow rules
+// admit, and with confirm on an unapproved caller waits for the user
+// (see approve). Requests without a Caller (in-process calls) are trusted.
 func (a *Agent) admit(ctx context.Context, op string, t target, account string, scopes []string) error {
-	return nil
+	if r, ok := restrictionFrom(ctx); ok && !a.allows(r, t.url) {
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: "not served by this restricted socket"})
+		return fmt.Errorf("%w: this socket serves only %s", ErrDenied, strings.Join(r.servers, ", "))
+	}
+	if a.g.locked.Load() {
+		return fmt.Errorf("%w: run `mcpkey unlock`", ErrLocked)
+	}
+	a.g.lastActive.Store(a.now().UnixNano())
+	c, ok := CallerFrom(ctx)
+	if !ok || c.Transport == "in-process" {
+		return nil
+	}
+	a.mu.RLock()
+	s := a.settings
+	a.mu.RUnlock()
+	pol := s.ApprovalPolicy(t.settings.Name)
+	if len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: "deny rule"})
+		return fmt.Errorf("%w: %s may not use %s (a deny rule in the config)", ErrDenied, c.Describe(), t.url)
+	}
+	if op != "token.get" || !(pol.Confirm || a.cfg.Confirm) {
+		return nil
+	}
+	if c.Exe != "" && matchAny(pol.Allow, c.Exe) {
+		return nil
+	}
+	return a.approve(ctx, c, t, account, scopes, pol)
+}
+
+// matchAny reports whether exe matches one of the globs (filepath.Match).
+func matchAny(globs []string, exe string) bool {
+	return slices.ContainsFunc(globs, func(g string) bool {
+		ok, _ := filepath.Match(g, exe)
+		return ok
+	})
+}
+
+// idleLoop locks the agent after lock_after_idle without a request.
+func (a *Agent) idleLoop() {
+	defer a.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		wait := time.Hour
+		if idle := a.currentSettings().LockAfterIdle; idle > 0 && !a.g.locked.Load() {
+			due := time.Unix(0, a.g.lastActive.Load()).Add(idle)
+			if now := a.now(); !now.Before(due) {
+				a.lockBy("idle for " + idle.String())
+			} else {
+				wait = min(wait, due.Sub(now))
+			}
+		}
+		t.Reset(wait)
+		select {
+		case <-a.bg.Done():
+			return
+		case <-a.g.kick:
+		case <-t.C:
+		}
+	}
 }

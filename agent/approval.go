@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Approval events.
+const (
+	// EventApprovalRequested: a request waits for the user's approval;
+	// Event.Approval says who asks for what.
+	EventApprovalRequested EventKind = "approval.requested"
+	// EventApprovalAnswered: an approval was answered, timed out or
+	// withdrawn; Event.Approval.Decision says which.
+	EventApprovalAnswered EventKind = "approval.answered"
+)
+
+// Decision answers an approval.
+type Decision string
+
+const (
+	// DecisionAllowOnce admits the waiting requests only.
+	DecisionAllowOnce Decision = "allow_once"
+	// DecisionAllow admits them and remembers the program for the server's
+	// remember time.
+	DecisionAllow Decision = "allow"
+	// DecisionDeny refuses the waiting requests (remembered when asked to).
+	DecisionDeny Decision = "deny"
+	// The agent's own outcomes, seen in EventApprovalAnswered and the
+	// audit log, never accepted from a client.
+	DecisionTimeout   Decision = "timeout"
+	DecisionCancelled Decision = "cancelled" // every waiting request went away
+	DecisionLocked    Decision = "locked"    // the agent was locked
+)
+
+// Approval is a question to the user: may this program have a token for
+// this server? Requests from the same program for the same server that wait
+// at once share one Approval.
+type Approval struct {
+	ID      int      `json:"id"`
+	Server  string   `json:"server"`
+	Name    string   `json:"name,omitempty"`
+	Account string   `json:"account"`
+	Scopes  []string `json:"scopes,omitempty"`
+	// Caller is the program that asks: path, pid, command line and parent
+	// chain where the platform tells them.
+	Caller    Caller    `json:"caller"`
+	Requested time.Time `json:"requested"`
+	// Deadline is when the waiting requests are refused unanswered.
+	Deadline time.Time `json:"deadline"`
+	// RememberSeconds is how long an "allow" answer holds.
+	RememberSeconds int64 `json:"remember_seconds"`
+	// Waiting is how many requests wait on this approval.
+	Waiting int `json:"waiting"`
+	// Decision is set once answered (EventApprovalAnswered).
+	Decision Decision `json:"decision,omitempty"`
+}
+
+type approvalKey struct{ who, server string }
+
+type remembered struct {
+	allow bool
+	until time.Time
+}
+
+// approval is a pending Approval. Its fields are guarded by guard.mu.
+type approval struct {
+	Approval
+	key      approvalKey
+	remember time.Duration
+	done     chan struct{} // closed once decided
+	timer    *time.Timer
+}
+
+// approve makes the request wait for the user's decision, unless a
+// remembered one applies.
+func (a *Agent) approve(ctx context.Context, c Caller, t target, account string, scopes []string, pol ApprovalPolicy) error {
+	key := approvalKey{c.identity(), t.url}
+	now := a.now()
+	g := &a.g
+	g.mu.Lock()
+	if r, ok := g.remembered[key]; ok {
+		if now.Before(r.until) {
+			g.mu.Unlock()
+			if r.allow {
+				return nil
+			}
+			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: "remembered denial"})
+			return fmt.Errorf("%w: you denied %s access to %s (remembered until %s)", ErrDenied, c.Describe(), t.url, r.until.Format(time.TimeOnly))
+		}
+		delete(g.remembered, key)
+	}
+	p := g.pending[key]
+	fresh := p == nil
+	if fresh {
+		g.mu.Unlock()
+		c = DescribeCaller(c) // outside the lock: reads /proc
+		g.mu.Lock()
+		if p = g.pending[key]; p == nil {
+			g.nextID++
+			p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
+				Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
+				RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
+			g.pending[key], g.byID[p.ID] = p, p
+			p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
+		} else {
+			fresh = false
+		}
+	}
+	p.Waiting++
+	snap := p.snapshotLocked()
+	g.mu.Unlock()
+	if fresh {
+		a.audit(ctx, AuditRecord{Event: AuditApprovalRequested, Server: t.url, Account: account, Scopes: scopes, Approval: snap.ID})
+		a.publish(Event{Kind: EventApprovalRequested, Server: t.url, Account: account, Approval: &snap,
+			Message: fmt.Sprintf("%s asks for a token for %s", c.Describe(), t.url)})
+		a.log.Info("approval requested", "id", snap.ID, "server", t.url, "exe", c.Exe, "pid", c.PID)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		g.mu.Lock()
+		p.Waiting--
+		last := p.Waiting == 0 && p.Decision == ""
+		g.mu.Unlock()
+		if last {
+			a.decide(p, DecisionCancelled, false)
+		}
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	d := p.Decision
+	g.mu.Unlock()
+	switch d {
+	case DecisionAllow, DecisionAllowOnce:
+		return nil
+	case DecisionLocked:
+		return fmt.Errorf("%w: run `mcpkey unlock`", ErrLocked)
+	case DecisionTimeout:
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Approval: p.ID, Reason: "approval timed out"})
+		return fmt.Errorf("%w: %s was not approved for %s within %s (approval %d); while it waits, run `mcpkey approvals` and `mcpkey approve N`, or allow it in the config",
+			ErrDenied, c.Describe(), t.url, pol.Timeout, p.ID)
+	default:
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Approval: p.ID, Reason: "denied by the user"})
+		return fmt.Errorf("%w: the user denied %s access to %s (approval %d)", ErrDenied, c.Describe(), t.url, p.ID)
+	}
+}
+
+func (p *approval) snapshotLocked() Approval {
+	s := p.Approval
+	s.Scopes = slices.Clone(s.Scopes)
+	return s
+}
+
+// decide settles p once; later calls report false.
+func (a *Agent) decide(p *approval, d Decision, remember bool) bool {
+	g := &a.g
+	g.mu.Lock()
+	if p.Decision != "" {
+		g.mu.Unlock()
+		return false
+	}
+	p.Decision = d
+	p.timer.Stop()
+	delete(g.pending, p.key)
+	delete(g.byID, p.ID)
+	switch {
+	case d == DecisionAllow:
+		g.remembered[p.key] = remembered{allow: true, until: a.now().Add(p.remember)}
+	case d == DecisionDeny && remember:
+		g.remembered[p.key] = remembered{allow: false, until: a.now().Add(p.remember)}
+	}
+	snap := p.snapshotLocked()
+	g.mu.Unlock()
+	close(p.done)
+	a.audit(context.Background(), AuditRecord{Event: AuditApprovalAnswered, Server: snap.Server, Account: snap.Account,
+		Scopes: snap.Scopes, Approval: snap.ID, Decision: string(d),
+		Caller: &AuditCaller{Transport: snap.Caller.Transport, PID: snap.Caller.PID, Exe: snap.Caller.Exe, Client: snap.Caller.Client}})
+	a.publish(Event{Kind: EventApprovalAnswered, Server: snap.Server, Account: snap.Account, Approval: &snap})
+	a.log.Info("approval answered", "id", snap.ID, "decision", d)
+	return true
+}
+
+// Approvals lists the approvals waiting for an answer, oldest first.
+func (a *Agent) Approvals(ctx context.Context) ([]Approval, error) {
+	if _, ok := restrictionFrom(ctx); ok {
+		return nil, fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	}
+	a.g.mu.Lock()
+	out := make([]Approval, 0, len(a.g.byID))
+	for _, p := range a.g.byID {
+		out = append(out, p.snapshotLocked())
+	}
+	a.g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// AnswerApproval answers approval id: DecisionAllowOnce, DecisionAllow
+// (remembered for the server's remember time) or DecisionDeny (remembered
+// too when remember is set). A program cannot answer its own approval (nor
+// can its children): the answer must come from elsewhere, such as the tray
+// or `mcpkey approve` in another terminal.
+func (a *Agent) AnswerApproval(ctx context.Context, id int, d Decision, remember bool) error {
+	if _, ok := restrictionFrom(ctx); ok {
+		return fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	}
+	switch d {
+	case DecisionAllowOnce, DecisionAllow, DecisionDeny:
+	default:
+		return fmt.Errorf("%w: decision must be allow_once, allow or deny", ErrInvalidRequest)
+	}
+	a.g.mu.Lock()
+	p := a.g.byID[id]
+	var asker int
+	if p != nil {
+		asker = p.Caller.PID
+	}
+	a.g.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w: no approval %d is waiting (run `mcpkey approvals`)", ErrNotFound, id)
+	}
+	if c, ok := CallerFrom(ctx); ok && asker > 0 && c.PID > 0 {
+		if c.PID == asker || slices.ContainsFunc(DescribeCaller(c).Parents, func(pp Process) bool { return pp.PID == asker }) {
+			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: p.Server, Approval: id, Reason: "a program may not answer its own approval"})
+			return fmt.Errorf("%w: a program may not answer its own approval", ErrDenied)
+		}
+	}
+	if d == DecisionAllow {
+		remember = true
+	}
+	if !a.decide(p, d, remember) {
+		return fmt.Errorf("%w: approval %d was already settled", ErrNotFound, id)
+	}
+	return nil
+}
+
+// forgetApprovals drops remembered decisions and settles every pending
+// approval as d (lock).
+func (a *Agent) forgetApprovals(d Decision) {
+	a.g.mu.Lock()
+	clear(a.g.remembered)
+	ps := make([]*approval, 0, len(a.g.byID))
+	for _, p := range a.g.byID {
+		ps = append(ps, p)
+	}
+	a.g.mu.Unlock()
+	for _, p := range ps {
+		a.decide(p, d, false)
+	}
+}

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/store"
+)
+
+const (
+	// pbkdfIterations makes a lock passphrase costly to guess even for a
+	// process that could read the agent's memory.
+	pbkdfIterations = 100_000
+	// maxUnlockDelay caps the backoff after wrong passphrases (1 s, 2 s,
+	// 4 s … as ssh-agent delays failed unlocks).
+	maxUnlockDelay = 30 * time.Second
+)
+
+// Locked reports whether the agent is locked.
+func (a *Agent) Locked() bool { return a.g.locked.Load() }
+
+// Lock locks the agent, as `ssh-add -x` does: the in-memory sessions are
+// dropped (unlock reads them back from the keyring), remembered approvals
+// are forgotten, waiting approvals are refused, logins in flight are
+// cancelled, and until Unlock every token, login and logout request answers
+// ErrLocked. With a passphrase, Unlock requires it. Locking a locked agent
+// answers ErrLocked.
+func (a *Agent) Lock(ctx context.Context, passphrase string) error {
+	if _, ok := restrictionFrom(ctx); ok {
+		return fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	}
+	return a.lock(ctx, passphrase, "")
+}
+
+// lockBy locks without a passphrase for reason ("screen locked", "idle …").
+func (a *Agent) lockBy(reason string) {
+	if err := a.lock(context.Background(), "", reason); err == nil {
+		a.log.Info("agent locked", "reason", reason)
+	}
+}
+
+func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
+	var salt, hash []byte
+	if passphrase != "" {
+		salt = make([]byte, 16)
+		rand.Read(salt)
+		var err error
+		if hash, err = pbkdf2.Key(sha256.New, passphrase, salt, pbkdfIterations, 32); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	a.g.mu.Lock()
+	if a.g.locked.Load() {
+		a.g.mu.Unlock()
+		return fmt.Errorf("%w: already locked", ErrLocked)
+	}
+	a.g.lockSalt, a.g.lockHash, a.g.failures = salt, hash, 0
+	a.g.locked.Store(true)
+	a.g.mu.Unlock()
+
+	a.forgetApprovals(DecisionLocked)
+	a.mu.Lock()
+	n := len(a.sessions)
+	a.sessions = make(map[sessionKey]*session)
+	logins := make([]*loginFlight, 0, len(a.logins))
+	for _, f := range a.logins {
+		logins = append(logins, f)
+	}
+	a.mu.Unlock()
+	for _, f := range logins {
+		f.cancel()
+	}
+	a.audit(ctx, AuditRecord{Event: AuditLock, Reason: reason})
+	a.publish(Event{Kind: EventLocked, Message: reason})
+	a.log.Info("locked", "sessions_dropped", n, "passphrase", passphrase != "")
+	return nil
+}
+
+// Unlock unlocks the agent and reads the sessions back from the keyring.
+// When the lock set a passphrase, passphrase must match (compared in
+// constant time); a wrong one answers ErrDenied after a delay that doubles
+// with each failure (1 s, 2 s, 4 s …, at most 30 s), and attempts are
+// served one at a time. Unlocking an unlocked agent does nothing.
+func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
+	if _, ok := restrictionFrom(ctx); ok {
+		return fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	}
+	a.g.unlockMu.Lock()
+	defer a.g.unlockMu.Unlock()
+	if !a.g.locked.Load() {
+		return nil
+	}
+	a.g.mu.Lock()
+	salt, want := a.g.lockSalt, a.g.lockHash
+	a.g.mu.Unlock()
+	if want != nil {
+		got, err := pbkdf2.Key(sha256.New, passphrase, salt, pbkdfIterations, 32)
+		if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
+			a.g.mu.Lock()
+			a.g.failures++
+			delay := min(maxUnlockDelay, time.Second<<min(a.g.failures-1, 10))
+			a.g.mu.Unlock()
+			a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "wrong unlock passphrase"})
+			a.log.Warn("unlock refused: wrong passphrase", "delay", delay)
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: wrong passphrase", ErrDenied)
+		}
+	}
+	recs, err := store.LoadSessions(ctx, a.cfg.Store)
+	if err != nil {
+		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
+			return fmt.Errorf("unlock: load sessions: %w", storeErr(err))
+		}
+		a.log.Warn("some stored sessions could not be read", "err", err)
+	}
+	sessions := make(map[sessionKey]*session, len(recs))
+	for _, r := range recs {
+		sessions[sessionKey{r.Server, r.Account}] = newSession(r)
+	}
+	a.mu.Lock()
+	a.sessions = sessions
+	a.mu.Unlock()
+	a.g.mu.Lock()
+	a.g.lockSalt, a.g.lockHash, a.g.failures = nil, nil, 0
+	a.g.locked.Store(false)
+	a.g.mu.Unlock()
+	a.g.lastActive.Store(a.now().UnixNano())
+	select {
+	case a.g.kick <- struct{}{}:
+	default:
+	}
+	a.nudge()
+	a.audit(ctx, AuditRecord{Event: AuditUnlock})
+	a.publish(Event{Kind: EventUnlocked})
+	a.log.Info("unlocked", "sessions", len(sessions))
+	return nil
+}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package agent
+
+import (
+	"context"
+	"errors"
+)
+
+// watchScreenLock is only implemented on Linux (logind and screensaver
+// D-Bus signals); macOS and Windows would need their session notifications.
+func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
+	return nil, errors.ErrUnsupported
+}
