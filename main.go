@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,6 +27,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/packaging"
+	"github.com/mcpkey/mcpkey/tray"
 	"golang.org/x/term"
 )
 
@@ -61,6 +63,7 @@ func init() {
 		{name: "list", aliases: "ls", args: "[--json]", short: "list sessions", long: listHelp, run: runList},
 		{name: "status", args: "[--json]", short: "show the agent's state", long: statusHelp, run: runStatus},
 		{name: "logout", args: "<server> [flags]", short: "remove a session and revoke it at the authorization server", long: logoutHelp, run: runLogout},
+		{name: "tray", args: "[--no-notifications]", short: "show the tray icon (a client of the running agent)", long: trayHelp, run: runTray},
 		{name: "probe", args: "<server> [flags]", short: "connect to an MCP server with the agent's token and list its tools", long: probeHelp, run: runProbe},
 		{name: "install", args: "[--tray] [--dry-run]", short: "start the agent at login (systemd user units, LaunchAgents, Run key)", long: installHelp, run: runInstall},
 		{name: "uninstall", args: "[--dry-run]", short: "undo mcpkey install", long: uninstallHelp, run: runUninstall},
@@ -257,6 +260,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	passFile := fs.String("passphrase-file", "", "file holding the file backend's passphrase")
 	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
+	withTray := fs.Bool("tray", false, "also show the tray icon; it talks to this agent over the socket (with an agent already running, only the tray starts)")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -302,7 +306,15 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	if !activated {
-		if ln, err = ipc.Listen(path); err != nil {
+		ln, err = ipc.Listen(path)
+		var running *ipc.AlreadyRunningError
+		if *withTray && errors.As(err, &running) {
+			// Desktop autostart runs "agent --tray" even where a service
+			// already runs the agent: then the tray alone is wanted.
+			log.Info("an agent is already running; starting only the tray", "socket", path)
+			return trayOnly(ctx, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
+		}
+		if err != nil {
 			return err
 		}
 	} else if a := ln.Addr().String(); a != "" {
@@ -348,12 +360,56 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		log.Warn("the agent runs in the foreground here; `mcpkey install` sets it up as a service")
 	}
 	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
-	err = ipc.NewServer(a, ipc.ServerOptions{Logger: log}).Serve(ctx, ln)
+	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: log})
+	if *withTray {
+		err = serveWithTray(ctx, srv, ln, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
+	} else {
+		err = srv.Serve(ctx, ln)
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("agent stopped")
 	return nil
+}
+
+// serveWithTray serves the agent in goroutines and the tray on this, the
+// main, goroutine. The tray is still a client: it reaches the agent through
+// c, over the socket, like any other program. Quit in the tray stops both;
+// without a tray host the agent carries on alone.
+func serveWithTray(ctx context.Context, srv *ipc.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	if err := tray.Run(ctx, c, opts); err != nil {
+		fmt.Fprintf(os.Stderr, "mcpkey: %v; the agent carries on without it\n", err)
+		return <-served
+	}
+	cancel() // Quit
+	return <-served
+}
+
+// trayOnly runs the tray as a client of the agent on c.
+func trayOnly(ctx context.Context, c *ipc.Client, opts tray.Options) error {
+	defer c.Close()
+	return tray.Run(ctx, c, opts)
+}
+
+func runTray(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	noNotify := fs.Bool("no-notifications", false, "do not show desktop notifications")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default warn)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	lv := slog.LevelWarn
+	if *logLevel != "" {
+		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level: %q is not one of debug, info, warn, error", *logLevel)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	return trayOnly(ctx, &ipc.Client{Name: "mcpkey-tray"}, tray.Options{Logger: log, NoNotifications: *noNotify})
 }
 
 func openStore(ctx context.Context, backend, passFile string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
@@ -811,6 +867,23 @@ examples:
   mcpkey agent
   mcpkey agent --backend file --passphrase-file ~/.config/mcpkey/passphrase
   MCPKEY_SOCK=/tmp/mk.sock mcpkey agent --backend memory --log-level debug
+`
+
+const trayHelp = `Shows mcpkey's tray icon: every session with its state ("valid 42 min",
+"needs login", "error: …"), Log in / Log out / Log out and revoke, pending
+approvals, Lock / Unlock, Open config and Open log. The icon turns amber when
+a session needs a login or an approval waits. Desktop notifications say when a
+login is needed (click to sign in) and when a sign-in finished.
+
+The tray is a client of the agent over its socket and holds no tokens. Without
+a running agent it offers "Start agent" and reconnects by itself. Without a
+desktop session (no D-Bus session bus) it says so and exits; everything it does
+is also a command. 'mcpkey agent --tray' runs the agent and the tray in one
+process, which is what 'mcpkey install --tray' sets up.
+
+examples:
+  mcpkey tray
+  mcpkey agent --tray
 `
 
 const loginHelp = `Asks the agent to sign you in to an MCP server: it discovers the server's
