@@ -19,8 +19,15 @@ import (
 // Client is safe for concurrent use: calls share one lazily dialled
 // connection, multiplexed by request id, which is redialled after an error.
 type Client struct {
-	// Path is the agent's socket; "" means DefaultSocketPath().
+	// Path is the agent's socket; "" means DefaultSocketPath(). A
+	// "ws://HOST:PORT/v1/ws#/path/to/agent.ws.json" value dials the agent's
+	// WebSocket instead, with the secret from the file after '#' (so
+	// MCPKEY_SOCK can hold one too).
 	Path string
+	// WebSocket makes the client use the agent's WebSocket instead of its
+	// socket: it reads the URL and secret from agent.ws.json next to Path
+	// (or the default socket path) on every dial.
+	WebSocket bool
 	// Dial, if set, replaces dialling Path (tests, other transports).
 	Dial func(ctx context.Context) (net.Conn, error)
 	// Name is sent as agent.hello's client name; "" sends "mcpkey-go".
@@ -68,6 +75,9 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 			return nil, err
 		}
 		path = p
+	}
+	if c.WebSocket || isWebSocketAddr(path) {
+		return dialAgentWebSocket(ctx, path)
 	}
 	return Dial(ctx, path)
 }

@@ -120,6 +120,10 @@ type testServer struct {
 	path string
 	logs *logBuffer
 	stop func() // cancels Serve and waits for it to return
+	// transport is "" (the Unix socket) or "websocket"; for the latter
+	// url and secret are the server's, also in agent.ws.json next to path.
+	transport   string
+	url, secret string
 }
 
 // startServer serves b on a fresh socket until the test ends.
@@ -160,17 +164,25 @@ func serveOn(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, ln net.Listene
 	return &testServer{path: path, logs: logs, stop: stop}
 }
 
-func (s *testServer) client() *ipc.Client { return &ipc.Client{Path: s.path} }
+func (s *testServer) client() *ipc.Client {
+	return &ipc.Client{Path: s.path, WebSocket: s.transport == "websocket"}
+}
 
 // rawConn is a hand-driven protocol connection.
 type rawConn struct {
 	t testing.TB
 	c net.Conn
 	r *bufio.Reader
+	// lines, for a WebSocket, receives what a reader goroutine reads from
+	// c (closed at the end): read deadlines break a WebSocket for good.
+	lines chan []byte
 }
 
 func (s *testServer) raw(t testing.TB) *rawConn {
 	t.Helper()
+	if s.transport == "websocket" {
+		return s.rawWS(t)
+	}
 	c, err := net.Dial("unix", s.path)
 	if err != nil {
 		t.Fatal(err)
@@ -197,8 +209,7 @@ func (r *rawConn) recv() map[string]any {
 }
 
 func (r *rawConn) tryRecv(d time.Duration) (map[string]any, error) {
-	r.c.SetReadDeadline(time.Now().Add(d))
-	line, err := r.r.ReadBytes('\n')
+	line, err := r.readLine(d)
 	if err != nil {
 		return nil, err
 	}
@@ -213,9 +224,9 @@ func (r *rawConn) tryRecv(d time.Duration) (map[string]any, error) {
 // discarding anything it sends first.
 func (r *rawConn) expectClosed(d time.Duration) {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(d))
+	end := time.Now().Add(d)
 	for {
-		_, err := r.r.ReadBytes('\n')
+		_, err := r.readLine(time.Until(end))
 		if err == nil {
 			continue
 		}
