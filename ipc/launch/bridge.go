@@ -130,11 +130,7 @@ type bridge struct {
 	listening bool
 	legacy    mcp.Connection
 
-	// loginMu guards loginRunning, loginDone and loginErr.
-	loginMu      sync.Mutex
-	loginRunning bool
-	loginDone    chan struct{}
-	loginErr     error
+	gate *gate
 
 	wg sync.WaitGroup // request and listener goroutines
 }
@@ -157,6 +153,7 @@ func newBridge(cfg BridgeConfig, t *target) *bridge {
 	if b.grace == 0 {
 		b.grace = DefaultLoginGrace
 	}
+	b.gate = &gate{client: cfg.Client, t: t, account: cfg.Account, wait: b.wait, statusf: b.statusf}
 	return b
 }
 
@@ -718,13 +715,6 @@ func (b *bridge) sendLegacy(ctx context.Context, conn mcp.Connection, line []byt
 
 // ---- login ----
 
-type loginWaitKey struct{}
-
-// withLoginWait bounds how long a login started for this request waits.
-func withLoginWait(ctx context.Context, d time.Duration) context.Context {
-	return context.WithValue(ctx, loginWaitKey{}, d)
-}
-
 // waitFor is how long message p waits for a login: initialize, responses
 // and notifications wait the full login wait (the host can do nothing
 // without the first; the others have nobody to tell); other requests only
@@ -736,88 +726,15 @@ func (b *bridge) waitFor(p peeked) time.Duration {
 	return b.grace
 }
 
-// errLoginPending: a login runs and this request stopped waiting for it.
-var errLoginPending = errors.New("login in progress")
-
-// login is the AuthTransport's Login: it starts the bridge's one login (or
-// joins it) and waits as long as the request's context allows.
+// login is the AuthTransport's Login for the bridge.
 func (b *bridge) login(bctx, ctx context.Context, scopes []string) error {
-	d, _ := ctx.Value(loginWaitKey{}).(time.Duration)
-	if d <= 0 {
-		return errLoginPending // e.g. the DELETE at shutdown: no login for it
-	}
-	done := b.startLogin(bctx, scopes)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		b.loginMu.Lock()
-		defer b.loginMu.Unlock()
-		return b.loginErr
-	case <-t.C:
-		return errLoginPending
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// startLogin starts a login in the background unless one runs; the agent
-// joins it with any other bridge's or CLI's login for the same session, so
-// the user sees one browser tab.
-func (b *bridge) startLogin(bctx context.Context, scopes []string) <-chan struct{} {
-	b.loginMu.Lock()
-	defer b.loginMu.Unlock()
-	if b.loginRunning {
-		return b.loginDone
-	}
-	b.loginRunning = true
-	b.loginDone = make(chan struct{})
-	done := b.loginDone
-	name := b.t.display()
-	b.statusf("sign in to %s: a browser window is opening (waiting up to %s); or run: mcpkey login %s", name, b.wait, name)
-	go func() {
-		ctx, cancel := context.WithTimeout(bctx, b.wait)
-		defer cancel()
-		_, err := b.cfg.Client.Login(ctx, agent.LoginRequest{Server: b.t.ref, Account: b.cfg.Account, Scopes: scopes}, func(e agent.Event) {
-			if e.Message != "" {
-				b.statusf("%s", e.Message)
-			}
-			if e.URL != "" && strings.Contains(e.Message, "could not open") {
-				b.statusf("open this URL to sign in: %s", e.URL)
-			}
-		})
-		if err != nil {
-			b.statusf("sign-in to %s failed: %v", name, err)
-		} else {
-			b.statusf("signed in to %s", name)
-		}
-		b.loginMu.Lock()
-		b.loginErr, b.loginRunning = err, false
-		close(done)
-		b.loginMu.Unlock()
-	}()
-	return done
+	return b.gate.login(bctx, ctx, scopes)
 }
 
 // awaitLogin holds message p while a login runs, up to waitFor(p); it
 // returns errLoginPending if the login is still running then.
 func (b *bridge) awaitLogin(ctx context.Context, p peeked) error {
-	b.loginMu.Lock()
-	running, done := b.loginRunning, b.loginDone
-	b.loginMu.Unlock()
-	if !running {
-		return nil
-	}
-	t := time.NewTimer(b.waitFor(p))
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-t.C:
-		return errLoginPending
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return b.gate.await(ctx, b.waitFor(p))
 }
 
 // fail answers request p (or reports a failed notification) with an error
@@ -830,15 +747,8 @@ func (b *bridge) fail(p peeked, err error) {
 	var nl *agent.NeedsLoginError
 	switch {
 	case errors.Is(err, errLoginPending), errors.As(err, &nl), errors.Is(err, agent.ErrNeedsLogin):
-		b.loginMu.Lock()
-		running := b.loginRunning
-		b.loginMu.Unlock()
-		msg := fmt.Sprintf("sign in to %s: a browser window was opened; or run: mcpkey login %s", name, name)
-		if !running {
-			msg = fmt.Sprintf("sign in to %s: run: mcpkey login %s", name, name)
-		}
-		b.replyError(p.id, CodeLoginRequired, "mcpkey: "+msg, map[string]any{
-			"reason": "login_required", "server": b.t.sc.Resource, "command": "mcpkey login " + name})
+		msg, data := b.gate.loginError()
+		b.replyError(p.id, CodeLoginRequired, msg, data)
 	default:
 		b.replyError(p.id, jsonrpc.CodeInternalError, fmt.Sprintf("mcpkey bridge: %s: %v", name, err), nil)
 	}
