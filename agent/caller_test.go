@@ -1,0 +1,32 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+func TestDescribeCaller(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c := agent.DescribeCaller(agent.Caller{Transport: "unix", PID: cmd.Process.Pid})
+	if c.Exe == "" || len(c.Cmdline) != 2 || c.Cmdline[0] != "sleep" || c.Cmdline[1] != "30" {
+		t.Fatalf("child = exe %q cmdline %q", c.Exe, c.Cmdline)
+	}
+	self, _ := os.Executable()
+	if len(c.Parents) < 2 || c.Parents[0].PID != os.Getpid() || c.Parents[0].Exe != self || c.Parents[1].PID != os.Getppid() {
+		t.Fatalf("parents = %+v, want this test (pid %d) then its parent", c.Parents, os.Getpid())
+	}
+	// A process that is gone leaves the caller as it was.
+	gone := agent.Caller{Transport: "unix", PID: 1 << 30, Exe: "/x"}
+	if got := agent.DescribeCaller(gone); got.Exe != "/x" || got.Cmdline != nil || got.Parents != nil {
+		t.Fatalf("gone = %+v", got)
+	}
+}
