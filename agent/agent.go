@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/browser"
@@ -85,6 +86,10 @@ type Agent struct {
 	logins    map[sessionKey]*loginFlight
 	// resolved caches resolve's answers for the current settings.
 	resolved map[string]target
+
+	clientsOnce [2]sync.Once
+	clients     [2]*http.Client // see httpClient
+	trimPending atomic.Bool     // see trimSoon
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -325,8 +330,16 @@ func (a *Agent) accountFor(t target, account string) string {
 	return account
 }
 
+// httpClient returns the agent's hardened client for t. There are two, made
+// once (with and without allow_private_network), so connections to an AS are
+// reused and no per-login client leaves idle connections behind.
 func (a *Agent) httpClient(t target) *http.Client {
-	return a.cfg.HTTPClient(t.settings.AllowPrivateNetwork)
+	i := 0
+	if t.settings.AllowPrivateNetwork {
+		i = 1
+	}
+	a.clientsOnce[i].Do(func() { a.clients[i] = a.cfg.HTTPClient(i == 1) })
+	return a.clients[i]
 }
 
 // storeErr maps store failures onto the agent's sentinels.

@@ -94,6 +94,7 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 			f.info, f.err = info, err
 			f.mu.Unlock()
 			close(f.done)
+			a.trimSoon()
 			ev := Event{Kind: EventLoginFinished, Server: key.server, Account: key.account}
 			if err != nil {
 				ev.Error = err.Error()
