@@ -17,7 +17,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,6 +28,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/launch"
 	"github.com/mcpkey/mcpkey/packaging"
 	"github.com/mcpkey/mcpkey/tray"
 	"golang.org/x/term"
@@ -65,6 +68,11 @@ func init() {
 		{name: "logout", args: "<server> [flags]", short: "remove a session and revoke it at the authorization server", long: logoutHelp, run: runLogout},
 		{name: "tray", args: "[--no-notifications]", short: "show the tray icon (a client of the running agent)", long: trayHelp, run: runTray},
 		{name: "probe", args: "<server> [flags]", short: "connect to an MCP server with the agent's token and list its tools", long: probeHelp, run: runProbe},
+		{name: "bridge", args: "<server> [flags]", short: "be a stdio MCP server relaying to a remote one, with the agent's token", long: bridgeHelp, run: runBridge},
+		{name: "exec", args: "[<server>] [flags] -- <command> [args]", short: "run a command with tokens and secrets in its environment", long: execHelp, run: runExec},
+		{name: "proxy", args: "[flags]", short: "serve local HTTP MCP endpoints that add the agent's tokens", long: proxyHelp, run: runProxy},
+		{name: "secret", args: "set|get|list|rm [<name>]", short: "store API keys and other static secrets in the keyring", long: secretHelp, run: runSecret},
+		{name: "config", args: "snippet <host> <server> [flags]", short: "print an MCP host's configuration for a server", long: configHelp, run: runConfig},
 		{name: "install", args: "[--tray] [--dry-run]", short: "start the agent at login (systemd user units, LaunchAgents, Run key)", long: installHelp, run: runInstall},
 		{name: "uninstall", args: "[--dry-run]", short: "undo mcpkey install", long: uninstallHelp, run: runUninstall},
 		{name: "completion", args: "bash|zsh|fish", short: "print shell completions", long: completionHelp, run: runCompletion},
@@ -1033,4 +1041,334 @@ examples:
   mcpkey completion bash > ~/.local/share/bash-completion/completions/mcpkey
   mcpkey completion zsh > "${fpath[1]}/_mcpkey"
   mcpkey completion fish > ~/.config/fish/completions/mcpkey.fish
+`
+
+// ---- launchers: bridge, exec, proxy, secret, config snippet ----
+
+func runBridge(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	account := fs.String("account", "", "account label, when a server has several sessions")
+	wait := fs.Duration("login-wait", 0, "how long to wait for a sign-in (default: the config's login_wait, 5m)")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	err = withAgent(ctx, c, func() error { _, err := c.ResolveServer(ctx, pos[0]); return err })
+	if err != nil {
+		return err
+	}
+	return launch.Bridge(ctx, launch.BridgeConfig{Client: c, Server: pos[0], Account: *account, LoginWait: *wait,
+		In: os.Stdin, Out: os.Stdout, Status: os.Stderr})
+}
+
+func runExec(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	account := fs.String("account", "", "account label for the server's token")
+	i := slices.Index(args, "--")
+	before, argv := args, []string(nil)
+	if i >= 0 {
+		before, argv = args[:i], args[i+1:]
+	}
+	pos, err := parse(fs, before, 1) // <server> is optional
+	if err != nil && strings.HasPrefix(err.Error(), "missing") {
+		pos, err = parse(fs, before, 0)
+	}
+	if err != nil {
+		return err
+	}
+	if len(argv) == 0 {
+		return usagef("missing -- <command>")
+	}
+	cfg := launch.ExecConfig{Account: *account, Environ: os.Environ()}
+	if len(pos) == 1 {
+		cfg.Server = pos[0]
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cfg.Client = c
+	var env []string
+	if err := withAgent(ctx, c, func() (err error) { env, err = launch.ExecEnv(ctx, cfg); return err }); err != nil {
+		return err
+	}
+	c.Close()
+	code, err := launch.Exec(ctx, argv, env) // on Unix, returns only on failure
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+func runProxy(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	listen := fs.String("listen", "127.0.0.1:7391", "loopback address to listen on")
+	secretFile := fs.String("secret-file", "", "write the per-launch secret to this file (0600) instead of printing it")
+	socket := fs.String("socket", "", "also listen on this Unix socket (peer uid checked, no secret)")
+	var origins multiFlag
+	fs.Var(&origins, "allow-origin", "an Origin allowed to call the proxy (repeatable); others get 403")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		return usagef("--listen %s: must be a loopback address such as 127.0.0.1:PORT", *listen)
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := withAgent(ctx, c, func() error { _, err := c.Hello(ctx); return err }); err != nil {
+		return err
+	}
+	secret := launch.NewSecret()
+	p, err := launch.NewProxy(launch.ProxyConfig{Client: c, Secret: secret, AllowedOrigins: origins, Status: os.Stderr})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	info := map[string]string{"url": base}
+	errc := make(chan error, 2)
+	if *socket != "" {
+		uln, err := ipc.Listen(*socket)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		info["socket"] = *socket
+		go func() { errc <- p.Serve(ctx, uln) }()
+	}
+	if *secretFile != "" {
+		if err := os.WriteFile(*secretFile, []byte(secret+"\n"), 0o600); err != nil {
+			ln.Close()
+			return fmt.Errorf("write secret file: %w", err)
+		}
+		os.Chmod(*secretFile, 0o600) // an existing file keeps its mode otherwise
+		info["secret_file"] = *secretFile
+		fmt.Fprintf(os.Stderr, "mcpkey proxy: the secret is in %s\n", *secretFile)
+	} else {
+		fmt.Fprintf(os.Stderr, "mcpkey proxy: secret (send as Authorization: Bearer; shown once): %s\n", secret)
+	}
+	fmt.Fprintf(os.Stderr, "mcpkey proxy: serving %s/<server>/mcp for every configured server\n", base)
+	if err := printJSONLine(info); err != nil {
+		return err
+	}
+	go func() { errc <- p.Serve(ctx, ln) }()
+	return <-errc
+}
+
+func printJSONLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(string(b))
+	return err
+}
+
+func runSecret(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if _, err := parse(fs, args, 0); err != nil {
+			return err
+		}
+		return usagef("missing subcommand: set, get, list or rm")
+	}
+	sub, rest := args[0], args[1:]
+	want := 1
+	if sub == "list" || sub == "ls" {
+		want = 0
+	}
+	pos, err := parse(fs, rest, want)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch sub {
+	case "set":
+		value, err := readSecretValue(pos[0])
+		if err != nil {
+			return err
+		}
+		if err := withAgent(ctx, c, func() error { return c.SetSecret(ctx, pos[0], value) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "mcpkey: stored secret %s; reference it as \"secret:%s\" in the config\n", pos[0], pos[0])
+		return nil
+	case "get":
+		var v []byte
+		if err := withAgent(ctx, c, func() (err error) { v, err = c.Secret(ctx, pos[0]); return err }); err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(append(v, '\n'))
+		return err
+	case "list", "ls":
+		var names []string
+		if err := withAgent(ctx, c, func() (err error) { names, err = c.Secrets(ctx); return err }); err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Println(n)
+		}
+		return nil
+	case "rm", "delete":
+		if err := withAgent(ctx, c, func() error { return c.DeleteSecret(ctx, pos[0]) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "mcpkey: deleted secret %s\n", pos[0])
+		return nil
+	}
+	return usagef("unknown subcommand %q: set, get, list or rm", sub)
+}
+
+// readSecretValue reads a secret from a no-echo prompt when stdin is a
+// terminal, else all of stdin (one trailing newline dropped). Never argv.
+func readSecretValue(name string) ([]byte, error) {
+	if isTerminal(os.Stdin) {
+		v, err := promptPassphrase("value for " + name)
+		return []byte(v), err
+	}
+	v, err := io.ReadAll(io.LimitReader(os.Stdin, agent.MaxSecretSize+2))
+	if err != nil {
+		return nil, fmt.Errorf("read secret from stdin: %w", err)
+	}
+	v = []byte(strings.TrimSuffix(strings.TrimSuffix(string(v), "\n"), "\r"))
+	if len(v) == 0 {
+		return nil, errors.New("empty secret on stdin")
+	}
+	return v, nil
+}
+
+func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	proxyURL := fs.String("proxy", "", "mcpkey proxy's URL (http://127.0.0.1:PORT): hosts that speak HTTP use it instead of the bridge")
+	asJSON := fs.Bool("json", false, "print the snippet and where it goes as JSON")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if _, err := parse(fs, args, 0); err != nil {
+			return err
+		}
+		return usagef("missing subcommand: snippet")
+	}
+	if args[0] != "snippet" {
+		return usagef("unknown subcommand %q: snippet", args[0])
+	}
+	pos, err := parse(fs, args[1:], 2)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locate the mcpkey binary: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	s, err := launch.Snippet(pos[0], pos[1], launch.SnippetOptions{Exe: exe, ProxyURL: *proxyURL})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *asJSON {
+		return printJSON(s)
+	}
+	fmt.Fprintf(os.Stderr, "mcpkey: %s via mcpkey %s; %s:\n", s.Host, s.Via, s.Where)
+	_, err = fmt.Print(strings.TrimRight(s.Text, "\n") + "\n")
+	return err
+}
+
+const bridgeHelp = `A stdio MCP server for hosts that launch only stdio servers (Claude Desktop and
+others): it relays every message, uninterpreted, between the host and the
+remote server over Streamable HTTP (or the older HTTP+SSE transport), with a
+token from the agent on every request. On a 401 the agent refreshes (once for
+all bridges); when a sign-in is needed one browser tab opens, initialize waits
+for it (--login-wait), and other requests are answered with an error saying
+what to do until it is done. Servers with [servers.NAME.headers] in the config
+get those headers (API keys from 'mcpkey secret') instead of OAuth.
+
+The bridge never writes a token to disk, argv, its environment or its logs;
+its stderr lines ("mcpkey bridge: ...") show in the host's MCP log. It exits
+when the host closes stdin.
+
+examples:
+  mcpkey bridge github
+  mcpkey bridge https://mcp.example.com/mcp --login-wait 2m
+  mcpkey config snippet claude-desktop github
+`
+
+const execHelp = `Runs a command (a stdio MCP server, a script) with secrets in its environment
+only, as 'op run' does. The server's [servers.NAME.env] table maps variables to
+"token" (its access token) or "secret:NAME" (a stored secret), and variables in
+your environment may hold references:
+
+  VAR=mcpkey://NAME          the access token of the configured server NAME
+  VAR=mcpkey://secret/NAME   the stored secret NAME
+
+If any secret is missing nothing is started and the exit code is 1 (3 when a
+sign-in is needed). On Unix the command replaces mcpkey (exec); on Windows
+mcpkey waits and returns its exit code.
+
+A token in an environment is not refreshed while the command runs: it stops
+working when it expires (often within an hour). For HTTP servers use
+'mcpkey bridge' or 'mcpkey proxy', which fetch a fresh token per request.
+
+examples:
+  mcpkey exec github -- npx -y @modelcontextprotocol/server-github
+  GITHUB_TOKEN=mcpkey://secret/gh-pat mcpkey exec -- ./server
+  mcpkey exec work --account alice -- env
+`
+
+const proxyHelp = `Serves http://127.0.0.1:PORT/<server>/mcp for every configured server: a local
+Streamable HTTP endpoint that forwards to the server with the agent's token
+added, for hosts that speak HTTP MCP but must never hold a token. Clients
+present the per-launch secret as "Authorization: Bearer SECRET" (printed once
+on stderr, or written to --secret-file with mode 0600); requests without it get
+401, with a foreign Origin 403, with a Host other than the listener 421. With
+--socket, clients of the Unix socket are checked by user id instead.
+
+The first stdout line is JSON: {"url": "http://127.0.0.1:PORT", ...}.
+
+examples:
+  mcpkey proxy
+  mcpkey proxy --listen 127.0.0.1:9000 --secret-file ~/.config/mcpkey/proxy.secret
+  mcpkey config snippet vscode github --proxy http://127.0.0.1:7391
+`
+
+const secretHelp = `Stores static secrets (API keys) in the agent's keyring, for servers that take
+an API key instead of OAuth. Reference them from the config as "secret:NAME"
+in [servers.NAME.headers] (bridge and proxy send them) or [servers.NAME.env]
+(exec puts them in the environment).
+
+  set NAME   reads the value from a no-echo prompt, or from stdin when it is
+             not a terminal; never from the command line
+  get NAME   prints the value: for scripts only, since whatever captures
+             stdout (a terminal's scrollback, a log) then holds it
+  list       prints the names, never values
+  rm NAME    deletes it
+
+examples:
+  mcpkey secret set brave-api-key
+  pass show brave | mcpkey secret set brave-api-key
+  mcpkey secret list
+`
+
+const configHelp = `'mcpkey config snippet <host> <server>' prints the block that makes an MCP host
+use <server> through mcpkey, for claude-desktop, claude-code, cursor and
+vscode. It uses the bridge (the host launches this mcpkey binary over stdio),
+or with --proxy the proxy's HTTP endpoint where the host speaks HTTP (Claude
+Desktop's config does not). Where it goes is printed on stderr.
+
+examples:
+  mcpkey config snippet claude-desktop github
+  mcpkey config snippet claude-code github
+  mcpkey config snippet vscode github --proxy http://127.0.0.1:7391
 `
