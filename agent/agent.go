@@ -90,6 +90,7 @@ type Agent struct {
 	clientsOnce [2]sync.Once
 	clients     [2]*http.Client // see httpClient
 	trimPending atomic.Bool     // see trimSoon
+	marginCap   marginCap       // refresh_margin, read by every session
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -154,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
 	}
+	a.marginCap.Store(int64(cfg.Settings.RefreshMargin))
 	recs, err := store.LoadSessions(ctx, cfg.Store)
 	if err != nil {
 		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
@@ -165,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Logger.Warn("some stored sessions could not be read", "err", err)
 	}
 	for _, r := range recs {
-		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r)
+		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r, &a.marginCap)
 	}
 	if err := a.startGuard(); err != nil {
 		cancel()
@@ -190,6 +192,7 @@ func (a *Agent) ApplySettings(s *Settings) {
 	if s == nil {
 		s = &Settings{}
 	}
+	a.marginCap.Store(int64(s.RefreshMargin))
 	a.mu.Lock()
 	a.settings = s
 	a.configErr = ""

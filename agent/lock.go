@@ -127,7 +127,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	}
 	sessions := make(map[sessionKey]*session, len(recs))
 	for _, r := range recs {
-		sessions[sessionKey{r.Server, r.Account}] = newSession(r)
+		sessions[sessionKey{r.Server, r.Account}] = newSession(r, &a.marginCap)
 	}
 	a.mu.Lock()
 	a.sessions = sessions

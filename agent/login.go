@@ -187,7 +187,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	if err := store.PutSession(ctx, a.cfg.Store, rec); err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
 	}
-	s := newSession(rec)
+	s := newSession(rec, &a.marginCap)
 	s.lastUsed = now
 	a.mu.Lock()
 	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock

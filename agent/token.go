@@ -56,7 +56,12 @@ type session struct {
 	hot atomic.Pointer[hotToken]
 	// used is lastUsed for the fast path (Unix nanoseconds).
 	used atomic.Int64
+	// cap is the agent's refresh_margin setting (nanoseconds; 0 = 60 s).
+	cap *marginCap
 }
+
+// marginCap is where a session reads the agent's refresh-margin cap.
+type marginCap = atomic.Int64
 
 // hotToken is an immutable servable token.
 type hotToken struct {
@@ -72,7 +77,7 @@ func (s *session) renewHotLocked() {
 		s.hot.Store(nil)
 		return
 	}
-	s.hot.Store(&hotToken{tok: s.tokenLocked(), staleAt: r.ExpiresAt.Add(-refreshMargin(*r))})
+	s.hot.Store(&hotToken{tok: s.tokenLocked(), staleAt: r.ExpiresAt.Add(-s.margin(*r))})
 }
 
 type flight struct {
@@ -80,8 +85,8 @@ type flight struct {
 	err  error
 }
 
-func newSession(r store.SessionRecord) *session {
-	s := &session{rec: r}
+func newSession(r store.SessionRecord, cap *marginCap) *session {
+	s := &session{rec: r, cap: cap}
 	s.renewHotLocked()
 	return s
 }
@@ -94,14 +99,20 @@ func (s *session) lastUsedLocked() time.Time {
 	return s.lastUsed
 }
 
-// refreshMargin is how long before expiry a token counts as stale: 10% of its
-// lifetime, at most a minute.
-func refreshMargin(r store.SessionRecord) time.Duration {
+// margin is how long before expiry r's token counts as stale: 10% of its
+// lifetime, at most the refresh_margin setting (default a minute).
+func (s *session) margin(r store.SessionRecord) time.Duration {
 	life := r.ExpiresAt.Sub(r.ObtainedAt)
 	if life <= 0 {
 		return 0
 	}
-	return min(maxRefreshMargin, life/10)
+	limit := maxRefreshMargin
+	if s.cap != nil {
+		if c := time.Duration(s.cap.Load()); c > 0 {
+			limit = c
+		}
+	}
+	return min(limit, life/10)
 }
 
 // info is the non-secret view of s. The caller holds no lock on s.
@@ -214,7 +225,7 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (To
 	}
 	s.lastUsed = now
 	forced := rejected != "" && subtle.ConstantTimeCompare([]byte(rejected), []byte(r.AccessToken)) == 1
-	need := max(refreshMargin(*r), req.MinTTL)
+	need := max(s.margin(*r), req.MinTTL)
 	fresh := now.Add(need).Before(r.ExpiresAt)
 	valid := now.Before(r.ExpiresAt)
 	if s.unpersisted {
@@ -418,7 +429,7 @@ func (a *Agent) refreshDue() time.Duration {
 			s.mu.Unlock()
 			continue
 		}
-		due := r.ExpiresAt.Add(-refreshMargin(r))
+		due := r.ExpiresAt.Add(-s.margin(r))
 		if s.retryAt.After(due) {
 			due = s.retryAt
 		}
