@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -194,11 +195,29 @@ func (p *Proxy) handler(hosts []string, unixSock bool) http.Handler {
 			http.Error(w, "mcpkey proxy: "+err.Error(), code)
 			return
 		}
-		if err := rt.gate.await(r.Context(), rt.grace); err != nil {
-			p.loginNeeded(w, rt)
+		// Read the message first: its id answers a failure (clients match
+		// error bodies by id), and the transport can replay it after a 401.
+		id := "null"
+		if r.Body != nil && r.Method == http.MethodPost {
+			body, err := io.ReadAll(io.LimitReader(r.Body, MaxMessage+1))
+			r.Body.Close()
+			if err != nil || len(body) > MaxMessage {
+				http.Error(w, "mcpkey proxy: message too large or unreadable", http.StatusRequestEntityTooLarge)
+				return
+			}
+			if q := peek(body); q.id != "" {
+				id = q.id
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			r.ContentLength = int64(len(body))
+		}
+		ctx := context.WithValue(withLoginWait(r.Context(), rt.grace), rpcIDKey{}, id)
+		if err := rt.gate.await(ctx, rt.grace); err != nil {
+			p.loginNeeded(w, rt, id)
 			return
 		}
-		rt.rp.ServeHTTP(w, r.WithContext(withLoginWait(r.Context(), rt.grace)))
+		rt.rp.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -271,15 +290,16 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 		FlushInterval: -1, // stream SSE and everything else at once
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var nl *agent.NeedsLoginError
+			id, _ := r.Context().Value(rpcIDKey{}).(string)
 			if errors.Is(err, errLoginPending) || errors.As(err, &nl) || errors.Is(err, agent.ErrNeedsLogin) {
-				p.loginNeeded(w, rt)
+				p.loginNeeded(w, rt, id)
 				return
 			}
 			if r.Context().Err() != nil {
 				return
 			}
 			p.log.Info("upstream request failed", "server", name, "err", err)
-			writeRPCError(w, http.StatusBadGateway, jsonrpcInternal, fmt.Sprintf("mcpkey proxy: %s: %v", name, err), nil)
+			writeRPCError(w, http.StatusBadGateway, id, jsonrpcInternal, fmt.Sprintf("mcpkey proxy: %s: %v", name, err), nil)
 		},
 	}
 	p.mu.Lock()
@@ -298,18 +318,24 @@ const jsonrpcInternal = -32603
 // sign in, which MCP clients surface (go-sdk and the TypeScript SDK show the
 // body of a 500; go-sdk drops the body of a 503 as transient). Not 401: the
 // host would start its own OAuth discovery against the proxy.
-func (p *Proxy) loginNeeded(w http.ResponseWriter, rt *route) {
+func (p *Proxy) loginNeeded(w http.ResponseWriter, rt *route, id string) {
 	msg, data := rt.gate.loginError()
 	w.Header().Set("Retry-After", "10")
-	writeRPCError(w, http.StatusInternalServerError, CodeLoginRequired, msg, data)
+	writeRPCError(w, http.StatusInternalServerError, id, CodeLoginRequired, msg, data)
 }
 
-func writeRPCError(w http.ResponseWriter, status, code int, msg string, data any) {
+type rpcIDKey struct{}
+
+// writeRPCError answers with a JSON-RPC error for request id (raw JSON).
+func writeRPCError(w http.ResponseWriter, status int, id string, code int, msg string, data any) {
 	e := map[string]any{"code": code, "message": msg}
 	if data != nil {
 		e["data"] = data
 	}
-	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": nil, "error": e})
+	if id == "" {
+		id = "null"
+	}
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "error": e})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
