@@ -173,9 +173,12 @@ type rawConn struct {
 	t testing.TB
 	c net.Conn
 	r *bufio.Reader
-	// lines, for a WebSocket, receives what a reader goroutine reads from
-	// c (closed at the end): read deadlines break a WebSocket for good.
-	lines chan []byte
+	// For a WebSocket (ws), lines receives what a reader goroutine reads
+	// from c, until done: see rawWS.
+	ws         bool
+	lines      chan []byte
+	done       chan struct{}
+	readerOnce sync.Once
 }
 
 func (s *testServer) raw(t testing.TB) *rawConn {

@@ -18,7 +18,9 @@ import (
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
-func TestMethodsRoundTrip(t *testing.T) {
+func TestMethodsRoundTrip(t *testing.T) { forEachTransport(t, testMethodsRoundTrip) }
+
+func testMethodsRoundTrip(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	var gotTok agent.TokenRequest
@@ -41,7 +43,7 @@ func TestMethodsRoundTrip(t *testing.T) {
 		},
 		complete: func(ctx context.Context, url string) error { gotURL = url; return nil },
 	}
-	s := startServer(t, b, ipc.ServerOptions{AgentVersion: "1.2.3"})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{AgentVersion: "1.2.3"})
 	c := s.client()
 	defer c.Close()
 	ctx := context.Background()
@@ -76,7 +78,12 @@ func TestMethodsRoundTrip(t *testing.T) {
 		t.Errorf("backend got %+v, want %+v", gotTok, wantReq)
 	}
 	exe, _ := os.Executable()
-	if gotCaller.Transport != "unix" || gotCaller.UID != os.Getuid() || gotCaller.PID != os.Getpid() || gotCaller.Exe != exe {
+	if tr == "websocket" {
+		// No pid over TCP: the secret identifies the client.
+		if gotCaller.Transport != "websocket" || gotCaller.UID != os.Getuid() || gotCaller.PID != 0 || gotCaller.Client != "ws" {
+			t.Errorf("caller = %+v, want websocket uid %d client ws", gotCaller, os.Getuid())
+		}
+	} else if gotCaller.Transport != "unix" || gotCaller.UID != os.Getuid() || gotCaller.PID != os.Getpid() || gotCaller.Exe != exe {
 		t.Errorf("caller = %+v, want unix uid %d pid %d exe %s", gotCaller, os.Getuid(), os.Getpid(), exe)
 	}
 	lr, err := c.Logout(ctx, agent.LogoutRequest{Server: "a", Account: "x", KeepRemote: true})
@@ -100,8 +107,10 @@ func TestMethodsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestHelloRefusesNewerProtocol(t *testing.T) {
-	s := startServer(t, &testBackend{}, ipc.ServerOptions{})
+func TestHelloRefusesNewerProtocol(t *testing.T) { forEachTransport(t, testHelloRefusesNewerProtocol) }
+
+func testHelloRefusesNewerProtocol(t *testing.T, tr string) {
+	s := startServerOn(t, tr, &testBackend{}, ipc.ServerOptions{})
 	r := s.raw(t)
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"agent.hello","params":{"client":"x","protocol_version":2}}`)
 	code, s2 := errCode(t, r.recv())
@@ -114,7 +123,9 @@ func TestHelloRefusesNewerProtocol(t *testing.T) {
 	}
 }
 
-func TestErrorCodes(t *testing.T) {
+func TestErrorCodes(t *testing.T) { forEachTransport(t, testErrorCodes) }
+
+func testErrorCodes(t *testing.T, tr string) {
 	nl := &agent.NeedsLoginError{Server: "https://a.example/mcp", Account: "w", Scopes: []string{"r", "w"}, Reason: "no session"}
 	cases := []struct {
 		name     string
@@ -136,7 +147,7 @@ func TestErrorCodes(t *testing.T) {
 	b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 		return agent.Token{}, *current.Load()
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	r := s.raw(t)
@@ -180,9 +191,11 @@ func TestErrorCodes(t *testing.T) {
 	})
 }
 
-func TestHostileInput(t *testing.T) {
+func TestHostileInput(t *testing.T) { forEachTransport(t, testHostileInput) }
+
+func testHostileInput(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
-	s := startServer(t, &testBackend{}, ipc.ServerOptions{MaxFrame: 4096, FrameTimeout: 200 * time.Millisecond})
+	s := startServerOn(t, tr, &testBackend{}, ipc.ServerOptions{MaxFrame: 4096, FrameTimeout: 200 * time.Millisecond})
 	ok := func(t *testing.T, r *rawConn) {
 		t.Helper()
 		r.send(`{"jsonrpc":"2.0","id":99,"method":"agent.status"}`)
@@ -237,7 +250,7 @@ func TestHostileInput(t *testing.T) {
 	})
 	t.Run("half a line then stall", func(t *testing.T) {
 		r := s.raw(t)
-		r.c.Write([]byte(`{"jsonrpc":"2.0","id":1,`))
+		r.writeRaw(r.encode(`{"jsonrpc":"2.0","id":1,"method":"agent.status"}`)[:24])
 		start := time.Now()
 		r.expectClosed(5 * time.Second)
 		if time.Since(start) < 150*time.Millisecond {
@@ -254,17 +267,20 @@ func TestHostileInput(t *testing.T) {
 	t.Run("slow but steady frame", func(t *testing.T) {
 		// Bytes trickling in over less than the frame timeout are fine.
 		r := s.raw(t)
-		r.c.Write([]byte(`{"jsonrpc":"2.0",`))
-		r.c.Write([]byte(`"id":7,"method":"agent.status"}` + "\n"))
+		msg := r.encode(`{"jsonrpc":"2.0","id":7,"method":"agent.status"}`)
+		r.writeRaw(msg[:24])
+		r.writeRaw(msg[24:])
 		if m := r.recv(); m["id"] != float64(7) {
 			t.Fatalf("reply = %v", m)
 		}
 	})
 }
 
-func TestPanicInHandlerIsInternalError(t *testing.T) {
+func TestPanicInHandlerIsInternalError(t *testing.T) { forEachTransport(t, testPanicInHandlerIsInternalError) }
+
+func testPanicInHandlerIsInternalError(t *testing.T, tr string) {
 	b := &testBackend{status: func(ctx context.Context) (agent.Status, error) { panic("boom with secret-ish params") }}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	_, err := c.Status(context.Background())
@@ -280,7 +296,9 @@ func TestPanicInHandlerIsInternalError(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
+func TestCancel(t *testing.T) { forEachTransport(t, testCancel) }
+
+func testCancel(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
 	started := make(chan struct{}, 1)
 	cancelled := make(chan error, 1)
@@ -298,7 +316,7 @@ func TestCancel(t *testing.T) {
 			return agent.Token{}, ctx.Err()
 		},
 	}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	t.Run("rpc.cancel", func(t *testing.T) {
 		c := s.client()
 		defer c.Close()
@@ -358,7 +376,9 @@ func TestCancel(t *testing.T) {
 	})
 }
 
-func TestLoginProgressBeforeResult(t *testing.T) {
+func TestLoginProgressBeforeResult(t *testing.T) { forEachTransport(t, testLoginProgressBeforeResult) }
+
+func testLoginProgressBeforeResult(t *testing.T, tr string) {
 	b := &testBackend{login: func(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
 		if req.ClientSecret != "sek" || !req.NoBrowser || req.ClientID != "cid" {
 			return agent.SessionInfo{}, fmt.Errorf("bad request: %w", agent.ErrInvalidRequest)
@@ -368,7 +388,7 @@ func TestLoginProgressBeforeResult(t *testing.T) {
 		}
 		return agent.SessionInfo{Server: req.Server, State: agent.StateReady}, nil
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	var mu sync.Mutex
@@ -392,7 +412,9 @@ func TestLoginProgressBeforeResult(t *testing.T) {
 	}
 }
 
-func TestWatch(t *testing.T) {
+func TestWatch(t *testing.T) { forEachTransport(t, testWatch) }
+
+func testWatch(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
 	feeds := make(chan chan agent.Event, 4)
 	b := &testBackend{subscribe: func(ctx context.Context) <-chan agent.Event {
@@ -400,7 +422,7 @@ func TestWatch(t *testing.T) {
 		feeds <- ch
 		return ch
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	c := s.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -447,7 +469,9 @@ func TestWatch(t *testing.T) {
 	})
 }
 
-func TestSlowClientsAreDropped(t *testing.T) {
+func TestSlowClientsAreDropped(t *testing.T) { forEachTransport(t, testSlowClientsAreDropped) }
+
+func testSlowClientsAreDropped(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
 	opts := ipc.ServerOptions{QueueSize: 16, WriteTimeout: 500 * time.Millisecond}
 	big := strings.Repeat("x", 8192)
@@ -462,7 +486,7 @@ func TestSlowClientsAreDropped(t *testing.T) {
 			return ch
 		},
 	}
-	s := startServer(t, b, opts)
+	s := startServerOn(t, tr, b, opts)
 
 	normal := func(t *testing.T, n int) {
 		c := s.client()
@@ -520,13 +544,15 @@ func TestSlowClientsAreDropped(t *testing.T) {
 		// The server closed the subscriber: writing eventually fails.
 		waitFor(t, 10*time.Second, "subscriber disconnect", func() bool {
 			r.c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, err := r.c.Write([]byte("\n"))
+			_, err := r.c.Write([]byte(" \n")) // ignored by the server (blank)
 			return err != nil
 		})
 	})
 }
 
-func TestConcurrentClients(t *testing.T) {
+func TestConcurrentClients(t *testing.T) { forEachTransport(t, testConcurrentClients) }
+
+func testConcurrentClients(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
 	clients, calls := 500, 200
 	if testing.Short() {
@@ -537,7 +563,7 @@ func TestConcurrentClients(t *testing.T) {
 		served.Add(1)
 		return agent.Token{AccessToken: "tok-" + req.Server, Server: req.Server}, nil
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -568,7 +594,9 @@ func TestConcurrentClients(t *testing.T) {
 	}
 }
 
-func TestClientConcurrentOnOneConnection(t *testing.T) {
+func TestClientConcurrentOnOneConnection(t *testing.T) { forEachTransport(t, testClientConcurrentOnOneConnection) }
+
+func testClientConcurrentOnOneConnection(t *testing.T, tr string) {
 	// Replies come back out of order; ids match them up.
 	b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 		if req.Server == "slow" {
@@ -576,7 +604,7 @@ func TestClientConcurrentOnOneConnection(t *testing.T) {
 		}
 		return agent.Token{AccessToken: req.Server}, nil
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, ipc.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())

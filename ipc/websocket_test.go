@@ -94,35 +94,51 @@ func startWSServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, wsOpts i
 	return &testServer{path: path, logs: logs, stop: stop, transport: "websocket", url: url, secret: secret}
 }
 
-// rawWS is raw() for the WebSocket: a line-framed connection (DialWebSocket)
-// whose replies a goroutine reads into r.lines.
+// rawWS is raw() for the WebSocket: a line-framed connection (DialWebSocket).
+// Read deadlines would break a WebSocket for good, so the first readLine
+// starts a goroutine that reads lines into r.lines; until then nothing
+// reads (a client that never reads stays one).
 func (s *testServer) rawWS(t testing.TB) *rawConn {
 	t.Helper()
 	c, err := ipc.DialWebSocket(context.Background(), s.url, s.secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	r := &rawConn{t: t, c: c, r: bufio.NewReaderSize(c, 1<<16), lines: make(chan []byte, 1024)}
-	go func() {
-		defer close(r.lines)
-		for {
-			line, err := r.r.ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			r.lines <- line
-		}
-	}()
+	r := &rawConn{t: t, c: c, r: bufio.NewReaderSize(c, 1<<16), lines: make(chan []byte, 64), ws: true,
+		done: make(chan struct{})}
+	t.Cleanup(func() {
+		close(r.done)
+		c.Close()
+	})
 	return r
+}
+
+func (r *rawConn) startReader() {
+	r.readerOnce.Do(func() {
+		go func() {
+			defer close(r.lines)
+			for {
+				line, err := r.r.ReadBytes('\n')
+				if err != nil {
+					return
+				}
+				select {
+				case r.lines <- line:
+				case <-r.done:
+					return
+				}
+			}
+		}()
+	})
 }
 
 // readLine reads one line within d. A timeout is an error with Timeout().
 func (r *rawConn) readLine(d time.Duration) ([]byte, error) {
-	if r.lines == nil {
+	if !r.ws {
 		r.c.SetReadDeadline(time.Now().Add(d))
 		return r.r.ReadBytes('\n')
 	}
+	r.startReader()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -139,7 +155,7 @@ func (r *rawConn) readLine(d time.Duration) ([]byte, error) {
 // encode is msg as this transport puts it on the wire: a line, or a masked
 // client text frame.
 func (r *rawConn) encode(msg string) []byte {
-	if r.lines == nil {
+	if !r.ws {
 		return []byte(msg + "\n")
 	}
 	return wsFrame(websocket.TextMessage, []byte(msg))
