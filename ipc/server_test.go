@@ -276,7 +276,9 @@ func testHostileInput(t *testing.T, tr string) {
 	})
 }
 
-func TestPanicInHandlerIsInternalError(t *testing.T) { forEachTransport(t, testPanicInHandlerIsInternalError) }
+func TestPanicInHandlerIsInternalError(t *testing.T) {
+	forEachTransport(t, testPanicInHandlerIsInternalError)
+}
 
 func testPanicInHandlerIsInternalError(t *testing.T, tr string) {
 	b := &testBackend{status: func(ctx context.Context) (agent.Status, error) { panic("boom with secret-ish params") }}
@@ -594,7 +596,9 @@ func testConcurrentClients(t *testing.T, tr string) {
 	}
 }
 
-func TestClientConcurrentOnOneConnection(t *testing.T) { forEachTransport(t, testClientConcurrentOnOneConnection) }
+func TestClientConcurrentOnOneConnection(t *testing.T) {
+	forEachTransport(t, testClientConcurrentOnOneConnection)
+}
 
 func testClientConcurrentOnOneConnection(t *testing.T, tr string) {
 	// Replies come back out of order; ids match them up.
