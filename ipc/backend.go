@@ -36,3 +36,13 @@ type SecretBackend interface {
 	DeleteSecret(ctx context.Context, name string) error
 	ResolveServer(ctx context.Context, server string) (agent.ServerConfig, error)
 }
+
+// PolicyBackend is the optional part of a Backend that serves approvals and
+// the lock (approvals.list, approval.answer, agent.lock, agent.unlock). A
+// Backend without it answers those methods with method-not-found.
+type PolicyBackend interface {
+	Approvals(ctx context.Context) ([]agent.Approval, error)
+	AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error
+	Lock(ctx context.Context, passphrase string) error
+	Unlock(ctx context.Context, passphrase string) error
+}

@@ -502,3 +502,55 @@ func (c *Client) ResolveServer(ctx context.Context, server string) (agent.Server
 	sc.LoginWait = time.Duration(r.LoginWaitSeconds) * time.Second
 	return sc, nil
 }
+
+// Approvals lists the approvals waiting for an answer.
+func (c *Client) Approvals(ctx context.Context) ([]agent.Approval, error) {
+	var r ApprovalsResult
+	err := call(ctx, c, MethodApprovalsList, struct{}{}, &r, nil)
+	return r.Approvals, err
+}
+
+// AnswerApproval answers approval id (see agent.Agent.AnswerApproval).
+func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error {
+	var r struct{}
+	return call(ctx, c, MethodApprovalAnswer, AnswerParams{ID: id, Decision: d, Remember: remember}, &r, nil)
+}
+
+// Lock locks the agent; with a passphrase, Unlock will require it.
+func (c *Client) Lock(ctx context.Context, passphrase string) error {
+	var r struct{}
+	return call(ctx, c, MethodLock, LockParams{Passphrase: passphrase}, &r, nil)
+}
+
+// Unlock unlocks the agent. A wrong passphrase answers agent.ErrDenied after
+// a growing delay.
+func (c *Client) Unlock(ctx context.Context, passphrase string) error {
+	var r struct{}
+	return call(ctx, c, MethodUnlock, LockParams{Passphrase: passphrase}, &r, nil)
+}
+
+// AddSocket asks the agent for a restricted socket serving token.get for
+// servers only; path "" lets the agent pick one, ttl 0 keeps it while the
+// agent runs.
+func (c *Client) AddSocket(ctx context.Context, servers []string, path string, ttl time.Duration) (RestrictedSocket, error) {
+	p := SocketAddParams{Servers: servers, Path: path}
+	if ttl > 0 {
+		p.TTL = ttl.String()
+	}
+	var r RestrictedSocket
+	err := call(ctx, c, MethodSocketAdd, p, &r, nil)
+	return r, err
+}
+
+// Sockets lists the agent's restricted sockets.
+func (c *Client) Sockets(ctx context.Context) ([]RestrictedSocket, error) {
+	var r SocketsResult
+	err := call(ctx, c, MethodSocketList, struct{}{}, &r, nil)
+	return r.Sockets, err
+}
+
+// RemoveSocket closes the restricted socket at path.
+func (c *Client) RemoveSocket(ctx context.Context, path string) error {
+	var r struct{}
+	return call(ctx, c, MethodSocketRemove, SocketRemoveParams{Path: path}, &r, nil)
+}

@@ -19,7 +19,9 @@ type handler func(ctx context.Context, c *conn, m *message) (result any, after f
 func methods() []string {
 	return []string{MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet, MethodSessionLogout,
 		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel,
-		MethodSecretSet, MethodSecretGet, MethodSecretList, MethodSecretDelete, MethodServerResolve}
+		MethodSecretSet, MethodSecretGet, MethodSecretList, MethodSecretDelete, MethodServerResolve,
+		MethodApprovalsList, MethodApprovalAnswer, MethodLock, MethodUnlock,
+		MethodSocketAdd, MethodSocketList, MethodSocketRemove}
 }
 
 func handlerFor(method string) handler {
@@ -40,6 +42,20 @@ func handlerFor(method string) handler {
 		return handleComplete
 	case MethodEventsSubscribe:
 		return handleSubscribe
+	case MethodApprovalsList:
+		return handleApprovals
+	case MethodApprovalAnswer:
+		return handleAnswer
+	case MethodLock:
+		return handleLock
+	case MethodUnlock:
+		return handleUnlock
+	case MethodSocketAdd:
+		return handleSocketAdd
+	case MethodSocketList:
+		return handleSocketList
+	case MethodSocketRemove:
+		return handleSocketRemove
 	case MethodSecretSet:
 		return handleSecretSet
 	case MethodSecretGet:
@@ -334,4 +350,107 @@ func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error
 		return nil, nil, err
 	}
 	return ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
+}
+
+func policyBackend(c *conn, method string) (PolicyBackend, error) {
+	if pb, ok := c.s.b.(PolicyBackend); ok {
+		return pb, nil
+	}
+	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method}
+}
+
+func handleApprovals(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	pb, err := policyBackend(c, m.Method)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := pb.Approvals(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if list == nil {
+		list = []agent.Approval{}
+	}
+	return ApprovalsResult{Approvals: list}, nil, nil
+}
+
+func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	pb, err := policyBackend(c, m.Method)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p AnswerParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if p.ID <= 0 {
+		return nil, nil, invalidParams("params.id is required")
+	}
+	if err := pb.AnswerApproval(ctx, p.ID, p.Decision, p.Remember); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
+}
+
+func handleLock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	return lockOrUnlock(ctx, c, m, PolicyBackend.Lock)
+}
+
+func handleUnlock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	return lockOrUnlock(ctx, c, m, PolicyBackend.Unlock)
+}
+
+func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
+	pb, err := policyBackend(c, m.Method)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p LockParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := do(pb, ctx, p.Passphrase); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
+}
+
+func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p SocketAddParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if len(p.Servers) == 0 {
+		return nil, nil, invalidParams("params.servers is required")
+	}
+	var ttl time.Duration
+	if p.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(p.TTL); err != nil || ttl <= 0 {
+			return nil, nil, invalidParams(`params.ttl must be a positive duration such as "8h"`)
+		}
+	}
+	info, err := c.s.AddRestricted(p.Path, p.Servers, ttl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, nil, nil
+}
+
+func handleSocketList(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	return SocketsResult{Sockets: c.s.RestrictedSockets()}, nil, nil
+}
+
+func handleSocketRemove(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	var p SocketRemoveParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if p.Path == "" {
+		return nil, nil, invalidParams("params.path is required")
+	}
+	if err := c.s.RemoveRestricted(p.Path); err != nil {
+		return nil, nil, err
+	}
+	return struct{}{}, nil, nil
 }

@@ -34,6 +34,14 @@ const (
 	MethodServerResolve = "server.resolve"
 	// MethodCancel is a notification (no id) from the client: {id}.
 	MethodCancel = "rpc.cancel"
+
+	MethodApprovalsList  = "approvals.list"
+	MethodApprovalAnswer = "approval.answer"
+	MethodLock           = "agent.lock"
+	MethodUnlock         = "agent.unlock"
+	MethodSocketAdd      = "socket.add"
+	MethodSocketList     = "socket.list"
+	MethodSocketRemove   = "socket.remove"
 )
 
 // Notification names sent by the server.
@@ -328,4 +336,43 @@ type ResolveResult struct {
 	agent.ServerConfig
 	// LoginWaitSeconds is how long launchers wait for a login.
 	LoginWaitSeconds int64 `json:"login_wait_seconds"`
+}
+
+// ApprovalsResult is approvals.list's result.
+type ApprovalsResult struct {
+	Approvals []agent.Approval `json:"approvals"`
+}
+
+// AnswerParams are approval.answer's params; the result is {}.
+type AnswerParams struct {
+	ID int `json:"id"`
+	// Decision is allow_once, allow (remembered) or deny.
+	Decision agent.Decision `json:"decision"`
+	// Remember makes a deny hold for the server's remember time too.
+	Remember bool `json:"remember,omitempty"`
+}
+
+// LockParams are agent.lock's and agent.unlock's params; the result is {}.
+// The passphrase travels only over the socket, never argv.
+type LockParams struct {
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+// SocketAddParams are socket.add's params; the result is a
+// RestrictedSocket.
+type SocketAddParams struct {
+	Servers []string `json:"servers"`
+	Path    string   `json:"path,omitempty"`
+	// TTL is a Go duration ("8h"); absent means as long as the agent runs.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// SocketsResult is socket.list's result.
+type SocketsResult struct {
+	Sockets []RestrictedSocket `json:"sockets"`
+}
+
+// SocketRemoveParams are socket.remove's params; the result is {}.
+type SocketRemoveParams struct {
+	Path string `json:"path"`
 }

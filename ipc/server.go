@@ -47,6 +47,11 @@ type Server struct {
 	b    Backend
 	opts ServerOptions
 	log  *slog.Logger
+
+	// restrict is set on the Server of a restricted socket (restricted.go);
+	// rs holds a main Server's restricted sockets.
+	restrict *restriction
+	rs       restrictedSet
 }
 
 // NewServer returns a Server calling b. opts is copied.
@@ -462,7 +467,7 @@ func (c *conn) handle(line []byte) {
 		}
 		return // unknown notifications are ignored
 	}
-	h := handlerFor(m.Method)
+	h := c.s.handler(m.Method)
 	if h == nil {
 		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
 		return

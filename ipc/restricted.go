@@ -1,0 +1,231 @@
+package ipc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// RestrictedSocket is an extra socket, served by the same agent, that
+// answers only agent.hello and token.get, and token.get only for Servers.
+// It is made for forwarding to another machine (ssh -R): a program there
+// gets short-lived access tokens for chosen servers, and nothing else.
+type RestrictedSocket struct {
+	Path string `json:"path"`
+	// Servers are configured names or URLs.
+	Servers []string `json:"servers"`
+	// ExpiresAt is when the socket is removed (zero: with the agent).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// FromConfig marks sockets declared by [[restricted_socket]] tables;
+	// config reloads manage them.
+	FromConfig bool `json:"from_config,omitempty"`
+}
+
+// restriction marks a Server that serves a restricted socket.
+type restriction struct {
+	path    string
+	servers []string
+}
+
+// restrictedSet is the restricted sockets of a Server. The zero value
+// serves none until EnableRestricted.
+type restrictedSet struct {
+	mu    sync.Mutex // guards the fields below
+	ctx   context.Context
+	dir   string
+	socks map[string]*restrictedSock
+}
+
+type restrictedSock struct {
+	info  RestrictedSocket
+	stop  context.CancelFunc
+	done  chan struct{}
+	timer *time.Timer
+}
+
+// handler picks the handler for method: every method on a normal server; on
+// a restricted one agent.hello and token.get (checked against its servers),
+// and a denied error for anything else, known or not.
+func (s *Server) handler(method string) handler {
+	if s.restrict == nil {
+		return handlerFor(method)
+	}
+	switch method {
+	case MethodHello:
+		return handleRestrictedHello
+	case MethodTokenGet:
+		return handleRestrictedToken
+	}
+	return handleRefused
+}
+
+func handleRestrictedHello(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	res, after, err := handleHello(ctx, c, m)
+	if hr, ok := res.(HelloResult); ok {
+		hr.Capabilities = []string{MethodHello, MethodTokenGet}
+		res = hr
+	}
+	return res, after, err
+}
+
+func handleRestrictedToken(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	r := c.s.restrict
+	return handleToken(agent.WithRestriction(ctx, r.path, r.servers), c, m)
+}
+
+func handleRefused(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	return nil, nil, &Error{Code: CodeDenied, Message: "not allowed on a restricted socket (only agent.hello and token.get)",
+		Data: &ErrorData{Code: ErrCodeDenied}}
+}
+
+// EnableRestricted lets s serve restricted sockets until ctx ends, when
+// they are closed and their files removed. dir is where AddRestricted puts
+// a socket given no path (usually the agent socket's directory).
+func (s *Server) EnableRestricted(ctx context.Context, dir string) {
+	rs := &s.rs
+	rs.mu.Lock()
+	rs.ctx, rs.dir = ctx, dir
+	if rs.socks == nil {
+		rs.socks = make(map[string]*restrictedSock)
+	}
+	rs.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		for _, info := range s.RestrictedSockets() {
+			s.RemoveRestricted(info.Path)
+		}
+	})
+}
+
+// AddRestricted opens a restricted socket for servers at path ("" picks a
+// fresh name in the directory given to EnableRestricted), removed after ttl
+// (0: when the agent stops). The socket is created as Listen creates the
+// agent's: 0600 in a directory closed to others.
+func (s *Server) AddRestricted(path string, servers []string, ttl time.Duration) (RestrictedSocket, error) {
+	return s.addRestricted(RestrictedSocket{Path: path, Servers: servers}, ttl)
+}
+
+func (s *Server) addRestricted(info RestrictedSocket, ttl time.Duration) (RestrictedSocket, error) {
+	rs := &s.rs
+	if len(info.Servers) == 0 {
+		return RestrictedSocket{}, fmt.Errorf("%w: a restricted socket needs at least one server", agent.ErrInvalidRequest)
+	}
+	if ttl < 0 {
+		return RestrictedSocket{}, fmt.Errorf("%w: negative ttl", agent.ErrInvalidRequest)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.ctx == nil || rs.ctx.Err() != nil {
+		return RestrictedSocket{}, errors.New("this agent serves no restricted sockets")
+	}
+	if info.Path == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		info.Path = filepath.Join(rs.dir, "restricted-"+hex.EncodeToString(b[:])+".sock")
+	}
+	if !filepath.IsAbs(info.Path) {
+		return RestrictedSocket{}, fmt.Errorf("%w: the socket path must be absolute", agent.ErrInvalidRequest)
+	}
+	info.Path = filepath.Clean(info.Path)
+	if _, dup := rs.socks[info.Path]; dup {
+		return RestrictedSocket{}, fmt.Errorf("%w: a restricted socket already listens on %s", agent.ErrInvalidRequest, info.Path)
+	}
+	ln, err := Listen(info.Path)
+	if err != nil {
+		return RestrictedSocket{}, fmt.Errorf("restricted socket: %w", err)
+	}
+	info.Servers = slices.Clone(info.Servers)
+	if ttl > 0 {
+		info.ExpiresAt = time.Now().Add(ttl)
+	}
+	srv := &Server{b: s.b, opts: s.opts, log: s.log.With("restricted_socket", info.Path),
+		restrict: &restriction{path: info.Path, servers: info.Servers}}
+	ctx, stop := context.WithCancel(rs.ctx)
+	rsock := &restrictedSock{info: info, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(rsock.done)
+		if err := srv.Serve(ctx, ln); err != nil {
+			s.log.Warn("restricted socket stopped", "path", info.Path, "err", err)
+		}
+	}()
+	if ttl > 0 {
+		rsock.timer = time.AfterFunc(ttl, func() {
+			if s.RemoveRestricted(info.Path) == nil {
+				s.log.Info("restricted socket expired", "path", info.Path)
+			}
+		})
+	}
+	rs.socks[info.Path] = rsock
+	s.log.Info("restricted socket added", "path", info.Path, "servers", info.Servers, "ttl", ttl)
+	return info, nil
+}
+
+// RemoveRestricted closes the restricted socket at path and removes its
+// file, after its connections have ended.
+func (s *Server) RemoveRestricted(path string) error {
+	rs := &s.rs
+	rs.mu.Lock()
+	rsock := rs.socks[filepath.Clean(path)]
+	delete(rs.socks, filepath.Clean(path))
+	rs.mu.Unlock()
+	if rsock == nil {
+		return fmt.Errorf("%w: no restricted socket at %s", agent.ErrNotFound, path)
+	}
+	if rsock.timer != nil {
+		rsock.timer.Stop()
+	}
+	rsock.stop()
+	<-rsock.done
+	return nil
+}
+
+// RestrictedSockets lists the restricted sockets, by path.
+func (s *Server) RestrictedSockets() []RestrictedSocket {
+	rs := &s.rs
+	rs.mu.Lock()
+	out := make([]RestrictedSocket, 0, len(rs.socks))
+	for _, r := range rs.socks {
+		out = append(out, r.info)
+	}
+	rs.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// SyncRestricted makes the config's [[restricted_socket]] tables the set of
+// config-declared sockets: new ones are opened, changed ones reopened,
+// dropped ones closed. Sockets added through socket.add are left alone.
+// Every table is tried; the errors are joined.
+func (s *Server) SyncRestricted(specs []agent.RestrictedSocketSettings) error {
+	want := make(map[string]agent.RestrictedSocketSettings, len(specs))
+	for _, sp := range specs {
+		want[filepath.Clean(sp.Path)] = sp
+	}
+	var errs []error
+	for _, cur := range s.RestrictedSockets() {
+		sp, ok := want[cur.Path]
+		if !cur.FromConfig {
+			delete(want, cur.Path)
+			continue
+		}
+		if ok && slices.Equal(sp.Servers, cur.Servers) {
+			delete(want, cur.Path)
+			continue
+		}
+		s.RemoveRestricted(cur.Path)
+	}
+	for _, sp := range want {
+		if _, err := s.addRestricted(RestrictedSocket{Path: sp.Path, Servers: sp.Servers, FromConfig: true}, sp.TTL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
