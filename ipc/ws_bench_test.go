@@ -1,0 +1,40 @@
+package ipc_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/ipc"
+)
+
+// BenchmarkTokenGetWebSocket is BenchmarkTokenGet over the loopback
+// WebSocket: the same backend, payloads, connection counts and metrics, so
+// one run compares the transports:
+//
+//	go test ./ipc -run '^$' -bench 'TokenGet(WebSocket)?$' -benchtime 2s
+//
+// The rate limiter is on (at a rate the benchmark never reaches), so its
+// cost is measured too.
+func BenchmarkTokenGetWebSocket(b *testing.B) {
+	for _, n := range benchConns {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			s := startWSServer(b, cachedTokenBackend(b), ipc.ServerOptions{Logger: discardLogger()},
+				ipc.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
+			clients := make([]*ipc.Client, n)
+			for i := range clients {
+				clients[i] = s.client()
+				defer clients[i].Close()
+				if _, err := clients[i].Token(context.Background(), agent.TokenRequest{Server: "https://mcp.example.com/mcp"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			req := agent.TokenRequest{Server: "https://mcp.example.com/mcp", Scopes: []string{"mcp:read"}}
+			runConns(b, n, func(i int) error {
+				_, err := clients[i].Token(context.Background(), req)
+				return err
+			})
+		})
+	}
+}
