@@ -268,6 +268,8 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	passFile := fs.String("passphrase-file", "", "file holding the file backend's passphrase")
 	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
+	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket)")
+	wsListen := fs.String("ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
 	withTray := fs.Bool("tray", false, "also show the tray icon; it talks to this agent over the socket (with an agent already running, only the tray starts)")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -308,6 +310,9 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
+	if strings.HasPrefix(path, "ws://") {
+		return usagef("MCPKEY_SOCK holds a WebSocket URL, which only clients use; pass the agent a socket path with --socket")
+	}
 	// Socket activation (systemd's mcpkey.socket) hands the listener over.
 	ln, activated, err := packaging.ActivationListener()
 	if err != nil {
@@ -330,13 +335,27 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	defer ln.Close()
 
+	// The loopback WebSocket, for clients that cannot open the socket.
+	wsAddr := firstNonEmpty(*wsListen, settings.WSListen)
+	if wsAddr == "" && *wsOn {
+		wsAddr = agent.DefaultWSListen
+	}
+	var wsLn net.Listener
+	var wsInfo ipc.WebSocketInfo
+	if wsAddr != "" {
+		if wsLn, wsInfo, err = ipc.PublishWebSocket(wsAddr, ipc.WebSocketInfoPath(path)); err != nil {
+			return err
+		}
+		defer wsLn.Close() // removes agent.ws.json
+	}
+
 	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
 	if err != nil {
 		return err
 	}
 	a, err := agent.New(ctx, agent.Config{
 		Store: st, Settings: settings, ConfigPath: cfgPath, Logger: log,
-		Version: buildVersion(), Socket: path,
+		Version: buildVersion(), Socket: path, WebSocketURL: wsInfo.URL,
 	})
 	if err != nil {
 		return err
@@ -369,6 +388,13 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
 	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: log})
+	if wsLn != nil {
+		stopWS, err := serveWebSocket(ctx, srv, wsLn, wsInfo, settings.WSAllowedOrigins, log)
+		if err != nil {
+			return err
+		}
+		defer stopWS()
+	}
 	if *withTray {
 		err = serveWithTray(ctx, srv, ln, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
 	} else {
@@ -379,6 +405,25 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	log.Info("agent stopped")
 	return nil
+}
+
+// serveWebSocket serves srv's protocol on the loopback WebSocket as well,
+// until stop, which waits for its connections to end.
+func serveWebSocket(ctx context.Context, srv *ipc.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
+	ws, err := ipc.NewWebSocketServer(srv, ipc.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := ws.Serve(ctx, ln); err != nil {
+			log.Error("websocket stopped", "err", err)
+		}
+	}()
+	log.Info("listening", "websocket", info.URL, "origins", len(origins))
+	return func() { cancel(); <-done }, nil
 }
 
 // serveWithTray serves the agent in goroutines and the tray on this, the

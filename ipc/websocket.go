@@ -174,6 +174,40 @@ func ReadWebSocketInfo(path string) (WebSocketInfo, error) {
 	return info, nil
 }
 
+// PublishWebSocket listens on addr (see ListenWebSocket) with a fresh
+// secret and writes the URL, the secret and this process's pid to infoPath
+// (WebSocketInfoPath of the agent's socket, whose directory Listen has
+// checked). Closing the returned listener removes infoPath.
+func PublishWebSocket(addr, infoPath string) (net.Listener, WebSocketInfo, error) {
+	secret, err := NewWebSocketSecret()
+	if err != nil {
+		return nil, WebSocketInfo{}, err
+	}
+	ln, err := ListenWebSocket(addr)
+	if err != nil {
+		return nil, WebSocketInfo{}, err
+	}
+	info := WebSocketInfo{URL: WebSocketURL(ln), Secret: secret, PID: os.Getpid()}
+	if err := WriteWebSocketInfo(infoPath, info); err != nil {
+		ln.Close()
+		return nil, WebSocketInfo{}, err
+	}
+	return &publishedListener{Listener: ln, path: infoPath}, info, nil
+}
+
+// publishedListener removes its info file when closed.
+type publishedListener struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (l *publishedListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
+
 // WebSocketOptions configures a WebSocketServer. Message size, frame and
 // write timeouts come from the Server's ServerOptions, as on the socket.
 type WebSocketOptions struct {
@@ -424,7 +458,7 @@ func (w *WebSocketServer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// it presented (reading it proves it runs as this user), its Origin
 	// and its loopback address, which the log records.
 	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws"}
-	w.log.Info("websocket connection", "origin", truncate(origin, 80), "remote", r.RemoteAddr)
+	w.log.Debug("websocket connection", "origin", truncate(origin, 80), "remote", r.RemoteAddr)
 	w.srv.ServeConn(r.Context(), mc, caller)
 }
 
