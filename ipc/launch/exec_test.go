@@ -83,7 +83,7 @@ func TestSnippet(t *testing.T) {
 	const exe = "/opt/mcp key/bin/mcpkey"
 	for _, tc := range []struct {
 		host, proxy, via string
-		want            []string
+		want             []string
 	}{
 		{"claude-desktop", "", "bridge", []string{`"mcpServers"`, `"github"`, `"command": "/opt/mcp key/bin/mcpkey"`, `"bridge"`}},
 		{"claude-desktop", "http://127.0.0.1:7391", "bridge", []string{`"command": "/opt/mcp key/bin/mcpkey"`}},
