@@ -79,6 +79,7 @@ func init() {
 		{name: "man", short: "print the man page (roff)", long: "Prints mcpkey(1), generated from the same command definitions as --help.\n\nexample:\n  mcpkey man | man -l -\n", run: runMan},
 		{name: "version", short: "print the version", long: "usage: mcpkey version\n", run: runVersion},
 	}
+	commands = append(commands, policyCommands()...)
 }
 
 func main() {
@@ -270,6 +271,8 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
 	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket)")
 	wsListen := fs.String("ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
+	confirm := fs.Bool("confirm", false, "ask before handing a token to any program not on the config's allow list")
+	auditLog := fs.String("audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+defaultAuditPath()+")")
 	withTray := fs.Bool("tray", false, "also show the tray icon; it talks to this agent over the socket (with an agent already running, only the tray starts)")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -356,6 +359,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	a, err := agent.New(ctx, agent.Config{
 		Store: st, Settings: settings, ConfigPath: cfgPath, Logger: log,
 		Version: buildVersion(), Socket: path, WebSocketURL: wsInfo.URL,
+		Confirm: *confirm, Audit: agent.AuditOptions{Path: auditPath(*auditLog)},
 	})
 	if err != nil {
 		return err
@@ -388,6 +392,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
 	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: log})
+	serveRestricted(ctx, srv, a, path, log)
 	if wsLn != nil {
 		stopWS, err := serveWebSocket(ctx, srv, wsLn, wsInfo, settings.WSAllowedOrigins, log)
 		if err != nil {

@@ -206,3 +206,6 @@ func (a *Agent) idleLoop() {
 		}
 	}
 }
+
+// CurrentSettings returns the settings in force (after the last reload).
+func (a *Agent) CurrentSettings() *Settings { return a.currentSettings() }
