@@ -17,8 +17,8 @@
 // idle between messages for as long as it likes (subscribers do).
 //
 // The codec is separate from the transport (MessageConn, LineConn, and
-// Server.ServeConn): a later WebSocket transport carries the same messages,
-// one per text frame, through the same dispatcher.
+// Server.ServeConn): the WebSocket transport (below) carries the same
+// messages, one per text frame, through the same dispatcher.
 //
 // # Authentication
 //
@@ -35,6 +35,56 @@
 // call the server refuses every connection.
 //
 // Default socket paths: see DefaultSocketPath ($MCPKEY_SOCK overrides).
+//
+// # WebSocket
+//
+// For clients that cannot open a Unix socket (browser extensions, sandboxed
+// editors), "mcpkey agent --ws" (or ws_listen in the config) also serves the
+// protocol on ws://127.0.0.1:PORT/v1/ws: loopback only (ListenWebSocket
+// refuses any other address), a random port unless configured. At start the
+// agent writes agent.ws.json (mode 0600) next to its socket:
+//
+//	{"url":"ws://127.0.0.1:PORT/v1/ws","secret":"<43 base64url chars>","pid":N}
+//
+// The secret is 32 random bytes, new at every start; reading the file proves
+// the client runs as the agent's user. The file is removed at shutdown;
+// agent.status reports the URL (websocket_url), never the secret.
+//
+// Every upgrade request is checked in this order, and refused with an HTTP
+// status and no upgrade:
+//
+//  1. Host must be 127.0.0.1:PORT, localhost:PORT or [::1]:PORT, else 421.
+//     This defeats DNS rebinding: a page on evil.test whose name now
+//     resolves to 127.0.0.1 still sends Host: evil.test:PORT.
+//  2. Origin: a request without one (a native client) passes; any Origin
+//     header must equal one of the config's ws_allowed_origins exactly (such
+//     as "chrome-extension://ID"), else 403. Web pages, file:// pages
+//     (Origin "null") and the agent's own origin are refused.
+//  3. The secret: "Authorization: Bearer <secret>", or, for an allowed
+//     Origin only (browsers cannot set headers), the subprotocols
+//     "mcpkey.v1" and "mcpkey.secret.<secret>" in Sec-WebSocket-Protocol;
+//     the server then answers with "mcpkey.v1" alone. Compared in constant
+//     time; else 401. Never in the URL. Refusals are logged without the
+//     offered secret.
+//  4. The path must be /v1/ws, else 404.
+//
+// Each message is one text frame (fragmented frames are joined); a binary
+// frame closes the connection with 1003, a message over 1 MiB gets the
+// invalid-request error, then close 1009. A message must complete within
+// 30 s of its first frame. The server pings every 20 s; a connection silent
+// for 60 s (no message, no pong) is closed. Each connection may send 100
+// messages per second with bursts of 200: beyond that it is closed with 1008
+// "request rate limit exceeded" (a close, not an error reply, so a runaway
+// client stops at once and learns why). At most 64 WebSocket connections are
+// open at a time; another is closed at once with 1013 "too many connections;
+// try again later". These limits apply to the WebSocket only: socket
+// clients are never slowed by them. Callers appear as agent.Caller
+// {Transport: "websocket", Client: "ws"}: a TCP peer has no pid.
+//
+// ipc.Client uses the WebSocket when Client.WebSocket is set (it reads
+// agent.ws.json next to Client.Path or the default socket at every dial) or
+// when Client.Path, or $MCPKEY_SOCK, is "ws://127.0.0.1:PORT/v1/ws#FILE",
+// FILE being the agent.ws.json that holds the secret.
 //
 // # Versioning
 //
@@ -174,4 +224,6 @@
 //   - Cancellation, as in the Language Server Protocol:
 //     https://microsoft.github.io/language-server-protocol/specifications/lsp/3.17/specification/#cancelRequest
 //   - unix(7) SO_PEERCRED: https://man7.org/linux/man-pages/man7/unix.7.html
+//   - The WebSocket protocol, RFC 6455: https://www.rfc-editor.org/rfc/rfc6455
+//   - 421 Misdirected Request, RFC 9110 §15.5.20: https://www.rfc-editor.org/rfc/rfc9110#section-15.5.20
 package ipc
