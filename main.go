@@ -898,7 +898,8 @@ func helpFor(c *command) string {
 
 const envHelp = `
 environment:
-  MCPKEY_SOCK             the agent's socket (default: $XDG_RUNTIME_DIR/mcpkey/agent.sock)
+  MCPKEY_SOCK             the agent's socket (default: $XDG_RUNTIME_DIR/mcpkey/agent.sock),
+                          or ws://127.0.0.1:PORT/v1/ws#/path/to/agent.ws.json for its WebSocket
   MCPKEY_BACKEND          credential store for 'mcpkey agent' (default auto: the OS keyring)
   MCPKEY_CONFIG           config file (default: $XDG_CONFIG_HOME/mcpkey/config.toml)
   MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend
@@ -925,6 +926,7 @@ examples:
   mcpkey agent
   mcpkey agent --backend file --passphrase-file ~/.config/mcpkey/passphrase
   MCPKEY_SOCK=/tmp/mk.sock mcpkey agent --backend memory --log-level debug
+  mcpkey agent --ws    # also a loopback WebSocket; URL and secret in agent.ws.json
 `
 
 const trayHelp = `Shows mcpkey's tray icon: every session with its state ("valid 42 min",
