@@ -479,4 +479,3 @@ func checkHygiene(t *testing.T, e *polEnv) {
 		}
 	}
 }
-
