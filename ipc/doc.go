@@ -153,6 +153,51 @@
 // answered, with the cancelled error, unless it finished first. Closing a
 // connection cancels all its requests.
 //
+// Approvals, lock and restricted sockets (the first four served by agents
+// whose Backend is a PolicyBackend; others answer method not found):
+//
+// approvals.list — no params; result {approvals: [agent.Approval]}, each
+// {id, server, name?, account, scopes?, caller: {transport, uid, pid, exe?,
+// cmdline?, parents?: [{pid, exe?, cmdline?}], client?}, requested,
+// deadline, remember_seconds, waiting}. With confirm on, a token.get from a
+// program not on the allow list waits (up to approval_timeout, default 60 s)
+// until answered; requests of one program for one server share one
+// approval. Events approval.requested and approval.answered (with
+// approval.decision: allow_once, allow, deny, timeout, cancelled, locked)
+// announce them to subscribers. An unanswered request gets denied.
+//
+// approval.answer — params {id, decision: "allow_once"|"allow"|"deny",
+// remember?}; result {}. allow is remembered per (executable, server) for
+// the server's remember time (default 8 h); deny is remembered when
+// remember is true. A program cannot answer its own approval (nor can its
+// descendants): denied. Unknown or settled ids: not_found.
+//
+// agent.lock — params {passphrase?}; result {}. Drops the in-memory
+// tokens, forgets remembered approvals, refuses waiting ones and cancels
+// logins in flight; until agent.unlock, token.get, session.login and
+// session.logout answer locked. Locking a locked agent answers locked.
+//
+// agent.unlock — params {passphrase?}; result {}. Reads the sessions back
+// from the keyring. If the lock set a passphrase it must match; a wrong
+// one answers denied after 1 s, 2 s, 4 s … (at most 30 s), one attempt at a
+// time.
+//
+// socket.add — params {servers: [string], path?, ttl?: "8h"}; result
+// {path, servers, expires_at?, from_config?}. Opens a restricted socket
+// (0600, in a 0700 directory; without path, next to this socket) until ttl
+// or the agent ends. socket.list — result {sockets: [...]}. socket.remove —
+// params {path}; result {}.
+//
+// # Restricted sockets
+//
+// A restricted socket serves agent.hello (capabilities: agent.hello,
+// token.get) and token.get for its listed servers only; token.get for any
+// other server and every other method, known or not, answer denied. It is
+// meant for forwarding: `ssh -R /tmp/mcpkey.sock:LOCAL devbox`, then on the
+// remote machine MCPKEY_SOCK=/tmp/mcpkey.sock. The peer-uid check and the
+// approval policy apply as on the main socket (the caller is the local ssh
+// client).
+//
 // Static secrets and launcher configuration (served by agents whose Backend
 // is a SecretBackend; others answer method not found). Secret values travel
 // only over this socket, never in argv, env or logs of mcpkey itself:
