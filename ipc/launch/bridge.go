@@ -357,7 +357,9 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 		b.initID = p.id
 		b.mu.Unlock()
 	}
-	ctx = withLoginWait(ctx, b.waitFor(p))
+	bctx := ctx // the bridge's, for the GET stream
+	ctx, cancel := context.WithCancel(withLoginWait(ctx, b.waitFor(p)))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url, bytes.NewReader(line))
 	if err != nil {
 		b.fail(p, err)
@@ -382,16 +384,16 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	switch {
 	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent:
 		if p.method == "notifications/initialized" {
-			b.startListening(ctx)
+			b.startListening(bctx)
 		}
 		return
 	case resp.StatusCode >= 300:
-		b.httpError(ctx, line, p, resp, sent)
+		b.httpError(bctx, line, p, resp, sent) // bctx: a fallback connection outlives this request
 		return
 	}
 	switch mediaType(resp.Header.Get("Content-Type")) {
 	case "text/event-stream":
-		b.relayStream(ctx, resp, p)
+		b.relayStream(ctx, resp, p, cancel)
 	case "application/json":
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessage+1))
 		if err != nil || len(body) > MaxMessage {
@@ -405,7 +407,7 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 		}
 	}
 	if p.method == "notifications/initialized" {
-		b.startListening(ctx)
+		b.startListening(bctx)
 	}
 }
 
@@ -495,8 +497,24 @@ func orDash(s string) string {
 
 // relayStream emits the messages of a POST's event stream and resumes it
 // with Last-Event-ID (GET) when it breaks before the response arrived.
-func (b *bridge) relayStream(ctx context.Context, resp *http.Response, p peeked) {
-	got, lastID, retry := b.readEvents(ctx, resp.Body, p.id)
+//
+// After the response the stream is read on to its end (the server closes
+// it, as it should), so that the HTTP connection goes back to the pool: a
+// body closed early costs a new TCP connection for the next POST. A server
+// that keeps the stream open is cut off after drainWait.
+func (b *bridge) relayStream(ctx context.Context, resp *http.Response, p peeked, cancel context.CancelFunc) {
+	var drain *time.Timer
+	onResponse := func() {
+		if drain == nil {
+			drain = time.AfterFunc(drainWait, cancel)
+		}
+	}
+	defer func() {
+		if drain != nil {
+			drain.Stop()
+		}
+	}()
+	got, lastID, retry := b.readEvents(ctx, resp.Body, p.id, onResponse)
 	for attempt := 0; !got && lastID != "" && p.call() && ctx.Err() == nil && attempt < 5; attempt++ {
 		if !sleep(ctx, max(retry, time.Duration(attempt)*500*time.Millisecond)) {
 			return
@@ -509,7 +527,7 @@ func (b *bridge) relayStream(ctx context.Context, resp *http.Response, p peeked)
 			continue
 		}
 		var id string
-		got, id, retry = b.readEvents(ctx, r.Body, p.id)
+		got, id, retry = b.readEvents(ctx, r.Body, p.id, onResponse)
 		r.Body.Close()
 		if id != "" {
 			lastID, attempt = id, -1
@@ -520,9 +538,14 @@ func (b *bridge) relayStream(ctx context.Context, resp *http.Response, p peeked)
 	}
 }
 
-// readEvents emits a stream's messages; it reports whether the response to
-// callID came, the last event id, and the server's retry hint.
-func (b *bridge) readEvents(ctx context.Context, body io.Reader, callID string) (got bool, lastID string, retry time.Duration) {
+// drainWait bounds how long a POST's event stream stays open after the
+// response to its request arrived.
+const drainWait = 2 * time.Second
+
+// readEvents emits a stream's messages until it ends; it reports whether
+// the response to callID came (calling onResponse then), the last event
+// id, and the server's retry hint.
+func (b *bridge) readEvents(ctx context.Context, body io.Reader, callID string, onResponse func()) (got bool, lastID string, retry time.Duration) {
 	readSSE(body, MaxMessage, func(ev sseEvent) bool {
 		if ev.hasID {
 			lastID = ev.ID
@@ -534,10 +557,10 @@ func (b *bridge) readEvents(ctx context.Context, body io.Reader, callID string) 
 			return ctx.Err() == nil
 		}
 		b.emit(ev.Data)
-		if callID != "" {
+		if callID != "" && !got {
 			if q := peek(ev.Data); q.method == "" && q.id == callID {
 				got = true
-				return false
+				onResponse()
 			}
 		}
 		return ctx.Err() == nil
@@ -596,7 +619,7 @@ func (b *bridge) listen(ctx context.Context) {
 				b.log.Debug("no GET stream", "status", resp.StatusCode, "content_type", ct)
 				return
 			}
-			_, id, retry := b.readEvents(ctx, resp.Body, "")
+			_, id, retry := b.readEvents(ctx, resp.Body, "", nil)
 			resp.Body.Close()
 			if id != "" {
 				lastID, backoff = id, time.Second

@@ -25,7 +25,7 @@ type bridged struct {
 	logs     []string
 }
 
-func startBridge(t *testing.T, s *stack, server string, cfg launch.BridgeConfig) *bridged {
+func startBridge(t testing.TB, s *stack, server string, cfg launch.BridgeConfig) *bridged {
 	t.Helper()
 	p := newPipes()
 	b := &bridged{status: &syncBuf{}, done: make(chan error, 1)}

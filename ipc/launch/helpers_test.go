@@ -27,7 +27,7 @@ import (
 // Streamable HTTP server protected by the AS's tokens ("demo"), and a
 // legacy HTTP+SSE server taking an API key ("keyed").
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	as      *oauthtest.Server
 	agent   *agent.Agent
 	client  *ipc.Client
@@ -93,7 +93,7 @@ func (g *gatedBrowser) hold() (release func()) {
 	}
 }
 
-func newStack(t *testing.T, opts oauthtest.Options) *stack {
+func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	t.Helper()
 	s := &stack{t: t, apiKey: "key-" + fmt.Sprint(time.Now().UnixNano()), cancelled: make(chan struct{}, 4)}
 	server := newTestServer(s)

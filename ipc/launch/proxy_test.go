@@ -47,7 +47,7 @@ func startProxy(t *testing.T, s *stack) (base, secret string) {
 	return "http://" + ln.Addr().String(), secret
 }
 
-func connectHTTP(t *testing.T, endpoint string, rt http.RoundTripper) *mcp.ClientSession {
+func connectHTTP(t testing.TB, endpoint string, rt http.RoundTripper) *mcp.ClientSession {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "http-host", Version: "1"}, nil)
 	client.AddRoots(&mcp.Root{URI: "file:///proxied"})
