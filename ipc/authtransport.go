@@ -42,6 +42,9 @@ type AuthTransport struct {
 	Login func(ctx context.Context, scopes []string) error
 	// MaxAuthAttempts caps logins; 0 means 3.
 	MaxAuthAttempts int
+	// Token, if set, replaces Client.Token (a caller-side cache that asks
+	// the agent again for a RejectedToken).
+	Token func(ctx context.Context, req agent.TokenRequest) (agent.Token, error)
 
 	mu       sync.Mutex // guards scopes and attempts
 	scopes   []string   // scopes asked for so far (step-up union)
@@ -61,13 +64,17 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	token := t.Token
+	if token == nil {
+		token = t.Client.Token
+	}
 	var rejected string
 	refreshed := false
 	for {
 		t.mu.Lock()
 		scopes := t.scopes
 		t.mu.Unlock()
-		tok, err := t.Client.Token(ctx, agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected})
+		tok, err := token(ctx, agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected})
 		if err != nil {
 			var nl *agent.NeedsLoginError
 			if errors.As(err, &nl) && t.login(ctx, nl.Scopes) == nil {
