@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,7 +69,7 @@ func dialAgentWebSocket(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	file := WebSocketInfoPath(addr)
 	info, err := ReadWebSocketInfo(file)
-	if errors.Is(err, syscall.ENOENT) {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w with a websocket: no %s (is the agent running with --ws?)", ErrNoAgent, file)
 	}
 	if err != nil {
