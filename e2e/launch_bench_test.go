@@ -2,7 +2,8 @@ package e2e
 
 // Launcher benchmarks, side by side against the same local server (issue 4
 // §5): start-to-first-response of `mcpkey bridge` vs mcp-remote (npm,
-// pinned in e2e/node), added latency per message vs a direct HTTP client,
+// pinned in e2e/node), added latency per message vs a direct go-sdk
+// Streamable HTTP client (calls interleaved one by one, median of each side),
 // and the RSS of one idle bridge vs mcp-remote. Run with:
 //
 //	MCPKEY_BENCH=1 go test ./e2e -run TestLaunchBench -v
@@ -49,7 +50,7 @@ func launchPeer(t *testing.T, env []string, name string, args ...string) (*stdio
 		t.Fatal(err)
 	}
 	p := &stdioPeer{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(p.stop)
 	io.WriteString(in, benchInit+"\n")
 	done := make(chan error, 1)
 	go func() {
@@ -76,6 +77,13 @@ func launchPeer(t *testing.T, env []string, name string, args ...string) (*stdio
 	d := time.Since(start)
 	io.WriteString(in, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
 	return p, d
+}
+
+// stop ends the peer (idempotent).
+func (p *stdioPeer) stop() {
+	p.in.Close()
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
 }
 
 func rssKB(t *testing.T, pid int) int {
@@ -119,6 +127,12 @@ func TestLaunchBench(t *testing.T) {
 		remoteStarts = append(remoteStarts, d)
 		if i == 4 {
 			bridge, mr = p, q
+		} else {
+			// Each launch on a quiet machine: an earlier mcp-remote still
+			// compiling or collecting in the background would slow the
+			// next bridge's start.
+			p.stop()
+			q.stop()
 		}
 	}
 	bs, rs := median(bridgeStarts), median(remoteStarts)
@@ -135,22 +149,28 @@ func TestLaunchBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer via.Close()
-	measure := func(cs *mcp.ClientSession) time.Duration {
-		var ds []time.Duration
-		for range 500 {
-			s := time.Now()
-			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil {
-				t.Fatal(err)
-			}
-			ds = append(ds, time.Since(s))
+	// Interleaved, call by call, so that drift in the machine's load
+	// weighs on both sides alike; the median of each side over n calls.
+	call := func(cs *mcp.ClientSession) time.Duration {
+		s := time.Now()
+		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+			t.Fatal(err)
 		}
-		return median(ds)
+		return time.Since(s)
 	}
-	measure(direct)
-	measure(via) // warm up both
-	dm, vm := measure(direct), measure(via)
+	for range 100 { // warm up both
+		call(direct)
+		call(via)
+	}
+	const n = 1000
+	var ds, vs []time.Duration
+	for range n {
+		ds = append(ds, call(direct))
+		vs = append(vs, call(via))
+	}
+	dm, vm := median(ds), median(vs)
 	added := vm - dm
-	t.Logf("per message (tools/call echo, median of 500): direct %v, through the bridge %v, added %v", dm, vm, added)
+	t.Logf("per message (tools/call echo, interleaved, median of %d each): direct %v, through the bridge %v, added %v", n, dm, vm, added)
 
 	// 3. RSS of one idle bridge vs one idle mcp-remote.
 	time.Sleep(time.Second) // idle on purpose: this measures an idle process, not readiness

@@ -96,11 +96,20 @@ func Bridge(ctx context.Context, cfg BridgeConfig) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b := newBridge(cfg, t)
-	rt, err := t.transport(cfg.Client, cfg.Account, cfg.Base, func(lctx context.Context, scopes []string) error {
+	tokens := newTokenCache(cfg.Client)
+	rt, err := t.transport(cfg.Client, cfg.Account, cfg.Base, tokens, func(lctx context.Context, scopes []string) error {
+		defer tokens.invalidate()
 		return b.login(ctx, lctx, scopes)
 	})
 	if err != nil {
 		return err
+	}
+	if len(t.headers) == 0 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			tokens.watch(ctx)
+		}()
 	}
 	b.http = &http.Client{Transport: rt}
 	b.statusf("relaying stdio to %s", t.sc.URL)
@@ -164,18 +173,62 @@ func (b *bridge) statusf(format string, a ...any) {
 }
 
 // run reads the host's messages until In ends or ctx ends.
+//
+// The reading goroutine dispatches each message itself: a request starts
+// its own goroutine at once (so a long call never holds up a cancellation),
+// notifications and responses go, in order, to one sequencer. No hop
+// through another goroutine lies between stdin and the POST.
 func (b *bridge) run(ctx context.Context, cancel context.CancelCauseFunc) error {
-	lines := make(chan []byte)
 	readErr := make(chan error, 1)
+	seq := make(chan []byte, 64)
+	seqDone := make(chan struct{})
+	go func() {
+		defer close(seqDone)
+		for {
+			select {
+			case line, ok := <-seq:
+				if !ok {
+					return
+				}
+				b.send(ctx, line, peek(line))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var (
+		spawnMu sync.Mutex // orders spawn's wg.Add before the final Wait
+		closing bool
+	)
+	spawn := func(f func()) bool {
+		spawnMu.Lock()
+		defer spawnMu.Unlock()
+		if closing {
+			return false
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			f()
+		}()
+		return true
+	}
 	go func() {
 		br := bufio.NewReaderSize(b.cfg.In, 64<<10)
 		for {
 			line, err := readLine(br, MaxMessage)
 			if len(bytes.TrimSpace(line)) > 0 {
-				select {
-				case lines <- line:
-				case <-ctx.Done():
-					return
+				p := peek(line)
+				if p.call() || p.batch {
+					if !spawn(func() { b.send(ctx, line, p) }) {
+						return
+					}
+				} else {
+					select {
+					case seq <- line:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 			if err != nil {
@@ -184,39 +237,25 @@ func (b *bridge) run(ctx context.Context, cancel context.CancelCauseFunc) error 
 			}
 		}
 	}()
-	// Notifications and responses keep their order; each request runs on
-	// its own, so a long call never holds up a cancellation.
-	seq := make(chan []byte, 64)
-	seqDone := make(chan struct{})
-	go func() {
-		defer close(seqDone)
-		for line := range seq {
-			b.send(ctx, line, peek(line))
-		}
-	}()
 	defer func() {
-		close(seq)
-		select {
-		case <-seqDone:
-		case <-time.After(5 * time.Second):
-		}
 		cancel(nil)
+		// The reader may stay blocked on In (ctx ended, stdin open); it
+		// spawns nothing once closing is set.
+		spawnMu.Lock()
+		closing = true
+		spawnMu.Unlock()
 		b.wg.Wait()
 	}()
 	for {
 		select {
-		case line := <-lines:
-			p := peek(line)
-			if p.call() || p.batch {
-				b.wg.Add(1)
-				go func() {
-					defer b.wg.Done()
-					b.send(ctx, line, p)
-				}()
-				continue
-			}
-			seq <- line
 		case err := <-readErr:
+			// The reader is done: let the notifications before EOF go out
+			// (bounded).
+			close(seq)
+			select {
+			case <-seqDone:
+			case <-time.After(5 * time.Second):
+			}
 			if errors.Is(err, io.EOF) {
 				b.statusf("the host closed stdin; ending the session")
 				return nil

@@ -265,7 +265,7 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 	g := &gate{client: p.cfg.Client, t: t, wait: wait, statusf: p.statusf}
 	// Logins outlive the request that starts them.
 	bctx := context.WithoutCancel(ctx)
-	transport, err := t.transport(p.cfg.Client, "", p.cfg.Base, func(lctx context.Context, scopes []string) error {
+	transport, err := t.transport(p.cfg.Client, "", p.cfg.Base, nil, func(lctx context.Context, scopes []string) error {
 		return g.login(bctx, lctx, scopes)
 	})
 	if err != nil {

@@ -114,10 +114,11 @@ func resolve(ctx context.Context, c *ipc.Client, server string) (*target, error)
 }
 
 // transport returns the RoundTripper for requests to t: static headers for
-// an API-key server, else an ipc.AuthTransport (token per request, refresh
-// on 401, login, step-up on 403), under a guard that refuses any other
-// origin, so a token is never sent to a server it was not issued for.
-func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper, login func(context.Context, []string) error) (http.RoundTripper, error) {
+// an API-key server, else an ipc.AuthTransport (token per request, from
+// tokens when not nil, refresh on 401, login, step-up on 403), under a
+// guard that refuses any other origin, so a token is never sent to a server
+// it was not issued for.
+func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper, tokens *tokenCache, login func(context.Context, []string) error) (http.RoundTripper, error) {
 	u, err := url.Parse(t.sc.URL)
 	if err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
@@ -132,7 +133,11 @@ func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper
 		if account == "" {
 			account = t.sc.Account
 		}
-		rt = &ipc.AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
+		at := &ipc.AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
+		if tokens != nil {
+			at.Token = tokens.Token
+		}
+		rt = at
 	}
 	return &originGuard{scheme: u.Scheme, host: u.Host, base: rt}, nil
 }
