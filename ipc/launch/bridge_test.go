@@ -3,11 +3,15 @@ package launch_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/ipc/launch"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -286,5 +290,91 @@ func TestBridgeSharedRefresh(t *testing.T) {
 	wg.Wait()
 	if n := s.as.Refreshes() - before; n != 1 {
 		t.Errorf("%d refreshes for two bridges, want 1", n)
+	}
+}
+
+// TestBridgeTokenReuse: the bridge reuses the agent's token across
+// messages, and drops it as soon as the agent says something changed: a
+// lock stops the next request, a logout asks for a sign-in.
+func TestBridgeTokenReuse(t *testing.T) {
+	s := newStack(t, oauthtest.Options{})
+	s.login()
+	b := startBridge(t, s, "demo", launch.BridgeConfig{LoginGrace: 50 * time.Millisecond})
+	// The event subscription starts with the bridge: wait until a call
+	// is served from the cache (no token.get), then count.
+	if !poll(t, 5*time.Second, func() bool {
+		before := s.tokenGets.Load()
+		callText(t, b.cs, "echo", map[string]any{"text": "warm"})
+		return s.tokenGets.Load() == before
+	}) {
+		t.Fatal("every call still asks the agent for a token")
+	}
+	before := s.tokenGets.Load()
+	for range 20 {
+		callText(t, b.cs, "echo", map[string]any{"text": "again"})
+	}
+	if n := s.tokenGets.Load() - before; n != 0 {
+		t.Errorf("%d token.get requests for 20 calls, want 0", n)
+	}
+
+	// Locked: the cached token is dropped, the agent refuses.
+	if err := s.client.Lock(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	var lockedErr error
+	if !poll(t, 5*time.Second, func() bool {
+		_, lockedErr = b.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "locked"}})
+		return lockedErr != nil
+	}) {
+		t.Fatal("calls still go through with the agent locked")
+	}
+	if !strings.Contains(lockedErr.Error(), "unlock") {
+		t.Errorf("error while locked = %v, want it to say how to unlock", lockedErr)
+	}
+	if err := s.client.Unlock(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	callText(t, b.cs, "echo", map[string]any{"text": "unlocked"})
+
+	// Logged out: the next call asks for a sign-in instead of using the
+	// old token (the browser is held: a user yet to sign in).
+	release := s.browser.hold()
+	defer release()
+	if _, err := s.client.Logout(t.Context(), agent.LogoutRequest{Server: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	var loginErr error
+	if !poll(t, 5*time.Second, func() bool {
+		_, loginErr = b.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "out"}})
+		return loginErr != nil
+	}) {
+		t.Fatal("calls still go through after logout")
+	}
+	var we *jsonrpc.Error
+	if !errors.As(loginErr, &we) || we.Code != launch.CodeLoginRequired {
+		t.Errorf("error after logout = %v, want code %d", loginErr, launch.CodeLoginRequired)
+	}
+}
+
+// TestBridgeReusesConnections: POSTs answered with an event stream leave
+// their connection in the pool, so a session of many calls dials a handful
+// of connections (the POSTs' and the GET stream's), not one per call.
+func TestBridgeReusesConnections(t *testing.T) {
+	s := newStack(t, oauthtest.Options{})
+	s.login()
+	var dials atomic.Int64
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return d.DialContext(ctx, network, addr)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	b := startBridge(t, s, "demo", launch.BridgeConfig{Base: tr})
+	for range 50 {
+		callText(t, b.cs, "echo", map[string]any{"text": "pooled"})
+	}
+	if n := dials.Load(); n > 4 {
+		t.Errorf("%d connections dialled for 50 calls, want at most 4", n)
 	}
 }

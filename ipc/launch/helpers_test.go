@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,6 +46,30 @@ type stack struct {
 	refused    atomic.Int64
 	cancelled  chan struct{}
 	sseSeen    atomic.Value // last X-Api-Key seen by the SSE server
+	tokenGets  atomic.Int64 // token.get requests the agent's socket served
+}
+
+// methodCounter is a slog handler counting the ipc server's request logs
+// for one method.
+type methodCounter struct {
+	method string
+	n      *atomic.Int64
+}
+
+func (m methodCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (m methodCounter) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m methodCounter) WithGroup(string) slog.Handler            { return m }
+func (m methodCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "request" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "method" && a.Value.String() == m.method {
+			m.n.Add(1)
+		}
+		return true
+	})
+	return nil
 }
 
 // gatedBrowser completes the AS's auto-approving authorization when
@@ -177,7 +202,7 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ipc.NewServer(a, ipc.ServerOptions{}).Serve(ctx, ln)
+		ipc.NewServer(a, ipc.ServerOptions{Logger: slog.New(methodCounter{method: ipc.MethodTokenGet, n: &s.tokenGets})}).Serve(ctx, ln)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	s.client = &ipc.Client{Path: s.sock}
