@@ -440,7 +440,9 @@ func serveWithTray(ctx context.Context, srv *ipc.Server, ln net.Listener, c *ipc
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
-	if err := tray.Run(ctx, c, opts); err != nil {
+	err := tray.Run(ctx, c, opts)
+	c.Close()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mcpkey: %v; the agent carries on without it\n", err)
 		return <-served
 	}

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -104,6 +105,18 @@ func click(t *testing.T, it *trayh.Item, items []trayh.MenuItem, label string) {
 	}
 	if err := it.Click(m.ID); err != nil {
 		t.Fatalf("click %q: %v", label, err)
+	}
+}
+
+// clickQuit clicks Quit, which may end the process before it replies.
+func clickQuit(t *testing.T, it *trayh.Item, items []trayh.MenuItem) {
+	t.Helper()
+	m, ok := trayh.Find(items, func(l string) bool { return l == "Quit" })
+	if !ok {
+		t.Fatalf("no Quit in\n%s", strings.Join(trayh.Lines(items), "\n"))
+	}
+	if err := it.Click(m.ID); err != nil && !strings.Contains(err.Error(), "disconnected") {
+		t.Fatalf("click Quit: %v", err)
 	}
 }
 
@@ -217,7 +230,7 @@ func TestTrayStartsAgent(t *testing.T) {
 	waitTooltip(t, it, "mcpkey: 0 sessions")
 
 	items, _ = waitMenu(t, it, "Quit", has("Quit"))
-	click(t, it, items, "Quit")
+	clickQuit(t, it, items)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -242,7 +255,33 @@ func TestAgentWithTray(t *testing.T) {
 		t.Fatal("the agent does not answer")
 	}
 	waitIcon(t, it, "ready", assets.IconReady)
-	click(t, it, items, "Quit")
+
+	// Lock and Unlock reach the agent.
+	a := &agentProc{Sock: sock}
+	locked := func() bool {
+		var st struct{ Locked bool }
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.call(ctx, "agent.status", nil, &st); err != nil {
+			t.Fatalf("agent.status: %v", err)
+		}
+		return st.Locked
+	}
+	click(t, it, items, "Lock")
+	items, _ = waitMenu(t, it, "Unlock", has("mcpkey: locked, 0 sessions [x]", "Unlock"))
+	waitIcon(t, it, "locked", assets.IconLocked)
+	waitTooltip(t, it, "mcpkey: locked, 0 sessions")
+	if !locked() {
+		t.Error("the agent is not locked after Lock")
+	}
+	click(t, it, items, "Unlock")
+	items, _ = waitMenu(t, it, "Lock", has("mcpkey: 0 sessions [x]", "Lock"))
+	waitIcon(t, it, "ready", assets.IconReady)
+	if locked() {
+		t.Error("the agent is still locked after Unlock")
+	}
+
+	clickQuit(t, it, items)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -356,6 +395,97 @@ func TestTraySessions(t *testing.T) {
 			t.Errorf("a notification carries a JWT: %+v", n)
 		}
 	}
+}
+
+// TestTrayApproval: with confirm = true a token request waits; the tray
+// shows who asks, and "Allow once" in the menu lets the waiting request
+// through; the next request waits again and the notification's Deny
+// action refuses it.
+func TestTrayApproval(t *testing.T) {
+	b := startTrayBus(t)
+	f, a := loggedIn(t)
+	_, it := b.start(t, a.Env, "tray", "--log-level", "debug")
+	label := hostPath(f.MCP.Resource)
+	waitMenu(t, it, "the session", has(label+": valid "))
+
+	home := strings.TrimPrefix(a.Env[slices.IndexFunc(a.Env, func(s string) bool { return strings.HasPrefix(s, "XDG_CONFIG_HOME=") })], "XDG_CONFIG_HOME=")
+	os.MkdirAll(filepath.Join(home, "mcpkey"), 0o700)
+	if err := os.WriteFile(filepath.Join(home, "mcpkey", "config.toml"), []byte("confirm = true\nremember = \"10m\"\napproval_timeout = \"60s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := deadline(t, 30*time.Second)
+	if err := poll(ctx, 50*time.Millisecond, func() bool { return strings.Contains(a.p.stderr.String(), "config applied") }); err != nil {
+		t.Fatalf("the agent never applied the config:\n%s", a.p.stderr.String())
+	}
+
+	// The asker is "mcpkey token", a sibling of the tray: a program may not
+	// answer its own approval, nor may its children.
+	ask := func() (chan result, *exec.Cmd) {
+		done := make(chan result, 1)
+		cmd := exec.Command(bin(t, "mcpkey"), "token", f.MCP.URL, "--scope", "mcp:tools")
+		cmd.Env = a.Env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			err := cmd.Wait()
+			r := result{Stdout: stdout.String(), Stderr: stderr.String()}
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				r.Code = ee.ExitCode()
+			}
+			done <- r
+		}()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return done, cmd
+	}
+	done, cmd := ask()
+	asks := fmt.Sprintf("[%d] asks for %s", cmd.Process.Pid, label)
+	items, lines := waitMenu(t, it, "the approval", has(asks, "  Allow once", "  Allow for 10 min", "  Deny"))
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, asks) && strings.Contains(l, "mcp:tools") }) {
+		t.Errorf("the approval does not name the scopes:\n%s", strings.Join(lines, "\n"))
+	}
+	waitIcon(t, it, "attention", assets.IconAttention)
+	n := waitNote(t, b, asks)
+	if !slices.Contains(n.Actions, "allow") || !slices.Contains(n.Actions, "deny") {
+		t.Errorf("approval notification actions = %v", n.Actions)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("token.get did not wait for the approval: %+v", r)
+	default:
+	}
+	click(t, it, items, "Allow once")
+	select {
+	case r := <-done:
+		if r.Code != 0 || strings.Count(r.Stdout, ".") != 2 {
+			t.Fatalf("after Allow once: exit %d, stderr %s", r.Code, r.Stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting token request never returned")
+	}
+	waitMenu(t, it, "the approval gone", func(lines []string) bool { return !has(asks)(lines) })
+	waitIcon(t, it, "ready", assets.IconReady)
+
+	// Allow once is not remembered: the next request waits again; Deny
+	// from the notification refuses it.
+	done, cmd = ask()
+	asks = fmt.Sprintf("[%d] asks for %s", cmd.Process.Pid, label)
+	waitMenu(t, it, "the second approval", has(asks))
+	n = waitNote(t, b, asks)
+	if err := b.notes.Invoke(n.ID, "deny"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.Code == 0 || r.Stdout != "" {
+			t.Fatalf("after Deny: exit %d, stdout %q", r.Code, r.Stdout)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the denied token request never returned")
+	}
+	waitMenu(t, it, "the second approval gone", func(lines []string) bool { return !has(asks)(lines) })
 }
 
 // hostPath is how the tray names a server without a configured name.

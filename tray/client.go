@@ -2,7 +2,10 @@ package tray
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
@@ -29,22 +32,55 @@ type agentAPI interface {
 	Capable(ctx context.Context) (lock, approve bool)
 }
 
-// errNotServed is what the lock and approval calls return while the agent
-// (or ipc.Client) does not offer them.
-var errNotServed = errors.New("not supported by this agent")
-
 // client adapts *ipc.Client to agentAPI.
 type client struct{ *ipc.Client }
 
 var _ agentAPI = client{}
 
-func (c client) Lock(ctx context.Context) error   { return errNotServed }
-func (c client) Unlock(ctx context.Context) error { return errNotServed }
+// Lock locks without a passphrase: the tray has no way to type one; `mcpkey
+// lock` sets one.
+func (c client) Lock(ctx context.Context) error { return c.Client.Lock(ctx, "") }
 
-func (c client) Approvals(ctx context.Context) ([]Approval, error) { return nil, errNotServed }
+// Unlock unlocks a lock set without a passphrase (one set with `mcpkey lock
+// --passphrase` answers agent.ErrDenied).
+func (c client) Unlock(ctx context.Context) error { return c.Client.Unlock(ctx, "") }
 
-func (c client) Answer(ctx context.Context, id string, d Decision) error { return errNotServed }
+func (c client) Approvals(ctx context.Context) ([]Approval, error) {
+	as, err := c.Client.Approvals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Approval, 0, len(as))
+	for _, a := range as {
+		prog := a.Caller.Exe
+		if prog == "" {
+			prog = a.Caller.Client
+		}
+		out = append(out, Approval{ID: strconv.Itoa(a.ID), Program: prog, PID: a.Caller.PID, Server: a.Server, Name: a.Name,
+			Account: a.Account, Scopes: a.Scopes, Remember: time.Duration(a.RememberSeconds) * time.Second})
+	}
+	return out, nil
+}
 
+func (c client) Answer(ctx context.Context, id string, d Decision) error {
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return fmt.Errorf("approval %q: %w", id, agent.ErrInvalidRequest)
+	}
+	switch d {
+	case AllowOnce:
+		return c.AnswerApproval(ctx, n, agent.DecisionAllowOnce, false)
+	case AllowRemember:
+		return c.AnswerApproval(ctx, n, agent.DecisionAllow, true)
+	}
+	return c.AnswerApproval(ctx, n, agent.DecisionDeny, false)
+}
+
+// Capable asks agent.hello which methods the agent serves.
 func (c client) Capable(ctx context.Context) (lock, approve bool) {
-	return false, false
+	r, err := c.Hello(ctx)
+	if err != nil {
+		return false, false
+	}
+	return slices.Contains(r.Capabilities, ipc.MethodLock), slices.Contains(r.Capabilities, ipc.MethodApprovalsList)
 }

@@ -31,6 +31,8 @@ type Approval struct {
 	Program string
 	PID     int
 	Server  string
+	// Name is the server's configured name, if any.
+	Name    string
 	Account string
 	Scopes  []string
 	// Remember is how long "Allow for …" holds; 0 offers only "Allow once".
@@ -179,7 +181,10 @@ func approvalItem(a Approval) item {
 	if a.PID > 0 {
 		prog = fmt.Sprintf("%s [%d]", prog, a.PID)
 	}
-	what := hostOf(a.Server)
+	what := a.Name
+	if what == "" {
+		what = hostOf(a.Server)
+	}
 	if a.Account != "" {
 		what += " (" + a.Account + ")"
 	}

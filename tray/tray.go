@@ -101,6 +101,7 @@ func Run(ctx context.Context, c *ipc.Client, opts Options) (err error) {
 		t.r = &renderer{do: func(a action) { t.act(ctx, a) }}
 		t.render()
 		wg.Go(func() { t.loop(ctx) })
+		wg.Go(func() { t.r.settle(ctx) })
 	}, nil)
 	cancel()
 	wg.Wait()
@@ -258,22 +259,24 @@ func (t *tray) unreachable(err error) {
 // refresh fetches the agent's state and renders it; it notifies approvals
 // it has not seen before.
 func (t *tray) refresh(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// rctx bounds the calls; ctx, which outlives them, goes to the
+	// notifications' actions.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := t.api.Status(ctx)
+	st, err := t.api.Status(rctx)
 	if err != nil {
-		if ctx.Err() == nil {
+		if rctx.Err() == nil {
 			t.unreachable(err)
 		}
 		return
 	}
 	v := view{Reachable: true, Status: st}
-	v.CanLock, v.CanApprove = t.api.Capable(ctx)
-	if v.Sessions, err = t.api.Sessions(ctx); err != nil && !errors.Is(err, agent.ErrLocked) {
+	v.CanLock, v.CanApprove = t.api.Capable(rctx)
+	if v.Sessions, err = t.api.Sessions(rctx); err != nil && !errors.Is(err, agent.ErrLocked) {
 		t.log.Info("list sessions", "err", err)
 	}
 	if v.CanApprove {
-		if v.Approvals, err = t.api.Approvals(ctx); err != nil {
+		if v.Approvals, err = t.api.Approvals(rctx); err != nil {
 			t.log.Info("list approvals", "err", err)
 		}
 	}
@@ -484,6 +487,50 @@ type renderer struct {
 	init  bool
 }
 
+// settle works around fyne.io/systray dropping a SetIcon or SetTooltip
+// made while it is still exporting the item on D-Bus, which it does
+// concurrently with onReady: until the exported ToolTip is the one last
+// set, it sets both again (tooltip first, so a current tooltip means the
+// icon that followed it was applied too). It gives up after 10 s.
+func (r *renderer) settle(ctx context.Context) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		return
+	}
+	conn, err := dbus.SessionBus() // the shared connection systray exports on
+	if err != nil || len(conn.Names()) == 0 {
+		return
+	}
+	obj := conn.Object(conn.Names()[0], "/StatusNotifierItem")
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range 100 {
+		var tt struct {
+			Icon   string
+			Images []struct {
+				W, H int32
+				Pix  []byte
+			}
+			Title, Body string
+		}
+		v, err := obj.GetProperty("org.kde.StatusNotifierItem.ToolTip")
+		r.mu.Lock()
+		if err == nil && v.Store(&tt) == nil && tt.Title == r.tip {
+			r.mu.Unlock()
+			return
+		}
+		if err == nil && r.init {
+			systray.SetTooltip(r.tip)
+			systray.SetIcon(iconFile(r.icon, runtime.GOOS))
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 type node struct {
 	mi   *systray.MenuItem
 	kids []*node
@@ -493,11 +540,10 @@ type node struct {
 func (r *renderer) apply(items []item, icon iconState, tooltip string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.init || icon != r.icon {
-		systray.SetIcon(iconFile(icon, runtime.GOOS))
-	}
-	if !r.init || tooltip != r.tip {
+	if !r.init || icon != r.icon || tooltip != r.tip {
+		// Tooltip first: settle relies on it.
 		systray.SetTooltip(tooltip)
+		systray.SetIcon(iconFile(icon, runtime.GOOS))
 	}
 	r.icon, r.tip, r.init = icon, tooltip, true
 	r.acts = map[string]action{}
