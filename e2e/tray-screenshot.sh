@@ -129,5 +129,5 @@ dbus-run-session -- sh -eu -c '
 ' sh "$work"
 mkdir -p "$(dirname "$out")"
 # Keep the top-right corner: the panel's status area and the menu.
-convert "$work/shot.png" -crop 620x200+180+0 +repage "$out"
+convert "$work/shot.png" -crop 620x225+180+0 +repage "$out"
 echo "tray-screenshot: saved $out" >&2

@@ -1,8 +1,10 @@
 package tray
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,7 +122,13 @@ func menuFor(v view, now time.Time) []item {
 		if len(v.Sessions) == 0 {
 			m = append(m, item{key: "no-sessions", label: "No sessions (run: mcpkey login <server>)", disabled: true})
 		}
-		for _, s := range v.Sessions {
+		// Sorted: the agent lists sessions in no particular order, and a
+		// reordered menu would be rebuilt under the user's pointer.
+		ss := slices.Clone(v.Sessions)
+		slices.SortStableFunc(ss, func(a, b agent.SessionInfo) int {
+			return cmp.Or(cmp.Compare(serverName(a), serverName(b)), cmp.Compare(a.Account, b.Account), cmp.Compare(a.Server, b.Server))
+		})
+		for _, s := range ss {
 			m = append(m, sessionItem(s, now))
 		}
 		if v.CanApprove && len(v.Approvals) > 0 {

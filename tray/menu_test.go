@@ -108,8 +108,8 @@ func TestMenuFor(t *testing.T) {
 			sess("https://z.example/mcp", "", agent.StateReady, -time.Minute),
 		}},
 		want: cat([]string{"mcpkey: 5 sessions, 1 needs login, 1 failing [x]", "---",
-			"mcp.github.example/mcp: refreshing"}, sessionKids("Log in"),
-			[]string{"linear.example/mcp: needs login"}, sessionKids("Log in again"),
+			"linear.example/mcp: needs login"}, sessionKids("Log in again"),
+			[]string{"mcp.github.example/mcp: refreshing"}, sessionKids("Log in"),
 			[]string{"x.example: error: refresh: dial tcp: connection refused"}, sessionKids("Log in"),
 			[]string{"y.example/mcp (bob): signing in…", "  Log in [x]", "  Log out", "  Log out and revoke"},
 			[]string{"z.example/mcp: expired, refreshes on use"}, sessionKids("Log in"),
@@ -255,6 +255,22 @@ func TestStateLabel(t *testing.T) {
 		if got := stateLabel(tc.s, now); got != tc.want {
 			t.Errorf("stateLabel(%s, %v) = %q, want %q", tc.s.State, tc.s.ExpiresAt.Sub(now), got, tc.want)
 		}
+	}
+}
+
+func TestMenuSortsSessions(t *testing.T) {
+	a := sess("https://b.example/mcp", "", agent.StateReady, time.Hour)
+	a.Name = "alpha"
+	b := sess("https://a.example/mcp", "zed", agent.StateReady, time.Hour)
+	c := sess("https://a.example/mcp", "amy", agent.StateReady, time.Hour)
+	want := flat(menuFor(view{Reachable: true, Sessions: []agent.SessionInfo{a, c, b}}, now))
+	for _, order := range [][]agent.SessionInfo{{b, c, a}, {c, a, b}, {a, b, c}} {
+		if got := flat(menuFor(view{Reachable: true, Sessions: order}, now)); !slices.Equal(got, want) {
+			t.Errorf("order depends on the agent's:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if want[2] != "a.example/mcp (amy): valid 1 h" || want[6] != "a.example/mcp (zed): valid 1 h" || want[10] != "alpha: valid 1 h" {
+		t.Errorf("order:\n%s", strings.Join(want, "\n"))
 	}
 }
 
