@@ -117,9 +117,9 @@ dbus-run-session -- sh -eu -c '
 		sleep 0.5
 		xdotool click 1
 		sleep 2
-		# Hover the first session (the menu opens below the icon, to its
+		# Hover the second session, linear (the menu opens below the icon, to its
 		# left) to show its submenu.
-		xdotool mousemove $((x - 150)) 68
+		xdotool mousemove $((x - 150)) 93
 		sleep 1.5
 	else
 		echo "tray-screenshot: icon not found; saving the panel only" >&2
