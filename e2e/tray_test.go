@@ -192,6 +192,14 @@ func TestTrayStartsAgent(t *testing.T) {
 	os.MkdirAll(filepath.Join(home, "run"), 0o700)
 	sock := privateSocket(t)
 	env := append(baseEnv(home), "MCPKEY_SOCK="+sock, "MCPKEY_BACKEND=memory")
+	// Open config and Open log run xdg-open: a stand-in records its argv.
+	fake, opened := t.TempDir(), filepath.Join(t.TempDir(), "opened")
+	os.WriteFile(filepath.Join(fake, "xdg-open"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" >>"+opened+"\n"), 0o755)
+	env = slices.DeleteFunc(env, func(s string) bool { return strings.HasPrefix(s, "PATH=") })
+	env = append(env, "PATH="+fake+":"+os.Getenv("PATH"))
+	config := filepath.Join(home, ".config", "mcpkey", "config.toml")
+	os.MkdirAll(filepath.Dir(config), 0o700)
+	os.WriteFile(config, nil, 0o600)
 	p, it := b.start(t, env, "tray", "--log-level", "debug")
 
 	if title, err := it.Title(); err != nil || title != "mcpkey" {
@@ -230,6 +238,22 @@ func TestTrayStartsAgent(t *testing.T) {
 	waitTooltip(t, it, "mcpkey: 0 sessions")
 
 	items, _ = waitMenu(t, it, "Quit", has("Quit"))
+	click(t, it, items, "Open config")
+	click(t, it, items, "Open log")
+	// The two clicks run concurrently: compare as sets.
+	want := []string{config, filepath.Join(home, ".local", "state", "mcpkey", "agent.log")}
+	var got []string
+	ctx := deadline(t, 10*time.Second)
+	poll(ctx, 20*time.Millisecond, func() bool {
+		b, _ := os.ReadFile(opened)
+		got = strings.Fields(string(b))
+		return len(got) >= 2
+	})
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("xdg-open got %q, want %q", got, want)
+	}
 	clickQuit(t, it, items)
 	select {
 	case <-p.done:
