@@ -35,7 +35,12 @@ func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error 
 }
 
 // Secret returns the value stored under name; ErrNotFound if there is none.
+// The caller must pass admitSecret: not on a restricted socket, not while
+// locked, no deny rule against it.
 func (a *Agent) Secret(ctx context.Context, name string) ([]byte, error) {
+	if err := a.admitSecret(ctx, name); err != nil {
+		return nil, err
+	}
 	v, err := store.LoadSecret(ctx, a.cfg.Store, name)
 	if err != nil {
 		return nil, secretErr(err)
