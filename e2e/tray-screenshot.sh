@@ -4,7 +4,7 @@
 # e2e authorization server (one valid, one needing a login), opens its menu
 # and saves a screenshot.
 #
-#   e2e/tray-screenshot.sh [out.png]      (default: docs/tray.png)
+#   e2e/tray-screenshot.sh [out.png]      (default: assets/tray-screenshot.png)
 #
 # Needs: apt-get install -y --no-install-recommends xvfb xauth xfce4-panel \
 #          x11-apps imagemagick xdotool dbus chromium curl jq
@@ -12,7 +12,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/docs/tray.png}
+out=${1:-$root/assets/tray-screenshot.png}
 for c in Xvfb xfce4-panel import xdotool dbus-run-session curl jq go; do
 	command -v "$c" >/dev/null || { echo "tray-screenshot: $c is missing" >&2; exit 1; }
 done
