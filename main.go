@@ -859,16 +859,27 @@ signs you in through your browser, is the only process that refreshes tokens,
 and hands access tokens to local programs over a Unix socket ($MCPKEY_SOCK).
 
 usage: mcpkey <command> [flags] [args]
-
-commands:
 `)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	for _, c := range commands {
-		name := c.name
-		if c.aliases != "" {
-			name += ", " + c.aliases
+	listed := map[string]bool{}
+	for _, g := range commandGroups {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, name := range g.names {
+			if c := lookup(name); c != nil {
+				listed[c.name] = true
+				fmt.Fprintf(w, "  %s\t%s\n", nameWithAliases(c), c.short)
+			}
 		}
-		fmt.Fprintf(w, "  %s\t%s\n", name, c.short)
+	}
+	first := true
+	for _, c := range commands {
+		if !listed[c.name] {
+			if first {
+				fmt.Fprintf(w, "\nmore:\n")
+				first = false
+			}
+			fmt.Fprintf(w, "  %s\t%s\n", nameWithAliases(c), c.short)
+		}
 	}
 	w.Flush()
 	b.WriteString(`
@@ -876,6 +887,26 @@ commands:
 Run 'mcpkey help <command>' for a command's flags and examples.
 ` + envHelp + exitHelp)
 	return b.String()
+}
+
+// commandGroups orders `mcpkey help`; a command not named here is listed
+// last, under "more".
+var commandGroups = []struct {
+	title string
+	names []string
+}{
+	{"sessions", []string{"login", "token", "list", "status", "logout", "probe"}},
+	{"MCP hosts", []string{"bridge", "exec", "proxy", "secret", "config"}},
+	{"access control", []string{"approvals", "approve", "deny", "lock", "unlock", "socket", "log"}},
+	{"running the agent", []string{"agent", "tray", "install", "uninstall"}},
+	{"other", []string{"completion", "man", "version"}},
+}
+
+func nameWithAliases(c *command) string {
+	if c.aliases != "" {
+		return c.name + ", " + c.aliases
+	}
+	return c.name
 }
 
 func helpFor(c *command) string {
