@@ -16,8 +16,13 @@
 //
 // # Tokens
 //
-// The launchers ask the agent (package ipc) for a token per request; they
-// never write one to disk, argv, their own environment or logs. A 401 is
+// The launchers ask the agent (package ipc) for their tokens; they never
+// write one to disk, argv, their own environment or logs. The proxy asks
+// per request. The bridge reuses the token the agent last gave it (so a
+// message costs no agent round trip) while it is subscribed to the agent's
+// events, and drops it on any event (lock, logout, refresh, login, config
+// reload), on a 401, after half its remaining lifetime or after a minute,
+// whichever comes first; the agent stays the only refresher. A 401 is
 // reported to the agent, which refreshes once however many launchers report
 // the same token; when the grant is gone, one login runs for all of them
 // (the agent joins concurrent logins), and a 403 insufficient_scope starts a
