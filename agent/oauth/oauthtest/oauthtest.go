@@ -267,9 +267,11 @@ func New(t testing.TB, opts Options) *Server {
 		mux.HandleFunc(ip+"/device_authorization", s.serveDeviceAuthorization)
 	}
 	mux.HandleFunc(opts.ResourcePath, s.serveMCP)
-	s.HTTP = httptest.NewServer(s.wrap(mux))
-	t.Cleanup(s.HTTP.Close)
-	s.URL = s.HTTP.URL
+	// Every field is set before the server starts: its handlers read them,
+	// and a client in another process gives the race detector no
+	// happens-before edge to the assignments.
+	s.HTTP = httptest.NewUnstartedServer(s.wrap(mux))
+	s.URL = "http://" + s.HTTP.Listener.Addr().String()
 	s.Issuer = s.URL + ip
 	s.Resource = opts.Resource
 	if s.Resource == "" {
@@ -277,6 +279,8 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	s.MCPURL = s.URL + opts.ResourcePath
 	s.PRMURL = s.URL + "/.well-known/oauth-protected-resource" + opts.ResourcePath
+	s.HTTP.Start()
+	t.Cleanup(s.HTTP.Close)
 	return s
 }
 
