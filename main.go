@@ -525,9 +525,14 @@ func defaultConfigPath() string {
 
 // ---- client commands ----
 
-// connect returns a client of the agent. It does not dial: the first call
-// does, and withAgent starts an agent when none answers.
-func connect(ctx context.Context) (*ipc.Client, error) { return &ipc.Client{}, nil }
+// ask runs call with a client of the agent; see withAgent.
+func ask[T any](ctx context.Context, call func(*ipc.Client) (T, error)) (T, error) {
+	c := &ipc.Client{}
+	defer c.Close()
+	var v T
+	err := withAgent(ctx, c, func() (err error) { v, err = call(c); return err })
+	return v, err
+}
 
 // withAgent runs call against the agent; when no agent answers it starts
 // one in the background (as gpg-agent does) and calls again, unless
@@ -555,15 +560,8 @@ func runToken(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var tok agent.Token
-	err = withAgent(ctx, c, func() (err error) {
-		tok, err = c.Token(ctx, agent.TokenRequest{Server: pos[0], Account: *account, Scopes: scopes, MinTTL: *minTTL})
-		return err
+	tok, err := ask(ctx, func(c *ipc.Client) (agent.Token, error) {
+		return c.Token(ctx, agent.TokenRequest{Server: pos[0], Account: *account, Scopes: scopes, MinTTL: *minTTL})
 	})
 	if err != nil {
 		return err
@@ -580,13 +578,7 @@ func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var ss []agent.SessionInfo
-	err = withAgent(ctx, c, func() (err error) { ss, err = c.Sessions(ctx); return err })
+	ss, err := ask(ctx, func(c *ipc.Client) ([]agent.SessionInfo, error) { return c.Sessions(ctx) })
 	if err != nil {
 		return err
 	}
@@ -642,13 +634,7 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var st agent.Status
-	err = withAgent(ctx, c, func() (err error) { st, err = c.Status(ctx); return err })
+	st, err := ask(ctx, func(c *ipc.Client) (agent.Status, error) { return c.Status(ctx) })
 	if err != nil {
 		return err
 	}
@@ -687,15 +673,8 @@ func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var res agent.LogoutResult
-	err = withAgent(ctx, c, func() (err error) {
-		res, err = c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep})
-		return err
+	res, err := ask(ctx, func(c *ipc.Client) (agent.LogoutResult, error) {
+		return c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep})
 	})
 	if err != nil {
 		return err
@@ -729,10 +708,7 @@ func runLogin(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	return withAgent(ctx, c, func() error { return login(ctx, c, req) })
 }
@@ -798,10 +774,7 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	doLogin := func(ctx context.Context, scopes []string) error {
 		if *noLogin {
@@ -1137,10 +1110,7 @@ func runBridge(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	err = withAgent(ctx, c, func() error { _, err := c.ResolveServer(ctx, pos[0]); return err })
 	if err != nil {
@@ -1171,10 +1141,7 @@ func runExec(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(pos) == 1 {
 		cfg.Server = pos[0]
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	cfg.Client = c
 	var env []string
@@ -1203,10 +1170,7 @@ func runProxy(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 		return usagef("--listen %s: must be a loopback address such as 127.0.0.1:PORT", *listen)
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	if err := withAgent(ctx, c, func() error { _, err := c.Hello(ctx); return err }); err != nil {
 		return err
@@ -1276,10 +1240,7 @@ func runSecret(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx)
-	if err != nil {
-		return err
-	}
+	c := &ipc.Client{}
 	defer c.Close()
 	switch sub {
 	case "set":
