@@ -7,6 +7,7 @@ import (
 	"fmt"
 	json "github.com/segmentio/encoding/json"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -272,9 +273,12 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 			<-cl.done
 		}
 	}
-	if err := cc.write(ctx, b); err != nil {
-		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+	if n, err := cc.write(ctx, b); err != nil {
 		abandon()
+		if n == 0 && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, os.ErrDeadlineExceeded)) {
+			return ctx.Err() // nothing went out: the connection is intact
+		}
+		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -297,23 +301,44 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		abandon()
 		cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
 		wctx, stop := context.WithTimeout(context.Background(), time.Second)
-		cc.write(wctx, []byte(cancel)) // best effort
+		_, err := cc.write(wctx, []byte(cancel))
 		stop()
+		if err != nil {
+			// The agent was not told (or got half a line): closing the
+			// connection cancels the call there instead.
+			cc.fail(fmt.Errorf("%w: send rpc.cancel: %w", errConnLost, err))
+		}
 		return ctx.Err()
 	}
 }
 
-// write sends b whole; when ctx ends first the write is aborted (and the
-// connection, whose framing is then broken, fails).
-func (cc *clientConn) write(ctx context.Context, b []byte) error {
+// write sends b whole and returns how many bytes went out. When ctx ends
+// first the write is aborted by a write deadline in the past; if any byte
+// went out the framing is broken and the caller must fail the connection.
+func (cc *clientConn) write(ctx context.Context, b []byte) (int, error) {
 	cc.wmu.Lock()
 	defer cc.wmu.Unlock()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { cc.c.SetWriteDeadline(time.Unix(1, 0)) })
-		defer stop()
+	if ctx.Done() == nil {
+		return cc.c.Write(b)
 	}
-	_, err := cc.c.Write(b)
-	return err
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cc.c.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	n, err := cc.c.Write(b)
+	if !stop() {
+		// ctx ended during the write or just after it: the deadline in
+		// the past is set, or about to be. Left there it would fail every
+		// later write on this connection, the rpc.cancel for this very
+		// call first, so the agent would never hear of the cancellation.
+		<-fired
+		cc.c.SetWriteDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // decodeReply decodes a response line into result (a pointer, or nil to

@@ -185,5 +185,9 @@ func (l *LineConn) Flush() error {
 // before closing instead of cancelling them.
 func (l *LineConn) PeerHalfClosed() bool { return peerHalfClosed(l.c) }
 
+// watchPeerClose calls gone once a half-closed peer closes completely;
+// stop ends the watch.
+func (l *LineConn) watchPeerClose(gone func()) (stop func()) { return watchPeerClose(l.c, gone) }
+
 // Close closes the connection.
 func (l *LineConn) Close() error { return l.c.Close() }

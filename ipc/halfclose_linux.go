@@ -2,7 +2,9 @@ package ipc
 
 import (
 	"net"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,4 +30,45 @@ func peerHalfClosed(c net.Conn) bool {
 		}
 	})
 	return half
+}
+
+// watchPeerClose calls gone, from another goroutine, once the peer of c,
+// which has half-closed, closes completely (POLLHUP or POLLERR). stop ends
+// the watch and waits for it; it leaves a read deadline in the past on c.
+// The watcher sleeps in the netpoller, which wakes it on every change of
+// the socket's state: no polling loop.
+func watchPeerClose(c net.Conn, gone func()) (stop func()) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hup := false
+		rc.Read(func(fd uintptr) bool {
+			if stopped.Load() {
+				return true
+			}
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+			if n, err := unix.Poll(fds, 0); err == nil && n == 1 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+				hup = true
+				return true
+			}
+			return false // wait for the next readiness event
+		})
+		if hup && !stopped.Load() {
+			gone()
+		}
+	}()
+	return func() {
+		stopped.Store(true)
+		c.SetReadDeadline(time.Unix(1, 0)) // wakes the watcher
+		<-done
+	}
 }

@@ -39,6 +39,10 @@ type ServerOptions struct {
 	// to one connection; a connection whose queue overflows is closed. 0
 	// means 256.
 	QueueSize int
+	// CancelGrace bounds how long a closing connection waits for its
+	// cancelled requests to return before it stops waiting (their replies
+	// are dropped); 0 means 5 s.
+	CancelGrace time.Duration
 }
 
 // Server serves the protocol described in the package documentation to
@@ -78,6 +82,9 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 256
+	}
+	if opts.CancelGrace <= 0 {
+		opts.CancelGrace = 5 * time.Second
 	}
 	return &Server{b: b, opts: opts, log: opts.Logger}
 }
@@ -189,18 +196,41 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		<-writerDone
 	}
 	stop()
-	if errors.Is(err, io.EOF) {
-		if hc, ok := mc.(interface{ PeerHalfClosed() bool }); ok && hc.PeerHalfClosed() {
-			// The peer only stopped sending: answer what it asked.
-			log.Debug("peer half-closed; finishing its requests")
-			c.wg.Wait()
-			close(c.quit)
+	idle := make(chan struct{}) // closed once every request has returned
+	go func() {
+		c.wg.Wait()
+		close(idle)
+	}()
+	if hc, ok := mc.(halfCloser); ok && errors.Is(err, io.EOF) && hc.PeerHalfClosed() {
+		// The peer only stopped sending: answer what it asked, unless it
+		// goes away completely or the server stops first (ctx ends either
+		// way, and the requests still running are cancelled below).
+		log.Debug("peer half-closed; finishing its requests")
+		stopWatch := hc.watchPeerClose(cancel)
+		select {
+		case <-idle:
+			close(c.quit) // write what is queued, then stop
 			<-writerDone
+		case <-ctx.Done():
+			log.Debug("half-closed peer gone or server stopping; cancelling its requests")
 		}
+		stopWatch()
 	}
 	cancel()
-	c.wg.Wait()
 	c.close()
+	select {
+	case <-idle:
+	default:
+		// A backend call that ignores its cancelled context (a keyring
+		// that hangs) must not pin this goroutine and, with it, Serve.
+		t := time.NewTimer(s.opts.CancelGrace)
+		select {
+		case <-idle:
+		case <-t.C:
+			log.Warn("requests still running after cancellation; not waiting for them", "grace", s.opts.CancelGrace)
+		}
+		t.Stop()
+	}
 	<-writerDone
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil || c.isClosed() {
 		log.Debug("connection closed")
@@ -208,6 +238,13 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 	}
 	log.Info("connection closed", "err", err)
 	return err
+}
+
+// halfCloser is a MessageConn whose peer can shut down only its sending
+// side (LineConn on Linux).
+type halfCloser interface {
+	PeerHalfClosed() bool
+	watchPeerClose(gone func()) (stop func())
 }
 
 // conn is one served connection.
