@@ -20,6 +20,8 @@ type guard struct {
 	lastActive atomic.Int64
 	audit      *auditLog
 	kick       chan struct{} // wakes the idle loop after a settings change
+	// policies caches approval policies for the current settings.
+	policies atomic.Pointer[policyCache]
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -73,6 +75,8 @@ func (a *Agent) stopGuard() {
 
 // settingsChanged applies the lock-related settings after New or a reload.
 func (a *Agent) settingsChanged() {
+	// Forget cached policies even if the same *Settings was applied again.
+	a.g.policies.Store(nil)
 	s := a.currentSettings()
 	a.g.mu.Lock()
 	on := a.g.stopScreen != nil
@@ -144,34 +148,99 @@ func (a *Agent) allows(r restriction, serverURL string) bool {
 // rules (every op), then for token.get the approval policy: allow rules
 // admit, and with confirm on an unapproved caller waits for the user
 // (see approve). Requests without a Caller (in-process calls) are trusted.
+// admitQuick makes every decision but the wait; admit adds the audit
+// record of a refusal and the wait.
 func (a *Agent) admit(ctx context.Context, op string, t target, account string, scopes []string) error {
+	v := a.admitQuick(ctx, op, t, account)
+	if v.auditReason != "" {
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: v.auditReason})
+	}
+	if v.admitted || v.err != nil {
+		return v.err
+	}
+	return a.approve(ctx, v.caller, t, account, scopes, v.pol)
+}
+
+// admission is admitQuick's verdict: admitted, refused (err), or neither
+// when only the user can decide (an approval for caller under pol).
+type admission struct {
+	admitted bool
+	err      error
+	// auditReason is the audit log's reason for a refusal; "" when the
+	// refusal is not audited (the lock).
+	auditReason string
+	caller      Caller
+	pol         ApprovalPolicy
+}
+
+// admitQuick is admit without waiting and without writing the audit log:
+// it never blocks, so the fast path (CachedToken) and admit share every
+// decision. A remembered "allow" admits here; anything else about an
+// approval (a remembered denial included) is left to approve.
+func (a *Agent) admitQuick(ctx context.Context, op string, t target, account string) admission {
 	if r, ok := restrictionFrom(ctx); ok && !a.allows(r, t.url) {
-		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: "not served by this restricted socket"})
-		return fmt.Errorf("%w: this socket serves only %s", ErrDenied, strings.Join(r.servers, ", "))
+		return admission{auditReason: "not served by this restricted socket",
+			err: fmt.Errorf("%w: this socket serves only %s", ErrDenied, strings.Join(r.servers, ", "))}
 	}
 	if a.g.locked.Load() {
-		return fmt.Errorf("%w: run `mcpkey unlock`", ErrLocked)
+		return admission{err: fmt.Errorf("%w: run `mcpkey unlock`", ErrLocked)}
 	}
-	a.g.lastActive.Store(a.now().UnixNano())
+	now := a.now()
+	a.g.lastActive.Store(now.UnixNano())
 	c, ok := CallerFrom(ctx)
 	if !ok || c.Transport == "in-process" {
-		return nil
+		return admission{admitted: true}
 	}
-	a.mu.RLock()
-	s := a.settings
-	a.mu.RUnlock()
-	pol := s.ApprovalPolicy(t.settings.Name)
+	pol := a.approvalPolicy(t.settings.Name)
 	if len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
-		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Reason: "deny rule"})
-		return fmt.Errorf("%w: %s may not use %s (a deny rule in the config)", ErrDenied, c.Describe(), t.url)
+		return admission{auditReason: "deny rule",
+			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config)", ErrDenied, c.Describe(), t.url)}
 	}
 	if op != "token.get" || !(pol.Confirm || a.cfg.Confirm) {
-		return nil
+		return admission{admitted: true}
 	}
 	if c.Exe != "" && matchAny(pol.Allow, c.Exe) {
-		return nil
+		return admission{admitted: true}
 	}
-	return a.approve(ctx, c, t, account, scopes, pol)
+	if a.rememberedAllow(c, t.url, now) {
+		return admission{admitted: true}
+	}
+	return admission{caller: c, pol: pol}
+}
+
+// rememberedAllow reports whether the user allowed c for server and asked
+// for that to be remembered, until a time not yet reached.
+func (a *Agent) rememberedAllow(c Caller, server string, now time.Time) bool {
+	key := approvalKey{c.identity(), server}
+	a.g.mu.Lock()
+	r, ok := a.g.remembered[key]
+	a.g.mu.Unlock()
+	return ok && r.allow && now.Before(r.until)
+}
+
+// policyCache holds the approval policy of each server for one settings
+// version: Settings.ApprovalPolicy allocates when deny rules are merged,
+// which token.get should not do per call.
+type policyCache struct {
+	s *Settings
+	m sync.Map // server name -> ApprovalPolicy
+}
+
+// approvalPolicy is a.currentSettings().ApprovalPolicy(name), cached per
+// settings version (a reload installs a new *Settings).
+func (a *Agent) approvalPolicy(name string) ApprovalPolicy {
+	s := a.currentSettings()
+	pc := a.g.policies.Load()
+	if pc == nil || pc.s != s {
+		pc = &policyCache{s: s}
+		a.g.policies.Store(pc)
+	}
+	if v, ok := pc.m.Load(name); ok {
+		return v.(ApprovalPolicy)
+	}
+	p := s.ApprovalPolicy(name)
+	pc.m.Store(name, p)
+	return p
 }
 
 // matchAny reports whether exe matches one of the globs (filepath.Match).

@@ -166,14 +166,10 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
-	if s != nil && req.RejectedToken == "" {
+	if s != nil {
 		// Fast path: a fresh cached token, no locks beyond the map's.
-		if h := s.hot.Load(); h != nil {
-			now := a.now()
-			if now.Before(h.staleAt) && now.Add(req.MinTTL).Before(h.tok.ExpiresAt) && containsAll(h.tok.Scopes, req.Scopes) {
-				s.used.Store(now.UnixNano())
-				return h.tok, nil
-			}
+		if tok, ok := a.hotToken(s, req); ok {
+			return tok, nil
 		}
 	}
 	if s == nil {

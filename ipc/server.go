@@ -169,6 +169,13 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		sem:      make(chan struct{}, s.opts.MaxInFlight),
 		inflight: make(map[string]context.CancelFunc),
 	}
+	if ct, ok := s.b.(cachedTokener); ok {
+		c.cached = ct
+		c.inlineCtx = agent.WithCaller(ctx, caller)
+		if r := s.restrict; r != nil {
+			c.inlineCtx = agent.WithRestriction(c.inlineCtx, r.path, r.servers)
+		}
+	}
 	log := s.log.With("transport", caller.Transport, "pid", caller.PID)
 	log.Debug("connection opened", "exe", caller.Exe)
 	writerDone := make(chan struct{})
@@ -269,6 +276,12 @@ type conn struct {
 	qmu     sync.Mutex
 	queue   [][]byte
 	writing bool
+
+	// cached is the backend's non-blocking token.get, if it has one;
+	// inlineCtx (caller, restriction) is the context of the requests it
+	// serves on the reader goroutine. See tokenInline.
+	cached    cachedTokener
+	inlineCtx context.Context
 
 	// mu guards inflight and subscribed.
 	mu         sync.Mutex
@@ -504,6 +517,9 @@ func (c *conn) handle(line []byte) {
 		}
 		return // unknown notifications are ignored
 	}
+	if m.Method == MethodTokenGet && c.cached != nil && c.tokenInline(&m) {
+		return
+	}
 	h := c.s.handler(m.Method)
 	if h == nil {
 		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
@@ -528,6 +544,54 @@ func (c *conn) handle(line []byte) {
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go c.run(reqCtx, cancel, h, &m)
+}
+
+// tokenInline answers a token.get on the reader goroutine when the backend
+// can answer it from its cache without waiting (cachedTokener): no
+// goroutine, no per-request context, and the reply is written directly
+// when nothing else is queued. It reports false, having sent nothing, for
+// everything else (bad params, a duplicate id, a refusal, an approval to
+// wait for, a refresh), which the handler goroutine then serves: errors
+// and waits keep a single code path.
+func (c *conn) tokenInline(m *message) (done bool) {
+	var p TokenParams
+	if decodeParams(m.Params, &p) != nil || p.Server == "" || p.MinTTLSeconds < 0 {
+		return false
+	}
+	c.mu.Lock()
+	_, dup := c.inflight[string(m.ID)]
+	c.mu.Unlock()
+	if dup {
+		return false
+	}
+	var start time.Time
+	logDebug := c.s.log.Enabled(c.ctx, slog.LevelDebug)
+	if logDebug {
+		start = time.Now()
+	}
+	tok, ok := c.cachedToken(m, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second})
+	if !ok {
+		return false
+	}
+	if logDebug {
+		c.s.log.Debug("request", "method", m.Method, "pid", c.caller.PID, "dur", time.Since(start), "cached", true)
+	}
+	c.reply(m.ID, &tok, nil)
+	return true
+}
+
+// cachedToken calls the backend's CachedToken; a panic there is reported
+// like a handler's, as false: the handler goroutine then runs (and
+// answers) the request.
+func (c *conn) cachedToken(m *message, req agent.TokenRequest) (tok agent.Token, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("handler panic", "method", m.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			tok, ok = agent.Token{}, false
+		}
+	}()
+	return c.cached.CachedToken(c.inlineCtx, req)
 }
 
 func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {
@@ -561,11 +625,15 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 		if cancelled && errors.Is(err, context.Canceled) {
 			e = &Error{Code: CodeCancelled, Message: "request cancelled", Data: &ErrorData{Code: ErrCodeCancelled}}
 		}
-		c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))
+		if c.s.log.Enabled(c.ctx, slog.LevelDebug) {
+			c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))
+		}
 		c.reply(m.ID, nil, e)
 		return
 	}
-	c.s.log.Debug("request", "method", m.Method, "pid", c.caller.PID, "dur", time.Since(start))
+	if c.s.log.Enabled(c.ctx, slog.LevelDebug) {
+		c.s.log.Debug("request", "method", m.Method, "pid", c.caller.PID, "dur", time.Since(start))
+	}
 	c.reply(m.ID, result, nil)
 	if after != nil {
 		after()
