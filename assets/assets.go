@@ -52,3 +52,26 @@ var (
 	//go:embed icon_error.png
 	IconError []byte
 )
+
+// Tray icons for the macOS menu bar: template images, 32x32 PNG (fyne.io/
+// systray shows them at 16x16 points, so this is exactly @2x), opaque black
+// on transparent; the system recolours them for light and dark menu bars.
+// Each state has its own silhouette, since colour is not available.
+var (
+	// IconReadyTemplate: a key.
+	//
+	//go:embed icon_ready_template.png
+	IconReadyTemplate []byte
+	// IconAttentionTemplate: a key with an exclamation mark.
+	//
+	//go:embed icon_attention_template.png
+	IconAttentionTemplate []byte
+	// IconLockedTemplate: a padlock.
+	//
+	//go:embed icon_locked_template.png
+	IconLockedTemplate []byte
+	// IconErrorTemplate: a key with a cross.
+	//
+	//go:embed icon_error_template.png
+	IconErrorTemplate []byte
+)
