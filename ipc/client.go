@@ -8,6 +8,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,36 @@ type Client struct {
 	// mu guards cc.
 	mu sync.Mutex
 	cc *clientConn
+
+	// lastTok is the last token.get result decoded: the agent answers the
+	// same bytes until the token changes, and comparing them is cheaper
+	// than decoding them again.
+	lastTok atomic.Pointer[decodedToken]
+}
+
+// decodedToken is a token.get result and the JSON it was decoded from.
+type decodedToken struct {
+	json []byte
+	tok  agent.Token
+}
+
+// tokenResult returns the result object of a reply of the form
+// {"jsonrpc":"2.0","id":N,"result":RESULT}, which is all a successful
+// token.get reply from the agent holds.
+func tokenResult(line []byte) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(responsePrefix))
+	if !ok {
+		return nil, false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"result":`))
+	if i == 0 || !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
+		return nil, false
+	}
+	return rest[:len(rest)-1], true
 }
 
 // clientConn is one connection to the agent with its reader goroutine.
@@ -236,19 +267,26 @@ func (e errRetryable) Unwrap() error { return e.err }
 // consumes.
 func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
 	id := cc.nextID.Add(1)
-	b := make([]byte, 0, 128)
+	b := getBuf() // written synchronously below, then recycled
+	defer func() { putBuf(b) }()
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"method":"`...)
 	b = append(b, method...)
 	b = append(b, '"')
 	if params != nil {
-		p, err := json.Marshal(params)
-		if err != nil {
-			return fmt.Errorf("%s: encode params: %w", method, err)
-		}
 		b = append(b, `,"params":`...)
-		b = append(b, p...)
+		n := len(b)
+		ok := false
+		if tp, isToken := params.(*TokenParams); isToken {
+			b, ok = appendTokenParams(b, tp)
+		}
+		if !ok {
+			var err error
+			if b, err = json.Append(b[:n], params, json.EscapeHTML|json.SortMapKeys); err != nil {
+				return fmt.Errorf("%s: encode params: %w", method, err)
+			}
+		}
 	}
 	b = append(b, '}', '\n')
 
@@ -361,12 +399,17 @@ func decodeReply[T any](method string, line []byte, result *T) error {
 // result. Idempotent methods are retried once on a fresh connection when a
 // reused one turns out to be dead (the agent restarted).
 func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(agent.Event)) error {
+	return callDecode(ctx, c, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
+}
+
+// callDecode is call with the reply line decoded by decode.
+func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
 	for attempt := 0; ; attempt++ {
 		cc, fresh, err := c.conn(ctx)
 		if err != nil {
 			return err
 		}
-		err = cc.do(ctx, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
+		err = cc.do(ctx, method, params, decode, progress)
 		var re errRetryable
 		if !errors.As(err, &re) {
 			return err
@@ -418,12 +461,26 @@ func (c *Client) Sessions(ctx context.Context) ([]agent.SessionInfo, error) {
 // new(*agent.NeedsLoginError)).
 func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 	var r agent.Token
-	p := TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
+	p := &TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
 		RejectedToken: req.RejectedToken}
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
-	err := call(ctx, c, MethodTokenGet, p, &r, nil)
+	err := callDecode(ctx, c, MethodTokenGet, p, func(line []byte) error {
+		res, plain := tokenResult(line)
+		if last := c.lastTok.Load(); plain && last != nil && bytes.Equal(last.json, res) {
+			r = last.tok
+			r.Scopes = slices.Clone(r.Scopes)
+			return nil
+		}
+		if !plain || !parseTokenReply(line, &r) {
+			return decodeReply(MethodTokenGet, line, &r)
+		}
+		last := &decodedToken{json: bytes.Clone(res), tok: r}
+		last.tok.Scopes = slices.Clone(r.Scopes)
+		c.lastTok.Store(last)
+		return nil
+	}, nil)
 	return r, err
 }
 

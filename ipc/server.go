@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -282,6 +283,10 @@ type conn struct {
 	// serves on the reader goroutine. See tokenInline.
 	cached    cachedTokener
 	inlineCtx context.Context
+	// lastTok and lastJSON are the last token tokenInline encoded (reader
+	// goroutine only).
+	lastTok  agent.Token
+	lastJSON []byte
 
 	// mu guards inflight and subscribed.
 	mu         sync.Mutex
@@ -483,6 +488,17 @@ func validID(id json.RawMessage) bool {
 
 // handle decodes one message and starts its handler.
 func (c *conn) handle(line []byte) {
+	tried := false
+	if c.cached != nil {
+		// The hot path: a plain token.get (see parseTokenGet), answered
+		// from the cache without the general decoder.
+		if id, p, ok := parseTokenGet(line); ok {
+			if c.tokenInline(id, &p) {
+				return
+			}
+			tried = true
+		}
+	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
 		c.reply(nil, nil, &Error{Code: CodeParseError, Message: "parse error",
@@ -517,8 +533,11 @@ func (c *conn) handle(line []byte) {
 		}
 		return // unknown notifications are ignored
 	}
-	if m.Method == MethodTokenGet && c.cached != nil && c.tokenInline(&m) {
-		return
+	if m.Method == MethodTokenGet && c.cached != nil && !tried {
+		var p TokenParams
+		if decodeParams(m.Params, &p) == nil && c.tokenInline(m.ID, &p) {
+			return
+		}
 	}
 	h := c.s.handler(m.Method)
 	if h == nil {
@@ -546,20 +565,19 @@ func (c *conn) handle(line []byte) {
 	go c.run(reqCtx, cancel, h, &m)
 }
 
-// tokenInline answers a token.get on the reader goroutine when the backend
-// can answer it from its cache without waiting (cachedTokener): no
-// goroutine, no per-request context, and the reply is written directly
+// tokenInline answers a token.get (id, p) on the reader goroutine when the
+// backend can answer it from its cache without waiting (cachedTokener):
+// no goroutine, no per-request context, and the reply is written directly
 // when nothing else is queued. It reports false, having sent nothing, for
 // everything else (bad params, a duplicate id, a refusal, an approval to
 // wait for, a refresh), which the handler goroutine then serves: errors
 // and waits keep a single code path.
-func (c *conn) tokenInline(m *message) (done bool) {
-	var p TokenParams
-	if decodeParams(m.Params, &p) != nil || p.Server == "" || p.MinTTLSeconds < 0 {
+func (c *conn) tokenInline(id []byte, p *TokenParams) (done bool) {
+	if p.Server == "" || p.MinTTLSeconds < 0 || p.RejectedToken != "" {
 		return false
 	}
 	c.mu.Lock()
-	_, dup := c.inflight[string(m.ID)]
+	_, dup := c.inflight[string(id)]
 	c.mu.Unlock()
 	if dup {
 		return false
@@ -569,25 +587,56 @@ func (c *conn) tokenInline(m *message) (done bool) {
 	if logDebug {
 		start = time.Now()
 	}
-	tok, ok := c.cachedToken(m, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+	tok, ok := c.cachedToken(agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
 		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second})
 	if !ok {
 		return false
 	}
 	if logDebug {
-		c.s.log.Debug("request", "method", m.Method, "pid", c.caller.PID, "dur", time.Since(start), "cached", true)
+		c.s.log.Debug("request", "method", MethodTokenGet, "pid", c.caller.PID, "dur", time.Since(start), "cached", true)
 	}
-	c.reply(m.ID, &tok, nil)
+	c.replyToken(id, &tok)
 	return true
+}
+
+// replyToken sends a token.get result from the reader goroutine, encoded
+// by appendToken when it can. The last encoding is kept (lastTok): the
+// cache hands out the same token, whose strings compare equal at once
+// (same memory), until it is refreshed.
+func (c *conn) replyToken(id []byte, tok *agent.Token) {
+	b := getBuf()
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	if c.lastJSON != nil && sameToken(&c.lastTok, tok) {
+		b = append(b, c.lastJSON...)
+	} else {
+		n := len(b)
+		var ok bool
+		if b, ok = appendToken(b, tok); !ok {
+			putBuf(b)
+			c.reply(id, *tok, nil)
+			return
+		}
+		c.lastTok, c.lastJSON = *tok, append(c.lastJSON[:0], b[n:]...)
+	}
+	c.enqueue(append(b, '}'), true)
+}
+
+// sameToken reports whether a and b encode to the same JSON.
+func sameToken(a, b *agent.Token) bool {
+	return a.AccessToken == b.AccessToken && a.TokenType == b.TokenType && a.ExpiresAt == b.ExpiresAt &&
+		slices.Equal(a.Scopes, b.Scopes) && (a.Scopes == nil) == (b.Scopes == nil) &&
+		a.Server == b.Server && a.Account == b.Account
 }
 
 // cachedToken calls the backend's CachedToken; a panic there is reported
 // like a handler's, as false: the handler goroutine then runs (and
 // answers) the request.
-func (c *conn) cachedToken(m *message, req agent.TokenRequest) (tok agent.Token, ok bool) {
+func (c *conn) cachedToken(req agent.TokenRequest) (tok agent.Token, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.s.log.Error("handler panic", "method", m.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			c.s.log.Error("handler panic", "method", MethodTokenGet, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			tok, ok = agent.Token{}, false
 		}
 	}()
