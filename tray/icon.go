@@ -21,6 +21,32 @@ func iconPNG(s iconState) []byte {
 	return assets.IconReady
 }
 
+// templatePNG is the embedded macOS template image for s.
+func templatePNG(s iconState) []byte {
+	switch s {
+	case iconAttention:
+		return assets.IconAttentionTemplate
+	case iconLocked:
+		return assets.IconLockedTemplate
+	case iconError:
+		return assets.IconErrorTemplate
+	}
+	return assets.IconReadyTemplate
+}
+
+// trayIcon is what the tray shows for s on goos: icon in goos's format (see
+// iconFile), and on macOS also template, a black-on-transparent image the
+// menu bar recolours for light and dark mode (systray.SetTemplateIcon).
+// template is nil elsewhere: Linux panels and Windows have no template
+// images, so the coloured icon is shown as is.
+func trayIcon(s iconState, goos string) (icon, template []byte) {
+	icon = iconFile(s, goos)
+	if goos == "darwin" {
+		template = templatePNG(s)
+	}
+	return icon, template
+}
+
 // iconFile is the icon for s in the format goos's tray wants: ICO on
 // Windows (fyne.io/systray loads it with LoadImage), PNG elsewhere.
 func iconFile(s iconState, goos string) []byte {

@@ -520,7 +520,7 @@ func (r *renderer) settle(ctx context.Context) {
 		}
 		if err == nil && r.init {
 			systray.SetTooltip(r.tip)
-			systray.SetIcon(iconFile(r.icon, runtime.GOOS))
+			setIcon(r.icon)
 		}
 		r.mu.Unlock()
 		select {
@@ -543,7 +543,7 @@ func (r *renderer) apply(items []item, icon iconState, tooltip string) {
 	if !r.init || icon != r.icon || tooltip != r.tip {
 		// Tooltip first: settle relies on it.
 		systray.SetTooltip(tooltip)
-		systray.SetIcon(iconFile(icon, runtime.GOOS))
+		setIcon(icon)
 	}
 	r.icon, r.tip, r.init = icon, tooltip, true
 	r.acts = map[string]action{}
