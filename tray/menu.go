@@ -348,3 +348,15 @@ func clip(s string, n int) string {
 	}
 	return s
 }
+
+// shapeOf is the menu's structure: the keys in order, with nesting.
+func shapeOf(items []item) string {
+	s := ""
+	for _, it := range items {
+		s += it.key + "\x01"
+		if len(it.kids) > 0 {
+			s += "(" + shapeOf(it.kids) + ")"
+		}
+	}
+	return s
+}

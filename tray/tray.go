@@ -564,18 +564,6 @@ func collect(items []item, into map[string]action) {
 	}
 }
 
-// shapeOf is the menu's structure: the keys in order, with nesting.
-func shapeOf(items []item) string {
-	s := ""
-	for _, it := range items {
-		s += it.key + "\x01"
-		if len(it.kids) > 0 {
-			s += "(" + shapeOf(it.kids) + ")"
-		}
-	}
-	return s
-}
-
 func (r *renderer) build(parent *systray.MenuItem, items []item) []*node {
 	var out []*node
 	for _, it := range items {
