@@ -72,7 +72,9 @@ func TestCachedToken(t *testing.T) {
 			req: agent.TokenRequest{Server: srvA}, wait: true},
 		{name: "confirm, remembered allow", settings: &agent.Settings{Confirm: true, Remember: time.Hour}, ctx: progA,
 			req: agent.TokenRequest{Server: srvA}, want: true,
-			setup: func(t *testing.T, a *agent.Agent, clk *clock) { approveOnce(t, a, callerCtx(t.Context(), exeA, 0), true) }},
+			setup: func(t *testing.T, a *agent.Agent, clk *clock) {
+				approveOnce(t, a, callerCtx(t.Context(), exeA, 0), true)
+			}},
 		{name: "confirm, remembered allow expired", settings: &agent.Settings{Confirm: true, Remember: time.Hour}, ctx: progA,
 			req: agent.TokenRequest{Server: srvA}, wait: true,
 			setup: func(t *testing.T, a *agent.Agent, clk *clock) {
