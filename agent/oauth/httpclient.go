@@ -29,6 +29,13 @@ import (
 const (
 	DefaultTimeout        = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultIdleConnTimeout closes idle connections before servers
+	// usually do (Node's default keep-alive is 5 s): a token request is a
+	// POST that must not be replayed (a rotated refresh token would trip
+	// reuse detection), so net/http will not retry it when the server
+	// closes the reused connection under it. A fresh connection is cheap
+	// next to that.
+	DefaultIdleConnTimeout = 2 * time.Second
 	DefaultMaxBody        = 1 << 20 // 1 MiB
 	DefaultUserAgent      = "mcpkey"
 	maxRedirects          = 10
@@ -137,6 +144,9 @@ func NewHTTPClient(opts HTTPOptions) *http.Client {
 	base.DialTLSContext = nil
 	if base.TLSHandshakeTimeout == 0 {
 		base.TLSHandshakeTimeout = opts.ConnectTimeout
+	}
+	if opts.Base == nil {
+		base.IdleConnTimeout = DefaultIdleConnTimeout
 	}
 	return &http.Client{
 		Transport:     &policyTransport{base: base, opts: opts},
