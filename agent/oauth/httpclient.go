@@ -36,9 +36,9 @@ const (
 	// closes the reused connection under it. A fresh connection is cheap
 	// next to that.
 	DefaultIdleConnTimeout = 2 * time.Second
-	DefaultMaxBody        = 1 << 20 // 1 MiB
-	DefaultUserAgent      = "mcpkey"
-	maxRedirects          = 10
+	DefaultMaxBody         = 1 << 20 // 1 MiB
+	DefaultUserAgent       = "mcpkey"
+	maxRedirects           = 10
 )
 
 // Resolver looks up a host name's addresses. *net.Resolver satisfies it.
