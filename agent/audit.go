@@ -249,7 +249,17 @@ func (l *auditLog) run() {
 				if !ok {
 					break more
 				}
+				mark := buf.Len()
 				l.encode(&buf, r)
+				// Rotation is decided per write: a batch must not carry
+				// the file past MaxSize, so write what fits first.
+				if mark > 0 && l.size+int64(buf.Len()) > l.opts.MaxSize {
+					rest := bytes.Clone(buf.Bytes()[mark:])
+					buf.Truncate(mark)
+					l.write(buf.Bytes())
+					buf.Reset()
+					buf.Write(rest)
+				}
 			default:
 				break more
 			}
