@@ -18,9 +18,19 @@ import (
 // The rate limiter is on (at a rate the benchmark never reaches), so its
 // cost is measured too.
 func BenchmarkTokenGetWebSocket(b *testing.B) {
+	benchTokenGetWebSocket(b, cachedTokenBackend)
+}
+
+// BenchmarkTokenGetWebSocketAgent is BenchmarkTokenGetAgent over the
+// WebSocket: the real agent behind it.
+func BenchmarkTokenGetWebSocketAgent(b *testing.B) {
+	benchTokenGetWebSocket(b, realAgentBackend)
+}
+
+func benchTokenGetWebSocket(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
 	for _, n := range benchConns {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			s := startWSServer(b, cachedTokenBackend(b), ipc.ServerOptions{Logger: discardLogger()},
+			s := startWSServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()},
 				ipc.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
 			clients := make([]*ipc.Client, n)
 			for i := range clients {
