@@ -71,16 +71,25 @@ func benchTokenGet(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
 // server that reads a ~100 B line and writes a ~1.5 KB line, with the same
 // connection counts and the same measurements.
 func BenchmarkRawEcho(b *testing.B) {
+	benchRawEcho(b, func(b *testing.B) (net.Listener, string) {
+		path := filepath.Join(shortDir(b), "echo.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ln, "unix"
+	})
+}
+
+// benchRawEcho runs the raw echo baseline on the listener listen returns
+// (and the network to dial it on).
+func benchRawEcho(b *testing.B, listen func(*testing.B) (net.Listener, string)) {
 	reqLine := []byte(`{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"https://mcp.example.com/mcp","scopes":["mcp:read"]}}` + "\n")
 	respLine := []byte(`{"jsonrpc":"2.0","id":1,"result":{"access_token":"` + benchToken.AccessToken +
 		`","token_type":"Bearer","expires_at":"2030-01-01T00:00:00Z","scopes":["mcp:read","mcp:write"],"server":"https://mcp.example.com/mcp","account":"work"}}` + "\n")
 	for _, n := range benchConns {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			path := filepath.Join(shortDir(b), "echo.sock")
-			ln, err := net.Listen("unix", path)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ln, network := listen(b)
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			defer ln.Close()
@@ -107,7 +116,7 @@ func BenchmarkRawEcho(b *testing.B) {
 			conns := make([]net.Conn, n)
 			readers := make([]*bufio.Reader, n)
 			for i := range conns {
-				c, err := net.Dial("unix", path)
+				c, err := net.Dial(network, ln.Addr().String())
 				if err != nil {
 					b.Fatal(err)
 				}

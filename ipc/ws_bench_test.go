@@ -1,11 +1,9 @@
 package ipc_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 
 	"github.com/mcpkey/mcpkey/agent"
@@ -55,55 +53,11 @@ func benchTokenGetWebSocket(b *testing.B, newBackend func(testing.TB) ipc.Backen
 // BenchmarkRawEchoTCP is BenchmarkRawEcho over loopback TCP instead of a
 // Unix socket: the floor for the WebSocket transport, which runs on TCP.
 func BenchmarkRawEchoTCP(b *testing.B) {
-	reqLine := []byte(`{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"https://mcp.example.com/mcp","scopes":["mcp:read"]}}` + "\n")
-	respLine := []byte(`{"jsonrpc":"2.0","id":1,"result":{"access_token":"` + benchToken.AccessToken +
-		`","token_type":"Bearer","expires_at":"2030-01-01T00:00:00Z","scopes":["mcp:read","mcp:write"],"server":"https://mcp.example.com/mcp","account":"work"}}` + "\n")
-	for _, n := range benchConns {
-		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer ln.Close()
-			wg.Go(func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					wg.Go(func() {
-						defer c.Close()
-						r := bufio.NewReader(c)
-						for {
-							if _, err := r.ReadSlice('\n'); err != nil {
-								return
-							}
-							if _, err := c.Write(respLine); err != nil {
-								return
-							}
-						}
-					})
-				}
-			})
-			conns := make([]net.Conn, n)
-			readers := make([]*bufio.Reader, n)
-			for i := range conns {
-				c, err := net.Dial("tcp4", ln.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				conns[i], readers[i] = c, bufio.NewReaderSize(c, 4096)
-			}
-			runConns(b, n, func(i int) error {
-				if _, err := conns[i].Write(reqLine); err != nil {
-					return err
-				}
-				_, err := readers[i].ReadSlice('\n')
-				return err
-			})
-		})
-	}
+	benchRawEcho(b, func(b *testing.B) (net.Listener, string) {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ln, "tcp4"
+	})
 }
