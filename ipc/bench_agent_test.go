@@ -13,7 +13,11 @@ import (
 // realAgentBackend is the real *agent.Agent over a memory store holding one
 // cached session: token.get takes the agent's whole hot path (resolve,
 // admission, cache lookup, freshness check).
-func realAgentBackend(tb testing.TB) ipc.Backend {
+func realAgentBackend(tb testing.TB) ipc.Backend { return benchAgent(tb, nil) }
+
+// benchAgent builds the agent realAgentBackend describes; tweak, when not
+// nil, adjusts its Config first.
+func benchAgent(tb testing.TB, tweak func(*agent.Config)) *agent.Agent {
 	st := store.NewMemory()
 	err := store.PutSession(context.Background(), st, store.SessionRecord{
 		Server: benchToken.Server, Account: benchToken.Account, Issuer: "https://as.example.com",
@@ -23,9 +27,13 @@ func realAgentBackend(tb testing.TB) ipc.Backend {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := agent.New(context.Background(), agent.Config{Store: st, Settings: &agent.Settings{
+	cfg := agent.Config{Store: st, Settings: &agent.Settings{
 		Servers: map[string]agent.ServerSettings{"bench": {Name: "bench", URL: benchToken.Server, Account: benchToken.Account}},
-	}})
+	}}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := agent.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
