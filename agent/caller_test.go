@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
 )
@@ -16,7 +17,17 @@ func TestDescribeCaller(t *testing.T) {
 		t.Skip(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	c := agent.DescribeCaller(agent.Caller{Transport: "unix", PID: cmd.Process.Pid})
+	// Start returns once exec has begun; the kernel fills in the new
+	// program's arguments a moment later. Wait for them (a real caller has
+	// long finished exec when it connects).
+	var c agent.Caller
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c = agent.DescribeCaller(agent.Caller{Transport: "unix", PID: cmd.Process.Pid})
+		if len(c.Cmdline) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond) // polling the child's /proc entry, with a deadline
+	}
 	if c.Exe == "" || len(c.Cmdline) != 2 || c.Cmdline[0] != "sleep" || c.Cmdline[1] != "30" {
 		t.Fatalf("child = exe %q cmdline %q", c.Exe, c.Cmdline)
 	}

@@ -614,12 +614,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, oauthErr{400, "invalid_request", "bad form"})
 		return
 	}
-	tr := TokenRequest{Form: r.PostForm}
-	if id, sec, ok := r.BasicAuth(); ok {
-		tr.HasBasic = true
-		tr.BasicID, _ = url.QueryUnescape(id)
-		tr.BasicSecret, _ = url.QueryUnescape(sec)
-	}
+	tr := clientRequest(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokenReqs = append(s.tokenReqs, tr)
@@ -885,17 +880,24 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil {
-		writeErr(w, oauthErr{400, "invalid_request", ""})
-		return
-	}
+// clientRequest reads a parsed form request's client credentials: the form
+// and the decoded HTTP Basic pair (RFC 6749 §2.3.1 form-encodes both parts).
+func clientRequest(r *http.Request) TokenRequest {
 	tr := TokenRequest{Form: r.PostForm}
 	if id, sec, ok := r.BasicAuth(); ok {
 		tr.HasBasic = true
 		tr.BasicID, _ = url.QueryUnescape(id)
 		tr.BasicSecret, _ = url.QueryUnescape(sec)
 	}
+	return tr
+}
+
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.ParseForm() != nil {
+		writeErr(w, oauthErr{400, "invalid_request", ""})
+		return
+	}
+	tr := clientRequest(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokes = append(s.revokes, r.PostForm)
@@ -919,12 +921,7 @@ func (s *Server) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 		writeErr(w, oauthErr{400, "invalid_request", ""})
 		return
 	}
-	tr := TokenRequest{Form: r.PostForm}
-	if id, sec, ok := r.BasicAuth(); ok {
-		tr.HasBasic = true
-		tr.BasicID, _ = url.QueryUnescape(id)
-		tr.BasicSecret, _ = url.QueryUnescape(sec)
-	}
+	tr := clientRequest(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, oe := s.authenticateLocked(tr)
