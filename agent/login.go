@@ -245,7 +245,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		clientID = t.settings.ClientID
 	}
 	if secret == "" && t.settings.ClientSecretFile != "" {
-		if secret, err = readSecretFile(t.settings.ClientSecretFile); err != nil {
+		if secret, err = ReadSecretFile(t.settings.ClientSecretFile); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -7,11 +7,11 @@ import (
 	"strings"
 )
 
-// readSecretFile reads a client secret (or passphrase) from a file: the
+// ReadSecretFile reads a client secret (or passphrase) from a file: the
 // whole content, trailing newlines trimmed. A leading "~/" is the home
 // directory. The file must not be readable by group or others on Unix, as
 // ssh insists for private keys.
-func readSecretFile(path string) (string, error) {
+func ReadSecretFile(path string) (string, error) {
 	if rest, ok := strings.CutPrefix(path, "~/"); ok {
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -36,6 +36,3 @@ func readSecretFile(path string) (string, error) {
 	}
 	return s, nil
 }
-
-// ReadSecretFile is readSecretFile for the CLI (client secrets, passphrases).
-func ReadSecretFile(path string) (string, error) { return readSecretFile(path) }
