@@ -150,7 +150,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		s.mu.Unlock()
 	}
 	a.mu.RUnlock()
-	explicit := unionScopes(t.settings.Scopes, req.Scopes)
+	explicit := UnionScopes(t.settings.Scopes, req.Scopes)
 	sel := ch
 	if len(explicit) > 0 {
 		sel = &oauth.Challenge{Scopes: explicit}

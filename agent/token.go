@@ -173,7 +173,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		}
 	}
 	if s == nil {
-		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: unionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
+		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
 		a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
 		return Token{}, nl
 	}
@@ -213,10 +213,10 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (To
 	defer s.mu.Unlock()
 	r := &s.rec
 	if s.needsLogin {
-		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes), Reason: s.lastErr}
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: UnionScopes(r.Scopes, req.Scopes), Reason: s.lastErr}
 	}
 	if missing := missingScopes(r.Scopes, req.Scopes); len(missing) > 0 {
-		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes),
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: UnionScopes(r.Scopes, req.Scopes),
 			Reason: fmt.Sprintf("the session lacks scope %v; a step-up login is needed", missing)}
 	}
 	s.lastUsed = now
@@ -235,7 +235,7 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (To
 		if valid && !forced && !s.unpersisted {
 			return s.tokenLocked(), nil, nil // as fresh as it gets
 		}
-		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: unionScopes(r.Scopes, req.Scopes), Reason: "the access token expired and there is no refresh token"}
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: UnionScopes(r.Scopes, req.Scopes), Reason: "the access token expired and there is no refresh token"}
 	}
 	if s.refreshing == nil && now.Before(s.retryAt) && !forced && !s.unpersisted {
 		// Backing off after transient failures: serve a still-valid token.
@@ -456,8 +456,9 @@ func missingScopes(have, want []string) []string {
 	return out
 }
 
-// unionScopes returns a ∪ b in first-seen order.
-func unionScopes(a, b []string) []string {
+// UnionScopes returns a ∪ b in first-seen order (the scopes a step-up
+// login asks for: SEP-2350).
+func UnionScopes(a, b []string) []string {
 	out := slices.Clone(a)
 	for _, s := range b {
 		if !slices.Contains(out, s) {
@@ -476,11 +477,5 @@ func (a *Agent) onOurClock(t time.Time) time.Time {
 	return a.now().Add(time.Until(t))
 }
 
-func containsAll(have, want []string) bool {
-	for _, w := range want {
-		if !slices.Contains(have, w) {
-			return false
-		}
-	}
-	return true
-}
+// HasScopes reports whether have holds every scope in want.
+func HasScopes(have, want []string) bool { return len(missingScopes(have, want)) == 0 }

@@ -115,7 +115,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			// No progress possible: the token already carries every scope
 			// the server asks for, so another login would only loop.
-			if len(ch.Scopes) == 0 || containsAll(tok.Scopes, ch.Scopes) {
+			if len(ch.Scopes) == 0 || agent.HasScopes(tok.Scopes, ch.Scopes) {
 				return resp, nil
 			}
 			scopes := t.union(append(append([]string(nil), tok.Scopes...), ch.Scopes...))
@@ -137,17 +137,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *AuthTransport) union(more []string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := append([]string(nil), t.scopes...)
-	for _, s := range more {
-		found := false
-		for _, o := range out {
-			found = found || o == s
-		}
-		if !found {
-			out = append(out, s)
-		}
-	}
-	return out
+	return agent.UnionScopes(t.scopes, more)
 }
 
 // login starts a login unless Login is nil or the attempts are used up.
@@ -202,17 +192,4 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-}
-
-func containsAll(have, want []string) bool {
-	for _, w := range want {
-		found := false
-		for _, h := range have {
-			found = found || h == w
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
