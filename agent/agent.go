@@ -86,6 +86,9 @@ type Agent struct {
 	logins    map[sessionKey]*loginFlight
 	// resolved caches resolve's answers for the current settings.
 	resolved map[string]target
+	// asked records when a caller without a session was last announced
+	// (login.needed), per window; see firstAskSince.
+	asked map[sessionKey]time.Time
 
 	clientsOnce [2]sync.Once
 	clients     [2]*http.Client // see httpClient
@@ -146,6 +149,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
 		resolved: make(map[string]target),
+		asked:    make(map[sessionKey]time.Time),
 		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,

@@ -174,7 +174,9 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	}
 	if s == nil {
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
-		a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
+		if a.firstAskSince(key, a.now().Truncate(loginNeededEvery)) {
+			a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
+		}
 		return Token{}, nl
 	}
 	rejected := req.RejectedToken
@@ -479,3 +481,23 @@ func (a *Agent) onOurClock(t time.Time) time.Time {
 
 // HasScopes reports whether have holds every scope in want.
 func HasScopes(have, want []string) bool { return len(missingScopes(have, want)) == 0 }
+
+// loginNeededEvery is how often a caller asking for a server without a
+// session is announced: a client polling in a loop must not flood the event
+// stream (and empty every bridge's token cache) on each call.
+const loginNeededEvery = 10 * time.Second
+
+// firstAskSince reports whether key has not been announced in the window
+// that starts at window, and records that it now has.
+func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.asked[key] == window {
+		return false
+	}
+	if len(a.asked) >= maxResolved {
+		clear(a.asked)
+	}
+	a.asked[key] = window
+	return true
+}
