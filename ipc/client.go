@@ -70,17 +70,38 @@ func tokenResult(line []byte) ([]byte, bool) {
 	return rest[:len(rest)-1], true
 }
 
-// clientConn is one connection to the agent with its reader goroutine.
+// clientConn is one connection to the agent.
+//
+// Replies are read by the goroutine waiting for one, not handed over by a
+// reader goroutine: on loopback TCP that hand-off (wake a parked goroutine,
+// often on another thread) cost more than the agent's whole answer. One
+// goroutine at a time holds the reader role (reading): the first caller
+// to find it free reads until its own reply arrives, delivering any other
+// reply it meets on the way. When it leaves while others still wait, a
+// reader goroutine takes over until nobody waits (readFor). A connection
+// left idle gets a reader goroutine too, until it is used again; a Watch
+// connection keeps one for its whole life, for its events.
 type clientConn struct {
 	c      net.Conn
+	lc     *LineConn // read by the holder of the reader role only
 	nextID atomic.Uint64
 	wmu    sync.Mutex // serialises writes to c
 	done   chan struct{}
 
-	// mu guards pending and err.
-	mu      sync.Mutex
-	pending map[uint64]*pendingCall
-	err     error
+	// mu guards pending, err, reading and delivered.
+	mu        sync.Mutex
+	pending   map[uint64]*pendingCall
+	err       error
+	reading   bool
+	delivered uint64 // replies delivered so far
+
+	// idle starts a reader goroutine (readFor) on a connection nobody has
+	// read for idleWatch, so the agent's pings get their pongs and a closed
+	// connection is noticed; lastFree is when the reader role was last
+	// given up, as time since epoch.
+	idle     *time.Timer
+	epoch    time.Time
+	lastFree atomic.Int64
 
 	// onEvent, if set, receives "event" notifications (Watch).
 	onEvent func(agent.Event)
@@ -88,7 +109,7 @@ type clientConn struct {
 
 type pendingCall struct {
 	// decode decodes the response line into the caller's result; the
-	// reader goroutine runs it and sends its error on done.
+	// holder of the reader role runs it and sends its error on done.
 	decode   func(line []byte) error
 	done     chan error
 	progress func(agent.Event)
@@ -114,10 +135,52 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return Dial(ctx, path)
 }
 
+// idleWatch is how long a connection goes unread before a reader goroutine
+// takes it (see clientConn.idle): well under any keepalive timeout, and
+// long enough that busy callers read their own replies.
+const idleWatch = 100 * time.Millisecond
+
+// newClientConn wraps nc. With onEvent set (Watch) a reader goroutine
+// reads for the connection's whole life and calls onClose when it ends.
 func newClientConn(nc net.Conn, onEvent func(agent.Event), onClose func()) *clientConn {
-	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent}
-	go cc.readLoop(onClose)
+	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent,
+		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame}), epoch: time.Now()}
+	if onEvent != nil {
+		cc.reading = true
+		go func() {
+			if onClose != nil {
+				defer onClose()
+			}
+			for cc.readOne() == nil {
+			}
+		}()
+		return cc
+	}
+	cc.idle = time.AfterFunc(idleWatch, cc.watchIdle)
 	return cc
+}
+
+// watchIdle runs when the idle timer fires: it starts a reader goroutine
+// on a connection whose reader role has been free for idleWatch, and
+// otherwise looks again later.
+func (cc *clientConn) watchIdle() {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	wait := idleWatch
+	if !cc.reading {
+		wait -= time.Since(cc.epoch) - time.Duration(cc.lastFree.Load())
+		if wait <= 0 {
+			cc.reading = true
+			cc.mu.Unlock()
+			cc.readFor(true) // on this timer's goroutine
+			return
+		}
+	}
+	cc.mu.Unlock()
+	cc.idle.Reset(wait)
 }
 
 // conn returns the shared connection, dialling if needed.
@@ -134,6 +197,11 @@ func (c *Client) conn(ctx context.Context) (cc *clientConn, fresh bool, err erro
 	}
 	nc, err := c.dial(ctx)
 	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			// The dial gave up because ctx ended: say so in a way callers
+			// can test (errors.Is(err, context.DeadlineExceeded)).
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return nil, false, err
 	}
 	c.cc = newClientConn(nc, nil, nil)
@@ -169,6 +237,9 @@ func (cc *clientConn) fail(err error) {
 		close(cc.done)
 	}
 	cc.mu.Unlock()
+	if cc.idle != nil {
+		cc.idle.Stop()
+	}
 	cc.c.Close()
 }
 
@@ -192,73 +263,196 @@ func responseID(line []byte) (uint64, bool) {
 }
 
 // deliver decodes a response line for the call waiting for id, in the
-// reader goroutine, so the line needs no copy.
+// reading goroutine, so the line needs no copy.
 func (cc *clientConn) deliver(id uint64, line []byte) {
 	cc.mu.Lock()
 	cl := cc.pending[id]
 	delete(cc.pending, id)
+	if cl != nil {
+		cc.delivered++
+	}
 	cc.mu.Unlock()
 	if cl != nil {
 		cl.done <- cl.decode(line)
 	}
 }
 
-func (cc *clientConn) readLoop(onClose func()) {
-	if onClose != nil {
-		defer onClose()
-	}
-	lc := NewLineConn(cc.c, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})
-	for {
-		line, err := lc.ReadMessage()
-		if err != nil {
+// readOne reads one message and delivers it: a reply to its caller, a
+// login.progress to its call, an event to onEvent. Only the holder of the
+// reader role calls it. A read error is returned as is (a deadline set by
+// lead interrupts a read without losing what was read so far); a
+// malformed message fails the connection.
+func (cc *clientConn) readOne() error {
+	line, err := cc.lc.ReadMessage()
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
-			return
 		}
-		// Fast path: the agent writes every response as
-		// {"jsonrpc":"2.0","id":N,... ; route it by N without parsing the
-		// rest, which the caller decodes once, straight into its result.
-		if id, ok := responseID(line); ok {
+		return err
+	}
+	// Fast path: the agent writes every response as
+	// {"jsonrpc":"2.0","id":N,... ; route it by N without parsing the
+	// rest, which the caller decodes once, straight into its result.
+	if id, ok := responseID(line); ok {
+		cc.deliver(id, line)
+		return nil
+	}
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		err = fmt.Errorf("%w: bad message from agent: %w", errConnLost, err)
+		cc.fail(err)
+		return err
+	}
+	switch m.Method {
+	case "":
+		if id, err := strconv.ParseUint(string(m.ID), 10, 64); err == nil {
 			cc.deliver(id, line)
+		} // else not one of ours (an error for an unparsable line has id null)
+	case NotifyLoginProgress:
+		var p ProgressParams
+		if json.Unmarshal(m.Params, &p) != nil {
+			return nil
+		}
+		id, err := strconv.ParseUint(string(p.ID), 10, 64)
+		if err != nil {
+			return nil
+		}
+		cc.mu.Lock()
+		cl := cc.pending[id]
+		cc.mu.Unlock()
+		if cl != nil && cl.progress != nil {
+			cl.progress(p.Event)
+		}
+	case NotifyEvent:
+		var p EventParams
+		if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
+			cc.onEvent(p.Event)
+		}
+	}
+	return nil
+}
+
+// lead reads, holding the reader role, until cl (the caller's call, id)
+// has its reply, ctx ends or the connection fails, then gives up the role.
+// ctx ending interrupts a blocked read with a read deadline in the past;
+// the LineConn keeps what it had read, so the next reader goes on from
+// there.
+func (cc *clientConn) lead(ctx context.Context, id uint64, cl *pendingCall) error {
+	var (
+		stop  func() bool
+		fired chan struct{}
+	)
+	if ctx.Done() != nil {
+		fired = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			cc.c.SetReadDeadline(time.Unix(1, 0))
+			close(fired)
+		})
+	}
+	var err error
+	for spurious := 0; ; {
+		select {
+		case err := <-cl.done:
+			cc.release(stop, fired)
+			return err
+		default:
+		}
+		err = cc.readOne()
+		if err == nil {
 			continue
 		}
-		var m message
-		if err := json.Unmarshal(line, &m); err != nil {
-			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if ctx.Err() != nil {
+				break
+			}
+			// A deadline left from an earlier, finished call: clear it.
+			if spurious++; spurious > 3 {
+				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+				break
+			}
+			cc.c.SetReadDeadline(time.Time{})
+			continue
+		}
+		break // readOne failed the connection
+	}
+	// No reply for id: stop waiting for it (nobody else delivers while
+	// this goroutine holds the role, so it is still pending).
+	cc.mu.Lock()
+	delete(cc.pending, id)
+	cerr := cc.err
+	cc.mu.Unlock()
+	cc.release(stop, fired)
+	if ctx.Err() != nil {
+		cc.sendCancel(id)
+		return ctx.Err()
+	}
+	return errRetryable{err: cerr}
+}
+
+// release gives up the reader role after lead: it first clears a read
+// deadline ctx may have set (the next reader must not inherit it), and
+// hands the role to a reader goroutine while other calls wait.
+func (cc *clientConn) release(stop func() bool, fired chan struct{}) {
+	if stop != nil && !stop() {
+		<-fired
+		cc.c.SetReadDeadline(time.Time{})
+	}
+	cc.mu.Lock()
+	if len(cc.pending) == 0 || cc.err != nil {
+		cc.free()
+		cc.mu.Unlock()
+		return
+	}
+	cc.mu.Unlock()
+	go cc.readFor(false)
+}
+
+// free gives up the reader role; cc.mu is held.
+func (cc *clientConn) free() {
+	cc.reading = false
+	cc.lastFree.Store(int64(time.Since(cc.epoch)))
+}
+
+// readFor holds the reader role until no call waits: for an idle
+// connection (idle), until a call has had its reply and no other waits.
+// (It sets no read deadline, and release clears any before handing the
+// role over, so a deadline error here is a broken connection.)
+func (cc *clientConn) readFor(idle bool) {
+	cc.mu.Lock()
+	start := cc.delivered
+	cc.mu.Unlock()
+	for {
+		cc.mu.Lock()
+		if cc.err != nil || len(cc.pending) == 0 && (!idle || cc.delivered != start) {
+			cc.free()
+			closed := cc.err != nil
+			cc.mu.Unlock()
+			if idle && !closed {
+				cc.idle.Reset(idleWatch)
+			}
 			return
 		}
-		switch m.Method {
-		case "":
-			if id, err := strconv.ParseUint(string(m.ID), 10, 64); err == nil {
-				cc.deliver(id, line)
-			} // else not one of ours (an error for an unparsable line has id null)
-		case NotifyLoginProgress:
-			var p ProgressParams
-			if json.Unmarshal(m.Params, &p) != nil {
-				continue
-			}
-			id, err := strconv.ParseUint(string(p.ID), 10, 64)
-			if err != nil {
-				continue
+		cc.mu.Unlock()
+		if err := cc.readOne(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			}
 			cc.mu.Lock()
-			cl := cc.pending[id]
+			cc.free()
 			cc.mu.Unlock()
-			if cl != nil && cl.progress != nil {
-				cl.progress(p.Event)
-			}
-		case NotifyEvent:
-			var p EventParams
-			if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
-				cc.onEvent(p.Event)
-			}
+			return
 		}
 	}
 }
 
 // errRetryable marks a failure on a reused connection before any reply:
 // the agent may have restarted, so one retry on a fresh connection is safe
-// for idempotent methods.
-type errRetryable struct{ err error }
+// for idempotent methods, and for any method when the request was not
+// sent (unsent).
+type errRetryable struct {
+	err    error
+	unsent bool
+}
 
 func (e errRetryable) Error() string { return e.err.Error() }
 func (e errRetryable) Unwrap() error { return e.err }
@@ -295,12 +489,14 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	if cc.err != nil {
 		err := cc.err
 		cc.mu.Unlock()
-		return errRetryable{err}
+		return errRetryable{err: err, unsent: true}
 	}
 	cc.pending[id] = cl
+	leader := !cc.reading
+	cc.reading = true
 	cc.mu.Unlock()
 
-	// abandon stops waiting for id. If the reader already took the call it
+	// abandon stops waiting for id. If a reader already took the call it
 	// is decoding into the caller's result right now: wait for that to end.
 	abandon := func() {
 		cc.mu.Lock()
@@ -313,6 +509,9 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	}
 	if n, err := cc.write(ctx, b); err != nil {
 		abandon()
+		if leader {
+			cc.release(nil, nil)
+		}
 		if n == 0 && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			return ctx.Err() // nothing went out: the connection is intact
 		}
@@ -320,7 +519,10 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return errRetryable{fmt.Errorf("%w: %w", errConnLost, err)}
+		return errRetryable{err: fmt.Errorf("%w: %w", errConnLost, err), unsent: n == 0}
+	}
+	if leader {
+		return cc.lead(ctx, id, cl)
 	}
 	select {
 	case err := <-cl.done:
@@ -334,19 +536,24 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		if !waiting {
 			return <-cl.done // the reply made it
 		}
-		return errRetryable{err}
+		return errRetryable{err: err}
 	case <-ctx.Done():
 		abandon()
-		cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
-		wctx, stop := context.WithTimeout(context.Background(), time.Second)
-		_, err := cc.write(wctx, []byte(cancel))
-		stop()
-		if err != nil {
-			// The agent was not told (or got half a line): closing the
-			// connection cancels the call there instead.
-			cc.fail(fmt.Errorf("%w: send rpc.cancel: %w", errConnLost, err))
-		}
+		cc.sendCancel(id)
 		return ctx.Err()
+	}
+}
+
+// sendCancel tells the agent the caller stopped waiting for id.
+func (cc *clientConn) sendCancel(id uint64) {
+	cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
+	wctx, stop := context.WithTimeout(context.Background(), time.Second)
+	_, err := cc.write(wctx, []byte(cancel))
+	stop()
+	if err != nil {
+		// The agent was not told (or got half a line): closing the
+		// connection cancels the call there instead.
+		cc.fail(fmt.Errorf("%w: send rpc.cancel: %w", errConnLost, err))
 	}
 }
 
@@ -415,7 +622,7 @@ func callDecode(ctx context.Context, c *Client, method string, params any, decod
 			return err
 		}
 		c.drop(cc)
-		if fresh || attempt > 0 || !idempotent(method) {
+		if fresh || attempt > 0 || !(idempotent(method) || re.unsent) {
 			return re.err
 		}
 	}
