@@ -701,8 +701,9 @@ func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.Log
 }
 
 // Login runs (or joins) a login and returns the new session. progress, if
-// not nil, is called with each login.progress event, from the connection's
-// reader goroutine: it must not block for long. When ctx ends the agent is
+// not nil, is called with each login.progress event, from the goroutine
+// reading the connection (which may be another call's): it must not block
+// for long. When ctx ends the agent is
 // told to cancel (rpc.cancel) and Login returns ctx.Err().
 func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
 	var r agent.SessionInfo
