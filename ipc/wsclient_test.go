@@ -797,21 +797,31 @@ func TestWSClientNoAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkWSClientEcho: the hand-written client against a gorilla echo
-// server, a 110-byte request and a 1.5 KB reply, as a token.get.
-func BenchmarkWSClientEcho(b *testing.B) {
-	reply := wscLine(1500)
-	url := wscGorillaServer(b, func(ws *websocket.Conn) {
+// wscBenchReply is the reply of the echo benchmarks: about a token.get's.
+var wscBenchReply = wscLine(1500)
+
+// wscBenchServer answers every message with wscBenchReply.
+func wscBenchServer(b *testing.B) string {
+	return wscGorillaServer(b, func(ws *websocket.Conn) {
 		for {
 			if _, _, err := ws.NextReader(); err != nil {
 				return
 			}
-			if err := ws.WriteMessage(websocket.TextMessage, reply); err != nil {
+			if err := ws.WriteMessage(websocket.TextMessage, wscBenchReply); err != nil {
 				return
 			}
 		}
 	})
-	c := wscDial(b, url)
+}
+
+// BenchmarkWSClientEcho: the hand-written client against a gorilla echo
+// server, a 110-byte request and a 1.5 KB reply, as a token.get. Compare
+// with BenchmarkWSClientEchoGorilla:
+//
+//	go test ./ipc -run '^$' -bench 'WSClientEcho' -count 6
+func BenchmarkWSClientEcho(b *testing.B) {
+	reply := wscBenchReply
+	c := wscDial(b, wscBenchServer(b))
 	br := bufio.NewReaderSize(c, 4096)
 	req := append(wscLine(110), '\n')
 	b.ReportAllocs()
@@ -823,6 +833,32 @@ func BenchmarkWSClientEcho(b *testing.B) {
 		line, err := br.ReadSlice('\n')
 		if err != nil || len(line) != len(reply)+1 {
 			b.Fatalf("reply of %d bytes, %v", len(line), err)
+		}
+	}
+}
+
+// BenchmarkWSClientEchoGorilla is BenchmarkWSClientEcho with gorilla's
+// client (the one wsClientConn replaced).
+func BenchmarkWSClientEchoGorilla(b *testing.B) {
+	d := websocket.Dialer{ReadBufferSize: 4096, WriteBufferSize: 4096}
+	ws, _, err := d.Dial(wscBenchServer(b), http.Header{"Authorization": {"Bearer " + wscSecret}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	req := wscLine(110)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req) + 1 + len(wscBenchReply) + 1))
+	for b.Loop() {
+		if err := ws.WriteMessage(websocket.TextMessage, req); err != nil {
+			b.Fatal(err)
+		}
+		_, r, err := ws.NextReader()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != int64(len(wscBenchReply)) {
+			b.Fatalf("reply of %d bytes, %v", n, err)
 		}
 	}
 }
