@@ -44,12 +44,21 @@ func BenchmarkTokenGet(b *testing.B) {
 	benchTokenGet(b, cachedTokenBackend)
 }
 
-// benchTokenGet runs the token.get benchmark against the Backend newBackend
-// returns; point it at the real agent to measure the whole path.
+// benchTokenGet runs the token.get benchmark over the Unix socket against
+// the Backend newBackend returns; point it at the real agent to measure the
+// whole path.
 func benchTokenGet(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
+	benchTokenGetOn(b, func(b *testing.B) *testServer {
+		return startServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()})
+	})
+}
+
+// benchTokenGetOn runs the token.get benchmark against the server start
+// returns, with 1, 8 and 64 connections.
+func benchTokenGetOn(b *testing.B, start func(*testing.B) *testServer) {
 	for _, n := range benchConns {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			s := startServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()})
+			s := start(b)
 			clients := make([]*ipc.Client, n)
 			for i := range clients {
 				clients[i] = s.client()

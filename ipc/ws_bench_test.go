@@ -1,12 +1,9 @@
 package ipc_test
 
 import (
-	"context"
-	"fmt"
 	"net"
 	"testing"
 
-	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
@@ -29,25 +26,10 @@ func BenchmarkTokenGetWebSocketAgent(b *testing.B) {
 }
 
 func benchTokenGetWebSocket(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
-	for _, n := range benchConns {
-		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			s := startWSServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()},
-				ipc.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
-			clients := make([]*ipc.Client, n)
-			for i := range clients {
-				clients[i] = s.client()
-				defer clients[i].Close()
-				if _, err := clients[i].Token(context.Background(), agent.TokenRequest{Server: "https://mcp.example.com/mcp"}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			req := agent.TokenRequest{Server: "https://mcp.example.com/mcp", Scopes: []string{"mcp:read"}}
-			runConns(b, n, func(i int) error {
-				_, err := clients[i].Token(context.Background(), req)
-				return err
-			})
-		})
-	}
+	benchTokenGetOn(b, func(b *testing.B) *testServer {
+		return startWSServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()},
+			ipc.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
+	})
 }
 
 // BenchmarkRawEchoTCP is BenchmarkRawEcho over loopback TCP instead of a
