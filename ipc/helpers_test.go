@@ -143,11 +143,19 @@ func serveOn(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, ln net.Listene
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	srv := ipc.NewServer(b, opts)
+	stop := serveUntilStopped(t, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	return &testServer{path: path, logs: logs, stop: stop}
+}
+
+// serveUntilStopped runs serve until stop (also run when the test ends)
+// cancels its context, and checks that it returns, without an error.
+func serveUntilStopped(t testing.TB, serve func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- ipc.NewServer(b, opts).Serve(ctx, ln) }()
+	go func() { errc <- serve(ctx) }()
 	var once sync.Once
-	stop := func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			select {
@@ -161,7 +169,7 @@ func serveOn(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, ln net.Listene
 		})
 	}
 	t.Cleanup(stop)
-	return &testServer{path: path, logs: logs, stop: stop}
+	return stop
 }
 
 func (s *testServer) client() *ipc.Client {

@@ -73,24 +73,7 @@ func startWSServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, wsOpts i
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- ws.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("websocket Serve did not return after its context ended")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := serveUntilStopped(t, func(ctx context.Context) error { return ws.Serve(ctx, ln) })
 	return &testServer{path: path, logs: logs, stop: stop, transport: "websocket", url: url, secret: secret}
 }
 
