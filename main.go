@@ -316,27 +316,34 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if strings.HasPrefix(path, "ws://") {
 		return usagef("MCPKEY_SOCK holds a WebSocket URL, which only clients use; pass the agent a socket path with --socket")
 	}
+	// One agent per user, whatever its socket: the per-user lock first.
 	// Socket activation (systemd's mcpkey.socket) hands the listener over.
-	ln, activated, err := packaging.ActivationListener()
+	var ln net.Listener
+	activated := false
+	userLock, err := ipc.LockAgent()
+	if err == nil {
+		defer userLock.Close()
+		if ln, activated, err = packaging.ActivationListener(); err == nil && !activated {
+			ln, err = ipc.Listen(path)
+		}
+	}
+	var running *ipc.AlreadyRunningError
+	if *withTray && errors.As(err, &running) && running.Path != "" {
+		// Desktop autostart runs "agent --tray" even where a service
+		// already runs the agent: then the tray alone is wanted.
+		log.Info("an agent is already running; starting only the tray", "socket", running.Path)
+		return trayOnly(ctx, &ipc.Client{Path: running.Path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
+	}
 	if err != nil {
 		return err
 	}
-	if !activated {
-		ln, err = ipc.Listen(path)
-		var running *ipc.AlreadyRunningError
-		if *withTray && errors.As(err, &running) {
-			// Desktop autostart runs "agent --tray" even where a service
-			// already runs the agent: then the tray alone is wanted.
-			log.Info("an agent is already running; starting only the tray", "socket", path)
-			return trayOnly(ctx, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
-		}
-		if err != nil {
-			return err
-		}
-	} else if a := ln.Addr().String(); a != "" {
+	if a := ln.Addr().String(); activated && a != "" {
 		path = a
 	}
 	defer ln.Close()
+	if err := userLock.Publish(path); err != nil {
+		return err
+	}
 
 	// The loopback WebSocket, for clients that cannot open the socket.
 	wsAddr := firstNonEmpty(*wsListen, settings.WSListen)
@@ -1300,6 +1307,7 @@ func readSecretValue(name string) ([]byte, error) {
 func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	proxyURL := fs.String("proxy", "", "mcpkey proxy's URL (http://127.0.0.1:PORT): hosts that speak HTTP use it instead of the bridge")
 	asJSON := fs.Bool("json", false, "print the snippet and where it goes as JSON")
+	name := fs.String("name", "", "the name the host lists the server under (letters, digits, - and _; default derived from <server>)")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if _, err := parse(fs, args, 0); err != nil {
 			return err
@@ -1320,7 +1328,12 @@ func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
-	s, err := launch.Snippet(pos[0], pos[1], launch.SnippetOptions{Exe: exe, ProxyURL: *proxyURL})
+	// Hosts strip the environment: name the socket when they would miss it.
+	sock, err := ipc.HostSocketEnv()
+	if err != nil {
+		return err
+	}
+	s, err := launch.Snippet(pos[0], pos[1], launch.SnippetOptions{Exe: exe, ProxyURL: *proxyURL, Name: *name, Socket: sock})
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -1328,6 +1341,9 @@ func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return printJSON(s)
 	}
 	fmt.Fprintf(os.Stderr, "mcpkey: %s via mcpkey %s; %s:\n", s.Host, s.Via, s.Where)
+	if sock != "" && s.Via == "bridge" {
+		fmt.Fprintf(os.Stderr, "mcpkey: it sets MCPKEY_SOCK=%s: the host starts the bridge without your XDG_RUNTIME_DIR and MCPKEY_SOCK, and would not find the agent there\n", sock)
+	}
 	_, err = fmt.Print(strings.TrimRight(s.Text, "\n") + "\n")
 	return err
 }
@@ -1413,8 +1429,16 @@ vscode. It uses the bridge (the host launches this mcpkey binary over stdio),
 or with --proxy the proxy's HTTP endpoint where the host speaks HTTP (Claude
 Desktop's config does not). Where it goes is printed on stderr.
 
+The host lists the server under a name made of letters, digits, - and _
+(hosts refuse others): --name, else derived from <server> (a URL gives its host
+and path: https://mcp.example.com/mcp is mcp-example-com-mcp). Hosts launch
+stdio servers with a stripped environment (HOME, PATH, USER and a few more; no
+XDG_RUNTIME_DIR or MCPKEY_SOCK): when the agent's socket is not where such an
+environment finds it, the snippet sets MCPKEY_SOCK for the bridge.
+
 examples:
   mcpkey config snippet claude-desktop github
   mcpkey config snippet claude-code github
+  mcpkey config snippet claude-code https://mcp.example.com/mcp --name example
   mcpkey config snippet vscode github --proxy http://127.0.0.1:7391
 `
