@@ -269,7 +269,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	passFile := fs.String("passphrase-file", "", "file holding the file backend's passphrase")
 	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
-	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket)")
+	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket; X.ws.json for a socket X.sock)")
 	wsListen := fs.String("ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
 	confirm := fs.Bool("confirm", false, "ask before handing a token to any program not on the config's allow list")
 	auditLog := fs.String("audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+defaultAuditPath()+")")
@@ -356,7 +356,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if wsLn, wsInfo, err = ipc.PublishWebSocket(wsAddr, ipc.WebSocketInfoPath(path)); err != nil {
 			return err
 		}
-		defer wsLn.Close() // removes agent.ws.json
+		defer wsLn.Close() // removes agent.ws.json if still ours
 	}
 
 	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
