@@ -40,19 +40,29 @@ func LockAgent() (*AgentLock, error) {
 		return nil, fmt.Errorf("agent lock: %w", err)
 	}
 	path := filepath.Join(dir, agentLockName())
-	f, err := openAgentLock(dir, filepath.Base(path))
-	if err != nil {
-		return nil, fmt.Errorf("agent lock %s: %w", path, err)
-	}
-	if err := lockExclusive(f); err != nil {
-		f.Close()
-		if !errors.Is(err, errLockHeld) {
+	for range 10 {
+		f, err := openAgentLock(dir, filepath.Base(path))
+		if err != nil {
 			return nil, fmt.Errorf("agent lock %s: %w", path, err)
 		}
-		rec := waitForRecord(path)
-		return nil, &AlreadyRunningError{Path: rec.Socket, PID: rec.PID, Lock: path}
+		if err := lockExclusive(f); err != nil {
+			f.Close()
+			if !errors.Is(err, errLockHeld) {
+				return nil, fmt.Errorf("agent lock %s: %w", path, err)
+			}
+			rec := waitForRecord(path)
+			return nil, &AlreadyRunningError{Path: rec.Socket, PID: rec.PID, Lock: path}
+		}
+		// An agent that was exiting may have removed the file between our
+		// open and our lock: then the lock is on a file nobody else finds.
+		fi, ferr := f.Stat()
+		pi, perr := os.Lstat(path)
+		if ferr == nil && perr == nil && os.SameFile(fi, pi) {
+			return &AgentLock{f: f, path: path}, nil
+		}
+		f.Close()
 	}
-	return &AgentLock{f: f, path: path}, nil
+	return nil, fmt.Errorf("agent lock %s: the file keeps being replaced", path)
 }
 
 // Path is the lock file's path.
@@ -73,9 +83,12 @@ func (l *AgentLock) Publish(socket string) error {
 	return nil
 }
 
-// Close empties the record and releases the lock.
+// Close removes the lock file and releases the lock (in that order, so an
+// agent starting meanwhile either finds the lock held or locks a new file:
+// LockAgent checks that the file it locked is still the one at the path).
 func (l *AgentLock) Close() error {
 	l.f.Truncate(0)
+	os.Remove(l.path)
 	return l.f.Close()
 }
 

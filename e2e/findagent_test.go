@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/launch"
+)
+
+// envValue returns KEY's value in env.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// runAgentBriefly runs `mcpkey agent` with env and args and expects it to
+// exit by itself within 20 s, returning its stderr.
+func runAgentBriefly(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin(t, "mcpkey"), append([]string{"agent", "--backend", "memory"}, args...)...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("mcpkey agent %v is still running after 20 s: a second agent for the same user\n%s", args, out)
+	}
+	return string(out), err
+}
+
+// TestSecondAgentRefused: one agent per user. A second `mcpkey agent` on
+// another socket path, same user and HOME, refuses to start and names the
+// first agent's pid and socket.
+func TestSecondAgentRefused(t *testing.T) {
+	a := startAgent(t, "true")
+	other := filepath.Join(shortTempDir(t), "other.sock")
+	out, err := runAgentBriefly(t, a.Env, "--socket", other)
+	if err == nil {
+		t.Fatalf("the second agent exited 0:\n%s", out)
+	}
+	pid := strconv.Itoa(a.p.cmd.Process.Pid)
+	for _, want := range []string{"already running on " + a.Sock, "pid " + pid, "one agent per user"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second agent's message lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Lstat(other); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused agent left a socket at %s: %v", other, err)
+	}
+	// The first agent is unharmed.
+	a.mustRun(t, 10*time.Second, "status")
+}
+
+// shortTempDir is a 0700 temp dir with a short path (sun_path is small).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o700)
+	return dir
+}
+
+// TestWebSocketInfoSecondAgent: a second agent with --ws on another socket
+// in the same directory never overwrites or deletes the first agent's
+// agent.ws.json: with the same HOME it is refused; with another HOME (its
+// own agent) it writes its own file and removes only that on exit.
+func TestWebSocketInfoSecondAgent(t *testing.T) {
+	a := startWSAgent(t, "true")
+	other := filepath.Join(filepath.Dir(a.Sock), "work.sock")
+	if out, err := runAgentBriefly(t, a.Env, "--socket", other, "--ws"); err == nil {
+		t.Fatalf("a second agent with the same HOME started:\n%s", out)
+	}
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, "run"), 0o700)
+	cmd := exec.Command(bin(t, "mcpkey"), "agent", "--backend", "memory", "--socket", other, "--ws")
+	cmd.Env = append(baseEnv(home), "MCPKEY_SOCK="+other)
+	p := start(t, "second agent", cmd, nil)
+	info2 := ipc.WebSocketInfoPath(other)
+	if err := poll(deadline(t, 20*time.Second), 20*time.Millisecond, func() bool {
+		_, err := ipc.ReadWebSocketInfo(info2)
+		return err == nil
+	}); err != nil {
+		t.Fatalf("the second agent published no %s\n%s", info2, p.stderr.String())
+	}
+	if got, err := ipc.ReadWebSocketInfo(a.InfoPath); err != nil || got != a.Info {
+		t.Fatalf("the first agent's %s after the second started: %+v, %v", a.InfoPath, got, err)
+	}
+	p.stop()
+	if got, err := ipc.ReadWebSocketInfo(a.InfoPath); err != nil || got != a.Info {
+		t.Fatalf("the first agent's %s after the second stopped: %+v, %v", a.InfoPath, got, err)
+	}
+	if _, err := os.Stat(info2); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the second agent left %s: %v", info2, err)
+	}
+	// The first agent's WebSocket still answers.
+	c := &ipc.Client{Path: a.Sock, WebSocket: true}
+	defer c.Close()
+	if _, err := c.Status(context.Background()); err != nil {
+		t.Fatalf("the first agent's WebSocket: %v", err)
+	}
+}
+
+// desktopConfig is the part of claude_desktop_config.json Claude Desktop
+// reads for a stdio server (unknown fields are errors here).
+type desktopConfig struct {
+	MCPServers map[string]struct {
+		Command string            `json:"command"`
+		Args    []string          `json:"args"`
+		Env     map[string]string `json:"env,omitempty"`
+	} `json:"mcpServers"`
+}
+
+// TestHostLaunchFindsAgent: `mcpkey config snippet claude-desktop URL`,
+// put in a claude_desktop_config.json and launched the way Claude Desktop
+// does (the TypeScript SDK's StdioClientTransport: the entry's env over
+// getDefaultEnvironment(), i.e. HOME, LOGNAME, PATH, SHELL, TERM and USER;
+// no XDG_RUNTIME_DIR, no MCPKEY_SOCK), reaches the agent that is already
+// running, with its session: no second agent starts.
+func TestHostLaunchFindsAgent(t *testing.T) {
+	f, a := loggedIn(t)
+	r := a.mustRun(t, 10*time.Second, "config", "snippet", "claude-desktop", f.MCP.URL)
+	var cfg desktopConfig
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil || len(cfg.MCPServers) != 1 {
+		t.Fatalf("snippet is not a claude_desktop_config.json with one server (%v):\n%s", err, r.Stdout)
+	}
+	for name, e := range cfg.MCPServers {
+		if name != launch.ServerKey(f.MCP.URL) || !launch.ServerKeyPattern.MatchString(name) {
+			t.Errorf("server name %q", name)
+		}
+		if !filepath.IsAbs(e.Command) || len(e.Args) != 2 || e.Args[0] != "bridge" || e.Args[1] != f.MCP.URL {
+			t.Errorf("command %q args %q", e.Command, e.Args)
+		}
+		// The agent's socket is not where a stripped environment looks.
+		if e.Env["MCPKEY_SOCK"] != a.Sock {
+			t.Errorf("env = %v, want MCPKEY_SOCK=%s", e.Env, a.Sock)
+		}
+	}
+	if !strings.Contains(r.Stderr, "MCPKEY_SOCK="+a.Sock) {
+		t.Errorf("stderr does not say why MCPKEY_SOCK is set:\n%s", r.Stderr)
+	}
+
+	launchFromConfig := func(t *testing.T, cfg desktopConfig) {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "claude_desktop_config.json")
+		b, _ := json.Marshal(cfg)
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr := tsClient(t, a.Env, []toolCall{{Name: "whoami", Arguments: map[string]any{}}}, "desktop", file)
+		if len(out.Results) != 1 || out.Results[0].IsError || !strings.Contains(out.Results[0].Text, "alice") {
+			t.Errorf("whoami through the host-launched bridge: %+v\n%s", out.Results, stderr)
+		}
+		if strings.Contains(stderr, "started one") {
+			t.Errorf("the bridge started a second agent:\n%s", stderr)
+		}
+		if log := filepath.Join(envValue(a.Env, "HOME"), ".local", "state", "mcpkey", "agent.log"); fileExists(log) {
+			b, _ := os.ReadFile(log)
+			t.Errorf("an agent was autostarted (%s):\n%s", log, b)
+		}
+	}
+	t.Run("snippet as printed", func(t *testing.T) { launchFromConfig(t, cfg) })
+	// Without MCPKEY_SOCK (a snippet written before the agent moved, or by
+	// hand) the bridge finds the agent through the per-user lock.
+	t.Run("without MCPKEY_SOCK", func(t *testing.T) {
+		for k, e := range cfg.MCPServers {
+			e.Env = nil
+			cfg.MCPServers[k] = e
+		}
+		launchFromConfig(t, cfg)
+	})
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
