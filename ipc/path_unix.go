@@ -23,8 +23,13 @@ func defaultSocketPath(getenv func(string) string) (string, error) {
 	return unixSocketPath(rd, tmp, uid), nil
 }
 
-// userRunDir is systemd-logind's runtime directory for uid.
-func userRunDir(uid int) string { return "/run/user/" + strconv.Itoa(uid) }
+// userRunBase holds systemd-logind's per-user runtime directories (a
+// variable for tests).
+var userRunBase = "/run/user"
+
+// userRunDir is systemd-logind's runtime directory for uid: what
+// XDG_RUNTIME_DIR is in a login session.
+func userRunDir(uid int) string { return filepath.Join(userRunBase, strconv.Itoa(uid)) }
 
 // agentLockDir is where the per-user agent lock lives: a directory every
 // process of the user derives alike whatever its environment, on local,
