@@ -927,7 +927,8 @@ exit codes:
 
 const agentHelp = `Runs the agent in the foreground (service managers and 'mcpkey install' run it
 this way). It listens on $MCPKEY_SOCK or the per-user default, refuses to start
-when another agent answers there, and keeps credentials in the OS keyring:
+while another agent of yours runs (one per user, on any socket; the message
+names its pid and socket), and keeps credentials in the OS keyring:
 Keychain, Windows Credential Manager, Secret Service or KWallet. Where there is
 none (a headless box), choose --backend file (encrypted with a passphrase) or
 keyctl (kernel memory, gone at reboot). It never falls back to plaintext.
