@@ -46,7 +46,7 @@ func runAgentBriefly(t *testing.T, env []string, args ...string) (string, error)
 // first agent's pid and socket.
 func TestSecondAgentRefused(t *testing.T) {
 	a := startAgent(t, "true")
-	other := filepath.Join(shortTempDir(t), "other.sock")
+	other := privateSocket(t) // another directory, another socket
 	out, err := runAgentBriefly(t, a.Env, "--socket", other)
 	if err == nil {
 		t.Fatalf("the second agent exited 0:\n%s", out)
@@ -62,18 +62,6 @@ func TestSecondAgentRefused(t *testing.T) {
 	}
 	// The first agent is unharmed.
 	a.mustRun(t, 10*time.Second, "status")
-}
-
-// shortTempDir is a 0700 temp dir with a short path (sun_path is small).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "mk")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o700)
-	return dir
 }
 
 // TestWebSocketInfoSecondAgent: a second agent with --ws on another socket

@@ -127,22 +127,22 @@ func checkSnippet(t *testing.T, s launch.HostSnippet) (name string, argv []strin
 		return append([]string{e.Command}, e.Args...), e.Env
 	}
 	switch s.Host {
-	case "claude-desktop", "cursor":
+	case "claude-desktop", "cursor", "vscode":
 		var f struct {
-			MCPServers map[string]json.RawMessage `json:"mcpServers"`
+			MCPServers map[string]json.RawMessage `json:"mcpServers"` // Claude Desktop, Cursor
+			Servers    map[string]json.RawMessage `json:"servers"`    // VS Code
+			Inputs     []map[string]any           `json:"inputs,omitempty"`
 		}
 		decodeStrict(t, s.Text, &f)
-		var raw json.RawMessage
-		name, raw = one(f.MCPServers)
-		argv, env = entry(raw)
-	case "vscode":
-		var f struct {
-			Inputs  []map[string]any           `json:"inputs,omitempty"`
-			Servers map[string]json.RawMessage `json:"servers"`
+		servers, foreign := f.MCPServers, f.Servers != nil || f.Inputs != nil
+		if s.Host == "vscode" {
+			servers, foreign = f.Servers, f.MCPServers != nil
 		}
-		decodeStrict(t, s.Text, &f)
+		if foreign {
+			t.Fatalf("%s reads no such key:\n%s", s.Host, s.Text)
+		}
 		var raw json.RawMessage
-		name, raw = one(f.Servers)
+		name, raw = one(servers)
 		argv, env = entry(raw)
 	case "claude-code":
 		w := shellSplit(t, s.Text)
