@@ -316,15 +316,18 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if strings.HasPrefix(path, "ws://") {
 		return usagef("MCPKEY_SOCK holds a WebSocket URL, which only clients use; pass the agent a socket path with --socket")
 	}
-	// One agent per user, whatever its socket: the per-user lock first.
 	// Socket activation (systemd's mcpkey.socket) hands the listener over.
-	var ln net.Listener
-	activated := false
-	userLock, err := ipc.LockAgent()
+	ln, activated, err := packaging.ActivationListener()
+	if err == nil && !activated {
+		ln, err = ipc.Listen(path)
+	}
+	// One agent per user, whatever its socket: the per-user lock, taken
+	// once the socket is ours (so that probing systemd's socket, which
+	// starts the service, never finds the lock taken by this process).
+	var userLock *ipc.AgentLock
 	if err == nil {
-		defer userLock.Close()
-		if ln, activated, err = packaging.ActivationListener(); err == nil && !activated {
-			ln, err = ipc.Listen(path)
+		if userLock, err = ipc.LockAgent(); err != nil {
+			ln.Close()
 		}
 	}
 	var running *ipc.AlreadyRunningError
@@ -337,6 +340,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer userLock.Close()
 	if a := ln.Addr().String(); activated && a != "" {
 		path = a
 	}
