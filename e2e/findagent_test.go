@@ -180,3 +180,96 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// TestAgentStartSymlinkSwap: another user (nobody, through setpriv) owns
+// the fallback socket directory's name, <temp dir>/mcpkey-<uid>, in a
+// shared sticky directory and keeps flipping it, as a symbolic link,
+// between a directory of ours (0700, which passes an owner and mode check
+// that follows links) and a directory of theirs, while `mcpkey agent`
+// starts again and again. The agent's socket must never land in their
+// directory.
+func TestAgentStartSymlinkSwap(t *testing.T) {
+	if os.Getuid() != 0 {
+		skipOrFail(t, "needs root to run the attacker as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		skipOrFail(t, "setpriv not installed")
+	}
+	base, err := os.MkdirTemp("/tmp", "mkswap") // a /tmp of our own
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o1777)
+	ours, theirs := filepath.Join(base, "ours"), filepath.Join(base, "theirs")
+	os.Mkdir(ours, 0o700)
+	os.Mkdir(theirs, 0o777)
+	os.Chmod(theirs, 0o777)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	attacker := filepath.Join(base, "swaplink")
+	b, err := os.ReadFile(bin(t, "swaplink"))
+	if err != nil || os.WriteFile(attacker, b, 0o755) != nil {
+		t.Fatalf("copy swaplink: %v", err)
+	}
+	link := filepath.Join(base, "mcpkey-"+strconv.Itoa(os.Getuid()))
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", attacker, link, ours, theirs)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make([]byte, 9)
+	if n, _ := out.Read(line); string(line[:n]) != "SWAPPING\n" {
+		t.Fatalf("attacker did not start: %q", line[:n])
+	}
+
+	home := t.TempDir()
+	sock := filepath.Join(link, "agent.sock")
+	stolen := filepath.Join(theirs, "agent.sock")
+	const starts = 40
+	var landed, refused, listened int
+	for i := range starts {
+		c := exec.Command(bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", "memory")
+		c.Env = append(baseEnv(home), "MCPKEY_SOCK="+sock)
+		p := start(t, "agent "+strconv.Itoa(i), c, nil)
+		// Until it exits (refused) or says it listens.
+		if err := poll(deadline(t, 20*time.Second), 5*time.Millisecond, func() bool {
+			select {
+			case <-p.done:
+				return true
+			default:
+				return strings.Contains(p.stderr.String(), "msg=listening")
+			}
+		}); err != nil {
+			t.Fatalf("start %d neither listened nor exited:\n%s", i, p.stderr.String())
+		}
+		if fileExists(stolen) {
+			landed++
+			os.Remove(stolen)
+		}
+		select {
+		case <-p.done:
+			refused++
+			if !strings.Contains(p.stderr.String(), "symbolic link") {
+				t.Errorf("start %d refused for another reason:\n%s", i, p.stderr.String())
+			}
+		default:
+			listened++
+		}
+		p.stop()
+	}
+	t.Logf("%d starts refused, %d listened, %d sockets in the attacker's directory", refused, listened, landed)
+	if landed > 0 {
+		t.Fatalf("the agent's socket landed in the attacker's directory in %d of %d starts", landed, starts)
+	}
+	if refused == 0 {
+		t.Fatal("no start was refused: the attack never ran")
+	}
+}

@@ -3,7 +3,6 @@
 package ipc_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -112,9 +111,8 @@ func TestListenSymlinkSwap(t *testing.T) {
 			os.Remove(filepath.Join(theirs, "agent.sock"))
 		}
 		if err != nil {
-			var are *ipc.AlreadyRunningError
-			if errors.As(err, &are) {
-				t.Fatalf("start %d: %v", i, err)
+			if !strings.Contains(err.Error(), "is a symbolic link") {
+				t.Fatalf("start %d refused for another reason: %v", i, err)
 			}
 			refused++
 			continue

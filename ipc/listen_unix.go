@@ -166,6 +166,13 @@ func openPrivateDir(dir string) (*os.File, error) {
 			return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
 		}
 		fd, err = unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOTDIR) {
+			// Linux answers ENOTDIR, not ELOOP, for a link with O_DIRECTORY.
+			var st unix.Stat_t
+			if unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = unix.ELOOP
+			}
+		}
 		unix.Close(pfd)
 	}
 	switch {
