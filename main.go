@@ -269,7 +269,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	passFile := fs.String("passphrase-file", "", "file holding the file backend's passphrase")
 	timeout := fs.Duration("keyring-timeout", 0, "bound on every keyring call (default 10s)")
-	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket)")
+	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket; X.ws.json for a socket X.sock)")
 	wsListen := fs.String("ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
 	confirm := fs.Bool("confirm", false, "ask before handing a token to any program not on the config's allow list")
 	auditLog := fs.String("audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+defaultAuditPath()+")")
@@ -318,25 +318,36 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	// Socket activation (systemd's mcpkey.socket) hands the listener over.
 	ln, activated, err := packaging.ActivationListener()
+	if err == nil && !activated {
+		ln, err = ipc.Listen(path)
+	}
+	// One agent per user, whatever its socket: the per-user lock, taken
+	// once the socket is ours (so that probing systemd's socket, which
+	// starts the service, never finds the lock taken by this process).
+	var userLock *ipc.AgentLock
+	if err == nil {
+		if userLock, err = ipc.LockAgent(); err != nil {
+			ln.Close()
+		}
+	}
+	var running *ipc.AlreadyRunningError
+	if *withTray && errors.As(err, &running) && running.Path != "" {
+		// Desktop autostart runs "agent --tray" even where a service
+		// already runs the agent: then the tray alone is wanted.
+		log.Info("an agent is already running; starting only the tray", "socket", running.Path)
+		return trayOnly(ctx, &ipc.Client{Path: running.Path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
+	}
 	if err != nil {
 		return err
 	}
-	if !activated {
-		ln, err = ipc.Listen(path)
-		var running *ipc.AlreadyRunningError
-		if *withTray && errors.As(err, &running) {
-			// Desktop autostart runs "agent --tray" even where a service
-			// already runs the agent: then the tray alone is wanted.
-			log.Info("an agent is already running; starting only the tray", "socket", path)
-			return trayOnly(ctx, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
-		}
-		if err != nil {
-			return err
-		}
-	} else if a := ln.Addr().String(); a != "" {
+	defer userLock.Close()
+	if a := ln.Addr().String(); activated && a != "" {
 		path = a
 	}
 	defer ln.Close()
+	if err := userLock.Publish(path); err != nil {
+		return err
+	}
 
 	// The loopback WebSocket, for clients that cannot open the socket.
 	wsAddr := firstNonEmpty(*wsListen, settings.WSListen)
@@ -349,7 +360,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if wsLn, wsInfo, err = ipc.PublishWebSocket(wsAddr, ipc.WebSocketInfoPath(path)); err != nil {
 			return err
 		}
-		defer wsLn.Close() // removes agent.ws.json
+		defer wsLn.Close() // removes agent.ws.json if still ours
 	}
 
 	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
@@ -920,7 +931,8 @@ exit codes:
 
 const agentHelp = `Runs the agent in the foreground (service managers and 'mcpkey install' run it
 this way). It listens on $MCPKEY_SOCK or the per-user default, refuses to start
-when another agent answers there, and keeps credentials in the OS keyring:
+while another agent of yours runs (one per user, on any socket; the message
+names its pid and socket), and keeps credentials in the OS keyring:
 Keychain, Windows Credential Manager, Secret Service or KWallet. Where there is
 none (a headless box), choose --backend file (encrypted with a passphrase) or
 keyctl (kernel memory, gone at reboot). It never falls back to plaintext.
@@ -1300,6 +1312,7 @@ func readSecretValue(name string) ([]byte, error) {
 func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	proxyURL := fs.String("proxy", "", "mcpkey proxy's URL (http://127.0.0.1:PORT): hosts that speak HTTP use it instead of the bridge")
 	asJSON := fs.Bool("json", false, "print the snippet and where it goes as JSON")
+	name := fs.String("name", "", "the name the host lists the server under (letters, digits, - and _; default derived from <server>)")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if _, err := parse(fs, args, 0); err != nil {
 			return err
@@ -1320,7 +1333,12 @@ func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
-	s, err := launch.Snippet(pos[0], pos[1], launch.SnippetOptions{Exe: exe, ProxyURL: *proxyURL})
+	// Hosts strip the environment: name the socket when they would miss it.
+	sock, err := ipc.HostSocketEnv()
+	if err != nil {
+		return err
+	}
+	s, err := launch.Snippet(pos[0], pos[1], launch.SnippetOptions{Exe: exe, ProxyURL: *proxyURL, Name: *name, Socket: sock})
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -1328,6 +1346,9 @@ func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return printJSON(s)
 	}
 	fmt.Fprintf(os.Stderr, "mcpkey: %s via mcpkey %s; %s:\n", s.Host, s.Via, s.Where)
+	if sock != "" && s.Via == "bridge" {
+		fmt.Fprintf(os.Stderr, "mcpkey: it sets MCPKEY_SOCK=%s: the host starts the bridge without your XDG_RUNTIME_DIR and MCPKEY_SOCK, and would not find the agent there\n", sock)
+	}
 	_, err = fmt.Print(strings.TrimRight(s.Text, "\n") + "\n")
 	return err
 }
@@ -1413,8 +1434,16 @@ vscode. It uses the bridge (the host launches this mcpkey binary over stdio),
 or with --proxy the proxy's HTTP endpoint where the host speaks HTTP (Claude
 Desktop's config does not). Where it goes is printed on stderr.
 
+The host lists the server under a name made of letters, digits, - and _
+(hosts refuse others): --name, else derived from <server> (a URL gives its host
+and path: https://mcp.example.com/mcp is mcp-example-com-mcp). Hosts launch
+stdio servers with a stripped environment (HOME, PATH, USER and a few more; no
+XDG_RUNTIME_DIR or MCPKEY_SOCK): when the agent's socket is not where such an
+environment finds it, the snippet sets MCPKEY_SOCK for the bridge.
+
 examples:
   mcpkey config snippet claude-desktop github
   mcpkey config snippet claude-code github
+  mcpkey config snippet claude-code https://mcp.example.com/mcp --name example
   mcpkey config snippet vscode github --proxy http://127.0.0.1:7391
 `

@@ -41,6 +41,7 @@ var builds = map[string]string{
 	"mcpserver":          "./e2e/mcpserver",
 	"autobrowser":        "./e2e/cmd/autobrowser",
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
+	"swaplink":           "./e2e/cmd/swaplink",
 	"conformance-client": "./e2e/conformance-client",
 }
 

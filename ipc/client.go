@@ -132,7 +132,16 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	if c.WebSocket || isWebSocketAddr(path) {
 		return dialAgentWebSocket(ctx, path)
 	}
-	return Dial(ctx, path)
+	nc, err := Dial(ctx, path)
+	if errors.Is(err, ErrNoAgent) && c.Path == "" && os.Getenv("MCPKEY_SOCK") == "" {
+		// The default socket has no agent, but the user's agent may listen
+		// elsewhere (started with --socket, or in an environment with
+		// another XDG_RUNTIME_DIR or TMPDIR): its per-user lock says where.
+		if sock, _, ok := RunningAgent(); ok && sock != path {
+			return Dial(ctx, sock)
+		}
+	}
+	return nc, err
 }
 
 // idleWatch is how long a connection goes unread before a reader goroutine

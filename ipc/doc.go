@@ -42,7 +42,7 @@
 // editors), "mcpkey agent --ws" (or ws_listen in the config) also serves the
 // protocol on ws://127.0.0.1:PORT/v1/ws: loopback only (ListenWebSocket
 // refuses any other address), a random port unless configured. At start the
-// agent writes agent.ws.json (mode 0600) next to its socket:
+// agent writes agent.ws.json (mode 0600; for a socket X.sock, X.ws.json) next to its socket:
 //
 //	{"url":"ws://127.0.0.1:PORT/v1/ws","secret":"<43 base64url chars>","pid":N}
 //

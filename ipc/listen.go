@@ -21,13 +21,23 @@ type AlreadyRunningError struct {
 	Path string
 	// PID is the running agent's process id, 0 if unknown.
 	PID int
+	// Lock is the per-user agent lock's path when that lock refused the
+	// start (LockAgent); "" when the socket did (Listen).
+	Lock string
 }
 
 func (e *AlreadyRunningError) Error() string {
-	if e.PID > 0 {
-		return "an agent is already running on " + e.Path + ", pid " + strconv.Itoa(e.PID)
+	msg := "an agent is already running on " + e.Path
+	if e.Path == "" {
+		msg = "an agent is already running (it has not said on which socket yet)"
 	}
-	return "an agent is already running on " + e.Path
+	if e.PID > 0 {
+		msg += ", pid " + strconv.Itoa(e.PID)
+	}
+	if e.Lock != "" {
+		msg += " (one agent per user: lock " + e.Lock + ")"
+	}
+	return msg
 }
 
 // Listen creates the agent's Unix socket at path, ready for Server.Serve.

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(helperEnv); path != "" {
 		os.Exit(helperClient(path))
 	}
+	if spec := os.Getenv(swapEnv); spec != "" {
+		os.Exit(helperSwapper(spec))
+	}
 	os.Exit(m.Run())
 }
 

@@ -36,8 +36,9 @@ const (
 	// WebSocketSecretPrefix prefixes the secret when a browser client,
 	// which cannot set headers, sends it as a subprotocol.
 	WebSocketSecretPrefix = "mcpkey.secret."
-	// WebSocketInfoFile is the file next to the agent's socket holding the
-	// WebSocket's URL and secret (mode 0600).
+	// WebSocketInfoFile is the file next to the agent's default socket
+	// (agent.sock) holding the WebSocket's URL and secret (mode 0600);
+	// other sockets get their own (WebSocketInfoPath).
 	WebSocketInfoFile = "agent.ws.json"
 )
 
@@ -113,10 +114,13 @@ func (i WebSocketInfo) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("url", i.URL), slog.Int("pid", i.PID), slog.String("secret", "REDACTED"))
 }
 
-// WebSocketInfoPath returns the agent.ws.json path for a socket path: the
-// same directory.
+// WebSocketInfoPath returns the info file's path for an agent's socket
+// path: in the same directory, named after the socket, so agents on
+// different sockets never share one: agent.sock has agent.ws.json,
+// work.sock work.ws.json.
 func WebSocketInfoPath(socketPath string) string {
-	return filepath.Join(filepath.Dir(socketPath), WebSocketInfoFile)
+	stem := strings.TrimSuffix(filepath.Base(socketPath), ".sock")
+	return filepath.Join(filepath.Dir(socketPath), stem+".ws.json")
 }
 
 // WriteWebSocketInfo writes info to path with mode 0600, replacing any old
@@ -192,19 +196,27 @@ func PublishWebSocket(addr, infoPath string) (net.Listener, WebSocketInfo, error
 		ln.Close()
 		return nil, WebSocketInfo{}, err
 	}
-	return &publishedListener{Listener: ln, path: infoPath}, info, nil
+	return &publishedListener{Listener: ln, path: infoPath, secret: secret}, info, nil
 }
 
-// publishedListener removes its info file when closed.
+// publishedListener removes its info file when closed, if the file is still
+// its own.
 type publishedListener struct {
 	net.Listener
-	path string
-	once sync.Once
+	path, secret string
+	once         sync.Once
 }
 
 func (l *publishedListener) Close() error {
 	err := l.Listener.Close()
-	l.once.Do(func() { os.Remove(l.path) })
+	l.once.Do(func() {
+		// Another agent may have written the file since: never delete
+		// what is not ours.
+		if info, err := ReadWebSocketInfo(l.path); err == nil &&
+			subtle.ConstantTimeCompare([]byte(info.Secret), []byte(l.secret)) == 1 {
+			os.Remove(l.path)
+		}
+	})
 	return err
 }
 

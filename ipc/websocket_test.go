@@ -750,3 +750,43 @@ func expectedUpgrade(port, secret, host, origin string, hasOrigin bool, auth, pr
 	}
 	return 401
 }
+
+// TestWebSocketInfoPerAgent: two agents with --ws on two sockets in one
+// directory each publish their own file, and neither removes the other's;
+// an agent never removes a file another agent wrote over its own.
+func TestWebSocketInfoPerAgent(t *testing.T) {
+	dir := shortDir(t)
+	first, second := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "work.sock")
+	if p := ipc.WebSocketInfoPath(first); p != filepath.Join(dir, "agent.ws.json") {
+		t.Errorf("info path for agent.sock = %s", p)
+	}
+	if ipc.WebSocketInfoPath(first) == ipc.WebSocketInfoPath(second) {
+		t.Fatal("two sockets share one info file")
+	}
+	ln1, info1, err := ipc.PublishWebSocket("127.0.0.1:0", ipc.WebSocketInfoPath(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln1.Close()
+	ln2, _, err := ipc.PublishWebSocket("127.0.0.1:0", ipc.WebSocketInfoPath(second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.Close()
+	if got, err := ipc.ReadWebSocketInfo(ipc.WebSocketInfoPath(first)); err != nil || got != info1 {
+		t.Fatalf("the first agent's info after the second came and went: %+v, %v", got, err)
+	}
+	if _, err := os.Stat(ipc.WebSocketInfoPath(second)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the second agent left its info file: %v", err)
+	}
+
+	// Someone else's info replaced ours: closing leaves it.
+	theirs := ipc.WebSocketInfo{URL: "ws://127.0.0.1:1/v1/ws", Secret: strings.Repeat("x", 43), PID: 1}
+	if err := ipc.WriteWebSocketInfo(ipc.WebSocketInfoPath(first), theirs); err != nil {
+		t.Fatal(err)
+	}
+	ln1.Close()
+	if got, err := ipc.ReadWebSocketInfo(ipc.WebSocketInfoPath(first)); err != nil || got != theirs {
+		t.Fatalf("another agent's info file after we closed: %+v, %v", got, err)
+	}
+}

@@ -5,6 +5,11 @@
 // Usage:
 //   node client.mjs stdio CMD [ARGS...]   spawn CMD (e.g. mcpkey bridge NAME)
 //                                         with StdioClientTransport
+//   node client.mjs desktop CONFIG        spawn the one server in CONFIG (a
+//                                         claude_desktop_config.json) as Claude
+//                                         Desktop does: its command, args and
+//                                         env over the SDK's default
+//                                         environment, nothing else of ours
 //   node client.mjs http URL              Streamable HTTP to URL, sending
 //                                         Authorization: Bearer $MCP_BEARER
 //                                         when set (never in argv)
@@ -13,6 +18,7 @@
 // Output (stdout):
 //   {"server":{...},"tools":[names],"results":[{"text":...,"isError":...}],
 //    "logs":[data...],"progress":N}
+import { readFileSync } from 'node:fs';
 import { Client } from '../node/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js';
 import { StdioClientTransport } from '../node/node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.js';
 import { StreamableHTTPClientTransport } from '../node/node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js';
@@ -24,11 +30,17 @@ if (mode === 'stdio' && target) {
   // The whole environment: the bridge finds the agent through MCPKEY_SOCK
   // (the SDK would otherwise pass only HOME, PATH and a few more).
   transport = new StdioClientTransport({ command: target, args: rest, env: process.env, stderr: 'inherit' });
+} else if (mode === 'desktop' && target) {
+  const servers = Object.values(JSON.parse(readFileSync(target, 'utf8')).mcpServers);
+  if (servers.length !== 1) throw new Error(`${target}: want one server, have ${servers.length}`);
+  const [{ command, args, env }] = servers;
+  // env undefined: getDefaultEnvironment() alone; else merged over it.
+  transport = new StdioClientTransport({ command, args, env, stderr: 'inherit' });
 } else if (mode === 'http' && target) {
   const headers = process.env.MCP_BEARER ? { Authorization: `Bearer ${process.env.MCP_BEARER}` } : {};
   transport = new StreamableHTTPClientTransport(new URL(target), { requestInit: { headers } });
 } else {
-  console.error('usage: node client.mjs stdio CMD [ARGS...] | http URL');
+  console.error('usage: node client.mjs stdio CMD [ARGS...] | desktop CONFIG | http URL');
   process.exit(2);
 }
 

@@ -2,8 +2,13 @@ package launch
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -21,11 +26,61 @@ type SnippetOptions struct {
 	// from the environment variable MCPKEY_PROXY_SECRET or a prompt, never
 	// written in the file.
 	ProxyURL string
+	// Name is the key the host lists the server under; "" derives it from
+	// the server (ServerKey). It must match ServerKeyPattern.
+	Name string
+	// Socket, when set, is put in the launched bridge's environment as
+	// MCPKEY_SOCK: hosts launch stdio servers with a stripped environment
+	// (no XDG_RUNTIME_DIR, no MCPKEY_SOCK), so the bridge would not find an
+	// agent whose socket is elsewhere (ipc.HostSocketEnv).
+	Socket string
+}
+
+// ServerKeyPattern is what hosts accept as a server's name: Claude Code
+// refuses anything else ("Names can only contain letters, numbers, hyphens,
+// and underscores").
+var ServerKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// maxServerKey bounds a derived name: hosts prefix tool names with it, and
+// some cap the total (Cursor at 60 characters).
+const maxServerKey = 40
+
+// ServerKey derives a host's name for server (a configured name or a URL):
+// for a URL its host and path, every run of other characters than letters,
+// digits, '-' and '_' made one '-' ("https://mcp.example.com/mcp" gives
+// "mcp-example-com-mcp"); a long one is cut and ends in a hash of the whole.
+func ServerKey(server string) string {
+	s := server
+	if u, err := url.Parse(server); err == nil && u.Scheme != "" && u.Host != "" {
+		s = strings.ToLower(u.Host) + u.EscapedPath()
+	}
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		if r < 128 && (r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	key := strings.Trim(b.String(), "-")
+	if key == "" {
+		key = "mcp"
+	}
+	if len(key) > maxServerKey {
+		sum := sha256.Sum256([]byte(server))
+		key = strings.TrimRight(key[:maxServerKey-9], "-") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return key
 }
 
 // HostSnippet is a configuration block for one host.
 type HostSnippet struct {
 	Host string `json:"host"`
+	// Name is the key the server is listed under.
+	Name string `json:"name"`
 	// Via is "bridge" (the host launches mcpkey bridge over stdio) or
 	// "proxy" (the host talks HTTP to mcpkey proxy).
 	Via string `json:"via"`
@@ -36,22 +91,35 @@ type HostSnippet struct {
 	Text string `json:"text"`
 }
 
-// Snippet returns the configuration block that makes host use the server
-// name through mcpkey.
-func Snippet(host, name string, opts SnippetOptions) (HostSnippet, error) {
+// Snippet returns the configuration block that makes host use server (a
+// configured name or a URL) through mcpkey.
+func Snippet(host, server string, opts SnippetOptions) (HostSnippet, error) {
 	if !slices.Contains(Hosts(), host) {
 		return HostSnippet{}, fmt.Errorf("unknown host %q: one of %s", host, strings.Join(Hosts(), ", "))
 	}
-	if name == "" {
+	if server == "" {
 		return HostSnippet{}, fmt.Errorf("no server name")
 	}
 	if opts.Exe == "" {
 		return HostSnippet{}, fmt.Errorf("no mcpkey path")
 	}
-	stdio := map[string]any{"command": opts.Exe, "args": []string{"bridge", name}}
-	endpoint := strings.TrimSuffix(opts.ProxyURL, "/") + "/" + name + "/mcp"
+	name := opts.Name
+	if name == "" {
+		name = ServerKey(server)
+	}
+	if !ServerKeyPattern.MatchString(name) {
+		return HostSnippet{}, fmt.Errorf("name %q: hosts accept only letters, digits, '-' and '_'", name)
+	}
 	proxy := opts.ProxyURL != ""
-	s := HostSnippet{Host: host, Via: "bridge"}
+	if proxy && strings.Contains(server, "://") {
+		return HostSnippet{}, fmt.Errorf("the proxy serves configured servers by name (/NAME/mcp), not %s: add [servers.%s] with url = %q to the config and use that name", server, name, server)
+	}
+	stdio := map[string]any{"command": opts.Exe, "args": []string{"bridge", server}}
+	if opts.Socket != "" {
+		stdio["env"] = map[string]string{"MCPKEY_SOCK": opts.Socket}
+	}
+	endpoint := strings.TrimSuffix(opts.ProxyURL, "/") + "/" + server + "/mcp"
+	s := HostSnippet{Host: host, Name: name, Via: "bridge"}
 	switch host {
 	case "claude-desktop":
 		// Claude Desktop's config launches only stdio servers.
@@ -66,7 +134,12 @@ func Snippet(host, name string, opts SnippetOptions) (HostSnippet, error) {
 			s.Text = "claude mcp add-json " + shellWord(name) + " " + shellWord(compactJSON(cfg))
 		} else {
 			s.Where = "run in a shell (add --scope user to use it in every project)"
-			s.Text = "claude mcp add " + shellWord(name) + " -- " + shellWord(opts.Exe) + " bridge " + shellWord(name)
+			env := ""
+			if opts.Socket != "" {
+				// After the name: -e takes several values, up to "--".
+				env = " -e " + shellWord("MCPKEY_SOCK="+opts.Socket)
+			}
+			s.Text = "claude mcp add " + shellWord(name) + env + " -- " + shellWord(opts.Exe) + " bridge " + shellWord(server)
 		}
 	case "cursor":
 		s.Where = "~/.cursor/mcp.json (or .cursor/mcp.json in a project); merge into mcpServers"
@@ -87,8 +160,9 @@ func Snippet(host, name string, opts SnippetOptions) (HostSnippet, error) {
 				"servers": map[string]any{name: map[string]any{"type": "http", "url": endpoint,
 					"headers": map[string]string{"Authorization": "Bearer ${input:mcpkey-proxy-secret}"}}}})
 		} else {
-			s.Text = indentJSON(map[string]any{"servers": map[string]any{name: map[string]any{
-				"type": "stdio", "command": opts.Exe, "args": []string{"bridge", name}}}})
+			vs := maps.Clone(stdio)
+			vs["type"] = "stdio"
+			s.Text = indentJSON(map[string]any{"servers": map[string]any{name: vs}})
 		}
 	}
 	return s, nil
