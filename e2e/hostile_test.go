@@ -1,0 +1,138 @@
+package e2e
+
+// Hostile input (issue 13 items 4, 7 and 11): deeply nested JSON, another
+// user flooding the WebSocket port, and bad params carrying secrets, each
+// against a real agent process.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mcpkey/mcpkey/ipc"
+)
+
+// procKB reads a "Name: N kB" line of /proc/PID/status.
+func procKB(t testing.TB, pid int, name string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatalf("%s in /proc/%d/status: %q", name, pid, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return 0
+}
+
+// deepLine is a 1 MiB request whose params nest one "[" per byte.
+func deepLine() []byte {
+	pre := `{"jsonrpc":"2.0","id":7,"method":"token.get","params":{"server":`
+	return append([]byte(pre), bytes.Repeat([]byte("["), ipc.DefaultMaxFrame-len(pre)-1)...)
+}
+
+// sendUnix sends msg and a newline on a fresh connection to sock and
+// returns the first reply line.
+func sendUnix(ctx context.Context, sock string, msg []byte) (string, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := c.Write(append(msg[:len(msg):len(msg)], '\n')); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+// dialWS opens the agent's WebSocket with the secret from agent.ws.json.
+func dialWS(ctx context.Context, info ipc.WebSocketInfo) (*websocket.Conn, error) {
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, info.URL, http.Header{"Authorization": {"Bearer " + info.Secret}})
+	return c, err
+}
+
+// sendWS sends msg as one text frame and returns the reply.
+func sendWS(ctx context.Context, info ipc.WebSocketInfo, msg []byte) (string, error) {
+	c, err := dialWS(ctx, info)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetReadDeadline(dl)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+		return "", err
+	}
+	_, b, err := c.ReadMessage()
+	return string(b), err
+}
+
+// TestHostileDeepJSON: 12 connections at once each send one 1 MiB line of
+// "[" — on a restricted socket (what an `ssh -R` remote reaches), on the
+// main socket and over the WebSocket. The agent refuses each with an error
+// naming the limit, its peak RSS (VmHWM) stays under 100 MB, and it keeps
+// answering. Before the depth check one such line cost 400 MB.
+func TestHostileDeepJSON(t *testing.T) {
+	a := startWSAgent(t, "/bin/false")
+	restricted := filepath.Join(filepath.Dir(a.Sock), "remote.sock")
+	a.mustRun(t, 20*time.Second, "socket", "add", "--servers", "http://127.0.0.1:1/mcp", "--path", restricted, "--ttl", "1h")
+	pid := a.p.cmd.Process.Pid
+	before := procKB(t, pid, "VmHWM")
+	line := deepLine()
+	ctx := deadline(t, 60*time.Second)
+
+	for _, tr := range []struct {
+		name string
+		send func(context.Context, []byte) (string, error)
+	}{
+		{"restricted socket", func(ctx context.Context, m []byte) (string, error) { return sendUnix(ctx, restricted, m) }},
+		{"socket", func(ctx context.Context, m []byte) (string, error) { return sendUnix(ctx, a.Sock, m) }},
+		{"websocket", func(ctx context.Context, m []byte) (string, error) { return sendWS(ctx, a.Info, m) }},
+	} {
+		var wg sync.WaitGroup
+		replies := make([]string, 12)
+		errs := make([]error, 12)
+		for i := range replies {
+			wg.Go(func() { replies[i], errs[i] = tr.send(ctx, line) })
+		}
+		wg.Wait()
+		for i := range replies {
+			if errs[i] != nil || !strings.Contains(replies[i], "nests deeper than allowed (64 levels)") {
+				t.Errorf("%s: connection %d: reply %.200q, err %v", tr.name, i, replies[i], errs[i])
+			}
+		}
+		// Still answering: a well-formed request on the same transport.
+		reply, err := tr.send(ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"agent.hello","params":{"protocol_version":1}}`))
+		if err != nil || !strings.Contains(reply, `"result"`) {
+			t.Errorf("%s: hello after the attack: %.200q, %v", tr.name, reply, err)
+		}
+	}
+	peak := procKB(t, pid, "VmHWM")
+	t.Logf("agent VmHWM %d kB before, %d kB after 36 nested messages (VmRSS now %d kB)", before, peak, procKB(t, pid, "VmRSS"))
+	if peak > 100<<10 {
+		t.Errorf("agent peak RSS %d MB, want under 100 MB", peak>>10)
+	}
+	a.mustRun(t, 20*time.Second, "status")
+}
