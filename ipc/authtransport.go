@@ -27,6 +27,8 @@ import (
 //
 // At most MaxAuthAttempts logins are started for one transport, so a server
 // that never accepts ends in an error instead of a loop (spec-checklist §K).
+// A request to another origin than the token's server (a redirect) is
+// refused before a token is attached or refreshed (CheckOrigin).
 // Client.Transport is the simple form without Login.
 type AuthTransport struct {
 	// Client is the agent client. Required.
@@ -85,7 +87,10 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r2 := req.Clone(ctx)
 		r2.Body, r2.GetBody = body()
-		r2.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if err := authorize(r2, tok); err != nil {
+			closeBody(r2)
+			return nil, err
+		}
 		resp, err := base.RoundTrip(r2)
 		if err != nil {
 			return nil, err
