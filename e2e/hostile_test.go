@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,4 +136,55 @@ func TestHostileDeepJSON(t *testing.T) {
 		t.Errorf("agent peak RSS %d MB, want under 100 MB", peak>>10)
 	}
 	a.mustRun(t, 20*time.Second, "status")
+}
+
+// TestHostileParamsNotEchoed: requests whose secret-bearing params are bad
+// (a passphrase, a client secret, a rejected token or a secret value of the
+// wrong type; server URLs with userinfo and a query, unparsable or of
+// another scheme) each carry a marker. The agent refuses every one, and the
+// marker is in no reply, no line of its log and no file under its HOME (the
+// audit log included).
+func TestHostileParamsNotEchoed(t *testing.T) {
+	a := startAgent(t, "/bin/false")
+	const marker = "Mk7QzMARKER"
+	for _, req := range []struct{ method, params string }{
+		{"agent.lock", `{"passphrase":["pw-` + marker + `"]}`},
+		{"agent.unlock", `{"passphrase":{"p":"pw-` + marker + `"}}`},
+		{"session.login", `{"server":"https://mcp.example/mcp","client_id":"c","client_secret":["cs-` + marker + `"]}`},
+		{"token.get", `{"server":"https://mcp.example/mcp","rejected_token":["rt-` + marker + `"]}`},
+		{"token.get", `{"server":"https://mcp.example/mcp","min_ttl_seconds":"` + marker + `"}`},
+		{"secret.set", `{"name":"api-key","value":["v-` + marker + `"]}`},
+		{"secret.set", `{"name":"api-key","value":{"v":"` + marker + `"}}`},
+		{"token.get", `{"server":"https://u:pw-` + marker + `@mcp.example/mcp?key=q-` + marker + `"}`},
+		{"session.login", `{"server":"https://u:pw-` + marker + `@mcp.example/mcp"}`},
+		{"session.logout", `{"server":"ftp://mcp.example/mcp?key=q-` + marker + `"}`},
+		{"server.resolve", `{"server":"https://mcp.example/%zz` + marker + `"}`},
+		{"token.get", `{"server":"http://[::1` + marker + `/mcp"}`},
+	} {
+		ctx := deadline(t, 20*time.Second)
+		msg := `{"jsonrpc":"2.0","id":1,"method":"` + req.method + `","params":` + req.params + `}`
+		reply, err := sendUnix(ctx, a.Sock, []byte(msg))
+		if err != nil {
+			t.Fatalf("%s %s: %v", req.method, req.params, err)
+		}
+		if !strings.Contains(reply, `"error"`) {
+			t.Errorf("%s %s: accepted: %s", req.method, req.params, reply)
+		}
+		if strings.Contains(reply, marker) {
+			t.Errorf("%s %s: the reply echoes the value: %s", req.method, req.params, reply)
+		}
+	}
+	a.mustRun(t, 20*time.Second, "status") // all handled: the log has every line
+	if strings.Contains(a.p.stderr.String(), marker) {
+		t.Errorf("the agent logged a value:\n%s", a.p.stderr.String())
+	}
+	home := strings.TrimPrefix(a.Env[slices.IndexFunc(a.Env, func(s string) bool { return strings.HasPrefix(s, "HOME=") })], "HOME=")
+	filepath.WalkDir(home, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(marker)) {
+				t.Errorf("%s holds a value", path)
+			}
+		}
+		return nil
+	})
 }
