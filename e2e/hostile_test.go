@@ -8,9 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -187,4 +190,121 @@ func TestHostileParamsNotEchoed(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHostileWebSocketFlood: another user (uid 65534, through setpriv)
+// opens 2000 TCP connections to the agent's WebSocket port and holds them
+// without a byte. The agent runs with a soft fd limit of 256 under a hard
+// limit of 1024, which it raises at start; it closes the other user's
+// connections as it accepts them, keeps its descriptors in check, and the
+// owner's status still answers over the Unix socket and over the
+// WebSocket with its secret while the flood holds. Before, the flood
+// exhausted the agent's descriptors and the Unix socket's accept failed.
+func TestHostileWebSocketFlood(t *testing.T) {
+	setpriv, err1 := exec.LookPath("setpriv")
+	prlimit, err2 := exec.LookPath("prlimit")
+	if err1 != nil || err2 != nil {
+		skipOrFail(t, "setpriv or prlimit missing (util-linux)")
+	}
+	if os.Getuid() != 0 {
+		skipOrFail(t, "running the flood as another user needs root (setpriv)")
+	}
+	a := startWSAgentUnder(t, []string{prlimit, "--nofile=256:1024", "--"}, "/bin/false")
+	pid := a.p.cmd.Process.Pid
+	if soft, hard := nofile(t, pid); soft < hard-1 || hard != 1024 { // Go sets hard-1
+		t.Errorf("agent fd limit soft %d, hard %d: want the soft limit raised to the hard one", soft, hard)
+	}
+
+	// The flood binary where uid 65534 can run it.
+	dir, err := os.MkdirTemp("", "fdflood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(bin(t, "fdflood"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := filepath.Join(dir, "fdflood")
+	if err := os.WriteFile(flooder, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(a.Info.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := exec.Command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", flooder, u.Host, "2000", "60s")
+	flood.Env = []string{"PATH=/usr/bin:/bin"}
+	stdin, _ := flood.StdinPipe()
+	stdout, _ := flood.StdoutPipe()
+	flood.Stderr = &syncBuffer{}
+	if err := flood.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); flood.Process.Kill(); flood.Wait() })
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+	}()
+	var opened, failed int
+	select {
+	case line := <-lines:
+		if _, err := fmt.Sscanf(line, "holding %d %d", &opened, &failed); err != nil {
+			t.Fatalf("fdflood said %q (stderr %s)", line, flood.Stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("fdflood did not finish dialing within 60s")
+	}
+	t.Logf("uid 65534 holds %d connections to %s (%d dials failed)", opened, u.Host, failed)
+	if opened < 1024 {
+		t.Fatalf("the flood opened only %d connections; the attack needs more than the agent's limit", opened)
+	}
+
+	// While the flood holds: the owner's status over both transports,
+	// promptly (before, the Unix socket's accept failed until net/http's
+	// 10 s header timeout freed descriptors).
+	if r := a.run(t, 5*time.Second, "status"); r.Code != 0 {
+		t.Errorf("mcpkey status over the Unix socket during the flood: exit %d\n%s", r.Code, r.Stderr)
+	}
+	ws := *a.agentProc
+	ws.Env = append(append([]string{}, a.Env...), "MCPKEY_SOCK="+a.Info.URL+"#"+a.InfoPath)
+	if r := ws.run(t, 5*time.Second, "status"); r.Code != 0 {
+		t.Errorf("mcpkey status over the WebSocket during the flood: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if n := openFDs(t, pid); n > 200 {
+		t.Errorf("the agent holds %d descriptors during the flood", n)
+	}
+	if !strings.Contains(a.p.stderr.String(), "refused websocket connections from other users") {
+		t.Errorf("the agent's log does not report the refused connections")
+	}
+}
+
+// nofile returns the soft and hard "Max open files" of pid.
+func nofile(t testing.TB, pid int) (soft, hard int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			if _, err := fmt.Sscan(rest, &soft, &hard); err == nil {
+				return soft, hard
+			}
+		}
+	}
+	t.Fatalf("no Max open files in /proc/%d/limits", pid)
+	return 0, 0
+}
+
+// openFDs counts the descriptors pid holds.
+func openFDs(t testing.TB, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -1,0 +1,106 @@
+package ipc
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// guardListener is the WebSocket's listener as the agent serves it: it
+// bounds what a connection may cost before it has shown the secret, so
+// that another user on the machine, who can reach any loopback port,
+// cannot exhaust the agent's file descriptors (and with them the Unix
+// socket's accept and the owner's token calls).
+//
+//   - A connection from another uid (Linux: the kernel's sock_diag names
+//     the owner of the peer socket) is closed as soon as it is accepted.
+//   - At most maxPending connections may be in their handshake at once;
+//     the excess is closed at once.
+//   - A handshake must finish (upgrade after every check passed) within
+//     timeout, or the connection is closed.
+//
+// net/http has no cap on connections and only a per-request header
+// timeout, hence this wrapper.
+type guardListener struct {
+	net.Listener
+	pending chan struct{}
+	timeout time.Duration
+	uid     int
+	log     *slog.Logger
+
+	foreign  atomic.Int64 // connections refused for their uid
+	full     atomic.Int64 // connections refused for a full handshake queue
+	lastNote atomic.Int64 // unix nanoseconds of the last refusal log line
+}
+
+func newGuardListener(ln net.Listener, maxPending int, timeout time.Duration, log *slog.Logger) *guardListener {
+	return &guardListener{Listener: ln, pending: make(chan struct{}, maxPending), timeout: timeout, uid: os.Getuid(), log: log}
+}
+
+// Accept returns the next connection that may start a handshake.
+func (l *guardListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uid, err := loopbackPeerUID(c); err == nil && uid != l.uid {
+			c.Close()
+			l.refused(&l.foreign, "refused websocket connections from other users", "uid", uid)
+			continue
+		} else if errors.Is(err, errPeerGone) {
+			c.Close()
+			continue
+		}
+		select {
+		case l.pending <- struct{}{}:
+		default:
+			c.Close()
+			l.refused(&l.full, "refused websocket connections: too many handshakes in progress", "max", cap(l.pending))
+			continue
+		}
+		c.SetDeadline(time.Now().Add(l.timeout))
+		return &pendingConn{Conn: c, l: l}, nil
+	}
+}
+
+// refused counts a refusal and logs at most one line per 10 seconds, so a
+// flood cannot fill the log.
+func (l *guardListener) refused(n *atomic.Int64, msg string, args ...any) {
+	total := n.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastNote.Load()
+	if now-last < int64(10*time.Second) || !l.lastNote.CompareAndSwap(last, now) {
+		return
+	}
+	l.log.Warn(msg, append(args, "refused_so_far", total)...)
+}
+
+// pendingConn holds a handshake slot until it is admitted or closed.
+type pendingConn struct {
+	net.Conn
+	l    *guardListener
+	once sync.Once
+}
+
+func (c *pendingConn) release() { c.once.Do(func() { <-c.l.pending }) }
+
+// admit ends the handshake: the slot is freed and the handshake deadline
+// lifted (the WebSocket connection sets its own).
+func (c *pendingConn) admit() {
+	c.release()
+	c.Conn.SetDeadline(time.Time{})
+}
+
+func (c *pendingConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// errPeerGone is loopbackPeerUID's error when the peer socket no longer
+// exists (it connected and went away).
+var errPeerGone = errors.New("peer socket gone")
