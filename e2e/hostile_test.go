@@ -9,8 +9,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -307,4 +309,87 @@ func openFDs(t testing.TB, pid int) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestHostileDeepJSONLaunchers: a hostile server answers initialize with
+// one 1 MiB message nested one "[" per byte, and a host sends the proxy
+// such messages, 12 at once. `mcpkey bridge` relays the answer and `mcpkey
+// proxy` the requests; both peak under 100 MB (before: 800 MB each).
+func TestHostileDeepJSONLaunchers(t *testing.T) {
+	deep := func(head string) []byte {
+		return append([]byte(head), bytes.Repeat([]byte("["), ipc.DefaultMaxFrame)...)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(deep(`{"jsonrpc":"2.0","id":1,"result":`))
+	}))
+	defer srv.Close()
+	a := startAgent(t, "/bin/false")
+	set := exec.Command(bin(t, "mcpkey"), "secret", "set", "deep-key")
+	set.Env = a.Env
+	set.Stdin = strings.NewReader("k-deep\n")
+	if out, err := set.CombinedOutput(); err != nil {
+		t.Fatalf("mcpkey secret set: %v\n%s", err, out)
+	}
+	a.configure(t, fmt.Sprintf("[servers.deep]\nurl = %q\nheaders = { \"X-Api-Key\" = \"secret:deep-key\" }\n", srv.URL+"/mcp"))
+
+	t.Run("bridge", func(t *testing.T) {
+		cmd := exec.Command(bin(t, "mcpkey"), "bridge", "deep")
+		cmd.Env = a.Env
+		cmd.Stderr = &syncBuffer{}
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { in.Close(); cmd.Process.Kill(); cmd.Wait() }()
+		io.WriteString(in, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h","version":"1"}}}`+"\n")
+		line, err := bufio.NewReaderSize(out, 64<<10).ReadString('\n')
+		if err != nil || len(line) < ipc.DefaultMaxFrame {
+			t.Fatalf("bridge relayed %d bytes: %v\n%s", len(line), err, cmd.Stderr)
+		}
+		if peak := procKB(t, cmd.Process.Pid, "VmHWM"); peak > 100<<10 {
+			t.Errorf("bridge peak RSS %d MB, want under 100 MB", peak>>10)
+		} else {
+			t.Logf("bridge VmHWM %d kB", peak)
+		}
+	})
+
+	t.Run("proxy", func(t *testing.T) {
+		secretFile := filepath.Join(t.TempDir(), "proxy.secret")
+		cmd := exec.Command(bin(t, "mcpkey"), "proxy", "--listen", "127.0.0.1:0", "--secret-file", secretFile)
+		cmd.Env = a.Env
+		var info struct {
+			URL string `json:"url"`
+		}
+		p := start(t, "proxy", cmd, &info)
+		raw, err := os.ReadFile(secretFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := deadline(t, 60*time.Second)
+		body := deep(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`)
+		var wg sync.WaitGroup
+		for range 12 {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, info.URL+"/deep/mcp", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(raw)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("post through the proxy: %v", err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		if peak := procKB(t, p.cmd.Process.Pid, "VmHWM"); peak > 100<<10 {
+			t.Errorf("proxy peak RSS %d MB, want under 100 MB", peak>>10)
+		} else {
+			t.Logf("proxy VmHWM %d kB", peak)
+		}
+	})
 }
