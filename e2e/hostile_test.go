@@ -277,6 +277,8 @@ func TestHostileWebSocketFlood(t *testing.T) {
 	}
 	if n := openFDs(t, pid); n > 200 {
 		t.Errorf("the agent holds %d descriptors during the flood", n)
+	} else {
+		t.Logf("the agent holds %d descriptors during the flood", n)
 	}
 	if !strings.Contains(a.p.stderr.String(), "refused websocket connections from other users") {
 		t.Errorf("the agent's log does not report the refused connections")
