@@ -359,24 +359,14 @@ func TestHostileDeepJSONLaunchers(t *testing.T) {
 	})
 
 	t.Run("proxy", func(t *testing.T) {
-		secretFile := filepath.Join(t.TempDir(), "proxy.secret")
-		cmd := exec.Command(bin(t, "mcpkey"), "proxy", "--listen", "127.0.0.1:0", "--secret-file", secretFile)
-		cmd.Env = a.Env
-		var info struct {
-			URL string `json:"url"`
-		}
-		p := start(t, "proxy", cmd, &info)
-		raw, err := os.ReadFile(secretFile)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, proxyURL, secret := startProxy(t, a)
 		ctx := deadline(t, 60*time.Second)
 		body := deep(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`)
 		var wg sync.WaitGroup
 		for range 12 {
 			wg.Go(func() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, info.URL+"/deep/mcp", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(raw)))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, proxyURL+"/deep/mcp", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+secret)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {

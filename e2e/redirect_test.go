@@ -74,6 +74,24 @@ func newRedirectFixture(t *testing.T) *redirectFixture {
 
 func (f *redirectFixture) URL() string { return f.A.URL + "/mcp" }
 
+// startProxy runs `mcpkey proxy` on a free loopback port for agent a and
+// returns it, its URL and its secret.
+func startProxy(t *testing.T, a *agentProc) (*proc, string, string) {
+	t.Helper()
+	secretFile := filepath.Join(t.TempDir(), "proxy.secret")
+	cmd := exec.Command(bin(t, "mcpkey"), "proxy", "--listen", "127.0.0.1:0", "--secret-file", secretFile)
+	cmd.Env = a.Env
+	var info struct {
+		URL string `json:"url"`
+	}
+	p := start(t, "proxy", cmd, &info)
+	raw, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, info.URL, strings.TrimSpace(string(raw))
+}
+
 // leaked returns how many requests B got and the Authorization headers among them.
 func (f *redirectFixture) seenByB() (int, []string) {
 	f.mu.Lock()
@@ -94,19 +112,7 @@ func TestRedirectKeepsTokenAtItsOrigin(t *testing.T) {
 	refusal := fmt.Sprintf("refusing to send the credentials for %s to %s", f.A.URL, f.B.URL)
 	refreshes := f.AS.Refreshes()
 
-	// The proxy, started once.
-	secretFile := filepath.Join(t.TempDir(), "proxy.secret")
-	cmd := exec.Command(bin(t, "mcpkey"), "proxy", "--listen", "127.0.0.1:0", "--secret-file", secretFile)
-	cmd.Env = a.Env
-	var info struct {
-		URL string `json:"url"`
-	}
-	proxy := start(t, "proxy", cmd, &info)
-	raw, err := os.ReadFile(secretFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := strings.TrimSpace(string(raw))
+	proxy, proxyURL, secret := startProxy(t, a) // once for every status
 
 	for _, code := range []int{301, 302, 307, 308} {
 		f.Redirect.Store(int32(code))
@@ -141,7 +147,7 @@ func TestRedirectKeepsTokenAtItsOrigin(t *testing.T) {
 				t.Errorf("bridge: %v\n%s", err, stderr.String())
 			}
 
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, info.URL+"/demo/mcp",
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, proxyURL+"/demo/mcp",
 				strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`))
 			req.Header.Set("Authorization", "Bearer "+secret)
 			req.Header.Set("Content-Type", "application/json")
