@@ -82,8 +82,8 @@
 // open at a time; another is closed at once with 1013 "too many connections;
 // try again later". Before the upgrade a connection is bounded too: on
 // Linux one from another uid (sock_diag) is closed as it is accepted; at
-// most 32 may be in their handshake at once (the excess is closed at
-// once), each for at most 5 s. These limits apply to the WebSocket only: socket
+// most 32 may be in their handshake at once (the next wait in the kernel's
+// backlog), each for at most 5 s. These limits apply to the WebSocket only: socket
 // clients are never slowed by them. Callers appear as agent.Caller
 // {Transport: "websocket", Client: "ws"}: a TCP peer has no pid.
 //

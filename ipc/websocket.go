@@ -225,8 +225,8 @@ type WebSocketOptions struct {
 	// closed at once with 1013 "try again later". 0 means 64.
 	MaxConns int
 	// MaxHandshakes bounds connections accepted but not yet upgraded
-	// (they have not shown the secret); the excess is closed at once.
-	// 0 means 32.
+	// (they have not shown the secret); the next ones wait in the
+	// kernel's backlog until one ends. 0 means 32.
 	MaxHandshakes int
 	// HandshakeTimeout is how long a connection may take from accept to
 	// upgrade; 0 means 5 s.

@@ -19,7 +19,9 @@ import (
 //   - A connection from another uid (Linux: the kernel's sock_diag names
 //     the owner of the peer socket) is closed as soon as it is accepted.
 //   - At most maxPending connections may be in their handshake at once;
-//     the excess is closed at once.
+//     while they are, Accept waits and the next connections wait in the
+//     kernel's backlog, holding no descriptor of ours (a burst of
+//     legitimate clients is served in turn, not refused).
 //   - A handshake must finish (upgrade after every check passed) within
 //     timeout, or the connection is closed.
 //
@@ -28,24 +30,33 @@ import (
 type guardListener struct {
 	net.Listener
 	pending chan struct{}
+	done    chan struct{} // closed by Close: a waiting Accept returns
+	once    sync.Once
 	timeout time.Duration
 	uid     int
 	log     *slog.Logger
 
 	foreign  atomic.Int64 // connections refused for their uid
-	full     atomic.Int64 // connections refused for a full handshake queue
 	lastNote atomic.Int64 // unix nanoseconds of the last refusal log line
 }
 
 func newGuardListener(ln net.Listener, maxPending int, timeout time.Duration, log *slog.Logger) *guardListener {
-	return &guardListener{Listener: ln, pending: make(chan struct{}, maxPending), timeout: timeout, uid: os.Getuid(), log: log}
+	return &guardListener{Listener: ln, pending: make(chan struct{}, maxPending), done: make(chan struct{}),
+		timeout: timeout, uid: os.Getuid(), log: log}
 }
 
-// Accept returns the next connection that may start a handshake.
+// Accept returns the next connection that may start a handshake, once a
+// handshake slot is free.
 func (l *guardListener) Accept() (net.Conn, error) {
+	select {
+	case l.pending <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
+			<-l.pending
 			return nil, err
 		}
 		if uid, err := loopbackPeerUID(c); err == nil && uid != l.uid {
@@ -56,16 +67,15 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		select {
-		case l.pending <- struct{}{}:
-		default:
-			c.Close()
-			l.refused(&l.full, "refused websocket connections: too many handshakes in progress", "max", cap(l.pending))
-			continue
-		}
 		c.SetDeadline(time.Now().Add(l.timeout))
 		return &pendingConn{Conn: c, l: l}, nil
 	}
+}
+
+// Close closes the listener and ends a waiting Accept.
+func (l *guardListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 // refused counts a refusal and logs at most one line per 10 seconds, so a
