@@ -184,14 +184,19 @@ func TestHostileParamsNotEchoed(t *testing.T) {
 		t.Errorf("the agent logged a value:\n%s", a.p.stderr.String())
 	}
 	home := strings.TrimPrefix(a.Env[slices.IndexFunc(a.Env, func(s string) bool { return strings.HasPrefix(s, "HOME=") })], "HOME=")
+	audit := false
 	filepath.WalkDir(home, func(path string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
+			audit = audit || d.Name() == "audit.jsonl"
 			if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(marker)) {
 				t.Errorf("%s holds a value", path)
 			}
 		}
 		return nil
 	})
+	if !audit {
+		t.Errorf("no audit.jsonl under %s to check", home)
+	}
 }
 
 // TestHostileWebSocketFlood: another user (uid 65534, through setpriv)
