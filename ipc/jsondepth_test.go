@@ -20,6 +20,9 @@ func TestCheckDepth(t *testing.T) {
 		{`{"s":"[[[[{{{{"}`, 1, false},
 		{`{"s":"\"[[[[","t":"\\"}`, 1, false},
 		{`{"s":"\\\"[[["}`, 1, false},
+		{`{"s":"\\\\"}[[`, 1, true}, // an escaped backslash ends the string
+		{`["x\\\\\\\"[[[[[", "]"]`, 1, false},
+		{`{"s":"unterminated [[[[`, 1, false}, // left to the decoder
 		{strings.Repeat("[", 1<<20), MaxDepth, true},
 		{`{"a":1}}}}}]]]]{"b":{}}`, 2, false}, // malformed: left to the decoder
 	} {
