@@ -13,9 +13,9 @@ import (
 // loopbackPeerUID returns the uid owning the other end of c, a TCP
 // connection on this machine, by asking the kernel (NETLINK_SOCK_DIAG,
 // SOCK_DIAG_BY_FAMILY) for the socket whose local address is c's remote
-// address and whose remote address is c's local one. It returns
-// errPeerGone when that socket no longer exists, and another error when
-// the kernel cannot answer (no sock_diag, not TCP).
+// address and whose remote address is c's local one. It returns an error
+// when the kernel cannot answer (no sock_diag, not TCP, the peer socket
+// already gone).
 //
 // Gap: golang.org/x/sys/unix has the constants but not the inet_diag
 // structures; the request and the reply are laid out here after
@@ -70,9 +70,7 @@ func loopbackPeerUID(c net.Conn) (int, error) {
 	switch ne.Uint16(buf[4:]) {
 	case unix.NLMSG_ERROR:
 		if n >= hdrLen+4 {
-			if errno := syscall.Errno(-int32(ne.Uint32(buf[hdrLen:]))); errno == unix.ENOENT {
-				return -1, errPeerGone
-			} else if errno != 0 {
+			if errno := syscall.Errno(-int32(ne.Uint32(buf[hdrLen:]))); errno != 0 {
 				return -1, fmt.Errorf("sock_diag: %w", errno)
 			}
 		}
