@@ -48,9 +48,10 @@ type AuthTransport struct {
 	// the agent again for a RejectedToken).
 	Token func(ctx context.Context, req agent.TokenRequest) (agent.Token, error)
 
-	mu       sync.Mutex // guards scopes and attempts
+	mu       sync.Mutex // guards scopes, attempts and server
 	scopes   []string   // scopes asked for so far (step-up union)
 	attempts int
+	server   string // the URL the last token was issued for
 }
 
 var _ http.RoundTripper = (*AuthTransport)(nil)
@@ -61,6 +62,18 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	// A redirect to another origin follows a response from the server,
+	// so its URL is known: refuse before asking for a token, which could
+	// start a login.
+	t.mu.Lock()
+	server := t.server
+	t.mu.Unlock()
+	if server != "" {
+		if err := CheckOrigin(server, req.URL); err != nil {
+			closeBody(req)
+			return nil, err
+		}
 	}
 	body, err := replayableBody(req)
 	if err != nil {
@@ -85,6 +98,9 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		t.mu.Lock()
+		t.server = tok.Server
+		t.mu.Unlock()
 		r2 := req.Clone(ctx)
 		r2.Body, r2.GetBody = body()
 		if err := authorize(r2, tok); err != nil {
