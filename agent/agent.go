@@ -325,7 +325,7 @@ func (a *Agent) resolveSlow(ref string) (target, error) {
 	}
 	u, err := CanonicalServerURL(ref)
 	if err != nil {
-		return target{}, fmt.Errorf("%w: %q is neither a configured server nor a URL (%v)", ErrNotFound, ref, err)
+		return target{}, fmt.Errorf("%w: %q is neither a configured server nor a URL (%v)", ErrNotFound, redactURL(ref), err)
 	}
 	return target{url: u}, nil
 }

@@ -296,17 +296,22 @@ func (s *Settings) NameFor(serverURL string) string {
 func CanonicalServerURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("invalid server URL %q: %w", s, err)
+		// url.Error repeats the whole string; keep only its reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("invalid server URL: %w", err)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
-		return "", fmt.Errorf("invalid server URL %q: expected an absolute http(s) URL", s)
+		return "", fmt.Errorf("invalid server URL %q: expected an absolute http(s) URL", redactedURL(u))
 	}
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
-		return "", fmt.Errorf("invalid server URL %q: expected an absolute http(s) URL with a host", s)
+		return "", fmt.Errorf("invalid server URL %q: expected an absolute http(s) URL with a host", redactedURL(u))
 	}
 	if u.User != nil {
-		return "", fmt.Errorf("invalid server URL %q: userinfo is not allowed", redactUserinfo(u))
+		return "", fmt.Errorf("invalid server URL %q: userinfo is not allowed", redactedURL(u))
 	}
 	// Work on the original string so the path and query keep their exact
 	// bytes (url.URL.String may re-escape them).
@@ -337,12 +342,6 @@ func tidyMessage(m string) string {
 		m = string(unicode.ToLower(r)) + m[n:]
 	}
 	return m
-}
-
-func redactUserinfo(u *url.URL) string {
-	c := *u
-	c.User = url.User("REDACTED")
-	return c.String()
 }
 
 // SecretRef reports whether v is a reference to a stored secret
@@ -820,13 +819,29 @@ func validMetadataURL(s string) bool {
 	return false
 }
 
-// redactURL hides userinfo (it may hold a password) before a URL goes into
-// an error message.
+// redactURL hides userinfo, query and fragment (they may hold a password
+// or a key) before a URL goes into a message; a string that does not parse
+// is not shown at all.
 func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return redactUserinfo(u)
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(not a URL)"
 	}
-	return s
+	return redactedURL(u)
+}
+
+// redactedURL is u with "REDACTED" for its userinfo and query, so the
+// message still shows where the problem is, and without its fragment.
+func redactedURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User("REDACTED")
+	}
+	if c.RawQuery != "" || c.ForceQuery {
+		c.RawQuery, c.ForceQuery = "REDACTED", false
+	}
+	c.Fragment, c.RawFragment = "", ""
+	return c.String()
 }
 
 func tomlType(v any) string {

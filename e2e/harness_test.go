@@ -40,6 +40,7 @@ var builds = map[string]string{
 	"mcpkey":             ".",
 	"mcpserver":          "./e2e/mcpserver",
 	"autobrowser":        "./e2e/cmd/autobrowser",
+	"fdflood":            "./e2e/cmd/fdflood",
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
 	"swaplink":           "./e2e/cmd/swaplink",
 	"conformance-client": "./e2e/conformance-client",

@@ -35,6 +35,13 @@ type wsAgent struct {
 // (polling with a deadline) for agent.ws.json next to the socket.
 func startWSAgent(t testing.TB, browser string, args ...string) *wsAgent {
 	t.Helper()
+	return startWSAgentUnder(t, nil, browser, args...)
+}
+
+// startWSAgentUnder is startWSAgent with the agent run by a wrapper
+// command (e.g. prlimit ... --), which must exec it.
+func startWSAgentUnder(t testing.TB, wrapper []string, browser string, args ...string) *wsAgent {
+	t.Helper()
 	home := t.TempDir()
 	sockDir, err := os.MkdirTemp("", "mk")
 	if err != nil {
@@ -46,8 +53,9 @@ func startWSAgent(t testing.TB, browser string, args ...string) *wsAgent {
 	env := append(baseEnv(home), "MCPKEY_SOCK="+sock, "MCPKEY_NO_AUTOSTART=1", "MCPKEY_BACKEND=memory",
 		"BROWSER="+browser, "CHROMEBROWSER_CHROMIUM="+os.Getenv("CHROMEBROWSER_CHROMIUM"))
 	os.MkdirAll(filepath.Join(home, "run"), 0o700)
-	cmd := exec.Command(bin(t, "mcpkey"), append([]string{"agent", "--socket", sock, "--backend", "memory",
-		"--log-level", "debug", "--ws"}, args...)...)
+	argv := append(append(append([]string(nil), wrapper...), bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", "memory",
+		"--log-level", "debug", "--ws"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	a := &wsAgent{agentProc: &agentProc{Sock: sock, Env: env}, InfoPath: filepath.Join(sockDir, ipc.WebSocketInfoFile)}
 	a.p = start(t, "agent", cmd, nil)

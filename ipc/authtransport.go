@@ -27,6 +27,8 @@ import (
 //
 // At most MaxAuthAttempts logins are started for one transport, so a server
 // that never accepts ends in an error instead of a loop (spec-checklist §K).
+// A request to another origin than the token's server (a redirect) is
+// refused before a token is attached or refreshed (CheckOrigin).
 // Client.Transport is the simple form without Login.
 type AuthTransport struct {
 	// Client is the agent client. Required.
@@ -46,9 +48,10 @@ type AuthTransport struct {
 	// the agent again for a RejectedToken).
 	Token func(ctx context.Context, req agent.TokenRequest) (agent.Token, error)
 
-	mu       sync.Mutex // guards scopes and attempts
+	mu       sync.Mutex // guards scopes, attempts and server
 	scopes   []string   // scopes asked for so far (step-up union)
 	attempts int
+	server   string // the URL the last token was issued for
 }
 
 var _ http.RoundTripper = (*AuthTransport)(nil)
@@ -59,6 +62,18 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	// A redirect to another origin follows a response from the server,
+	// so its URL is known: refuse before asking for a token, which could
+	// start a login.
+	t.mu.Lock()
+	server := t.server
+	t.mu.Unlock()
+	if server != "" {
+		if err := CheckOrigin(server, req.URL); err != nil {
+			closeBody(req)
+			return nil, err
+		}
 	}
 	body, err := replayableBody(req)
 	if err != nil {
@@ -83,9 +98,15 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		t.mu.Lock()
+		t.server = tok.Server
+		t.mu.Unlock()
 		r2 := req.Clone(ctx)
 		r2.Body, r2.GetBody = body()
-		r2.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if err := authorize(r2, tok); err != nil {
+			closeBody(r2)
+			return nil, err
+		}
 		resp, err := base.RoundTrip(r2)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,10 @@
 // invalid-request error (id null) and the connection is closed. Once the
 // first byte of a message has arrived, the rest must follow within 30 s
 // (ServerOptions.FrameTimeout) or the connection is closed; a connection may
-// idle between messages for as long as it likes (subscribers do).
+// idle between messages for as long as it likes (subscribers do). Arrays
+// and objects may nest at most 64 levels (MaxDepth); a deeper message gets
+// an invalid-request error (id null) before it is decoded, and the
+// connection stays usable.
 //
 // The codec is separate from the transport (MessageConn, LineConn, and
 // Server.ServeConn): the WebSocket transport (below) carries the same
@@ -77,7 +80,10 @@
 // "request rate limit exceeded" (a close, not an error reply, so a runaway
 // client stops at once and learns why). At most 64 WebSocket connections are
 // open at a time; another is closed at once with 1013 "too many connections;
-// try again later". These limits apply to the WebSocket only: socket
+// try again later". Before the upgrade a connection is bounded too: on
+// Linux one from another uid (sock_diag) is closed as it is accepted; at
+// most 32 may be in their handshake at once (the next wait in the kernel's
+// backlog), each for at most 5 s. These limits apply to the WebSocket only: socket
 // clients are never slowed by them. Callers appear as agent.Caller
 // {Transport: "websocket", Client: "ws"}: a TCP peer has no pid.
 //
@@ -225,9 +231,10 @@
 //
 //	-32700  parse error (id null; the connection stays usable)
 //	-32600  invalid request (not JSON-RPC 2.0, bad id, duplicate id in
-//	        flight, frame over the cap)
+//	        flight, frame over the cap, nesting over MaxDepth)
 //	-32601  method not found (no data)
-//	-32602  invalid params (wrong types, missing server)
+//	-32602  invalid params (wrong types, missing server); the message names
+//	        the field and the expected type, never the value sent
 //
 // Application errors have a code in -32000..-32099 and a stable string in
 // data.code, which clients branch on:

@@ -3,10 +3,13 @@ package ipc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
+	"reflect"
 	"sync"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/mcpkey/mcpkey/agent"
 )
@@ -90,10 +93,38 @@ func decodeParams(raw json.RawMessage, v any) error {
 		return invalidParams("params must be an object")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		// json's messages name the field and types, never the value.
-		return invalidParams("invalid params: " + err.Error())
+		return invalidParams(paramsError(err))
 	}
 	return nil
+}
+
+// paramsError describes a decoding error by field and type only. Gap:
+// segmentio/encoding/json puts the offending bytes into its messages (a
+// passphrase, a client secret or a token sent with the wrong type), so its
+// messages are never passed on.
+func paramsError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" && te.Type != nil {
+		return fmt.Sprintf("invalid params: params.%s must be %s", te.Field, jsonKind(te.Type))
+	}
+	return "invalid params: not a valid params object"
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }
 
 func invalidParams(msg string) *Error {

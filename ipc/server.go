@@ -499,6 +499,10 @@ func (c *conn) handle(line []byte) {
 			tried = true
 		}
 	}
+	if err := CheckDepth(line, MaxDepth); err != nil {
+		c.reply(nil, nil, invalidRequest("message "+err.Error()))
+		return
+	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
 		c.reply(nil, nil, &Error{Code: CodeParseError, Message: "parse error",

@@ -16,6 +16,10 @@ import (
 // retries once with the token the agent returns. A second 401 is returned as
 // is. base nil means http.DefaultTransport.
 //
+// A request to another origin than the server's URL (a redirect, say) is
+// refused with an error wrapping ErrOtherOrigin, before any token is sent
+// or refreshed (see CheckOrigin).
+//
 // Errors from the agent (agent.ErrNeedsLogin, ErrNoAgent, ...) are returned
 // as the RoundTrip error, wrapped. The token is never logged.
 func (c *Client) Transport(server string, base http.RoundTripper) http.RoundTripper {
@@ -54,11 +58,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 			r.GetBody = getBody
 		}
-		typ := tok.TokenType
-		if typ == "" || equalFoldASCII(typ, "bearer") {
-			typ = "Bearer"
+		if err := authorize(r, tok); err != nil {
+			closeBody(r)
+			return nil, fmt.Errorf("mcpkey: %s: %w", t.server, err)
 		}
-		r.Header.Set("Authorization", typ+" "+tok.AccessToken)
 		return t.base.RoundTrip(r)
 	}
 

@@ -171,3 +171,32 @@ func TestTransport(t *testing.T) {
 		}
 	})
 }
+
+// TestAuthTransportRedirectStartsNoLogin: server A redirects to server B
+// while A's session needs a login. The redirect is refused before the
+// agent is asked again, so no login starts and B sees nothing.
+func TestAuthTransportRedirectStartsNoLogin(t *testing.T) {
+	var bHits, tokenCalls, logins atomic.Int64
+	hb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { bHits.Add(1) }))
+	defer hb.Close()
+	ha := httptest.NewServer(http.RedirectHandler(hb.URL+"/mcp", http.StatusTemporaryRedirect))
+	defer ha.Close()
+	b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
+		if tokenCalls.Add(1) == 1 {
+			return agent.Token{AccessToken: "at", TokenType: "Bearer", Server: ha.URL + "/mcp"}, nil
+		}
+		return agent.Token{}, &agent.NeedsLoginError{Server: req.Server, Reason: "expired"}
+	}}
+	s := startServer(t, b, ipc.ServerOptions{})
+	c := s.client()
+	defer c.Close()
+	at := &ipc.AuthTransport{Client: c, Server: ha.URL + "/mcp",
+		Login: func(context.Context, []string) error { logins.Add(1); return nil }}
+	_, err := (&http.Client{Transport: at}).Post(ha.URL+"/mcp", "application/json", strings.NewReader(`{}`))
+	if !errors.Is(err, ipc.ErrOtherOrigin) {
+		t.Errorf("err = %v, want ErrOtherOrigin", err)
+	}
+	if logins.Load() != 0 || bHits.Load() != 0 || tokenCalls.Load() != 1 {
+		t.Errorf("%d logins, %d requests at B, %d token calls; want 0, 0, 1", logins.Load(), bHits.Load(), tokenCalls.Load())
+	}
+}

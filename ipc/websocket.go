@@ -236,6 +236,13 @@ type WebSocketOptions struct {
 	// MaxConns bounds concurrent WebSocket connections; the excess is
 	// closed at once with 1013 "try again later". 0 means 64.
 	MaxConns int
+	// MaxHandshakes bounds connections accepted but not yet upgraded
+	// (they have not shown the secret); the next ones wait in the
+	// kernel's backlog until one ends. 0 means 32.
+	MaxHandshakes int
+	// HandshakeTimeout is how long a connection may take from accept to
+	// upgrade; 0 means 5 s.
+	HandshakeTimeout time.Duration
 	// RateLimit is each connection's sustained request rate per second,
 	// RateBurst its burst. A connection exceeding it is closed with 1008
 	// "request rate limit exceeded". 0 means 100/s with a burst of 200;
@@ -289,6 +296,12 @@ func NewWebSocketServer(srv *Server, opts WebSocketOptions) (*WebSocketServer, e
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 64
 	}
+	if opts.MaxHandshakes <= 0 {
+		opts.MaxHandshakes = 32
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 5 * time.Second
+	}
 	if opts.RateLimit == 0 {
 		opts.RateLimit, opts.RateBurst = 100, 200
 	}
@@ -317,7 +330,7 @@ func NewWebSocketServer(srv *Server, opts WebSocketOptions) (*WebSocketServer, e
 		w.origins[o] = true
 	}
 	w.up = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: opts.HandshakeTimeout,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 		Subprotocols:     []string{WebSocketSubprotocol},
@@ -334,6 +347,10 @@ func NewWebSocketServer(srv *Server, opts WebSocketOptions) (*WebSocketServer, e
 // Serve serves WebSocket connections on ln (from ListenWebSocket) until ctx
 // ends, then closes every connection and returns nil once all have
 // finished. Call it once per WebSocketServer.
+//
+// Before a connection has shown the secret it is bounded: another user's
+// connection is closed at accept (Linux), at most MaxHandshakes may be
+// pending, each for at most HandshakeTimeout (see guardListener).
 func (w *WebSocketServer) Serve(ctx context.Context, ln net.Listener) error {
 	tcp, ok := ln.Addr().(*net.TCPAddr)
 	if !ok {
@@ -343,14 +360,16 @@ func (w *WebSocketServer) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           w,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       30 * time.Second,
+		ReadHeaderTimeout: w.opts.HandshakeTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
 	}
+	// One request per connection: a refused one ends it, and an upgraded
+	// one is no longer HTTP.
+	hs.SetKeepAlivesEnabled(false)
 	stop := context.AfterFunc(ctx, func() { hs.Close() })
 	defer stop()
-	err := hs.Serve(ln)
+	err := hs.Serve(newGuardListener(ln, w.opts.MaxHandshakes, w.opts.HandshakeTimeout, w.log))
 	hs.Close()
 	w.mu.Lock()
 	w.closed = true
@@ -465,6 +484,9 @@ func (w *WebSocketServer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-w.slots }()
+	if pc, ok := ws.NetConn().(*pendingConn); ok {
+		pc.admit()
+	}
 	mc := w.newConn(ws)
 	// No pid on a TCP connection: the caller is identified by the secret
 	// it presented (reading it proves it runs as this user), its Origin

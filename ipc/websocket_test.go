@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -788,5 +789,50 @@ func TestWebSocketInfoPerAgent(t *testing.T) {
 	ln1.Close()
 	if got, err := ipc.ReadWebSocketInfo(ipc.WebSocketInfoPath(first)); err != nil || got != theirs {
 		t.Fatalf("another agent's info file after we closed: %+v, %v", got, err)
+	}
+}
+
+// TestWebSocketHandshakeBounds: connections that never show the secret
+// hold at most MaxHandshakes slots, each for at most HandshakeTimeout; a
+// client with the secret that comes while they hold every slot waits in
+// the backlog and is served once their time is up.
+func TestWebSocketHandshakeBounds(t *testing.T) {
+	const max, timeout = 4, 800 * time.Millisecond
+	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{MaxHandshakes: max, HandshakeTimeout: timeout})
+	addr := addrOf(s)
+	var idle []net.Conn
+	for range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	start := time.Now()
+	ws := gorillaDial(t, s) // waits for a slot
+	waited := time.Since(start)
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(statusReq)); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatalf("a client with the secret after the idle ones: %v", err)
+	}
+	if waited < timeout/2 {
+		t.Errorf("the client with the secret was served after %v while %d idle connections held every slot for %v", waited, max, timeout)
+	}
+	for i, c := range idle {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("idle connection %d after %v: %v, want closed by the server", i, time.Since(start), err)
+		}
+	}
+	// An upgraded connection outlives the handshake timeout.
+	ws.SetReadDeadline(time.Now().Add(2 * timeout))
+	var ne net.Error
+	if _, _, err := ws.ReadMessage(); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("upgraded connection after the handshake timeout: %v, want our own read deadline", err)
 	}
 }

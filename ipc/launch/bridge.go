@@ -24,6 +24,14 @@ import (
 // MaxMessage caps one JSON-RPC message in either direction (64 MiB).
 const MaxMessage = 64 << 20
 
+// MaxDepth is how deeply a message the bridge or the proxy reads may nest
+// before they treat it as opaque bytes (see ipc.CheckDepth): MCP messages
+// carry JSON Schemas, so far more than the agent's protocol needs.
+const MaxDepth = 512
+
+// decodable reports whether msg nests shallowly enough to decode.
+func decodable(msg []byte) bool { return ipc.CheckDepth(msg, MaxDepth) == nil }
+
 // DefaultLoginGrace is how long a request other than initialize waits for a
 // login in progress before it is answered with an error telling the user to
 // sign in.
@@ -312,6 +320,9 @@ func peek(msg []byte) peeked {
 	if len(msg) > 0 && msg[0] == '[' {
 		return peeked{batch: true}
 	}
+	if !decodable(msg) {
+		return peeked{}
+	}
 	var m struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -330,7 +341,7 @@ func (b *bridge) emit(msg []byte) {
 	if len(msg) == 0 {
 		return
 	}
-	if bytes.IndexByte(msg, '\n') >= 0 {
+	if bytes.IndexByte(msg, '\n') >= 0 && decodable(msg) {
 		var c bytes.Buffer
 		if json.Compact(&c, msg) == nil {
 			msg = c.Bytes()
@@ -460,7 +471,7 @@ func errOr(err, def error) error {
 // emitBody emits a JSON body: one message or a batch.
 func (b *bridge) emitBody(body []byte) {
 	body = bytes.TrimSpace(body)
-	if len(body) > 0 && body[0] == '[' {
+	if len(body) > 0 && body[0] == '[' && decodable(body) {
 		var msgs []json.RawMessage
 		if json.Unmarshal(body, &msgs) == nil {
 			for _, m := range msgs {
@@ -514,7 +525,7 @@ func (b *bridge) httpError(ctx context.Context, line []byte, p peeked, resp *htt
 	var m struct {
 		Error json.RawMessage `json:"error"`
 	}
-	if p.call() && json.Unmarshal(body, &m) == nil && len(m.Error) > 0 && m.Error[0] == '{' {
+	if p.call() && decodable(body) && json.Unmarshal(body, &m) == nil && len(m.Error) > 0 && m.Error[0] == '{' {
 		out, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(p.id), "error": m.Error})
 		b.emit(out)
 		return

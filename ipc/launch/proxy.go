@@ -288,6 +288,20 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 		},
 		Transport:     transport,
 		FlushInterval: -1, // stream SSE and everything else at once
+		// A redirect to another origin is refused as the other paths
+		// refuse it, rather than handed to a client that may follow it
+		// with the proxy's secret.
+		ModifyResponse: func(resp *http.Response) error {
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode < 300 || resp.StatusCode > 399 || loc == "" {
+				return nil
+			}
+			u, err := resp.Request.URL.Parse(loc)
+			if err != nil {
+				return errors.New("the server redirected to an unreadable Location")
+			}
+			return ipc.CheckOrigin(t.sc.URL, u)
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var nl *agent.NeedsLoginError
 			id, _ := r.Context().Value(rpcIDKey{}).(string)

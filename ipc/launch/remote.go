@@ -119,8 +119,7 @@ func resolve(ctx context.Context, c *ipc.Client, server string) (*target, error)
 // guard that refuses any other origin, so a token is never sent to a server
 // it was not issued for.
 func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper, tokens *tokenCache, login func(context.Context, []string) error) (http.RoundTripper, error) {
-	u, err := url.Parse(t.sc.URL)
-	if err != nil {
+	if _, err := url.Parse(t.sc.URL); err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
 	}
 	if base == nil {
@@ -139,7 +138,7 @@ func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper
 		}
 		rt = at
 	}
-	return &originGuard{scheme: u.Scheme, host: u.Host, base: rt}, nil
+	return &originGuard{server: t.sc.URL, base: rt}, nil
 }
 
 // headerTransport adds static headers (API keys) to every request.
@@ -156,20 +155,21 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// originGuard refuses requests to any origin but the server's: a legacy
-// SSE server's endpoint event, or a redirect, must not carry the server's
-// token elsewhere (spec-checklist §N.1).
+// originGuard refuses requests to any origin but the server's
+// (ipc.CheckOrigin): a legacy SSE server's endpoint event, or a redirect,
+// must not carry the server's token or API key elsewhere (spec-checklist
+// §N.1).
 type originGuard struct {
-	scheme, host string
-	base         http.RoundTripper
+	server string
+	base   http.RoundTripper
 }
 
 func (g *originGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.EqualFold(req.URL.Scheme, g.scheme) || !strings.EqualFold(req.URL.Host, g.host) {
+	if err := ipc.CheckOrigin(g.server, req.URL); err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("refusing to send credentials for %s://%s to %s://%s", g.scheme, g.host, req.URL.Scheme, req.URL.Host)
+		return nil, err
 	}
 	return g.base.RoundTrip(req)
 }

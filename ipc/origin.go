@@ -1,0 +1,84 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mcpkey/mcpkey/agent"
+)
+
+// ErrOtherOrigin is returned (wrapped) by CheckOrigin and by every
+// transport that attaches the agent's credentials (Client.Transport,
+// AuthTransport, and through them probe, bridge and proxy) when a request
+// goes to another origin than the server the credentials are for: a
+// redirect (301, 302, 307, 308), or a legacy SSE endpoint event, that
+// points elsewhere.
+var ErrOtherOrigin = errors.New("a redirect or link to another origin")
+
+// CheckOrigin returns nil when target has the origin (scheme, host, port)
+// of server, the URL the credentials were issued for, and an error wrapping
+// ErrOtherOrigin otherwise. Such a request is refused, not sent without the
+// credentials: a server that moved is fixed by configuring its new URL
+// (and signing in there), while following a redirect without the token
+// would only end in a 401 from a server we never meant to talk to. The
+// error names origins only, never a path, query or userinfo.
+//
+// Default ports count as given (https://h and https://h:443 are one
+// origin); hosts compare case-insensitively.
+func CheckOrigin(server string, target *url.URL) error {
+	s, err := url.Parse(server)
+	if err != nil || s.Host == "" || (s.Scheme != "http" && s.Scheme != "https") {
+		return fmt.Errorf("refusing to send credentials to %s: no server URL to check it against: %w", display(target), ErrOtherOrigin)
+	}
+	if origin(s) != origin(target) {
+		return fmt.Errorf("refusing to send the credentials for %s to %s: %w\nhint: if the server moved, configure it by the URL it answers on and sign in there",
+			display(s), display(target), ErrOtherOrigin)
+	}
+	return nil
+}
+
+// display is scheme://host[:port] of u: no path, query or userinfo.
+func display(u *url.URL) string {
+	if u == nil {
+		return "(no URL)"
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
+}
+
+// origin is scheme://host:port, lower case, with the default port filled in.
+func origin(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + ":" + port
+}
+
+// authorize sets r's Authorization header to tok, after CheckOrigin of
+// r.URL against the server tok was issued for (tok.Server). It is the one
+// place the agent's tokens are attached to a request.
+func authorize(r *http.Request, tok agent.Token) error {
+	if err := CheckOrigin(tok.Server, r.URL); err != nil {
+		return err
+	}
+	typ := tok.TokenType
+	if typ == "" || equalFoldASCII(typ, "bearer") {
+		typ = "Bearer"
+	}
+	r.Header.Set("Authorization", typ+" "+tok.AccessToken)
+	return nil
+}
