@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Logger.Warn("some stored sessions could not be read", "err", err)
 	}
 	for _, r := range recs {
-		a.sessions[sessionKey{r.Server, r.Account}] = newSession(r, &a.marginCap)
+		a.sessions[sessionKey{r.Server, r.Account}] = newLoadedSession(r, &a.marginCap)
 	}
 	if err := a.startGuard(); err != nil {
 		cancel()

@@ -66,7 +66,10 @@ func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
 
 	a.forgetApprovals(DecisionLocked)
 	a.mu.Lock()
-	n := len(a.sessions)
+	dropped := make([]*session, 0, len(a.sessions))
+	for _, s := range a.sessions {
+		dropped = append(dropped, s)
+	}
 	a.sessions = make(map[sessionKey]*session)
 	logins := make([]*loginFlight, 0, len(a.logins))
 	for _, f := range a.logins {
@@ -76,9 +79,11 @@ func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
 	for _, f := range logins {
 		f.cancel()
 	}
+	forget(dropped...)
+	a.releaseMemory()
 	a.audit(ctx, AuditRecord{Event: AuditLock, Reason: reason})
 	a.publish(Event{Kind: EventLocked, Message: reason})
-	a.log.Info("locked", "sessions_dropped", n, "passphrase", passphrase != "")
+	a.log.Info("locked", "sessions_dropped", len(dropped), "passphrase", passphrase != "")
 	return nil
 }
 
@@ -127,7 +132,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	}
 	sessions := make(map[sessionKey]*session, len(recs))
 	for _, r := range recs {
-		sessions[sessionKey{r.Server, r.Account}] = newSession(r, &a.marginCap)
+		sessions[sessionKey{r.Server, r.Account}] = newLoadedSession(r, &a.marginCap)
 	}
 	a.mu.Lock()
 	a.sessions = sessions

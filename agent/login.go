@@ -188,6 +188,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
 	}
 	s := newSession(rec, &a.marginCap)
+	ts.Wipe() // the session holds its own copies
 	s.lastUsed = now
 	a.mu.Lock()
 	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
@@ -406,6 +407,8 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.Lock()
 	delete(a.sessions, key)
 	a.mu.Unlock()
+	forget(s)
+	a.releaseMemory()
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
 	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})

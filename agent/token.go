@@ -45,6 +45,10 @@ type session struct {
 	// the next attempt may start.
 	failures int
 	retryAt  time.Time
+	// retired holds the tokens the previous adoption superseded, in memory
+	// of the session's own, until the next adoption or a wipe clears them
+	// (adoptLocked).
+	retired []string
 	// unpersisted is set when a refreshed record could not be written to
 	// the store yet: it must be, before its tokens are served.
 	unpersisted bool
@@ -86,8 +90,8 @@ type flight struct {
 }
 
 func newSession(r store.SessionRecord, cap *marginCap) *session {
-	s := &session{rec: r, cap: cap}
-	s.renewHotLocked()
+	s := &session{cap: cap}
+	s.adoptLocked(r)
 	return s
 }
 
@@ -317,8 +321,8 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		if stored, lerr := store.LoadSession(ctx, a.cfg.Store, r.Server, r.Account); lerr == nil &&
 			stored.RefreshToken != "" && stored.RefreshToken != r.RefreshToken {
 			s.mu.Lock()
-			s.rec, s.failures, s.retryAt, s.lastErr = stored, 0, time.Time{}, ""
-			s.renewHotLocked()
+			s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
+			s.adoptLocked(stored)
 			s.mu.Unlock()
 			a.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
 			return nil
@@ -341,13 +345,15 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	s.mu.Lock()
 	// Keep the rotated refresh token in memory even if the write below fails:
 	// the old one is already spent.
-	s.rec, s.unpersisted = next, true
+	s.unpersisted = true
 	s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
-	s.renewHotLocked()
+	s.adoptLocked(next)
 	s.mu.Unlock()
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))
 	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
-	return a.persist(ctx, s, next)
+	err = a.persist(ctx, s, next)
+	ts.Wipe() // the session holds its own copies
+	return err
 }
 
 // persist writes r (a refreshed record) before its tokens may be served.

@@ -177,6 +177,7 @@ func (l *LineConn) Flush() error {
 		}
 	}
 	_, err := l.c.Write(l.wbuf)
+	clear(l.wbuf) // replies carry tokens: leave no copy behind
 	if cap(l.wbuf) > 64<<10 {
 		l.wbuf = nil // don't pin a burst's buffer
 	} else {

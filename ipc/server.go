@@ -240,6 +240,7 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		t.Stop()
 	}
 	<-writerDone
+	clear(c.lastJSON) // a token: leave no copy in freed memory
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil || c.isClosed() {
 		log.Debug("connection closed")
 		return nil
@@ -317,6 +318,7 @@ var bufPool = sync.Pool{New: func() any { return make([]byte, 0, 2048) }}
 func getBuf() []byte { return bufPool.Get().([]byte)[:0] }
 
 func putBuf(b []byte) {
+	clear(b) // replies carry tokens: no copy waits in the pool or in freed memory
 	if cap(b) <= 64<<10 {
 		bufPool.Put(b[:0]) //nolint:staticcheck // a slice header is cheaper than the 2 KB it saves
 	}

@@ -17,7 +17,11 @@
 //   - MCP authorization, 2025-03-26 … 2026-07-28
 package oauth
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
+)
 
 // Challenge is what a 401 or 403 answer's WWW-Authenticate Bearer challenge
 // said.
@@ -91,4 +95,12 @@ type TokenSet struct {
 	RefreshToken string // "" when none was issued (keep the old one on refresh)
 	ExpiresAt    time.Time
 	Scopes       []string // granted scopes ("" in the answer = requested scopes)
+}
+
+// Wipe overwrites the tokens in ts (decoded from an answer, so memory of this
+// process's own) once the caller has kept its own copies: see package
+// wipe. ts must not be used afterwards.
+func (ts *TokenSet) Wipe() {
+	wipe.String(ts.AccessToken)
+	wipe.String(ts.RefreshToken)
 }

@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"io"
 	"math"
 	"mime"
@@ -173,6 +175,7 @@ func tokenRequest(ctx context.Context, hc *http.Client, endpoint string, form ur
 		return nil, err
 	}
 	raw, err := decodeTokenBody(ctype, body)
+	clear(body) // the tokens in it are in raw now: leave no other copy behind
 	if !status2xx(status) || (err == nil && rawString(raw, "error") != "") {
 		return nil, bodyTokenError(status, raw, append(secrets, c.ClientSecret))
 	}
@@ -208,7 +211,9 @@ func postTokenForm(ctx context.Context, hc *http.Client, endpoint string, form u
 			form.Set("client_secret", secret)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	enc := form.Encode()
+	defer wipe.String(enc) // it carries a code, a refresh token or a client secret
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(enc))
 	if err != nil {
 		return 0, "", nil, err
 	}
@@ -282,7 +287,7 @@ func decodeTokenBody(contentType string, body []byte) (map[string]any, error) {
 		return formToRaw(v), nil
 	}
 	var raw map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil || raw == nil {
 		return nil, errors.New("answer is not a JSON object")

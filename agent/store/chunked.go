@@ -135,6 +135,7 @@ func (c *chunked) Get(ctx context.Context, key string) ([]byte, error) {
 			return nil, err
 		}
 		out = append(out, p...)
+		clear(p) // a piece of a secret: only out keeps it
 	}
 	sum := sha256.Sum256(out)
 	if len(out) != m.length || subtle.ConstantTimeCompare(sum[:], m.sum[:]) != 1 {
@@ -153,6 +154,7 @@ func (c *chunked) oldManifestLocked(ctx context.Context, key string) (*manifest,
 		return nil, err
 	}
 	if !isManifest(v) {
+		clear(v) // the value being replaced, a token: leave no copy behind
 		return nil, nil
 	}
 	m, err := parseManifest(key, v)

@@ -199,13 +199,13 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 	}
 	id := SessionID(r.Server, r.Account)
 	if r.RefreshToken != "" {
-		if err := s.Put(ctx, sessionKey(id, "refresh"), []byte(r.RefreshToken)); err != nil {
+		if err := putWiped(ctx, s, sessionKey(id, "refresh"), r.RefreshToken); err != nil {
 			return fmt.Errorf("put session %s: %w", r.Server, err)
 		}
 	} else if err := s.Delete(ctx, sessionKey(id, "refresh")); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
-	if err := s.Put(ctx, sessionKey(id, "access"), []byte(r.AccessToken)); err != nil {
+	if err := putWiped(ctx, s, sessionKey(id, "access"), r.AccessToken); err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
 	m := r.Meta()
@@ -275,12 +275,23 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 			return SessionRecord{}, err
 		}
 	}
+	// Get's buffers are ours: leave only the record's copies behind.
+	defer clear(access)
+	defer clear(refresh)
 	return SessionRecord{
 		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
 		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}, nil
+}
+
+// putWiped stores a token and overwrites the buffer it handed the store:
+// every Store copies what it keeps.
+func putWiped(ctx context.Context, s Store, key, token string) error {
+	b := []byte(token)
+	defer clear(b)
+	return s.Put(ctx, key, b)
 }
 
 // LoadSession reads the session for (server, account), or returns an error

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"runtime"
+	"runtime/debug"
+
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
+	"github.com/mcpkey/mcpkey/agent/store"
+)
+
+// Tokens in memory (issue 13 §9; see package wipe for why). A session holds
+// its tokens in memory it allocated itself (wipe.Own) and overwrites it when
+// it drops them (lock, logout) or two refreshes after they were superseded;
+// the copies decoded from a token response or read from the store are
+// overwritten once the session has its own; the ipc server clears its reply
+// buffers. After a lock or a logout the agent returns freed memory to the OS
+// (releaseMemory), which zeroes whole free pages. Copies made inside
+// libraries (net/http's and the keyring's buffers) are not ours to wipe;
+// e2e's TestLockScrubsMemory counts what remains in a core dump.
+
+// adoptLocked makes r the session's record. Its tokens are copied into
+// memory of the session's own unless they are the ones it already holds;
+// tokens it no longer holds are retired, and those retired by the previous
+// adoption (two generations old: no caller is still being handed them) are
+// wiped.
+func (s *session) adoptLocked(r store.SessionRecord) {
+	var retired []string
+	r.AccessToken = s.keepOrOwn(s.rec.AccessToken, r.AccessToken, &retired)
+	r.RefreshToken = s.keepOrOwn(s.rec.RefreshToken, r.RefreshToken, &retired)
+	for _, t := range s.retired {
+		wipe.String(t)
+	}
+	s.rec, s.retired = r, retired
+	s.renewHotLocked()
+}
+
+// keepOrOwn returns held when next equals it, else an owned copy of next,
+// appending held to retired.
+func (s *session) keepOrOwn(held, next string, retired *[]string) string {
+	if next == held {
+		return held
+	}
+	if held != "" {
+		*retired = append(*retired, held)
+	}
+	return wipe.Own(next)
+}
+
+// wipeLocked overwrites every token the session holds and forgets them.
+func (s *session) wipeLocked() {
+	for _, t := range append(s.retired, s.rec.AccessToken, s.rec.RefreshToken) {
+		wipe.String(t)
+	}
+	s.rec.AccessToken, s.rec.RefreshToken, s.retired = "", "", nil
+	s.renewHotLocked()
+}
+
+// forget wipes the tokens of sessions the agent no longer holds.
+func forget(ss ...*session) {
+	for _, s := range ss {
+		s.mu.Lock()
+		s.wipeLocked()
+		s.mu.Unlock()
+	}
+}
+
+// releaseMemory closes idle connections to authorization servers (net/http
+// keeps the last request, a refresh token in its form, in each connection's
+// write buffer), collects garbage twice and returns free pages to the OS, so the
+// tokens in them are gone too (the kernel hands back zeroed pages).
+func (a *Agent) releaseMemory() {
+	for i := range a.clients {
+		a.clientsOnce[i].Do(func() {}) // pairs with httpClient's write
+		if c := a.clients[i]; c != nil {
+			c.CloseIdleConnections()
+		}
+	}
+	// Two collections: sync.Pools (encoding/json's encoder buffers hold the
+	// last replies) are emptied only by the second.
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+// newLoadedSession is newSession for a record just read from the store,
+// whose token strings (converted from the store's buffers) nothing else
+// holds: they are overwritten once the session has its own copies.
+func newLoadedSession(r store.SessionRecord, cap *marginCap) *session {
+	s := newSession(r, cap)
+	wipe.String(r.AccessToken)
+	wipe.String(r.RefreshToken)
+	return s
+}
