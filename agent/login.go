@@ -143,10 +143,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// Scopes: explicit (flag, config), else the spec's selection; a step-up
 	// asks for the union with what the session already holds.
 	var previous []string
+	var prevRec *store.SessionRecord
 	a.mu.RLock()
 	if s := a.sessions[key]; s != nil {
 		s.mu.Lock()
 		previous = s.rec.Scopes
+		prevRec = ptr(s.rec)
 		s.mu.Unlock()
 	}
 	a.mu.RUnlock()
@@ -160,13 +162,13 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	var ts *oauth.TokenSet
 	var client *oauth.Client
 	for attempt := 0; ; attempt++ {
-		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, attempt > 0, step)
+		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, step)
 		if err == nil {
 			break
 		}
 		// A registration the AS no longer knows (or whose redirect URI it
 		// rejects): forget it and register again, once.
-		if attempt == 0 && oauth.IsInvalidClient(err) && client != nil && client.Source != "preregistered" {
+		if attempt == 0 && oauth.IsInvalidClient(err) && client != nil && client.Source != oauth.SourcePreregistered {
 			step("the authorization server rejected the stored client registration; registering again")
 			continue
 		}
@@ -176,11 +178,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	now := a.now()
 	ts.ExpiresAt = a.onOurClock(ts.ExpiresAt)
 	rec := store.SessionRecord{
-		Server: key.server, Account: key.account, Issuer: as.Issuer, ClientID: client.ClientID,
+		Server: key.server, Account: key.account, Issuer: as.Issuer,
 		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
 		ExpiresAt: ts.ExpiresAt, ObtainedAt: now, Scopes: ts.Scopes,
 		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
 	}
+	recordClient(&rec, client)
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}
@@ -201,7 +204,11 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	if key.account != "" {
 		who += " as " + key.account
 	}
-	step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	if rec.ExpiresAt.IsZero() {
+		step(who + "; the server gave no token lifetime: the token is used until the server rejects it")
+	} else {
+		step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
@@ -210,7 +217,11 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 // authorize registers (or reuses a registration) and runs one authorization:
 // the device grant for a headless login when the AS offers it, else the
 // authorization-code flow with a loopback callback.
-func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+//
+// The client is, in order: the one the login request or the config names,
+// else the pre-registered client the session being renewed (prev) was
+// issued to, else the issuer's stored or a new registration.
+func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
 	hc := a.httpClient(t)
 	existing, err := a.loadClient(ctx, as.Issuer)
@@ -252,19 +263,27 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	if cimd == "" {
 		cimd = t.settings.ClientMetadataURL
 	}
-	if existing == nil || clientID == "" {
-		step("registering with " + as.Issuer)
+	preIssuer := ""
+	if clientID == "" && prev != nil && prev.ClientSource == oauth.SourcePreregistered && prev.Issuer == as.Issuer {
+		// Renewing a session issued to a pre-registered client: use it again.
+		clientID, secret, preIssuer = prev.ClientID, prev.ClientSecret, prev.Issuer
 	}
 	client, err := oauth.Register(ctx, hc, as, oauth.RegisterRequest{
 		Existing: existing, ClientID: clientID, ClientSecret: secret, ClientMetadataURL: cimd,
-		// No Scopes: a registration outlives one login (step-ups ask for
-		// more), so it must not pin the AS to this login's scopes.
-		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now,
+		PreregisteredIssuer: preIssuer,
+		// A dynamic registration asks for this login's scopes (some servers
+		// allow a client nothing else); a later login that needs more
+		// registers again with the union.
+		Scopes:      scopes,
+		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if client.Source != "preregistered" && (existing == nil || existing.ClientID != client.ClientID ||
+	if client.Source == oauth.SourcePreregistered {
+		step("using the pre-registered client " + client.ClientID)
+	}
+	if client.Source != oauth.SourcePreregistered && (existing == nil || existing.ClientID != client.ClientID ||
 		!slices.Equal(existing.RedirectURIs, client.RedirectURIs)) {
 		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
@@ -385,7 +404,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	case rec.RevocationEndpoint == "":
 		res.RevokeError = "the authorization server offers no revocation endpoint"
 	default:
-		client, err := a.loadClient(ctx, rec.Issuer)
+		client, err := a.sessionClient(ctx, t, rec)
 		if err == nil {
 			as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
 			tok, hint := rec.RefreshToken, "refresh_token"
@@ -406,6 +425,17 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.Lock()
 	delete(a.sessions, key)
 	a.mu.Unlock()
+	if req.ForgetClient && rec.Issuer != "" {
+		// Whichever client the issuer's stored registration is: the user
+		// asked for the next login to register anew.
+		forgot, err := a.forgetClient(ctx, rec.Issuer, "")
+		if err != nil {
+			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
+		}
+		if forgot {
+			res.ForgotClient = rec.Issuer
+		}
+	}
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
 	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
@@ -481,7 +511,20 @@ func preflight(ctx context.Context, hc *http.Client, authURL string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized {
-		return &oauth.AuthorizeError{Code: "invalid_client", Description: "the authorization server refused the stored client registration"}
+		return &oauth.AuthorizeError{Code: "invalid_client", Description: fmt.Sprintf("the authorization endpoint answered HTTP %d to the stored client registration", resp.StatusCode)}
+	}
+	// Ory Hydra (and others) redirect to their own error page instead:
+	// 302 to …?error=invalid_client. An error in the redirect is the
+	// answer the browser would get; act on the ones that blame the client.
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if loc, err := resp.Location(); err == nil {
+			q := loc.Query()
+			ae := &oauth.AuthorizeError{Code: q.Get("error"), Description: q.Get("error_description")}
+			if ae.Code != "" && oauth.IsInvalidClient(ae) {
+				ae.Description = "the authorization endpoint redirected to an error page: " + ae.Code
+				return ae
+			}
+		}
 	}
 	return nil
 }

@@ -50,8 +50,15 @@ type RegisterRequest struct {
 	RedirectURI string
 	// ClientName is shown by the AS on its consent page. Empty means "mcpkey".
 	ClientName string
-	// Scopes, when set, are sent as the DCR scope metadata.
+	// Scopes are the scopes this login asks for. A dynamic registration
+	// sends them (with those of a registration it replaces) as its scope
+	// metadata, and a stored dynamic registration that lacks one of them is
+	// replaced: servers such as Ory Hydra refuse scopes a client was not
+	// registered for.
 	Scopes []string
+	// Progress, when set, is told before a registration request is sent
+	// ("registering with …"), and only then.
+	Progress func(msg string)
 	// Now stamps RegisteredAt and checks secret expiry. Nil means time.Now.
 	Now func() time.Time
 }
@@ -128,10 +135,19 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 		}, nil
 	}
 
+	why := ""
 	if e := req.Existing; e != nil && e.Issuer == as.Issuer && e.ClientID != "" && reusable(e, req, now()) {
-		c := *e
-		c.RedirectURIs = slices.Clone(e.RedirectURIs)
-		return &c, nil
+		missing := missingScope(e, req.Scopes)
+		if missing == "" || as.RegistrationEndpoint == "" {
+			c := *e
+			c.RedirectURIs = slices.Clone(e.RedirectURIs)
+			return &c, nil
+		}
+		// RFC 7592 could update it in place, but few servers offer it and
+		// a new registration works everywhere: the old client's sessions
+		// keep refreshing with the client they recorded.
+		why = " again (the stored registration does not cover scope " + missing + ")"
+		req.Scopes = unionStrings(strings.Fields(e.Scope), req.Scopes)
 	}
 
 	if req.ClientMetadataURL != "" && as.ClientIDMetadataDocumentSupported {
@@ -149,6 +165,9 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 	}
 
 	if as.RegistrationEndpoint != "" {
+		if req.Progress != nil {
+			req.Progress("registering with " + as.Issuer + why)
+		}
 		c, err := registerDCR(ctx, hc, as, req, now())
 		if err != nil {
 			return nil, fmt.Errorf("register with %s: %w", as.Issuer, err)
@@ -179,6 +198,31 @@ func reusable(e *Client, req RegisterRequest, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// missingScope returns the first of want a dynamic registration was not
+// registered for ("" when it covers them all, or is not a dynamic one).
+func missingScope(e *Client, want []string) string {
+	if e.Source != SourceDCR {
+		return ""
+	}
+	have := strings.Fields(e.Scope)
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+func unionStrings(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sameRedirect compares redirect URIs, ignoring the port of loopback ones.
@@ -333,6 +377,7 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 		RedirectURIs:            redirects,
 		Source:                  SourceDCR,
 		RegisteredAt:            now,
+		Scope:                   meta.Scope,
 	}, nil
 }
 

@@ -252,7 +252,7 @@ func TestRegisterDCRRequestAndAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tt.want
-			want.Issuer, want.Source, want.RegisteredAt = as.Issuer, SourceDCR, fixedNow
+			want.Issuer, want.Source, want.RegisteredAt, want.Scope = as.Issuer, SourceDCR, fixedNow, "mcp:tools offline_access"
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("got  %+v\nwant %+v", *got, want)
 			}
