@@ -377,6 +377,13 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	// the old one is already spent.
 	s.rec, s.unpersisted = next, true
 	s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
+	if !next.ExpiresAt.IsZero() && !lastsFor(next.ExpiresAt, next.ObtainedAt, s.margin(next)+time.Second) {
+		// A token that expires at once: back off as after a failure, or
+		// the refresh loop would ask again and again.
+		s.failures = 1
+		s.retryAt = next.ObtainedAt.Add(minBackoff)
+		s.lastErr = "the authorization server issued an access token that has already expired"
+	}
 	s.renewHotLocked()
 	s.mu.Unlock()
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))

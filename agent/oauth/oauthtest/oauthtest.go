@@ -127,6 +127,25 @@ type Options struct {
 	// Now is the server's clock (nil = time.Now): token expiry, JWT iat and
 	// exp, and the resource's expiry check.
 	Now func() time.Time
+	// ClientErrorPage makes /authorize answer a client_id it does not know
+	// the way Ory Hydra does: a 302 to its own error page
+	// ({IssuerPath}/error?error=invalid_client&…), not a 400.
+	ClientErrorPage bool
+	// DCRDefaultScopes, when non-nil, limits each dynamically registered
+	// client to the scopes of its registration's "scope", or to these when
+	// it sent none (Hydra's default_scope); /authorize answers
+	// invalid_scope for any other scope.
+	DCRDefaultScopes []string
+}
+
+// Fault is how the token endpoint answers refresh grants while set
+// (SetRefreshFault): a status, content type and body, or a connection
+// reset without an answer.
+type Fault struct {
+	Status      int
+	ContentType string
+	Body        string
+	Reset       bool
 }
 
 // Client is a registered client.
@@ -138,6 +157,9 @@ type Client struct {
 	// RedirectURIs; nil accepts any http loopback redirect. Loopback
 	// entries match on any port (RFC 8252 §7.3).
 	RedirectURIs []string
+	// Scopes, when non-nil, are all the scopes the client may ask for.
+	Scopes []string
+	dynamic bool
 }
 
 // TokenRequest is one request the token endpoint received.
@@ -183,6 +205,7 @@ type Server struct {
 	revokes    []url.Values
 	devPolls   []time.Time
 	failStatus int
+	fault      *Fault
 	down       bool
 	badGrant   bool
 	seq        int
@@ -256,6 +279,10 @@ func New(t testing.TB, opts Options) *Server {
 		mux.HandleFunc("/.well-known/openid-configuration"+ip, s.serveMetadata)
 	}
 	mux.HandleFunc(ip+"/authorize", s.serveAuthorize)
+	mux.HandleFunc(ip+"/error", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<h1>An error occurred</h1>") // the browser stays here: nothing reaches the callback
+	})
 	mux.HandleFunc(ip+"/token", s.serveToken)
 	if !opts.DisableRegistration {
 		mux.HandleFunc(ip+"/register", s.serveRegister)
@@ -320,6 +347,22 @@ func (s *Server) SetTokenFailure(status int) { s.mu.Lock(); s.failStatus = statu
 // SetDown makes every endpoint drop the connection without an answer (a
 // network error at the client) while down is true.
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+
+// SetRefreshFault makes /token answer every refresh grant with f (counted
+// in Refreshes); nil restores normal service.
+func (s *Server) SetRefreshFault(f *Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
+
+// ForgetClients forgets every dynamically registered client, as an
+// authorization server with an in-memory database does when it restarts.
+func (s *Server) ForgetClients() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.clients {
+		if c.dynamic {
+			delete(s.clients, id)
+		}
+	}
+}
 
 // ForceInvalidGrant makes every refresh answer invalid_grant while on.
 func (s *Server) ForceInvalidGrant(on bool) { s.mu.Lock(); s.badGrant = on; s.mu.Unlock() }
@@ -513,6 +556,10 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	c := s.clients[q.Get("client_id")]
 	s.mu.Unlock()
 	if c == nil {
+		if s.opts.ClientErrorPage {
+			http.Redirect(w, r, s.Issuer+"/error?error=invalid_client&error_description=Client+authentication+failed", http.StatusFound)
+			return
+		}
 		http.Error(w, "unknown client_id", http.StatusBadRequest)
 		return
 	}
@@ -558,6 +605,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case s.opts.AuthorizeError != "":
 		fail(s.opts.AuthorizeError, s.opts.AuthorizeErrorDescription)
 		return
+	}
+	if c.Scopes != nil {
+		for _, sc := range strings.Fields(q.Get("scope")) {
+			if !slices.Contains(c.Scopes, sc) {
+				fail("invalid_scope", "the client is not allowed to request scope "+sc)
+				return
+			}
+		}
 	}
 	code := randomString()
 	s.mu.Lock()
@@ -621,6 +676,26 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	gt := r.PostForm.Get("grant_type")
 	if gt == "refresh_token" {
 		s.refreshes++
+		if f := s.fault; f != nil {
+			if f.Reset {
+				if hj, ok := w.(http.Hijacker); ok {
+					if c, _, err := hj.Hijack(); err == nil {
+						if tc, ok := c.(*net.TCPConn); ok {
+							tc.SetLinger(0) // RST, not FIN
+						}
+						c.Close()
+						return
+					}
+				}
+				panic(http.ErrAbortHandler)
+			}
+			if f.ContentType != "" {
+				w.Header().Set("Content-Type", f.ContentType)
+			}
+			w.WriteHeader(f.Status)
+			io.WriteString(w, f.Body)
+			return
+		}
 	}
 	if s.failStatus != 0 {
 		writeErr(w, oauthErr{s.failStatus, "server_error", "the token endpoint is failing on purpose"})
@@ -834,7 +909,13 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, oauthErr{400, "invalid_client_metadata", "body is not JSON"})
 		return
 	}
-	c := &Client{ID: "dcr-" + randomString()}
+	c := &Client{ID: "dcr-" + randomString(), dynamic: true}
+	if s.opts.DCRDefaultScopes != nil {
+		c.Scopes = slices.Clone(s.opts.DCRDefaultScopes)
+		if sc, _ := req["scope"].(string); sc != "" {
+			c.Scopes = strings.Fields(sc)
+		}
+	}
 	if m, _ := req["token_endpoint_auth_method"].(string); m != "" {
 		c.AuthMethod = m
 	} else {
