@@ -158,7 +158,7 @@ type Client struct {
 	// entries match on any port (RFC 8252 §7.3).
 	RedirectURIs []string
 	// Scopes, when non-nil, are all the scopes the client may ask for.
-	Scopes []string
+	Scopes  []string
 	dynamic bool
 }
 
