@@ -519,15 +519,7 @@ func missingScopes(have, want []string) []string {
 
 // UnionScopes returns a ∪ b in first-seen order (the scopes a step-up
 // login asks for: SEP-2350).
-func UnionScopes(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func UnionScopes(a, b []string) []string { return oauth.UnionScopes(a, b) }
 
 // onOurClock moves an expiry that package oauth computed on the wall clock
 // onto the agent's clock (Config.Now), keeping the remaining lifetime.

@@ -147,7 +147,7 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 		// a new registration works everywhere: the old client's sessions
 		// keep refreshing with the client they recorded.
 		why = " again (the stored registration does not cover scope " + missing + ")"
-		req.Scopes = unionStrings(strings.Fields(e.Scope), req.Scopes)
+		req.Scopes = UnionScopes(strings.Fields(e.Scope), req.Scopes)
 	}
 
 	if req.ClientMetadataURL != "" && as.ClientIDMetadataDocumentSupported {
@@ -213,16 +213,6 @@ func missingScope(e *Client, want []string) string {
 		}
 	}
 	return ""
-}
-
-func unionStrings(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // sameRedirect compares redirect URIs, ignoring the port of loopback ones.
