@@ -21,14 +21,21 @@ var errClientGone = errors.New("the client registration this session was issued 
 // invalid_grant). Records written before the client was recorded fall back
 // to the issuer's stored registration, then to the configured client id,
 // when the client id matches.
+//
+// A registration stored for the issuer under the very client id the session
+// recorded is used as stored: an RFC 7592 update may have given that client
+// a new secret.
 func (a *Agent) sessionClient(ctx context.Context, t target, r store.SessionRecord) (*oauth.Client, error) {
-	if r.ClientSource != "" && r.ClientID != "" {
-		return &oauth.Client{
-			Issuer: r.Issuer, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
-			TokenEndpointAuthMethod: r.ClientAuthMethod, Source: r.ClientSource,
-		}, nil
+	if r.ClientSource == oauth.SourcePreregistered && r.ClientID != "" {
+		return recordedClient(r), nil
 	}
 	c, err := a.loadClient(ctx, r.Issuer)
+	if r.ClientSource != "" && r.ClientID != "" && (err != nil || c.ClientID != r.ClientID) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.log.Warn("could not read the stored client registration; using the session's", "issuer", r.Issuer, "err", err)
+		}
+		return recordedClient(r), nil
+	}
 	switch {
 	case err == nil && (r.ClientID == "" || c.ClientID == r.ClientID):
 		return c, nil
@@ -46,6 +53,14 @@ func (a *Agent) sessionClient(ctx context.Context, t target, r store.SessionReco
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w (client id %s)", errClientGone, r.ClientID)
+}
+
+// recordedClient is the client r recorded.
+func recordedClient(r store.SessionRecord) *oauth.Client {
+	return &oauth.Client{
+		Issuer: r.Issuer, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
+		TokenEndpointAuthMethod: r.ClientAuthMethod, Source: r.ClientSource,
+	}
 }
 
 // recordClient stores in r the client its tokens were issued to.

@@ -232,3 +232,47 @@ func TestRecordWithoutClientRefreshes(t *testing.T) {
 		t.Errorf("record after refresh: client %q source %q", rec.ClientID, rec.ClientSource)
 	}
 }
+
+// TestDCRUpdatesRegistrationInPlace: where the server offers RFC 7592, a
+// login that needs scopes the registration lacks updates it (same client
+// id, the rotated registration access token kept) instead of registering
+// again, and the older session keeps refreshing.
+func TestDCRUpdatesRegistrationInPlace(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{AccessTokenTTL: 5 * time.Minute, RegistrationManagement: true,
+		ASScopesSupported: []string{"mcp:tools", "mcp:admin", "offline_access"},
+		DCRDefaultScopes:  []string{"offline_access"}})
+	f.login(agent.LoginRequest{Account: "a"})
+	before, err := store.LoadClient(t.Context(), f.store, f.as.Issuer)
+	if err != nil || before.RegistrationAccessToken == "" || before.RegistrationClientURI == "" {
+		t.Fatalf("stored registration: %v (management fields present: %v)", err, before.RegistrationAccessToken != "")
+	}
+	lines, err := f.loginProgress(agent.LoginRequest{Account: "b", Scopes: []string{"mcp:admin"}}, 10*time.Second)
+	if err != nil {
+		t.Fatalf("login with more scopes: %v", err)
+	}
+	if !hasLine(lines, "updating the registration with "+f.as.Issuer+" (it does not cover scope mcp:admin)") || hasLine(lines, "registering") {
+		t.Errorf("progress:\n%s", strings.Join(lines, "\n"))
+	}
+	ups := f.as.RegistrationUpdates()
+	if len(f.as.Registrations()) != 1 || len(ups) != 1 || ups[0]["scope"] != "mcp:tools offline_access mcp:admin" {
+		t.Fatalf("registrations %d, updates %v", len(f.as.Registrations()), ups)
+	}
+	after, err := store.LoadClient(t.Context(), f.store, f.as.Issuer)
+	if err != nil || after.ClientID != before.ClientID || after.Scope != "mcp:tools offline_access mcp:admin" ||
+		after.RegistrationAccessToken == before.RegistrationAccessToken {
+		t.Errorf("stored registration after the update: err %v, same id %v, scope %q, token rotated %v", err,
+			after.ClientID == before.ClientID, after.Scope, after.RegistrationAccessToken != before.RegistrationAccessToken)
+	}
+	f.clk.Advance(6 * time.Minute)
+	for _, acct := range []string{"a", "b"} {
+		if _, err := f.token(agent.TokenRequest{Account: acct}); err != nil {
+			t.Errorf("refresh of %s: %v", acct, err)
+		}
+	}
+	// A failing update falls back to a new registration.
+	f.as.ForgetClients()
+	lines, err = f.loginProgress(agent.LoginRequest{Account: "c", Scopes: []string{"mcp:admin", "mcp:extra"}}, 10*time.Second)
+	if err != nil || !hasLine(lines, "registering with "+f.as.Issuer+" again (updating the registration failed") {
+		t.Errorf("login after a failed update: %v; progress:\n%s", err, strings.Join(lines, "\n"))
+	}
+}

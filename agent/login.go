@@ -283,8 +283,9 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	if client.Source == oauth.SourcePreregistered {
 		step("using the pre-registered client " + client.ClientID)
 	}
-	if client.Source != oauth.SourcePreregistered && (existing == nil || existing.ClientID != client.ClientID ||
-		!slices.Equal(existing.RedirectURIs, client.RedirectURIs)) {
+	if client.Source != oauth.SourcePreregistered && (existing == nil || !slices.Equal(existing.RedirectURIs, client.RedirectURIs) ||
+		existing.ClientID != client.ClientID || existing.Scope != client.Scope || existing.ClientSecret != client.ClientSecret ||
+		existing.RegistrationAccessToken != client.RegistrationAccessToken) {
 		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
 		}

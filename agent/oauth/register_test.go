@@ -373,3 +373,26 @@ func TestApplicationType(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrationUpdateStaysOnOrigin: a registration_client_uri on another
+// origin than the registration endpoint never gets the registration access
+// token; the login registers again instead.
+func TestRegistrationUpdateStaysOnOrigin(t *testing.T) {
+	elsewhere := newDCR(t, 200, `{"client_id":"old"}`)
+	dcr := newDCR(t, 201, `{"client_id":"new"}`)
+	as := &AuthServer{Issuer: "https://as.example.com", RegistrationEndpoint: dcr.srv.URL + "/reg"}
+	existing := &Client{Issuer: as.Issuer, ClientID: "old", Source: SourceDCR, Scope: "a", RedirectURIs: []string{redirect},
+		RegistrationClientURI: elsewhere.srv.URL + "/reg/old", RegistrationAccessToken: "rat"}
+	var progress []string
+	got, err := register(t, as, RegisterRequest{Existing: existing, RedirectURI: redirect, Scopes: []string{"a", "b"},
+		Progress: func(m string) { progress = append(progress, m) }})
+	if err != nil || got.ClientID != "new" || got.Scope != "a b" {
+		t.Fatalf("got %+v, %v; want a new registration with scope \"a b\"", got, err)
+	}
+	if elsewhere.calls() != 0 || dcr.calls() != 1 {
+		t.Errorf("calls: other origin %d, registration endpoint %d", elsewhere.calls(), dcr.calls())
+	}
+	if len(progress) != 2 || !strings.Contains(progress[1], "registering with https://as.example.com again (updating the registration failed: registration_client_uri is not on the registration endpoint's origin)") {
+		t.Errorf("progress = %q", progress)
+	}
+}

@@ -136,6 +136,11 @@ type Options struct {
 	// it sent none (Hydra's default_scope); /authorize answers
 	// invalid_scope for any other scope.
 	DCRDefaultScopes []string
+	// RegistrationManagement gives dynamic registrations a
+	// registration_client_uri ({IssuerPath}/register/{client_id}) and a
+	// registration access token, and accepts RFC 7592 updates (PUT) there;
+	// every update rotates the access token.
+	RegistrationManagement bool
 }
 
 // Fault is how the token endpoint answers refresh grants while set
@@ -160,6 +165,7 @@ type Client struct {
 	// Scopes, when non-nil, are all the scopes the client may ask for.
 	Scopes  []string
 	dynamic bool
+	regTok  string // RFC 7592 registration access token
 }
 
 // TokenRequest is one request the token endpoint received.
@@ -202,6 +208,7 @@ type Server struct {
 	tokenReqs  []TokenRequest
 	authReqs   []url.Values
 	regs       []map[string]any
+	updates    []map[string]any
 	revokes    []url.Values
 	devPolls   []time.Time
 	failStatus int
@@ -286,6 +293,7 @@ func New(t testing.TB, opts Options) *Server {
 	mux.HandleFunc(ip+"/token", s.serveToken)
 	if !opts.DisableRegistration {
 		mux.HandleFunc(ip+"/register", s.serveRegister)
+		mux.HandleFunc(ip+"/register/{id}", s.serveRegistrationUpdate)
 	}
 	if !opts.NoRevocation {
 		mux.HandleFunc(ip+"/revoke", s.serveRevoke)
@@ -910,12 +918,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &Client{ID: "dcr-" + randomString(), dynamic: true}
-	if s.opts.DCRDefaultScopes != nil {
-		c.Scopes = slices.Clone(s.opts.DCRDefaultScopes)
-		if sc, _ := req["scope"].(string); sc != "" {
-			c.Scopes = strings.Fields(sc)
-		}
-	}
+	s.applyScope(c, req)
 	if m, _ := req["token_endpoint_auth_method"].(string); m != "" {
 		c.AuthMethod = m
 	} else {
@@ -953,12 +956,71 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	resp["client_id"] = c.ID
 	resp["client_id_issued_at"] = s.now().Unix()
+	if s.opts.RegistrationManagement {
+		c.regTok = randomString()
+		resp["registration_client_uri"] = s.Issuer + "/register/" + c.ID
+		resp["registration_access_token"] = c.regTok
+	}
 	resp["token_endpoint_auth_method"] = c.AuthMethod
 	if c.Secret != "" {
 		resp["client_secret"] = c.Secret
 		resp["client_secret_expires_at"] = 0
 	}
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// applyScope limits c to the registration's scope (DCRDefaultScopes).
+func (s *Server) applyScope(c *Client, req map[string]any) {
+	if s.opts.DCRDefaultScopes == nil {
+		return
+	}
+	c.Scopes = slices.Clone(s.opts.DCRDefaultScopes)
+	if sc, _ := req["scope"].(string); sc != "" {
+		c.Scopes = strings.Fields(sc)
+	}
+}
+
+// serveRegistrationUpdate is RFC 7592 §2.2: PUT the client's metadata with
+// its registration access token.
+func (s *Server) serveRegistrationUpdate(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.clients[r.PathValue("id")]
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !s.opts.RegistrationManagement || c == nil || !c.dynamic || c.regTok == "" || !equal(tok, c.regTok) {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.Method != http.MethodPut {
+		http.Error(w, "PUT only", http.StatusMethodNotAllowed)
+		return
+	}
+	var req map[string]any
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req["client_id"] != c.ID {
+		writeErr(w, oauthErr{400, "invalid_client_metadata", "body is not JSON with this client_id"})
+		return
+	}
+	s.updates = append(s.updates, req)
+	s.applyScope(c, req)
+	c.regTok = randomString()
+	resp := map[string]any{}
+	for k, v := range req {
+		resp[k] = v
+	}
+	resp["token_endpoint_auth_method"] = c.AuthMethod
+	resp["registration_client_uri"] = s.Issuer + "/register/" + c.ID
+	resp["registration_access_token"] = c.regTok
+	if c.Secret != "" {
+		resp["client_secret"] = c.Secret
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// RegistrationUpdates returns the RFC 7592 update requests, oldest first.
+func (s *Server) RegistrationUpdates() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates)
 }
 
 // clientRequest reads a parsed form request's client credentials: the form
