@@ -386,7 +386,11 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	}
 	s.renewHotLocked()
 	s.mu.Unlock()
-	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))
+	var expiresIn any = "unknown"
+	if !next.ExpiresAt.IsZero() {
+		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
+	}
+	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
 	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
 	return a.persist(ctx, s, next)
 }
