@@ -179,3 +179,20 @@ func TestNonOAuthRefreshAnswerKeepsSession(t *testing.T) {
 		})
 	}
 }
+
+// TestRejectedTokenNotServedAgain: when the refresh that a rejection
+// started fails, the caller gets the failure, not the token it just saw
+// rejected (which is still "valid" by its unknown lifetime).
+func TestRejectedTokenNotServedAgain(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{OmitExpiresIn: true, OpaqueTokens: true})
+	f.login(agent.LoginRequest{})
+	tok, _ := f.token(agent.TokenRequest{})
+	f.as.SetRefreshFault(&oauthtest.Fault{Status: 502, ContentType: "text/html", Body: "bad gateway"})
+	got, n, err := f.tokenCall(agent.TokenRequest{RejectedToken: tok.AccessToken})
+	if err == nil || got.AccessToken != "" || n != 1 || !strings.Contains(err.Error(), "HTTP 502") {
+		t.Errorf("err %v, token served %v, refreshes %d; want the 502 failure after one try", err, got.AccessToken != "", n)
+	}
+	if errors.Is(err, agent.ErrNeedsLogin) {
+		t.Errorf("a 502 ended the session: %v", err)
+	}
+}

@@ -212,8 +212,8 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		// a valid token through. The only flight a settled call waits for
 		// is the write of a refreshed record.
 		t2, f2, err2 := a.tokenOrFlight(s, TokenRequest{Scopes: req.Scopes}, "", true)
-		if f.err != nil && (f2 != nil || err2 != nil) {
-			return Token{}, f.err
+		if f.err != nil && (f2 != nil || err2 != nil || (req.RejectedToken != "" && t2.AccessToken == req.RejectedToken)) {
+			return Token{}, f.err // not the token the caller just saw rejected
 		}
 		tok, f, err = t2, f2, err2
 	}
