@@ -683,9 +683,12 @@ func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if *asJSON {
 		return printJSON(res)
 	}
-	if res.Revoked {
+	switch {
+	case res.RevokeError == "no session": // --forget-client for a server without a session
+		fmt.Fprintf(os.Stderr, "mcpkey: no session for %s\n", res.Server)
+	case res.Revoked:
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s; the refresh token was revoked at the authorization server\n", res.Server)
-	} else {
+	default:
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s (removed locally; not revoked: %s)\n", res.Server, res.RevokeError)
 	}
 	if res.ForgotClient != "" {
@@ -1007,8 +1010,10 @@ server offers RFC 7009 revocation, revokes its refresh token there.
 --forget-client also drops the client registration mcpkey stored for the
 server's authorization server (dynamic registration or client metadata URL),
 so the next login registers again: for a server that forgot it (after a
-restart) or to start over. mcpkey drops one by itself when the server answers
-invalid_client. A pre-registered client (--client-id) is never stored there.
+restart) or to start over. It also works for a server without a session (a
+login that never finished): discovery finds its authorization server. mcpkey
+drops a registration by itself when the server answers invalid_client. A
+pre-registered client (--client-id) is never stored there.
 
 examples:
   mcpkey logout github

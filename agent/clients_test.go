@@ -276,3 +276,27 @@ func TestDCRUpdatesRegistrationInPlace(t *testing.T) {
 		t.Errorf("login after a failed update: %v; progress:\n%s", err, strings.Join(lines, "\n"))
 	}
 }
+
+// TestForgetClientWithoutSession: logout --forget-client also works for a
+// server whose login never finished (no session): discovery finds the
+// issuer whose registration is dropped.
+func TestForgetClientWithoutSession(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{})
+	f.login(agent.LoginRequest{})
+	if _, err := f.a.Logout(t.Context(), agent.LogoutRequest{Server: f.as.MCPURL}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.LoadClient(t.Context(), f.store, f.as.Issuer); err != nil {
+		t.Fatalf("a plain logout dropped the registration: %v", err)
+	}
+	res, err := f.a.Logout(t.Context(), agent.LogoutRequest{Server: f.as.MCPURL, ForgetClient: true})
+	if err != nil || res.ForgotClient != f.as.Issuer {
+		t.Fatalf("logout --forget-client without a session: %+v, %v", res, err)
+	}
+	if _, err := store.LoadClient(t.Context(), f.store, f.as.Issuer); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("registration after forget: %v", err)
+	}
+	if _, err := f.a.Logout(t.Context(), agent.LogoutRequest{Server: f.as.MCPURL}); !errors.Is(err, agent.ErrNotFound) {
+		t.Errorf("plain logout without a session: %v, want not found", err)
+	}
+}

@@ -124,20 +124,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	step := func(msg string) {
 		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
 	}
-	hc := a.httpClient(t)
-
 	step("discovering " + t.url)
-	ch, err := oauth.Probe(ctx, hc, t.url)
+	d, err := a.discover(ctx, t)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
-	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
-	if err != nil {
-		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
-	}
-	if ch == nil && d.ResourceMetadataURL == "" {
-		return SessionInfo{}, fmt.Errorf("login %s: the server answered without asking for authorization and publishes no protected resource metadata: there is nothing to log in to", t.url)
-	}
+	ch := d.Challenge
 	as := d.AS
 
 	// Scopes: explicit (flag, config), else the spec's selection; a step-up
@@ -212,6 +204,24 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
+}
+
+// discover finds t's authorization server: probe, then RFC 9728 / 8414
+// discovery.
+func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error) {
+	hc := a.httpClient(t)
+	ch, err := oauth.Probe(ctx, hc, t.url)
+	if err != nil {
+		return nil, err
+	}
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	if ch == nil && d.ResourceMetadataURL == "" {
+		return nil, errors.New("the server answered without asking for authorization and publishes no protected resource metadata: there is nothing to log in to")
+	}
+	return d, nil
 }
 
 // authorize registers (or reuses a registration) and runs one authorization:
@@ -390,6 +400,9 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
+	if s == nil && req.ForgetClient {
+		return a.forgetWithoutSession(ctx, t, key)
+	}
 	if s == nil {
 		return LogoutResult{}, fmt.Errorf("%w: no session for %s", ErrNotFound, key.server)
 	}
@@ -440,6 +453,24 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
 	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+	return res, nil
+}
+
+// forgetWithoutSession serves logout --forget-client for a server without a
+// session (a login that never finished): discovery names the issuer.
+func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionKey) (LogoutResult, error) {
+	res := LogoutResult{Server: key.server, Account: key.account, RevokeError: "no session"}
+	d, err := a.discover(ctx, t)
+	if err != nil {
+		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
+	}
+	forgot, err := a.forgetClient(ctx, d.AS.Issuer, "")
+	if err != nil {
+		return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, d.AS.Issuer, err)
+	}
+	if forgot {
+		res.ForgotClient = d.AS.Issuer
+	}
 	return res, nil
 }
 
