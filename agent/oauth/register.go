@@ -377,13 +377,16 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		re := &RegistrationError{URL: endpoint, Status: resp.StatusCode}
-		var e struct {
+		var ans struct {
 			Error            string `json:"error"`
 			ErrorDescription string `json:"error_description"`
 		}
-		if json.Unmarshal(raw, &e) == nil {
-			re.Code = clean(e.Error, 64)
-			re.Description = clean(e.ErrorDescription, 300)
+		if json.Unmarshal(raw, &ans) == nil {
+			re.Code = clean(ans.Error, 64)
+			re.Description = clean(ans.ErrorDescription, 300)
+			if e != nil {
+				re.Description = redactSecrets(re.Description, []string{e.RegistrationAccessToken, e.ClientSecret})
+			}
 		}
 		return nil, re
 	}

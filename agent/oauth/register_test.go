@@ -396,3 +396,20 @@ func TestRegistrationUpdateStaysOnOrigin(t *testing.T) {
 		t.Errorf("progress = %q", progress)
 	}
 }
+
+// TestRegistrationUpdateErrorRedactsToken: an update refused with a
+// description that echoes the registration access token does not carry it
+// into the error (which reaches progress lines and logs).
+func TestRegistrationUpdateErrorRedactsToken(t *testing.T) {
+	const rat = "rat-SECRET-registration-token"
+	dcr := newDCR(t, 400, `{"error":"invalid_client_metadata","error_description":"bad token `+rat+`"}`)
+	as := &AuthServer{Issuer: "https://as.example.com", RegistrationEndpoint: dcr.srv.URL + "/reg"}
+	e := &Client{Issuer: as.Issuer, ClientID: "old", Source: SourceDCR, RegistrationClientURI: dcr.srv.URL + "/reg/old", RegistrationAccessToken: rat}
+	_, err := updateDCR(context.Background(), NewHTTPClient(HTTPOptions{}), as, e, RegisterRequest{RedirectURI: redirect, Scopes: []string{"a"}}, fixedNow)
+	if err == nil || strings.Contains(err.Error(), rat) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("err = %v", err)
+	}
+	if body := dcr.bodies[0]; body["client_id"] != "old" || body["scope"] != "a" || dcr.ctypes[0] != "PUT /reg/old application/json" {
+		t.Errorf("update request = %s %v", dcr.ctypes[0], body)
+	}
+}
