@@ -283,7 +283,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		PreregisteredIssuer: preIssuer,
 		// A dynamic registration asks for this login's scopes (some servers
 		// allow a client nothing else); a later login that needs more
-		// registers again with the union.
+		// updates it (RFC 7592) or registers again, with the union.
 		Scopes:      scopes,
 		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
 	})
