@@ -182,3 +182,25 @@ func TestPreregisteredClientRefresh(t *testing.T) {
 		t.Errorf("list tools with the refreshed token: %v", err)
 	}
 }
+
+// TestCLIForgottenRegistration: the AS forgets its clients (a restart) and
+// answers the stored one as Hydra does, with a redirect to its error page.
+// mcpkey login registers again and finishes instead of waiting for a
+// browser that never comes back; logout --forget-client drops the
+// registration by hand.
+func TestCLIForgottenRegistration(t *testing.T) {
+	a, as, _ := cliAgainst(t, oauthtest.Options{ClientErrorPage: true})
+	as.ForgetClients()
+	r := a.mustRun(t, 30*time.Second, "login", as.MCPURL)
+	if !strings.Contains(r.Stderr, "rejected the stored client registration; registering again") {
+		t.Errorf("login progress:\n%s", r.Stderr)
+	}
+	r = a.mustRun(t, 20*time.Second, "logout", as.MCPURL, "--forget-client")
+	if !strings.Contains(r.Stderr, "forgot the client registration with "+as.Issuer) {
+		t.Errorf("logout --forget-client:\n%s", r.Stderr)
+	}
+	r = a.mustRun(t, 30*time.Second, "login", as.MCPURL)
+	if !strings.Contains(r.Stderr, "registering with "+as.Issuer) || len(as.Registrations()) != 3 {
+		t.Errorf("login after forgetting (%d registrations):\n%s", len(as.Registrations()), r.Stderr)
+	}
+}
