@@ -86,6 +86,14 @@ type Client struct {
 	RedirectURIs            []string  `json:"redirect_uris,omitempty"`
 	Source                  string    `json:"source"` // "preregistered", "cimd", "dcr"
 	RegisteredAt            time.Time `json:"registered_at"`
+	// Scope is the space-separated scope a dynamic registration asked for
+	// (RFC 7591 §2); "" when none was sent (registrations made before
+	// mcpkey sent one). Some servers (Ory Hydra) refuse any other scope.
+	Scope string `json:"scope,omitempty"`
+	// RegistrationClientURI and RegistrationAccessToken (a secret) manage
+	// a dynamic registration (RFC 7592), when the server offers that.
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 }
 
 // TokenSet is what a token endpoint answered.
