@@ -395,10 +395,11 @@ func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error)
 	if p.ID <= 0 {
 		return nil, nil, invalidParams("params.id is required")
 	}
-	if err := pb.AnswerApproval(ctx, p.ID, p.Decision, p.Remember); err != nil {
+	r, err := pb.Answer(ctx, p)
+	if err != nil {
 		return nil, nil, err
 	}
-	return struct{}{}, nil, nil
+	return r, nil, nil
 }
 
 func handleLock(ctx context.Context, c *conn, m *message) (any, func(), error) {
