@@ -86,13 +86,6 @@ func (a *Agent) approverTerminal(ctx context.Context, p *approval) (string, uint
 	if c.Transport != "unix" || c.PID <= 0 {
 		return "", 0, a.refuseApprover(ctx, p, "approvals are not answered over "+c.Transport+"; "+hint)
 	}
-	if c.PID == os.Getpid() {
-		return "", 0, nil // the tray of `mcpkey agent --tray`
-	}
-	me, err := readStat(c.PID)
-	if err != nil {
-		return "", 0, a.refuseApprover(ctx, p, "cannot tell who answers ("+err.Error()+"); "+hint)
-	}
 	chain := DescribeCaller(Caller{PID: c.PID})
 	if asker := p.Caller.PID; asker > 0 {
 		parentOf := func(pp Process) bool { return pp.PID == c.PID }
@@ -100,6 +93,13 @@ func (a *Agent) approverTerminal(ctx context.Context, p *approval) (string, uint
 		if c.PID == asker || slices.ContainsFunc(p.Caller.Parents, parentOf) || slices.ContainsFunc(chain.Parents, childOf) {
 			return "", 0, a.refuseApprover(ctx, p, "a program may not answer its own approval, nor may its parents or children")
 		}
+	}
+	if c.PID == os.Getpid() {
+		return "", 0, nil // the tray of `mcpkey agent --tray`
+	}
+	me, err := readStat(c.PID)
+	if err != nil {
+		return "", 0, a.refuseApprover(ctx, p, "cannot tell who answers ("+err.Error()+"); "+hint)
 	}
 	// The tray's answers are clicks: where it runs in the process tree
 	// does not matter (desktop programs share a session with it).
