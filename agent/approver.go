@@ -207,4 +207,3 @@ func Printable(s string) string {
 		return r
 	}, s)
 }
-
