@@ -377,7 +377,9 @@ and refuses token, login and logout requests (exit code 5, wire code
 "locked") until unlock, which reads the sessions back from the keyring.
 With --passphrase, unlock requires it; the passphrase is read from the
 terminal without echo (or one line of stdin), never from the command line.
-Wrong passphrases are answered after 1s, 2s, 4s … (at most 30s).
+Wrong passphrases are answered after 1s, 2s, 4s … (at most 30s), and no
+passphrase is checked before that delay has passed, even if the guess before
+it gave up early.
 The config can lock on screen lock (lock_on_screen_lock = true) and after
 idle time (lock_after_idle = "30m").
 

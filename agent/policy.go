@@ -32,7 +32,10 @@ type guard struct {
 	lockSalt   []byte
 	lockHash   []byte // nil: locked without a passphrase
 	failures   int    // wrong passphrases since the lock
-	stopScreen func() // stops the screen-lock watcher; nil when off
+	// unlockNotBefore is when the next unlock attempt may be checked:
+	// the last failure's backoff, whether or not its guesser waited.
+	unlockNotBefore time.Time
+	stopScreen      func() // stops the screen-lock watcher; nil when off
 
 	// unlockMu serialises unlock attempts, so parallel guesses cannot
 	// dodge the backoff.

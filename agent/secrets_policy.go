@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// admitSecret decides whether the caller in ctx may read the static secret
-// name (secret.get: mcpkey exec, bridge and proxy load a server's API keys
-// this way). It is admit's counterpart for secrets, in the same order:
+// admitSecret decides whether the caller in ctx may read, set or delete
+// the static secret name (secret.get: mcpkey exec, bridge and proxy load a
+// server's API keys this way; secret.set, secret.delete). It is admit's
+// counterpart for secrets, in the same order:
 //
 //   - a restricted socket serves no secrets (it hands out tokens for its
 //     servers only);
@@ -39,12 +40,12 @@ func (a *Agent) admitSecret(ctx context.Context, name string) error {
 	}
 	if len(s.Deny) > 0 && matchAny(s.Deny, c.Exe) {
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "deny rule (secret " + name + ")"})
-		return fmt.Errorf("%w: %s may not read secret %s (a deny rule in the config)", ErrDenied, c.Describe(), name)
+		return fmt.Errorf("%w: %s may not use secret %s (a deny rule in the config)", ErrDenied, c.Describe(), name)
 	}
 	for _, srv := range secretUsers(s, name) {
 		if pol := s.ApprovalPolicy(srv); len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
 			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: srv, Reason: "deny rule (secret " + name + ")"})
-			return fmt.Errorf("%w: %s may not read secret %s, used by %s (a deny rule in the config)", ErrDenied, c.Describe(), name, srv)
+			return fmt.Errorf("%w: %s may not use secret %s, used by %s (a deny rule in the config)", ErrDenied, c.Describe(), name, srv)
 		}
 	}
 	return nil

@@ -426,6 +426,10 @@ func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBacken
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	// A locked agent opens no new way in (agent.Agent.Locked).
+	if l, ok := c.s.b.(interface{ Locked() bool }); ok && l.Locked() {
+		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
+	}
 	var p SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
