@@ -80,7 +80,8 @@ type approval struct {
 // approve makes the request wait for the user's decision, unless a
 // remembered one applies.
 func (a *Agent) approve(ctx context.Context, c Caller, t target, account string, scopes []string, pol ApprovalPolicy) error {
-	key := approvalKey{c.identity(), t.url}
+	c = DescribeCaller(c) // reads /proc unless admitQuick did
+	key := approvalKey{a.identityOf(a.principal(c)), t.url}
 	now := a.now()
 	g := &a.g
 	g.mu.Lock()
@@ -98,19 +99,12 @@ func (a *Agent) approve(ctx context.Context, c Caller, t target, account string,
 	p := g.pending[key]
 	fresh := p == nil
 	if fresh {
-		g.mu.Unlock()
-		c = DescribeCaller(c) // outside the lock: reads /proc
-		g.mu.Lock()
-		if p = g.pending[key]; p == nil {
-			g.nextID++
-			p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
-				Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
-				RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
-			g.pending[key], g.byID[p.ID] = p, p
-			p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
-		} else {
-			fresh = false
-		}
+		g.nextID++
+		p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
+			Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
+			RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
+		g.pending[key], g.byID[p.ID] = p, p
+		p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
 	}
 	p.Waiting++
 	snap := p.snapshotLocked()

@@ -131,3 +131,16 @@ func writeTTY(path string, dev uint64, msg string) error {
 	}
 	return nil
 }
+
+// statKey identifies the regular file f's current content for the
+// fingerprint cache.
+func statKey(f *os.File) (fpKey, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fpKey{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fpKey{}, errors.New("not a regular file")
+	}
+	return fpKey{uint64(st.Dev), st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano()}, nil
+}

@@ -2,7 +2,10 @@
 
 package agent
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // readProcess, readStat and the terminal helpers are not implemented
 // outside Linux: there the caller is identified by what the transport
@@ -30,3 +33,5 @@ func ttyPath(dev uint64) (string, error) { return "", errors.ErrUnsupported }
 func writeTTY(path string, dev uint64, msg string) error {
 	return errors.ErrUnsupported
 }
+
+func statKey(f *os.File) (fpKey, error) { return fpKey{}, errors.ErrUnsupported }

@@ -38,14 +38,26 @@ func (a *Agent) admitSecret(ctx context.Context, name string) error {
 	if s == nil {
 		return nil
 	}
-	if len(s.Deny) > 0 && matchAny(s.Deny, c.Exe) {
+	// Deny rules apply to the caller's whole chain (see principal), read
+	// from /proc only when there is a rule.
+	described := false
+	denied := func(globs []string) string {
+		if len(globs) == 0 {
+			return ""
+		}
+		if !described {
+			c, described = DescribeCaller(c), true
+		}
+		return deniedBy(globs, c)
+	}
+	if exe := denied(s.Deny); exe != "" {
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "deny rule (secret " + name + ")"})
-		return fmt.Errorf("%w: %s may not use secret %s (a deny rule in the config)", ErrDenied, c.Describe(), name)
+		return fmt.Errorf("%w: %s may not use secret %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), name, exe)
 	}
 	for _, srv := range secretUsers(s, name) {
-		if pol := s.ApprovalPolicy(srv); len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
+		if exe := denied(s.ApprovalPolicy(srv).Deny); exe != "" {
 			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: srv, Reason: "deny rule (secret " + name + ")"})
-			return fmt.Errorf("%w: %s may not use secret %s, used by %s (a deny rule in the config)", ErrDenied, c.Describe(), name, srv)
+			return fmt.Errorf("%w: %s may not use secret %s, used by %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), name, srv, exe)
 		}
 	}
 	return nil

@@ -128,6 +128,13 @@ func (e *polEnv) approveInTerminal(t *testing.T, id int, args ...string) {
 	}
 }
 
+// client is a protocol client of e's agent from this (the test) process.
+func (e *polEnv) client(t *testing.T) *ipc.Client {
+	c := &ipc.Client{Path: e.sock}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // refuse ends a waiting approval with a denial and checks that the asker
 // got no token.
 func refuse(t *testing.T, e *polEnv, c *ipc.Client, id int, r *progRun) {
@@ -148,8 +155,7 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 	wsAddr := e.startWS(t)
 	alpha, answer := buildPolicyProgram(t, "alpha"), buildPolicyProgram(t, "answer")
 	mcpkey := bin(t, "mcpkey")
-	c := &ipc.Client{Path: e.sock}
-	defer c.Close()
+	c := e.client(t)
 
 	t.Run("parent", func(t *testing.T) {
 		// A shell starts alpha, then becomes the attacker (exec): alpha's

@@ -454,10 +454,14 @@ func (w *WebSocketServer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { <-w.slots }()
 	mc := w.newConn(ws)
-	// No pid on a TCP connection: the caller is identified by the secret
-	// it presented (reading it proves it runs as this user), its Origin
-	// and its loopback address, which the log records.
+	// No SO_PEERCRED on a TCP connection: the caller is identified by the
+	// secret it presented (reading it proves it runs as this user), and by
+	// its process where /proc shows it, so deny rules and approvals judge
+	// the program as on the Unix socket.
 	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws"}
+	if pid := tcpPeerPID(ws.RemoteAddr(), ws.LocalAddr()); pid > 0 {
+		caller.PID, caller.Exe = pid, peerExe(pid)
+	}
 	w.log.Debug("websocket connection", "origin", truncate(origin, 80), "remote", r.RemoteAddr)
 	w.srv.ServeConn(r.Context(), mc, caller)
 }
