@@ -38,10 +38,9 @@ func tcpPeerPID(remote, local net.Addr) int {
 	if err != nil {
 		return 0
 	}
-	self := os.Getpid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
+		if err != nil {
 			continue
 		}
 		dir := "/proc/" + p.Name() + "/fd/"
