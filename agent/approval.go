@@ -73,8 +73,10 @@ type approval struct {
 	remember time.Duration
 	done     chan struct{} // closed once decided
 	timer    *time.Timer
-	// challenge is the code written to an answering terminal, if any.
-	challenge *challenge
+	// challenge is the code written to an answering terminal, if any;
+	// wrongCodes counts the wrong ones sent back.
+	challenge  *challenge
+	wrongCodes int
 }
 
 // approve makes the request wait for the user's decision, unless a
@@ -242,7 +244,7 @@ func (a *Agent) Answer(ctx context.Context, ans Answer) (AnswerResult, error) {
 				return AnswerResult{ConfirmInTerminal: true}, nil
 			}
 			if !a.checkChallenge(p, c.PID, d, ans.Code) {
-				return AnswerResult{}, a.refuseApprover(ctx, p, "wrong or stale confirmation code")
+				return AnswerResult{}, a.refuseApprover(ctx, p, fmt.Sprintf("wrong or stale confirmation code (%d wrong codes deny the request)", maxWrongCodes))
 			}
 		}
 	}

@@ -185,15 +185,28 @@ func (a *Agent) challengeTerminal(p *approval, pid int, d Decision, path string,
 	return nil
 }
 
+// maxWrongCodes is how many wrong confirmation codes an approval takes
+// before it is denied: a program on a terminal that may answer cannot try
+// its way through a million codes.
+const maxWrongCodes = 3
+
 // checkChallenge consumes p's challenge and reports whether code answers
-// it for pid and d.
+// it for pid and d; the maxWrongCodes-th wrong code denies p.
 func (a *Agent) checkChallenge(p *approval, pid int, d Decision, code string) bool {
 	a.g.mu.Lock()
 	ch := p.challenge
 	p.challenge = nil
-	a.g.mu.Unlock()
-	return ch != nil && ch.pid == pid && ch.decision == d &&
+	ok := ch != nil && ch.pid == pid && ch.decision == d &&
 		subtle.ConstantTimeCompare([]byte(ch.code), []byte(strings.TrimSpace(code))) == 1
+	if !ok {
+		p.wrongCodes++
+	}
+	deny := p.wrongCodes >= maxWrongCodes
+	a.g.mu.Unlock()
+	if deny {
+		a.decide(p, DecisionDeny, false)
+	}
+	return ok
 }
 
 // Printable replaces control characters (terminal escapes among them) in

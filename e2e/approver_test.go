@@ -97,6 +97,19 @@ func (tm *terminal) await(t *testing.T, re *regexp.Regexp) []string {
 	return m
 }
 
+// awaitN waits until the screen shows re n times and returns the last match.
+func (tm *terminal) awaitN(t *testing.T, re *regexp.Regexp, n int) []string {
+	t.Helper()
+	var m [][]string
+	if err := poll(deadline(t, 20*time.Second), 20*time.Millisecond, func() bool {
+		m = re.FindAllStringSubmatch(tm.screen.String(), -1)
+		return len(m) >= n
+	}); err != nil {
+		t.Fatalf("the terminal never showed %s %d times:\n%s", re, n, tm.screen.String())
+	}
+	return m[n-1]
+}
+
 func (tm *terminal) typeLine(t *testing.T, s string) {
 	t.Helper()
 	if _, err := io.WriteString(tm.in, s+"\n"); err != nil {
@@ -256,26 +269,38 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		// A program in a terminal detaches the asker (setsid -f: another
 		// session, not its child) and answers itself. It passes the process
 		// checks, so the agent writes a code to its terminal; the program
-		// reads keystrokes, not the screen, and can only guess.
-		tm := e.terminal(t, `setsid -f "$ALPHA" "$SRV"; read id; "$MCPKEY" approve "$id"; echo "approve exit $?"; sleep 30`,
+		// reads keystrokes, not the screen, and can only guess. The third
+		// wrong guess denies the request.
+		tm := e.terminal(t, `setsid -f "$ALPHA" "$SRV"; read id; for i in 1 2 3; do "$MCPKEY" approve "$id"; echo "approve exit $?"; done; sleep 30`,
 			"ALPHA="+alpha, "SRV="+polA, "MCPKEY="+mcpkey)
 		ap := e.approval(t)
 		tm.typeLine(t, strconv.Itoa(ap.ID))
-		code := tm.await(t, codeRE)[1]
-		guess := "000000"
-		if code == guess {
-			guess = "111111"
+		for i := 1; i <= 3; i++ {
+			codes := tm.awaitN(t, codeRE, i)
+			guess := "000000"
+			if codes[1] == guess {
+				guess = "111111"
+			}
+			tm.typeLine(t, guess)
+			tm.awaitN(t, regexp.MustCompile(`approve exit \d`), i)
 		}
-		tm.typeLine(t, guess)
-		tm.await(t, regexp.MustCompile(`approve exit \d`))
-		if s := tm.screen.String(); !strings.Contains(s, "approve exit 6") || !strings.Contains(s, "confirmation code") {
+		s := tm.screen.String()
+		if strings.Count(s, "approve exit 6") != 3 || !strings.Contains(s, "confirmation code") {
 			t.Fatalf("a wrong code allowed the approval:\n%s", s)
 		}
 		// The screen showed the person what asks.
-		if s := tm.screen.String(); !strings.Contains(s, alpha) || !strings.Contains(s, polA) {
+		if !strings.Contains(s, alpha) || !strings.Contains(s, polA) {
 			t.Fatalf("the terminal did not show the request:\n%s", s)
 		}
-		refuse(t, e, c, ap.ID, nil)
+		for {
+			ev := <-e.events
+			if ev.Kind == agent.EventApprovalAnswered && ev.Approval.ID == ap.ID {
+				if ev.Approval.Decision != agent.DecisionDeny {
+					t.Fatalf("after three wrong codes the approval was %s", ev.Approval.Decision)
+				}
+				break
+			}
+		}
 	})
 
 	t.Run("the WebSocket connection that asked", func(t *testing.T) {

@@ -19,24 +19,12 @@ import (
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
-// runScript runs `sh script` (which runs mcpkey token for polA) and
-// returns its result channel.
-func (e *polEnv) runScript(t *testing.T, script string) *progRun {
+// runScript starts `shell script`; the script runs mcpkey token for polA.
+func (e *polEnv) runScript(t *testing.T, shell, script string) *progRun {
 	t.Helper()
-	r := &progRun{done: make(chan struct{})}
-	r.cmd = exec.Command("sh", script)
-	r.cmd.Env = append(os.Environ(), "MCPKEY="+bin(t, "mcpkey"), "SRV="+polA, "MCPKEY_SOCK="+e.sock, "MCPKEY_NO_AUTOSTART=1")
-	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(r.done)
-		r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		e.keep(r.out.String())
-	}()
-	return r
+	cmd := exec.Command(shell, script)
+	cmd.Env = append(os.Environ(), "MCPKEY="+bin(t, "mcpkey"), "SRV="+polA, "MCPKEY_SOCK="+e.sock, "MCPKEY_NO_AUTOSTART=1")
+	return e.start(t, cmd)
 }
 
 // noApproval fails if an approval is requested before r ends.
@@ -75,7 +63,7 @@ func TestPolicyIdentityIsTheProgramThatAsked(t *testing.T) {
 func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script string) {
 	// b1.sh runs mcpkey token: the approval names b1.sh as the parent;
 	// the person approves it and asks to remember.
-	r := e.runScript(t, b1)
+	r := e.runScript(t, "sh", b1)
 	ap := e.approval(t)
 	if len(ap.Caller.Parents) == 0 || !slices.Contains(ap.Caller.Parents[0].Cmdline, b1) {
 		t.Fatalf("the approval does not name b1.sh: %+v", ap.Caller)
@@ -85,11 +73,11 @@ func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script 
 		t.Fatalf("b1.sh after approve: %d %s", code, out)
 	}
 	// b1.sh again: remembered.
-	if code, out := e.noApproval(t, e.runScript(t, b1)); code != 0 || !strings.Contains(out, "got-token") {
+	if code, out := e.noApproval(t, e.runScript(t, "sh", b1)); code != 0 || !strings.Contains(out, "got-token") {
 		t.Fatalf("b1.sh remembered: %d %s", code, out)
 	}
 	// b2.sh, a byte-identical copy, is another program: asked.
-	r = e.runScript(t, b2)
+	r = e.runScript(t, "sh", b2)
 	ap = e.approval(t)
 	if !slices.Contains(ap.Caller.Parents[0].Cmdline, b2) {
 		t.Fatalf("the approval does not name b2.sh: %+v", ap.Caller)
@@ -102,7 +90,7 @@ func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script 
 	if err := os.WriteFile(b1, []byte(script+"# changed\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = e.runScript(t, b1)
+	r = e.runScript(t, "sh", b1)
 	ap = e.approval(t)
 	refuse(t, e, c, ap.ID, nil)
 	if code, out := r.wait(t, 20*time.Second); code == 0 || strings.Contains(out, "got-token") {
@@ -112,24 +100,37 @@ func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script 
 }
 
 func denyRulesCoverTheChain(t *testing.T, e *polEnv, b2 string) {
-	// Without confirm, a deny rule for the shell stops the shell running
+	// Without confirm, a deny rule for a shell stops that shell running
 	// mcpkey token, and a deny rule for alpha stops alpha on the WebSocket.
-	shell, err := filepath.EvalSymlinks("/bin/sh")
+	// The shell is a copy of sh of its own, so the rule matches the
+	// script's shell and no other ancestor of this test.
+	sh, err := exec.LookPath("sh")
 	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell := filepath.Join(t.TempDir(), "denied-sh")
+	if err := os.WriteFile(shell, body, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	alpha := buildPolicyProgram(t, "alpha")
 	e.a.ApplySettings(&agent.Settings{Deny: []string{shell, alpha}})
-	if code, out := e.runScript(t, b2).wait(t, 20*time.Second); code == 0 || !strings.Contains(out, "deny rule") || !strings.Contains(out, shell) {
-		t.Fatalf("sh running mcpkey token under a deny rule for %s: %d %s", shell, code, out)
+	if code, out := e.runScript(t, shell, b2).wait(t, 20*time.Second); code == 0 || !strings.Contains(out, "deny rule") || !strings.Contains(out, shell) {
+		t.Fatalf("a shell running mcpkey token under a deny rule for it: %d %s", code, out)
 	}
 	wsAddr := e.startWS(t)
 	if code, out := e.launch(t, alpha, wsAddr, polA).wait(t, 20*time.Second); code != 6 || !strings.Contains(out, "deny rule") {
 		t.Fatalf("alpha on the WebSocket under a deny rule: %d %s", code, out)
 	}
-	// The rule is what stopped it: without it, alpha gets its token there.
-	e.a.ApplySettings(&agent.Settings{Deny: []string{shell}})
+	// The rules are what stopped them: without them, both get their token.
+	e.a.ApplySettings(&agent.Settings{})
 	if code, out := e.launch(t, alpha, wsAddr, polA).wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("alpha on the WebSocket without the rule: %d %s", code, out)
+	}
+	if code, out := e.runScript(t, shell, b2).wait(t, 20*time.Second); code != 0 || !strings.Contains(out, "got-token") {
+		t.Fatalf("the shell without the rule: %d %s", code, out)
 	}
 }

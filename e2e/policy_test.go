@@ -127,9 +127,15 @@ type progRun struct {
 // launch starts prog with MCPKEY_SOCK=sock asking for server.
 func (e *polEnv) launch(t *testing.T, prog, sock, server string) *progRun {
 	t.Helper()
-	r := &progRun{done: make(chan struct{})}
-	r.cmd = exec.Command(prog, server)
-	r.cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+sock)
+	cmd := exec.Command(prog, server)
+	cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+sock)
+	return e.start(t, cmd)
+}
+
+// start starts cmd, collecting its output (kept for the hygiene check).
+func (e *polEnv) start(t *testing.T, cmd *exec.Cmd) *progRun {
+	t.Helper()
+	r := &progRun{cmd: cmd, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
