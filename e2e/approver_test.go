@@ -303,6 +303,29 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		}
 	})
 
+	t.Run("a program posing as the tray", func(t *testing.T) {
+		// Named mcpkey, run as `mcpkey tray`, and calling itself
+		// mcpkey-tray: but not the agent's executable, so not the tray.
+		fake := filepath.Join(t.TempDir(), "mcpkey")
+		body, err := os.ReadFile(answer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fake, body, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		r := e.launch(t, alpha, e.sock, polA)
+		ap := e.approval(t)
+		cmd := exec.Command("setsid", "-w", fake, "tray", strconv.Itoa(ap.ID))
+		cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock)
+		out, _ := cmd.CombinedOutput()
+		e.keep(string(out))
+		if !strings.Contains(string(out), "answer: denied") {
+			t.Fatalf("a fake tray allowed the approval: %s", out)
+		}
+		refuse(t, e, c, ap.ID, r)
+	})
+
 	t.Run("the WebSocket connection that asked", func(t *testing.T) {
 		ws := &ipc.Client{Path: wsAddr}
 		defer ws.Close()

@@ -1,5 +1,6 @@
 // Command answer is the protocol-speaking attacker of the approval tests:
-// it tries to allow approval $1 on the agent at $MCPKEY_SOCK itself,
+// it tries to allow the approval its last argument names on the agent at
+// $MCPKEY_SOCK itself (other arguments let it pose as `mcpkey tray`),
 // without mcpkey approve, sending a guessed confirmation code, and prints
 // what the agent said: "answer: denied: …", "answer: error: …" or
 // "answer: accepted …". It always exits 0.
@@ -18,7 +19,7 @@ import (
 )
 
 func main() {
-	id, err := strconv.Atoi(os.Args[1])
+	id, err := strconv.Atoi(os.Args[len(os.Args)-1])
 	if err != nil {
 		fmt.Println("answer: error: bad id")
 		return
