@@ -82,8 +82,8 @@ type approval struct {
 // approve makes the request wait for the user's decision, unless a
 // remembered one applies.
 func (a *Agent) approve(ctx context.Context, c Caller, t target, account string, scopes []string, pol ApprovalPolicy) error {
-	c = DescribeCaller(c) // reads /proc unless admitQuick did
-	key := approvalKey{a.identityOf(a.principal(c)), t.url}
+	c, _, id := a.judge(c, true) // admitQuick has judged c already
+	key := approvalKey{id, t.url}
 	now := a.now()
 	g := &a.g
 	g.mu.Lock()

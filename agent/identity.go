@@ -30,6 +30,36 @@ import (
 //     inode and content hash, and for an interpreter to its script (or,
 //     without a script file, its whole command line).
 
+// callerMemo is what judge learnt about one caller.
+type callerMemo struct {
+	describeOnce, identityOnce sync.Once
+	described, principal       Caller
+	identity                   string
+}
+
+// judge returns c described (its command line and parents read from
+// /proc), its principal and, when withIdentity is set, the principal's
+// identity (see identityOf). They are read once per caller context and kept
+// in c's memo: /proc and a fingerprint cost some 100 µs, too much for every
+// token.get of a connection.
+func (a *Agent) judge(c Caller, withIdentity bool) (described, principal Caller, id string) {
+	m := c.memo
+	if m == nil {
+		m = new(callerMemo)
+	}
+	m.describeOnce.Do(func() {
+		if c.PID <= 0 && c.FindPID != nil {
+			c.PID = c.FindPID()
+		}
+		m.described = DescribeCaller(c)
+		m.principal = a.principal(m.described)
+	})
+	if withIdentity {
+		m.identityOnce.Do(func() { m.identity = a.identityOf(m.principal) })
+	}
+	return m.described, m.principal, m.identity
+}
+
 // principal returns the program policy judges for c (described: see
 // DescribeCaller).
 func (a *Agent) principal(c Caller) Caller {

@@ -203,7 +203,7 @@ func (a *Agent) admitQuick(ctx context.Context, op string, t target, account str
 	}
 	// Judge the program that asked and its parents, not just the peer
 	// (see principal); this reads /proc, so only when a rule needs it.
-	c = DescribeCaller(c)
+	c, p, id := a.judge(c, confirm)
 	if exe := deniedBy(pol.Deny, c); exe != "" {
 		return admission{auditReason: "deny rule",
 			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), t.url, exe)}
@@ -211,20 +211,20 @@ func (a *Agent) admitQuick(ctx context.Context, op string, t target, account str
 	if !confirm {
 		return admission{admitted: true}
 	}
-	p := a.principal(c)
 	if p.Exe != "" && matchAny(pol.Allow, p.Exe) {
 		return admission{admitted: true}
 	}
-	if a.rememberedAllow(p, t.url, now) {
+	if a.rememberedAllow(id, t.url, now) {
 		return admission{admitted: true}
 	}
 	return admission{caller: c, pol: pol}
 }
 
-// rememberedAllow reports whether the user allowed the principal p for
-// server and asked for that to be remembered, until a time not yet reached.
-func (a *Agent) rememberedAllow(p Caller, server string, now time.Time) bool {
-	key := approvalKey{a.identityOf(p), server}
+// rememberedAllow reports whether the user allowed the program with
+// identity id for server and asked for that to be remembered, until a time
+// not yet reached.
+func (a *Agent) rememberedAllow(id, server string, now time.Time) bool {
+	key := approvalKey{id, server}
 	a.g.mu.Lock()
 	r, ok := a.g.remembered[key]
 	a.g.mu.Unlock()

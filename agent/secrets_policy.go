@@ -40,15 +40,12 @@ func (a *Agent) admitSecret(ctx context.Context, name string) error {
 	}
 	// Deny rules apply to the caller's whole chain (see principal), read
 	// from /proc only when there is a rule.
-	described := false
 	denied := func(globs []string) string {
 		if len(globs) == 0 {
 			return ""
 		}
-		if !described {
-			c, described = DescribeCaller(c), true
-		}
-		return deniedBy(globs, c)
+		d, _, _ := a.judge(c, false)
+		return deniedBy(globs, d)
 	}
 	if exe := denied(s.Deny); exe != "" {
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "deny rule (secret " + name + ")"})

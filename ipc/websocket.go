@@ -458,10 +458,10 @@ func (w *WebSocketServer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// secret it presented (reading it proves it runs as this user), and by
 	// its process where /proc shows it, so deny rules and approvals judge
 	// the program as on the Unix socket.
-	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws"}
-	if pid := tcpPeerPID(ws.RemoteAddr(), ws.LocalAddr()); pid > 0 {
-		caller.PID, caller.Exe = pid, peerExe(pid)
-	}
+	// The process is looked up only when policy asks (FindPID).
+	remote, local := ws.RemoteAddr(), ws.LocalAddr()
+	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws",
+		FindPID: func() int { return tcpPeerPID(remote, local) }}
 	w.log.Debug("websocket connection", "origin", truncate(origin, 80), "remote", r.RemoteAddr)
 	w.srv.ServeConn(r.Context(), mc, caller)
 }
