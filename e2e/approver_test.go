@@ -141,6 +141,31 @@ func (e *polEnv) approveInTerminal(t *testing.T, id int, args ...string) {
 	}
 }
 
+// attack runs argv with MCPKEY_SOCK set, without a terminal, and returns
+// its output (kept for the hygiene check).
+func (e *polEnv) attack(t *testing.T, argv ...string) string {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock, "MCPKEY_NO_AUTOSTART=1")
+	out, _ := cmd.CombinedOutput()
+	e.keep(string(out))
+	return string(out)
+}
+
+// copyExecutable copies the executable src to a new file named name.
+func copyExecutable(t *testing.T, src, name string) string {
+	t.Helper()
+	body, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(dst, body, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 // client is a protocol client of e's agent from this (the test) process.
 func (e *polEnv) client(t *testing.T) *ipc.Client {
 	c := &ipc.Client{Path: e.sock}
@@ -150,7 +175,7 @@ func (e *polEnv) client(t *testing.T) *ipc.Client {
 
 // refuse ends a waiting approval with a denial and checks that the asker
 // got no token.
-func refuse(t *testing.T, e *polEnv, c *ipc.Client, id int, r *progRun) {
+func refuse(t *testing.T, c *ipc.Client, id int, r *progRun) {
 	t.Helper()
 	// Not found: the asker went away (its terminal closed), which cancels.
 	if err := c.AnswerApproval(t.Context(), id, agent.DecisionDeny, false); err != nil && !errors.Is(err, agent.ErrNotFound) {
@@ -179,7 +204,7 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		if s := tm.await(t, regexp.MustCompile(`answer: \w+.*`))[0]; !strings.Contains(s, "answer: denied") || !strings.Contains(s, "parents") {
 			t.Fatalf("the asker's parent allowed its approval: %s", s)
 		}
-		refuse(t, e, c, ap.ID, nil)
+		refuse(t, c, ap.ID, nil)
 		if _, s := tm.wait(t); strings.Contains(s, "ok ") {
 			t.Fatalf("alpha got a token:\n%s", s)
 		}
@@ -203,7 +228,7 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		if !strings.Contains(out.String(), "approve exit 1") || !strings.Contains(out.String(), "needs a terminal") {
 			t.Fatalf("a sibling without a terminal allowed the approval: %s", out.String())
 		}
-		refuse(t, e, c, ap.ID, nil)
+		refuse(t, c, ap.ID, nil)
 		sh.Wait()
 		e.keep(out.String())
 		if strings.Contains(out.String(), "ok ") {
@@ -216,14 +241,10 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		// the protocol itself, without a terminal.
 		r := e.launch(t, alpha, e.sock, polA)
 		ap := e.approval(t)
-		sib := exec.Command(answer, strconv.Itoa(ap.ID))
-		sib.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock)
-		out, _ := sib.CombinedOutput()
-		e.keep(string(out))
-		if !strings.Contains(string(out), "answer: denied") {
+		if out := e.attack(t, answer, strconv.Itoa(ap.ID)); !strings.Contains(out, "answer: denied") {
 			t.Fatalf("a program without a terminal allowed the approval: %s", out)
 		}
-		refuse(t, e, c, ap.ID, r)
+		refuse(t, c, ap.ID, r)
 	})
 
 	t.Run("sibling in the same terminal", func(t *testing.T) {
@@ -237,7 +258,7 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		if s := tm.screen.String(); !strings.Contains(s, "approve exit 6") || !strings.Contains(s, "own session") || codeRE.MatchString(s) {
 			t.Fatalf("a sibling on the asker's terminal allowed the approval:\n%s", s)
 		}
-		refuse(t, e, c, ap.ID, nil)
+		refuse(t, c, ap.ID, nil)
 		if _, s := tm.wait(t); strings.Contains(s, "ok ") {
 			t.Fatalf("alpha got a token:\n%s", s)
 		}
@@ -247,22 +268,14 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		// The approver leaves every process tree: a new session, no terminal.
 		r := e.launch(t, alpha, e.sock, polA)
 		ap := e.approval(t)
-		cmd := exec.Command("setsid", "-w", mcpkey, "approve", strconv.Itoa(ap.ID))
-		cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock, "MCPKEY_NO_AUTOSTART=1")
-		out, _ := cmd.CombinedOutput()
-		e.keep(string(out))
-		if cmd.ProcessState.ExitCode() == 0 {
+		if out := e.attack(t, "setsid", "-w", mcpkey, "approve", strconv.Itoa(ap.ID)); !strings.Contains(out, "needs a terminal") {
 			t.Fatalf("a detached mcpkey approve allowed the approval: %s", out)
 		}
 		// Speaking the protocol itself after setsid gets no further.
-		cmd = exec.Command("setsid", "-w", answer, strconv.Itoa(ap.ID))
-		cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock)
-		out, _ = cmd.CombinedOutput()
-		e.keep(string(out))
-		if !strings.Contains(string(out), "answer: denied") || !strings.Contains(string(out), "no terminal") {
+		if out := e.attack(t, "setsid", "-w", answer, strconv.Itoa(ap.ID)); !strings.Contains(out, "answer: denied") || !strings.Contains(out, "no terminal") {
 			t.Fatalf("a detached program allowed the approval: %s", out)
 		}
-		refuse(t, e, c, ap.ID, r)
+		refuse(t, c, ap.ID, r)
 	})
 
 	t.Run("detached asker, answered blind from a terminal", func(t *testing.T) {
@@ -306,24 +319,13 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 	t.Run("a program posing as the tray", func(t *testing.T) {
 		// Named mcpkey, run as `mcpkey tray`, and calling itself
 		// mcpkey-tray: but not the agent's executable, so not the tray.
-		fake := filepath.Join(t.TempDir(), "mcpkey")
-		body, err := os.ReadFile(answer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(fake, body, 0o700); err != nil {
-			t.Fatal(err)
-		}
+		fake := copyExecutable(t, answer, "mcpkey")
 		r := e.launch(t, alpha, e.sock, polA)
 		ap := e.approval(t)
-		cmd := exec.Command("setsid", "-w", fake, "tray", strconv.Itoa(ap.ID))
-		cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+e.sock)
-		out, _ := cmd.CombinedOutput()
-		e.keep(string(out))
-		if !strings.Contains(string(out), "answer: denied") {
+		if out := e.attack(t, "setsid", "-w", fake, "tray", strconv.Itoa(ap.ID)); !strings.Contains(out, "answer: denied") {
 			t.Fatalf("a fake tray allowed the approval: %s", out)
 		}
-		refuse(t, e, c, ap.ID, r)
+		refuse(t, c, ap.ID, r)
 	})
 
 	t.Run("the WebSocket connection that asked", func(t *testing.T) {
@@ -342,7 +344,7 @@ func TestPolicyApprovalNeedsAPerson(t *testing.T) {
 		if !errors.Is(err, agent.ErrDenied) || !strings.Contains(err.Error(), "websocket") {
 			t.Fatalf("the WebSocket connection allowed its own approval: %v", err)
 		}
-		refuse(t, e, c, ap.ID, nil)
+		refuse(t, c, ap.ID, nil)
 		if err := <-got; !errors.Is(err, agent.ErrDenied) {
 			t.Fatalf("websocket token after the attack: %v", err)
 		}

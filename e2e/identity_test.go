@@ -82,7 +82,7 @@ func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script 
 	if !slices.Contains(ap.Caller.Parents[0].Cmdline, b2) {
 		t.Fatalf("the approval does not name b2.sh: %+v", ap.Caller)
 	}
-	refuse(t, e, c, ap.ID, nil)
+	refuse(t, c, ap.ID, nil)
 	if code, out := r.wait(t, 20*time.Second); code == 0 || strings.Contains(out, "got-token") {
 		t.Fatalf("b2.sh got a token: %d %s", code, out)
 	}
@@ -92,7 +92,7 @@ func rememberedApprovals(t *testing.T, e *polEnv, c *ipc.Client, b1, b2, script 
 	}
 	r = e.runScript(t, "sh", b1)
 	ap = e.approval(t)
-	refuse(t, e, c, ap.ID, nil)
+	refuse(t, c, ap.ID, nil)
 	if code, out := r.wait(t, 20*time.Second); code == 0 || strings.Contains(out, "got-token") {
 		t.Fatalf("changed b1.sh got a token: %d %s", code, out)
 	}
@@ -108,14 +108,7 @@ func denyRulesCoverTheChain(t *testing.T, e *polEnv, b2 string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile(sh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shell := filepath.Join(t.TempDir(), "denied-sh")
-	if err := os.WriteFile(shell, body, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	shell := copyExecutable(t, sh, "denied-sh")
 	alpha := buildPolicyProgram(t, "alpha")
 	e.a.ApplySettings(&agent.Settings{Deny: []string{shell, alpha}})
 	if code, out := e.runScript(t, shell, b2).wait(t, 20*time.Second); code == 0 || !strings.Contains(out, "deny rule") || !strings.Contains(out, shell) {
