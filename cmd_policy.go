@@ -344,9 +344,13 @@ func defaultAuditPath() string {
 const approvalsHelp = `With confirm = true in the config (or mcpkey agent --confirm), a program not
 on the allow list that asks for a token waits while the agent asks you.
 This lists those questions: the program's path, pid, command line and parent
-chain, the server and the scopes. Requests the same program makes for the
-same server while it waits share one approval. Unanswered approvals are
-denied after approval_timeout (default 60s).
+chain, the server and the scopes. When that program is mcpkey itself (token,
+bridge, exec), policy judges the program that ran it, its parent: allow rules
+and remembered answers are about that program (its executable's file and
+hash, and an interpreter's script), and deny rules match every program in the
+chain. Requests the same program makes for the same server while it waits
+share one approval. Unanswered approvals are denied after approval_timeout
+(default 60s).
 
 examples:
   mcpkey approvals
