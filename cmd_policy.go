@@ -57,16 +57,16 @@ func runApprovals(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if ap.Name != "" {
 			server = ap.Name + " (" + ap.Server + ")"
 		}
-		fmt.Printf("%d  %s asks for %s", ap.ID, ap.Caller.Describe(), server)
+		fmt.Printf("%d  %s asks for %s", ap.ID, agent.Printable(ap.Caller.Describe()), agent.Printable(server))
 		if len(ap.Scopes) > 0 {
 			fmt.Printf(" scopes %s", strings.Join(ap.Scopes, " "))
 		}
 		fmt.Printf("  (%d waiting, %s left)\n", ap.Waiting, ap.Deadline.Sub(now).Round(time.Second))
 		if len(ap.Caller.Cmdline) > 0 {
-			fmt.Printf("   command: %s\n", strings.Join(ap.Caller.Cmdline, " "))
+			fmt.Printf("   command: %s\n", agent.Printable(strings.Join(ap.Caller.Cmdline, " ")))
 		}
 		for _, p := range ap.Caller.Parents {
-			fmt.Printf("   parent:  %s (pid %d)\n", firstNonEmpty(strings.Join(p.Cmdline, " "), p.Exe, "?"), p.PID)
+			fmt.Printf("   parent:  %s (pid %d)\n", agent.Printable(firstNonEmpty(strings.Join(p.Cmdline, " "), p.Exe, "?")), p.PID)
 		}
 	}
 	fmt.Println("\nanswer with: mcpkey approve <id> [--remember] or mcpkey deny <id>")
@@ -100,8 +100,37 @@ func answer(ctx context.Context, fs *flag.FlagSet, args []string, allow bool) er
 	}
 	c := &ipc.Client{}
 	defer c.Close()
-	if err := c.AnswerApproval(ctx, id, d, *remember); err != nil {
+	if !allow {
+		if err := c.AnswerApproval(ctx, id, d, *remember); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "mcpkey: approval %d: %s\n", id, d)
+		return nil
+	}
+	// Allowing needs a person: the agent writes the request and a code to
+	// this process's terminal, and the code is read back from the terminal
+	// itself (/dev/tty), never from stdin.
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("approve needs a terminal: %w\nhint: run it in a terminal, or answer in the tray (mcpkey tray)", err)
+	}
+	defer tty.Close()
+	r, err := c.Answer(ctx, agent.Answer{ID: id, Decision: d, Remember: *remember})
+	if err != nil {
 		return err
+	}
+	if r.ConfirmInTerminal {
+		line, err := bufio.NewReader(tty).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("approval %d: read the code from the terminal: %w", id, err)
+		}
+		code := strings.TrimSpace(line)
+		if code == "" {
+			return fmt.Errorf("approval %d: cancelled", id)
+		}
+		if _, err := c.Answer(ctx, agent.Answer{ID: id, Decision: d, Remember: *remember, Code: code}); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "mcpkey: approval %d: %s\n", id, d)
 	return nil
@@ -315,9 +344,13 @@ func defaultAuditPath() string {
 const approvalsHelp = `With confirm = true in the config (or mcpkey agent --confirm), a program not
 on the allow list that asks for a token waits while the agent asks you.
 This lists those questions: the program's path, pid, command line and parent
-chain, the server and the scopes. Requests the same program makes for the
-same server while it waits share one approval. Unanswered approvals are
-denied after approval_timeout (default 60s).
+chain, the server and the scopes. When that program is mcpkey itself (token,
+bridge, exec), policy judges the program that ran it, its parent: allow rules
+and remembered answers are about that program (its executable's file and
+hash, and an interpreter's script), and deny rules match every program in the
+chain. Requests the same program makes for the same server while it waits
+share one approval. Unanswered approvals are denied after approval_timeout
+(default 60s).
 
 examples:
   mcpkey approvals
@@ -328,8 +361,14 @@ examples:
 const approveHelp = `Answers a waiting approval (see mcpkey approvals). approve lets the waiting
 requests through once; --remember also lets this program have tokens for this
 server without asking for the configured remember time (default 8h). deny
-refuses them; deny --remember refuses without asking for that time. A program
-cannot answer its own approval. mcpkey lock forgets every remembered answer.
+refuses them; deny --remember refuses without asking for that time.
+mcpkey lock forgets every remembered answer.
+
+Only a person may approve: approve must run in a terminal that is not the
+asking program's (not its session, process group or process tree). The agent
+writes the request and a one-time code to that terminal; type the code to
+allow. Programs without a terminal, WebSocket connections and the asking
+program's own processes are refused; the tray answers without a code.
 
 examples:
   mcpkey approve 3
@@ -342,7 +381,9 @@ and refuses token, login and logout requests (exit code 5, wire code
 "locked") until unlock, which reads the sessions back from the keyring.
 With --passphrase, unlock requires it; the passphrase is read from the
 terminal without echo (or one line of stdin), never from the command line.
-Wrong passphrases are answered after 1s, 2s, 4s … (at most 30s).
+Wrong passphrases are answered after 1s, 2s, 4s … (at most 30s), and no
+passphrase is checked before that delay has passed, even if the guess before
+it gave up early.
 The config can lock on screen lock (lock_on_screen_lock = true) and after
 idle time (lock_after_idle = "30m").
 

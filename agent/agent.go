@@ -38,6 +38,9 @@ type Config struct {
 	// OpenURL opens the authorization URL in the user's browser. nil means
 	// browser.Open.
 	OpenURL func(ctx context.Context, url string) error
+	// Executable is the mcpkey executable whose tray may answer approvals
+	// (see approverTerminal); "" means the agent's own.
+	Executable string
 	// Logger receives the agent's logs; nil discards them. Logs never carry
 	// token material.
 	Logger *slog.Logger

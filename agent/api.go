@@ -164,12 +164,24 @@ type Caller struct {
 	// Client names a WebSocket or proxy client by the secret it presented
 	// (such as "ws"); those callers have no pid.
 	Client string `json:"client,omitempty"`
+
+	// FindPID, for transports without peer credentials (the WebSocket),
+	// finds the peer's pid when policy needs it (a deny rule, an approval);
+	// it may be costly (a walk of /proc) and is called once per context
+	// WithCaller made. 0: not found.
+	FindPID func() int `json:"-"`
+
+	// memo keeps what policy learnt about the caller from /proc (see
+	// Agent.judge) for the life of the context WithCaller made: the ipc
+	// server makes one per connection for its fast path.
+	memo *callerMemo
 }
 
 type callerKey struct{}
 
 // WithCaller returns ctx carrying c.
 func WithCaller(ctx context.Context, c Caller) context.Context {
+	c.memo = new(callerMemo)
 	return context.WithValue(ctx, callerKey{}, c)
 }
 

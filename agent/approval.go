@@ -73,12 +73,17 @@ type approval struct {
 	remember time.Duration
 	done     chan struct{} // closed once decided
 	timer    *time.Timer
+	// challenge is the code written to an answering terminal, if any;
+	// wrongCodes counts the wrong ones sent back.
+	challenge  *challenge
+	wrongCodes int
 }
 
 // approve makes the request wait for the user's decision, unless a
 // remembered one applies.
 func (a *Agent) approve(ctx context.Context, c Caller, t target, account string, scopes []string, pol ApprovalPolicy) error {
-	key := approvalKey{c.identity(), t.url}
+	c, _, id := a.judge(c, true) // admitQuick has judged c already
+	key := approvalKey{id, t.url}
 	now := a.now()
 	g := &a.g
 	g.mu.Lock()
@@ -96,19 +101,12 @@ func (a *Agent) approve(ctx context.Context, c Caller, t target, account string,
 	p := g.pending[key]
 	fresh := p == nil
 	if fresh {
-		g.mu.Unlock()
-		c = DescribeCaller(c) // outside the lock: reads /proc
-		g.mu.Lock()
-		if p = g.pending[key]; p == nil {
-			g.nextID++
-			p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
-				Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
-				RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
-			g.pending[key], g.byID[p.ID] = p, p
-			p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
-		} else {
-			fresh = false
-		}
+		g.nextID++
+		p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
+			Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
+			RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
+		g.pending[key], g.byID[p.ID] = p, p
+		p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
 	}
 	p.Waiting++
 	snap := p.snapshotLocked()
@@ -201,41 +199,62 @@ func (a *Agent) Approvals(ctx context.Context) ([]Approval, error) {
 
 // AnswerApproval answers approval id: DecisionAllowOnce, DecisionAllow
 // (remembered for the server's remember time) or DecisionDeny (remembered
-// too when remember is set). A program cannot answer its own approval (nor
-// can its children): the answer must come from elsewhere, such as the tray
-// or `mcpkey approve` in another terminal.
+// too when remember is set). It is Answer for callers that cannot confirm
+// in a terminal (the tray, in-process callers): a terminal answerer gets
+// ErrDenied telling it to confirm.
 func (a *Agent) AnswerApproval(ctx context.Context, id int, d Decision, remember bool) error {
-	if _, ok := restrictionFrom(ctx); ok {
-		return fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	r, err := a.Answer(ctx, Answer{ID: id, Decision: d, Remember: remember})
+	if err == nil && r.ConfirmInTerminal {
+		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", ErrDenied, id)
 	}
+	return err
+}
+
+// Answer answers an approval. Only a person may allow one: see
+// approverTerminal for who may. A terminal answerer gets
+// AnswerResult.ConfirmInTerminal first and must send the code the agent
+// wrote to its terminal; a denial is accepted from any local caller.
+func (a *Agent) Answer(ctx context.Context, ans Answer) (AnswerResult, error) {
+	if _, ok := restrictionFrom(ctx); ok {
+		return AnswerResult{}, fmt.Errorf("%w: not on a restricted socket", ErrDenied)
+	}
+	d, remember := ans.Decision, ans.Remember
 	switch d {
 	case DecisionAllowOnce, DecisionAllow, DecisionDeny:
 	default:
-		return fmt.Errorf("%w: decision must be allow_once, allow or deny", ErrInvalidRequest)
+		return AnswerResult{}, fmt.Errorf("%w: decision must be allow_once, allow or deny", ErrInvalidRequest)
 	}
 	a.g.mu.Lock()
-	p := a.g.byID[id]
-	var asker int
-	if p != nil {
-		asker = p.Caller.PID
-	}
+	p := a.g.byID[ans.ID]
 	a.g.mu.Unlock()
 	if p == nil {
-		return fmt.Errorf("%w: no approval %d is waiting (run `mcpkey approvals`)", ErrNotFound, id)
+		return AnswerResult{}, fmt.Errorf("%w: no approval %d is waiting (run `mcpkey approvals`)", ErrNotFound, ans.ID)
 	}
-	if c, ok := CallerFrom(ctx); ok && asker > 0 && c.PID > 0 {
-		if c.PID == asker || slices.ContainsFunc(DescribeCaller(c).Parents, func(pp Process) bool { return pp.PID == asker }) {
-			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: p.Server, Approval: id, Reason: "a program may not answer its own approval"})
-			return fmt.Errorf("%w: a program may not answer its own approval", ErrDenied)
+	if d != DecisionDeny {
+		tty, dev, err := a.approverTerminal(ctx, p)
+		if err != nil {
+			return AnswerResult{}, err
+		}
+		if tty != "" {
+			c, _ := CallerFrom(ctx)
+			if ans.Code == "" {
+				if err := a.challengeTerminal(p, c.PID, d, tty, dev); err != nil {
+					return AnswerResult{}, err
+				}
+				return AnswerResult{ConfirmInTerminal: true}, nil
+			}
+			if !a.checkChallenge(p, c.PID, d, ans.Code) {
+				return AnswerResult{}, a.refuseApprover(ctx, p, fmt.Sprintf("wrong or stale confirmation code (%d wrong codes deny the request)", maxWrongCodes))
+			}
 		}
 	}
 	if d == DecisionAllow {
 		remember = true
 	}
 	if !a.decide(p, d, remember) {
-		return fmt.Errorf("%w: approval %d was already settled", ErrNotFound, id)
+		return AnswerResult{}, fmt.Errorf("%w: approval %d was already settled", ErrNotFound, ans.ID)
 	}
-	return nil
+	return AnswerResult{}, nil
 }
 
 // forgetApprovals drops remembered decisions and settles every pending

@@ -49,8 +49,9 @@ func DescribeCaller(c Caller) Caller {
 	return c
 }
 
-// identity is what an approval is remembered for: the executable path for
-// local processes; the transport and client name for WebSocket and proxy
+// identity is what an approval is remembered for when the caller's
+// executable cannot be fingerprinted (see Agent.identityOf): the
+// executable path; the transport and client name for WebSocket and proxy
 // callers, identified by the secret they presented; the pid as a last resort.
 func (c Caller) identity() string {
 	switch {

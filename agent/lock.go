@@ -90,8 +90,9 @@ func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
 // Unlock unlocks the agent and reads the sessions back from the keyring.
 // When the lock set a passphrase, passphrase must match (compared in
 // constant time); a wrong one answers ErrDenied after a delay that doubles
-// with each failure (1 s, 2 s, 4 s …, at most 30 s), and attempts are
-// served one at a time. Unlocking an unlocked agent does nothing.
+// with each failure (1 s, 2 s, 4 s …, at most 30 s); attempts are served
+// one at a time, and none is checked before the last failure's delay has
+// passed, whether or not that attempt waited for its answer. Unlocking an unlocked agent does nothing.
 func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	if _, ok := restrictionFrom(ctx); ok {
 		return fmt.Errorf("%w: not on a restricted socket", ErrDenied)
@@ -102,23 +103,26 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 		return nil
 	}
 	a.g.mu.Lock()
-	salt, want := a.g.lockSalt, a.g.lockHash
+	salt, want, notBefore := a.g.lockSalt, a.g.lockHash, a.g.unlockNotBefore
 	a.g.mu.Unlock()
 	if want != nil {
+		// The backoff follows from the count of failures, not from the
+		// guesser's patience: an attempt that gives up before the delay
+		// ends is never checked, and the next one waits out the rest.
+		if err := sleepUntil(ctx, notBefore); err != nil {
+			return err
+		}
 		got, err := pbkdf2.Key(sha256.New, passphrase, salt, pbkdfIterations, 32)
 		if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
 			a.g.mu.Lock()
 			a.g.failures++
 			delay := min(maxUnlockDelay, time.Second<<min(a.g.failures-1, 10))
+			a.g.unlockNotBefore = time.Now().Add(delay)
 			a.g.mu.Unlock()
 			a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "wrong unlock passphrase"})
 			a.log.Warn("unlock refused: wrong passphrase", "delay", delay)
-			t := time.NewTimer(delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := sleepUntil(ctx, time.Now().Add(delay)); err != nil {
+				return err
 			}
 			return fmt.Errorf("%w: wrong passphrase", ErrDenied)
 		}
@@ -138,7 +142,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	a.sessions = sessions
 	a.mu.Unlock()
 	a.g.mu.Lock()
-	a.g.lockSalt, a.g.lockHash, a.g.failures = nil, nil, 0
+	a.g.lockSalt, a.g.lockHash, a.g.failures, a.g.unlockNotBefore = nil, nil, 0, time.Time{}
 	a.g.locked.Store(false)
 	a.g.mu.Unlock()
 	a.g.lastActive.Store(a.now().UnixNano())
@@ -151,4 +155,21 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	a.publish(Event{Kind: EventUnlocked})
 	a.log.Info("unlocked", "sessions", len(sessions))
 	return nil
+}
+
+// sleepUntil waits until t (real time: the backoff must not follow a test
+// clock) or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

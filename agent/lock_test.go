@@ -1,8 +1,11 @@
 package agent_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -113,4 +116,52 @@ func waitKind(t *testing.T, ev <-chan agent.Event, kind agent.EventKind) agent.E
 	}
 	t.Fatalf("event stream ended before %s", kind)
 	return agent.Event{}
+}
+
+// TestUnlockBackoffCountsAbandonedGuesses: a guesser that gives up on each
+// attempt after 7 ms gets no more passphrases checked than one that waits:
+// 100 abandoned guesses within the first failure's 1 s are one check.
+func TestUnlockBackoffCountsAbandonedGuesses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &lockedBuffer{}
+		a := newPolicyAgent(t, agent.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err := a.Lock(t.Context(), "correct horse"); err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			ctx, cancel := context.WithTimeout(t.Context(), 7*time.Millisecond)
+			if err := a.Unlock(ctx, "wrong"); err == nil {
+				t.Fatal("a wrong passphrase unlocked")
+			}
+			cancel()
+		}
+		if n := strings.Count(logs.String(), "unlock refused"); n != 1 {
+			t.Fatalf("100 abandoned guesses in 700 ms had %d passphrases checked, want 1", n)
+		}
+		// The right passphrase waits out the rest of the first failure's 1 s.
+		start := time.Now()
+		if err := a.Unlock(t.Context(), "correct horse"); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Fatalf("right passphrase after the guesses took %s, want the backoff's last 300 ms", d)
+		}
+	})
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -32,11 +32,16 @@ type guard struct {
 	lockSalt   []byte
 	lockHash   []byte // nil: locked without a passphrase
 	failures   int    // wrong passphrases since the lock
-	stopScreen func() // stops the screen-lock watcher; nil when off
+	// unlockNotBefore is when the next unlock attempt may be checked:
+	// the last failure's backoff, whether or not its guesser waited.
+	unlockNotBefore time.Time
+	stopScreen      func() // stops the screen-lock watcher; nil when off
 
 	// unlockMu serialises unlock attempts, so parallel guesses cannot
 	// dodge the backoff.
 	unlockMu sync.Mutex
+	// fp caches the content hashes remembered answers bind to.
+	fp fingerprints
 }
 
 // startGuard opens the audit log and starts the idle and screen-lock
@@ -192,26 +197,34 @@ func (a *Agent) admitQuick(ctx context.Context, op string, t target, account str
 		return admission{admitted: true}
 	}
 	pol := a.approvalPolicy(t.settings.Name)
-	if len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
+	confirm := op == "token.get" && (pol.Confirm || a.cfg.Confirm)
+	if len(pol.Deny) == 0 && !confirm {
+		return admission{admitted: true}
+	}
+	// Judge the program that asked and its parents, not just the peer
+	// (see principal); this reads /proc, so only when a rule needs it.
+	c, p, id := a.judge(c, confirm)
+	if exe := deniedBy(pol.Deny, c); exe != "" {
 		return admission{auditReason: "deny rule",
-			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config)", ErrDenied, c.Describe(), t.url)}
+			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), t.url, exe)}
 	}
-	if op != "token.get" || !(pol.Confirm || a.cfg.Confirm) {
+	if !confirm {
 		return admission{admitted: true}
 	}
-	if c.Exe != "" && matchAny(pol.Allow, c.Exe) {
+	if p.Exe != "" && matchAny(pol.Allow, p.Exe) {
 		return admission{admitted: true}
 	}
-	if a.rememberedAllow(c, t.url, now) {
+	if a.rememberedAllow(id, t.url, now) {
 		return admission{admitted: true}
 	}
 	return admission{caller: c, pol: pol}
 }
 
-// rememberedAllow reports whether the user allowed c for server and asked
-// for that to be remembered, until a time not yet reached.
-func (a *Agent) rememberedAllow(c Caller, server string, now time.Time) bool {
-	key := approvalKey{c.identity(), server}
+// rememberedAllow reports whether the user allowed the program with
+// identity id for server and asked for that to be remembered, until a time
+// not yet reached.
+func (a *Agent) rememberedAllow(id, server string, now time.Time) bool {
+	key := approvalKey{id, server}
 	a.g.mu.Lock()
 	r, ok := a.g.remembered[key]
 	a.g.mu.Unlock()

@@ -20,7 +20,12 @@ import (
 const MaxSecretSize = 64 << 10
 
 // SetSecret stores value under name, replacing any previous value.
+// Like reading it, it passes admitSecret: a locked agent or a deny rule
+// against the caller refuses it.
 func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error {
+	if err := a.admitSecret(ctx, name); err != nil {
+		return err
+	}
 	if len(value) == 0 {
 		return fmt.Errorf("%w: secret %s: empty value", ErrInvalidRequest, name)
 	}
@@ -58,8 +63,12 @@ func (a *Agent) Secrets(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// DeleteSecret removes the secret name; ErrNotFound if there is none.
+// DeleteSecret removes the secret name; ErrNotFound if there is none. Like
+// reading it, it passes admitSecret.
 func (a *Agent) DeleteSecret(ctx context.Context, name string) error {
+	if err := a.admitSecret(ctx, name); err != nil {
+		return err
+	}
 	if err := store.DeleteSecret(ctx, a.cfg.Store, name); err != nil {
 		return secretErr(err)
 	}

@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// admitSecret decides whether the caller in ctx may read the static secret
-// name (secret.get: mcpkey exec, bridge and proxy load a server's API keys
-// this way). It is admit's counterpart for secrets, in the same order:
+// admitSecret decides whether the caller in ctx may read, set or delete
+// the static secret name (secret.get: mcpkey exec, bridge and proxy load a
+// server's API keys this way; secret.set, secret.delete). It is admit's
+// counterpart for secrets, in the same order:
 //
 //   - a restricted socket serves no secrets (it hands out tokens for its
 //     servers only);
@@ -37,14 +38,23 @@ func (a *Agent) admitSecret(ctx context.Context, name string) error {
 	if s == nil {
 		return nil
 	}
-	if len(s.Deny) > 0 && matchAny(s.Deny, c.Exe) {
+	// Deny rules apply to the caller's whole chain (see principal), read
+	// from /proc only when there is a rule.
+	denied := func(globs []string) string {
+		if len(globs) == 0 {
+			return ""
+		}
+		d, _, _ := a.judge(c, false)
+		return deniedBy(globs, d)
+	}
+	if exe := denied(s.Deny); exe != "" {
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Reason: "deny rule (secret " + name + ")"})
-		return fmt.Errorf("%w: %s may not read secret %s (a deny rule in the config)", ErrDenied, c.Describe(), name)
+		return fmt.Errorf("%w: %s may not use secret %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), name, exe)
 	}
 	for _, srv := range secretUsers(s, name) {
-		if pol := s.ApprovalPolicy(srv); len(pol.Deny) > 0 && matchAny(pol.Deny, c.Exe) {
+		if exe := denied(s.ApprovalPolicy(srv).Deny); exe != "" {
 			a.audit(ctx, AuditRecord{Event: AuditDenied, Server: srv, Reason: "deny rule (secret " + name + ")"})
-			return fmt.Errorf("%w: %s may not read secret %s, used by %s (a deny rule in the config)", ErrDenied, c.Describe(), name, srv)
+			return fmt.Errorf("%w: %s may not use secret %s, used by %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), name, srv, exe)
 		}
 	}
 	return nil

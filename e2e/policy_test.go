@@ -127,9 +127,15 @@ type progRun struct {
 // launch starts prog with MCPKEY_SOCK=sock asking for server.
 func (e *polEnv) launch(t *testing.T, prog, sock, server string) *progRun {
 	t.Helper()
-	r := &progRun{done: make(chan struct{})}
-	r.cmd = exec.Command(prog, server)
-	r.cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+sock)
+	cmd := exec.Command(prog, server)
+	cmd.Env = append(os.Environ(), "MCPKEY_SOCK="+sock)
+	return e.start(t, cmd)
+}
+
+// start starts cmd, collecting its output (kept for the hygiene check).
+func (e *polEnv) start(t *testing.T, cmd *exec.Cmd) *progRun {
+	t.Helper()
+	r := &progRun{cmd: cmd, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -207,9 +213,9 @@ func TestPolicyTwoProgramsApproval(t *testing.T) {
 	if code != 0 || !strings.Contains(out, alpha) || !strings.Contains(out, fmt.Sprintf("pid %d", r.cmd.Process.Pid)) {
 		t.Fatalf("mcpkey approvals (%d): %s", code, out)
 	}
-	if code, out := e.mcpkey(t, "", "approve", strconv.Itoa(ap.ID), "--remember"); code != 0 {
-		t.Fatalf("mcpkey approve: %d %s", code, out)
-	}
+	// The person approves in a terminal of their own, typing the code the
+	// agent shows there.
+	e.approveInTerminal(t, ap.ID, "--remember")
 	if code, out := r.wait(t, 20*time.Second); code != 0 || !strings.HasPrefix(out, "ok ") {
 		t.Fatalf("alpha after approve: %d %s", code, out)
 	}
@@ -246,7 +252,7 @@ func TestPolicyTwoProgramsApproval(t *testing.T) {
 	if ap.Caller.Exe != alpha {
 		t.Fatalf("expired: approval names %s", ap.Caller.Exe)
 	}
-	e.mcpkey(t, "", "approve", strconv.Itoa(ap.ID))
+	e.approveInTerminal(t, ap.ID)
 	if code, out := r.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("alpha after expiry and approve: %d %s", code, out)
 	}
@@ -274,7 +280,7 @@ func TestPolicyTwoProgramsApproval(t *testing.T) {
 	// The lock forgot alpha's approval.
 	r = e.launch(t, alpha, e.sock, polA)
 	ap = e.approval(t)
-	c.AnswerApproval(t.Context(), ap.ID, agent.DecisionAllowOnce, false)
+	e.approveInTerminal(t, ap.ID)
 	if code, out := r.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("alpha after unlock: %d %s", code, out)
 	}

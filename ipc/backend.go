@@ -42,7 +42,7 @@ type SecretBackend interface {
 // Backend without it answers those methods with method-not-found.
 type PolicyBackend interface {
 	Approvals(ctx context.Context) ([]agent.Approval, error)
-	AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error
+	Answer(ctx context.Context, ans agent.Answer) (agent.AnswerResult, error)
 	Lock(ctx context.Context, passphrase string) error
 	Unlock(ctx context.Context, passphrase string) error
 }

@@ -811,8 +811,20 @@ func (c *Client) Approvals(ctx context.Context) ([]agent.Approval, error) {
 
 // AnswerApproval answers approval id (see agent.Agent.AnswerApproval).
 func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error {
-	var r struct{}
-	return call(ctx, c, MethodApprovalAnswer, AnswerParams{ID: id, Decision: d, Remember: remember}, &r, nil)
+	r, err := c.Answer(ctx, agent.Answer{ID: id, Decision: d, Remember: remember})
+	if err == nil && r.ConfirmInTerminal {
+		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", agent.ErrDenied, id)
+	}
+	return err
+}
+
+// Answer sends one answer to an approval (approval.answer). An allow from
+// a terminal answers ConfirmInTerminal first: the agent wrote the request
+// and a code to the terminal, and the answer must be sent again with it.
+func (c *Client) Answer(ctx context.Context, ans agent.Answer) (agent.AnswerResult, error) {
+	var r agent.AnswerResult
+	err := call(ctx, c, MethodApprovalAnswer, ans, &r, nil)
+	return r, err
 }
 
 // Lock locks the agent; with a passphrase, Unlock will require it.

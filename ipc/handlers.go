@@ -426,10 +426,11 @@ func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error)
 	if p.ID <= 0 {
 		return nil, nil, invalidParams("params.id is required")
 	}
-	if err := pb.AnswerApproval(ctx, p.ID, p.Decision, p.Remember); err != nil {
+	r, err := pb.Answer(ctx, p)
+	if err != nil {
 		return nil, nil, err
 	}
-	return struct{}{}, nil, nil
+	return r, nil, nil
 }
 
 func handleLock(ctx context.Context, c *conn, m *message) (any, func(), error) {
@@ -456,6 +457,10 @@ func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBacken
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), error) {
+	// A locked agent opens no new way in (agent.Agent.Locked).
+	if l, ok := c.s.b.(interface{ Locked() bool }); ok && l.Locked() {
+		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
+	}
 	var p SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err

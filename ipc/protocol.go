@@ -345,14 +345,12 @@ type ApprovalsResult struct {
 	Approvals []agent.Approval `json:"approvals"`
 }
 
-// AnswerParams are approval.answer's params; the result is {}.
-type AnswerParams struct {
-	ID int `json:"id"`
-	// Decision is allow_once, allow (remembered) or deny.
-	Decision agent.Decision `json:"decision"`
-	// Remember makes a deny hold for the server's remember time too.
-	Remember bool `json:"remember,omitempty"`
-}
+// AnswerParams are approval.answer's params: id, decision (allow_once,
+// allow (remembered) or deny), remember (a deny holds for the server's
+// remember time too) and code (the one-time code the agent wrote to the
+// answering terminal). The result is an agent.AnswerResult: an allow from
+// a terminal first answers {"confirm_in_terminal": true}.
+type AnswerParams = agent.Answer
 
 // LockParams are agent.lock's and agent.unlock's params; the result is {}.
 // The passphrase travels only over the socket, never argv.

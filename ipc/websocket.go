@@ -488,10 +488,14 @@ func (w *WebSocketServer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		pc.admit()
 	}
 	mc := w.newConn(ws)
-	// No pid on a TCP connection: the caller is identified by the secret
-	// it presented (reading it proves it runs as this user), its Origin
-	// and its loopback address, which the log records.
-	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws"}
+	// No SO_PEERCRED on a TCP connection: the caller is identified by the
+	// secret it presented (reading it proves it runs as this user), and by
+	// its process where /proc shows it, so deny rules and approvals judge
+	// the program as on the Unix socket.
+	// The process is looked up only when policy asks (FindPID).
+	remote, local := ws.RemoteAddr(), ws.LocalAddr()
+	caller := agent.Caller{Transport: "websocket", UID: os.Getuid(), Client: "ws",
+		FindPID: func() int { return tcpPeerPID(remote, local) }}
 	w.log.Debug("websocket connection", "origin", truncate(origin, 80), "remote", r.RemoteAddr)
 	w.srv.ServeConn(r.Context(), mc, caller)
 }
