@@ -155,12 +155,22 @@ func (cs *CallbackServer) deliver(ctx context.Context, q url.Values) error {
 	return <-d.reply // Wait answers every delivery it takes
 }
 
-// Close stops the listener and ends a pending Wait.
+// closeGrace bounds how long Close waits for pages being written.
+const closeGrace = 2 * time.Second
+
+// Close stops the listener and ends a pending Wait. A page being written
+// (the error page of the response that ended the login, above all) is
+// let through first: Close shuts the server down gracefully, for at most
+// closeGrace, before it drops what is left.
 func (cs *CallbackServer) Close() error {
 	var err error
 	cs.closeOnce.Do(func() {
 		close(cs.done)
-		err = cs.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		defer cancel()
+		if err = cs.srv.Shutdown(ctx); err != nil {
+			err = cs.srv.Close()
+		}
 		// Serve may not have taken the listener yet; close it ourselves.
 		if lerr := cs.ln.Close(); err == nil && lerr != nil && !errors.Is(lerr, net.ErrClosed) {
 			err = lerr

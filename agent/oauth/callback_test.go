@@ -192,3 +192,54 @@ func TestCallbackFixedPortTaken(t *testing.T) {
 		t.Errorf("taken port: %v", err)
 	}
 }
+
+// TestCallbackErrorPageAlwaysArrives: a callback that ends the login with
+// an error (error=, an iss mismatch) gets its page although the login
+// closes the listener the moment Wait returns, as the agent does; a state
+// mismatch gets its page too. A real HTTP client reads each body, many
+// times over, to catch the race between the close and the write.
+func TestCallbackErrorPageAlwaysArrives(t *testing.T) {
+	as := &oauth.AuthServer{Issuer: "https://as.example", AuthorizationEndpoint: "https://as.example/authorize",
+		TokenEndpoint: "https://as.example/token", IssParameterSupported: true}
+	cases := []struct {
+		name   string
+		query  func(state string) string
+		status int
+		text   string
+	}{
+		{"error", func(s string) string {
+			return "error=access_denied&error_description=no+thanks&iss=https%3A%2F%2Fas.example&state=" + s
+		}, 400, "access_denied"},
+		{"iss mismatch", func(s string) string { return "code=c&iss=https%3A%2F%2Fevil.example&state=" + s }, 400, "mix-up"},
+		{"state mismatch", func(string) string { return "code=c&iss=https%3A%2F%2Fas.example&state=forged" }, 400, "does not belong"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 100 {
+				ctx := testCtx(t)
+				cs, err := oauth.ListenCallback(ctx, 0, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := oauth.NewFlow(as, &oauth.Client{ClientID: "c1"}, "https://mcp.example/mcp", nil, cs.RedirectURI())
+				if err != nil {
+					t.Fatal(err)
+				}
+				au, _ := url.Parse(f.AuthCodeURL())
+				wctx, cancel := context.WithCancel(ctx)
+				ended := make(chan struct{})
+				go func() {
+					defer close(ended)
+					_, _ = cs.Wait(wctx, f.ValidateCallback)
+					cs.Close() // as the login does when authorize returns
+				}()
+				st, body := get(t, cs.RedirectURI()+"?"+tc.query(au.Query().Get("state")), "")
+				cancel()
+				<-ended
+				if st != tc.status || !strings.Contains(body, tc.text) {
+					t.Fatalf("attempt %d: status %d, body %q; want %d with %q", i, st, body, tc.status, tc.text)
+				}
+			}
+		})
+	}
+}
