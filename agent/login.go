@@ -315,7 +315,14 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	} else {
 		ev.Message = "opening your browser"
 		a.emitTo(key, ev)
-		if err := a.cfg.OpenURL(ctx, authURL); err != nil {
+		// The browser gets a one-time loopback address that redirects to
+		// authURL: its argv is world-readable, and authURL's state is what
+		// proves a callback belongs to this login (issue 13 item 12).
+		launch, err := cb.Launch(authURL)
+		if err == nil {
+			err = a.cfg.OpenURL(ctx, launch)
+		}
+		if err != nil {
 			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
 				Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}

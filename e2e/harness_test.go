@@ -40,6 +40,7 @@ var builds = map[string]string{
 	"mcpkey":             ".",
 	"mcpserver":          "./e2e/mcpserver",
 	"autobrowser":        "./e2e/cmd/autobrowser",
+	"argvthief":          "./e2e/cmd/argvthief",
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
 	"conformance-client": "./e2e/conformance-client",
 }

@@ -243,3 +243,42 @@ func TestCallbackErrorPageAlwaysArrives(t *testing.T) {
 		})
 	}
 }
+
+// TestCallbackLaunchOnce: the launch address redirects to the
+// authorization URL once, without a body that repeats it; a second request
+// gets 410, and a launch address that was never issued 404.
+func TestCallbackLaunchOnce(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	authURL := "https://as.example/authorize?state=s3cret&client_id=c"
+	launch, err := cs.Launch(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(launch, "s3cret") || !strings.HasPrefix(launch, strings.TrimSuffix(cs.RedirectURI(), "/callback")+"/login/") {
+		t.Fatalf("launch address %s", launch)
+	}
+	if _, err := cs.Launch(authURL); err == nil {
+		t.Error("a second Launch on one listener succeeded")
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(launch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != authURL || strings.Contains(string(body), "s3cret") {
+		t.Errorf("first use: %d Location=%q body=%q", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if st, body := get(t, launch, ""); st != http.StatusGone || strings.Contains(body, "s3cret") {
+		t.Errorf("second use: %d %q, want 410 without the URL", st, body)
+	}
+	if st, _ := get(t, launch+"x", ""); st != http.StatusNotFound {
+		t.Errorf("another launch path: %d, want 404", st)
+	}
+}

@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
+)
+
+// publicCopy copies a built binary into a fresh world-readable directory,
+// so that another user can run it (TestMain's directory is 0700).
+func publicCopy(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "mkpub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// asNobody returns the argv prefix that runs a command as uid and gid
+// 65534 with no supplementary groups; it skips t unless running as root.
+func asNobody(t testing.TB) []string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "running a command as another user needs root (CI runs as root)")
+	}
+	p, err := exec.LookPath("setpriv")
+	if err != nil {
+		skipOrFail(t, "setpriv missing (util-linux)")
+	}
+	return []string{p, "--reuid", "65534", "--regid", "65534", "--clear-groups"}
+}
+
+// TestLoginForgedCallbackFromAnotherUser (issue 13 item 12): while the
+// browser is open, another user reads its argv from /proc, learns what it
+// can (the state, from the URL or from whatever the URL redirects to) and
+// sends the forged ?error=access_denied callback that used to end the
+// login. The login still completes, and the other user never learned the
+// state.
+func TestLoginForgedCallbackFromAnotherUser(t *testing.T) {
+	nobody := asNobody(t)
+	thief := publicCopy(t, "argvthief")
+	as := oauthtest.New(t, oauthtest.Options{AccessTokenTTL: time.Hour})
+
+	// The browser: records its pid, waits (bounded) until the attack is
+	// over, then signs in as autobrowser does. Its argv holds the URL.
+	dir := t.TempDir()
+	pidFile, goFile := filepath.Join(dir, "pid"), filepath.Join(dir, "go")
+	script := filepath.Join(dir, "browser")
+	os.WriteFile(script, []byte("#!/bin/sh\necho $$ > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+
+		"\ni=0\nwhile [ ! -e "+goFile+" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\nexec "+
+		bin(t, "autobrowser")+" \"$1\"\n"), 0o755)
+	a := startAgent(t, script)
+
+	login := exec.Command(bin(t, "mcpkey"), "login", as.MCPURL)
+	login.Env = a.Env
+	var loginOut syncBuffer
+	login.Stdout, login.Stderr = &loginOut, &loginOut
+	if err := login.Start(); err != nil {
+		t.Fatal(err)
+	}
+	loginDone := make(chan error, 1)
+	go func() { loginDone <- login.Wait() }()
+	t.Cleanup(func() { login.Process.Kill() })
+
+	ctx := deadline(t, 30*time.Second)
+	var pid []byte
+	if err := poll(ctx, 20*time.Millisecond, func() bool {
+		pid, _ = os.ReadFile(pidFile)
+		return len(pid) > 0
+	}); err != nil {
+		t.Fatalf("the browser never started: %v\n%s", err, loginOut.String())
+	}
+	cmd := exec.CommandContext(ctx, nobody[0], append(nobody[1:], thief, strings.TrimSpace(string(pid)))...)
+	attack, err := cmd.CombinedOutput()
+	t.Logf("attacker (uid 65534):\n%s", attack)
+	if err != nil {
+		t.Fatalf("attacker: %v", err)
+	}
+	if !bytes.Contains(attack, []byte("argv url: http://127.0.0.1:")) || !bytes.Contains(attack, []byte("forged callback:")) {
+		t.Fatalf("the attack did not run as planned")
+	}
+	os.WriteFile(goFile, nil, 0o644)
+
+	select {
+	case err := <-loginDone:
+		if err != nil {
+			t.Fatalf("login ended by the forged callback: %v\n%s", err, loginOut.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("login did not finish\n%s", loginOut.String())
+	}
+	if bytes.Contains(attack, []byte("learned state: yes")) {
+		t.Error("another user learned the login's state")
+	}
+	if tok := a.mustRun(t, 20*time.Second, "token", as.MCPURL); !as.ValidAccessToken(strings.TrimSpace(tok.Stdout)) {
+		t.Error("the token after the login is not valid at the resource")
+	}
+}
