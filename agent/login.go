@@ -363,8 +363,17 @@ func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
 	return cb.Deliver(ctx, redirectURL)
 }
 
+// revokeTimeout bounds the revocation a logout starts, whoever waits.
+const revokeTimeout = 10 * time.Second
+
 // Logout removes a session and, unless KeepRemote, revokes its refresh token
 // at the authorization server (RFC 7009) when it offers revocation.
+//
+// The session is removed locally first, on a context the caller cannot
+// cancel: a caller that gives up (Ctrl-C while a revocation endpoint hangs)
+// must not leave the session serving tokens. The revocation then runs in
+// the agent, bounded by revokeTimeout, whether or not the caller still
+// waits for its answer.
 func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, error) {
 	t, err := a.resolve(req.Server)
 	if err != nil {
@@ -382,8 +391,24 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	}
 	s.mu.Lock()
 	rec := s.rec
+	// Whoever still holds s serves nothing from it any more.
+	s.needsLogin, s.lastErr = true, "logged out"
+	s.renewHotLocked()
 	s.mu.Unlock()
 	res := LogoutResult{Server: key.server, Account: key.account}
+
+	lctx := context.WithoutCancel(ctx)
+	if err := store.DeleteSession(lctx, a.cfg.Store, key.server, key.account); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return res, fmt.Errorf("logout %s: %w", key.server, storeErr(err))
+	}
+	a.mu.Lock()
+	if a.sessions[key] == s {
+		delete(a.sessions, key)
+	}
+	a.mu.Unlock()
+	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
+	a.audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+
 	switch {
 	case req.KeepRemote:
 		res.RevokeError = "skipped (--keep-remote)"
@@ -392,31 +417,48 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	case rec.RevocationEndpoint == "":
 		res.RevokeError = "the authorization server offers no revocation endpoint"
 	default:
-		client, err := a.loadClient(ctx, rec.Issuer)
-		if err == nil {
-			as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
-			tok, hint := rec.RefreshToken, "refresh_token"
-			if tok == "" {
-				tok, hint = rec.AccessToken, "access_token"
+		done := make(chan error, 1)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			rctx, cancel := context.WithTimeout(a.bg, revokeTimeout)
+			defer cancel()
+			err := a.revoke(rctx, t, rec)
+			if err != nil {
+				a.log.Warn("revocation after logout failed", "server", key.server, "account", key.account, "err", err)
+			} else {
+				a.log.Info("revoked after logout", "server", key.server, "account", key.account)
 			}
-			err = oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
-		}
-		if err != nil {
-			res.RevokeError = err.Error()
-		} else {
-			res.Revoked = true
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				res.RevokeError = err.Error()
+			} else {
+				res.Revoked = true
+			}
+		case <-ctx.Done():
+			res.RevokeError = "the caller left; the agent goes on revoking for up to " + humanDuration(revokeTimeout)
 		}
 	}
-	if err := store.DeleteSession(ctx, a.cfg.Store, key.server, key.account); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return res, fmt.Errorf("logout %s: %w", key.server, storeErr(err))
-	}
-	a.mu.Lock()
-	delete(a.sessions, key)
-	a.mu.Unlock()
-	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
-	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
 	return res, nil
+}
+
+// revoke revokes rec's refresh token (else its access token) at its
+// authorization server with the client it was issued to.
+func (a *Agent) revoke(ctx context.Context, t target, rec store.SessionRecord) error {
+	client, err := a.loadClient(ctx, rec.Issuer)
+	if err != nil {
+		return err
+	}
+	as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
+	tok, hint := rec.RefreshToken, "refresh_token"
+	if tok == "" {
+		tok, hint = rec.AccessToken, "access_token"
+	}
+	return oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
 }
 
 // loadClient returns the stored registration for issuer.

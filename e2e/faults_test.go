@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,5 +116,65 @@ func TestLoginForgedCallbackFromAnotherUser(t *testing.T) {
 	}
 	if tok := a.mustRun(t, 20*time.Second, "token", as.MCPURL); !as.ValidAccessToken(strings.TrimSpace(tok.Stdout)) {
 		t.Error("the token after the login is not valid at the resource")
+	}
+}
+
+// TestLogoutInterruptedRemovesSession (issue 12 §7): the revocation
+// endpoint hangs; `mcpkey logout` is interrupted (SIGINT) while it waits.
+// The session is gone at once (ls, token), and the agent's revocation,
+// which goes on without the CLI, gives up within its bound.
+func TestLogoutInterruptedRemovesSession(t *testing.T) {
+	const revokeBound = 10 * time.Second // agent.revokeTimeout
+	started, ended := make(chan time.Time, 4), make(chan time.Time, 4)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then net/http notices the client hanging up
+		started <- time.Now()
+		<-r.Context().Done() // never answers; sees the agent give up
+		ended <- time.Now()
+	}))
+	t.Cleanup(hang.Close)
+	as := oauthtest.New(t, oauthtest.Options{AccessTokenTTL: time.Hour, Metadata: func(m map[string]any) {
+		m["revocation_endpoint"] = hang.URL + "/revoke"
+	}})
+	a := startAgent(t, bin(t, "autobrowser"))
+	a.mustRun(t, 30*time.Second, "login", as.MCPURL)
+
+	ctx := deadline(t, 60*time.Second)
+	logout := exec.Command(bin(t, "mcpkey"), "logout", as.MCPURL)
+	logout.Env = a.Env
+	var out syncBuffer
+	logout.Stdout, logout.Stderr = &out, &out
+	if err := logout.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var revokeStart time.Time
+	select {
+	case revokeStart = <-started:
+	case <-ctx.Done():
+		logout.Process.Kill()
+		t.Fatalf("the revocation request never came\n%s", out.String())
+	}
+	if err := logout.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	logout.Wait()
+	interrupted := time.Now()
+
+	if ss := a.list(t); len(ss) != 0 {
+		t.Errorf("after the interrupted logout, ls shows %d sessions, want 0\nlogout said: %s", len(ss), out.String())
+	}
+	if r := a.run(t, 20*time.Second, "token", as.MCPURL); r.Code == 0 {
+		t.Errorf("token still served after the interrupted logout")
+	}
+	if time.Since(interrupted) > 2*time.Second {
+		t.Errorf("checking took %v: the session was not gone at once", time.Since(interrupted))
+	}
+	select {
+	case end := <-ended:
+		if d := end.Sub(revokeStart); d > revokeBound+3*time.Second {
+			t.Errorf("the agent's revocation gave up after %v, want within %v", d, revokeBound)
+		}
+	case <-time.After(revokeBound + 5*time.Second):
+		t.Errorf("the agent's revocation was still hanging %v after it started", time.Since(revokeStart))
 	}
 }
