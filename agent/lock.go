@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 const (
@@ -68,6 +66,7 @@ func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
 	a.mu.Lock()
 	n := len(a.sessions)
 	a.sessions = make(map[sessionKey]*session)
+	a.pending, a.broken = nil, nil // the loader drops what it reads
 	logins := make([]*loginFlight, 0, len(a.logins))
 	for _, f := range a.logins {
 		logins = append(logins, f)
@@ -118,20 +117,10 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 			return fmt.Errorf("%w: wrong passphrase", ErrDenied)
 		}
 	}
-	recs, err := store.LoadSessions(ctx, a.cfg.Store)
+	n, err := a.beginLoad(ctx) // read back in the background, as at start
 	if err != nil {
-		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
-			return fmt.Errorf("unlock: load sessions: %w", storeErr(err))
-		}
-		a.log.Warn("some stored sessions could not be read", "err", err)
+		return fmt.Errorf("unlock: list sessions: %w", storeErr(err))
 	}
-	sessions := make(map[sessionKey]*session, len(recs))
-	for _, r := range recs {
-		sessions[sessionKey{r.Server, r.Account}] = newSession(r, &a.marginCap)
-	}
-	a.mu.Lock()
-	a.sessions = sessions
-	a.mu.Unlock()
 	a.g.mu.Lock()
 	a.g.lockSalt, a.g.lockHash, a.g.failures = nil, nil, 0
 	a.g.locked.Store(false)
@@ -144,6 +133,6 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	a.nudge()
 	a.audit(ctx, AuditRecord{Event: AuditUnlock})
 	a.publish(Event{Kind: EventUnlocked})
-	a.log.Info("unlocked", "sessions", len(sessions))
+	a.log.Info("unlocked", "sessions", n)
 	return nil
 }

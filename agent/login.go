@@ -143,6 +143,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// Scopes: explicit (flag, config), else the spec's selection; a step-up
 	// asks for the union with what the session already holds.
 	var previous []string
+	if err := a.loadFor(ctx, key); err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: read the stored session: %w", t.url, err)
+	}
 	a.mu.RLock()
 	if s := a.sessions[key]; s != nil {
 		s.mu.Lock()
@@ -192,6 +195,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	a.mu.Lock()
 	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
 		a.sessions[key] = s
+		id := store.SessionID(key.server, key.account)
+		delete(a.broken, id) // its items were just replaced
+		delete(a.pending, id)
 	}
 	a.mu.Unlock()
 	a.nudge()
@@ -375,6 +381,13 @@ const revokeTimeout = 10 * time.Second
 // the agent, bounded by revokeTimeout, whether or not the caller still
 // waits for its answer.
 func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, error) {
+	if b := a.brokenByID(req.Server); b != nil && b.server == "" {
+		// A broken session with unreadable metadata, named by its id.
+		if err := a.admit(ctx, "session.logout", target{}, "", nil); err != nil {
+			return LogoutResult{}, err
+		}
+		return a.logoutBroken(ctx, b)
+	}
 	t, err := a.resolve(req.Server)
 	if err != nil {
 		return LogoutResult{}, err
@@ -383,10 +396,16 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	if err := a.admit(ctx, "session.logout", t, key.account, nil); err != nil {
 		return LogoutResult{}, err
 	}
+	if err := a.loadFor(ctx, key); err != nil {
+		return LogoutResult{}, fmt.Errorf("logout %s: read the stored session: %w", key.server, err)
+	}
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
 	if s == nil {
+		if b := a.brokenFor(key); b != nil {
+			return a.logoutBroken(ctx, b)
+		}
 		return LogoutResult{}, fmt.Errorf("%w: no session for %s", ErrNotFound, key.server)
 	}
 	s.mu.Lock()

@@ -252,35 +252,54 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 	}, nil
 }
 
-// loadByID reads a whole session.
+// loadByID reads a whole session. When the meta item loaded but a token
+// item did not, the record returned with the error carries the metadata
+// (no tokens), so the caller can name the session.
 func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 	m, err := loadMeta(ctx, s, id)
 	if err != nil {
 		return SessionRecord{}, err
 	}
-	access, err := s.Get(ctx, sessionKey(id, "access"))
-	if errors.Is(err, ErrNotFound) {
-		return SessionRecord{}, corrupt(sessionKey(id, "access"), "missing while its meta item exists")
+	partial := SessionRecord{
+		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
+		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
+		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}
-	if err != nil {
-		return SessionRecord{}, err
+	access, err := s.Get(ctx, sessionKey(id, "access"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return partial, corrupt(sessionKey(id, "access"), "missing while its meta item exists")
+	case err != nil:
+		return partial, err
+	case len(access) == 0:
+		return partial, corrupt(sessionKey(id, "access"), "empty")
 	}
 	var refresh []byte
 	if m.HasRefresh {
 		refresh, err = s.Get(ctx, sessionKey(id, "refresh"))
-		if errors.Is(err, ErrNotFound) {
-			return SessionRecord{}, corrupt(sessionKey(id, "refresh"), "missing while its meta item says it exists")
-		}
-		if err != nil {
-			return SessionRecord{}, err
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return partial, corrupt(sessionKey(id, "refresh"), "missing while its meta item says it exists")
+		case err != nil:
+			return partial, err
+		case len(refresh) == 0:
+			return partial, corrupt(sessionKey(id, "refresh"), "empty")
 		}
 	}
-	return SessionRecord{
-		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
-		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
-		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
-		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
-	}, nil
+	r := partial
+	r.AccessToken, r.RefreshToken = string(access), string(refresh)
+	return r, nil
+}
+
+// LoadSessionByID reads the session stored under id (see SessionIDs). When
+// its meta item loaded but a token item did not, the record returned with
+// the error carries the metadata (server, account …) and no tokens.
+func LoadSessionByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
+	r, err := loadByID(ctx, s, id)
+	if err != nil {
+		return r, fmt.Errorf("load session %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // LoadSession reads the session for (server, account), or returns an error
@@ -292,6 +311,10 @@ func LoadSession(ctx context.Context, s Store, server, account string) (SessionR
 	}
 	return r, nil
 }
+
+// SessionIDs lists the ids of the stored sessions (those with a meta
+// item) without reading any item: one Keys call.
+func SessionIDs(ctx context.Context, s Store) ([]string, error) { return sessionIDs(ctx, s) }
 
 // sessionIDs lists the ids that have a meta item.
 func sessionIDs(ctx context.Context, s Store) ([]string, error) {
@@ -367,7 +390,22 @@ func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
 // first, so a half-deleted session is no longer listed, then its tokens.
 // It returns an error wrapping ErrNotFound when none of its items existed.
 func DeleteSession(ctx context.Context, s Store, server, account string) error {
-	id := SessionID(server, account)
+	if err := deleteByID(ctx, s, SessionID(server, account)); err != nil {
+		return fmt.Errorf("delete session %s: %w", server, err)
+	}
+	return nil
+}
+
+// DeleteSessionByID is DeleteSession for the session stored under id (one
+// whose meta item cannot be read names no server).
+func DeleteSessionByID(ctx context.Context, s Store, id string) error {
+	if err := deleteByID(ctx, s, id); err != nil {
+		return fmt.Errorf("delete session %s: %w", id, err)
+	}
+	return nil
+}
+
+func deleteByID(ctx context.Context, s Store, id string) error {
 	found := false
 	for _, item := range []string{"meta", "access", "refresh"} {
 		err := s.Delete(ctx, sessionKey(id, item))
@@ -375,11 +413,11 @@ func DeleteSession(ctx context.Context, s Store, server, account string) error {
 		case err == nil:
 			found = true
 		case !errors.Is(err, ErrNotFound):
-			return fmt.Errorf("delete session %s: %w", server, err)
+			return err
 		}
 	}
 	if !found {
-		return fmt.Errorf("delete session %s: %w", server, ErrNotFound)
+		return ErrNotFound
 	}
 	return nil
 }
