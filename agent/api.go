@@ -107,16 +107,16 @@ type LoginRequest struct {
 
 // Status describes the agent.
 type Status struct {
-	Version       string    `json:"version"`
-	PID           int       `json:"pid"`
-	StoreBackend  string    `json:"store_backend"`
-	Locked        bool      `json:"locked"`
-	Sessions      int       `json:"sessions"`
-	NeedsLogin    int       `json:"needs_login"`
+	Version      string `json:"version"`
+	PID          int    `json:"pid"`
+	StoreBackend string `json:"store_backend"`
+	Locked       bool   `json:"locked"`
+	Sessions     int    `json:"sessions"`
+	NeedsLogin   int    `json:"needs_login"`
 	// Broken counts stored sessions that cannot be read; Loading those
 	// not read yet (the agent reads them in the background after start).
-	Broken  int `json:"broken,omitempty"`
-	Loading int `json:"loading,omitempty"`
+	Broken        int       `json:"broken,omitempty"`
+	Loading       int       `json:"loading,omitempty"`
 	Started       time.Time `json:"started"`
 	Socket        string    `json:"socket,omitempty"`
 	WebSocketURL  string    `json:"websocket_url,omitempty"`

@@ -104,7 +104,7 @@ func checkBrokenSession(t *testing.T, st store.Store, good, bad, item string, me
 func TestCorruptItemFileBackend(t *testing.T) {
 	const good, bad = "https://good.example.com/mcp", "https://bad.example.com/mcp"
 	damage := map[string]func(t *testing.T, path string){
-		"garbage": func(t *testing.T, p string) { os.WriteFile(p, []byte("\x00\x01not a JWE at all"), 0o600) },
+		"garbage":    func(t *testing.T, p string) { os.WriteFile(p, []byte("\x00\x01not a JWE at all"), 0o600) },
 		"zero bytes": func(t *testing.T, p string) { os.WriteFile(p, nil, 0o600) },
 		"directory": func(t *testing.T, p string) {
 			if err := os.Remove(p); err != nil {

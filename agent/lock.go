@@ -8,7 +8,6 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"time"
-
 )
 
 const (
