@@ -57,7 +57,7 @@ func (b *brokenSession) name() string {
 // loadHead is how long beginLoad waits for the background loader before
 // it returns: a small store is read whole before the socket opens (as
 // before), a large or slow one never delays it by more than this.
-const loadHead = 50 * time.Millisecond
+const loadHead = 20 * time.Millisecond
 
 // beginLoad lists the stored sessions and starts reading them in the
 // background; it returns once they are read or after loadHead, whichever
