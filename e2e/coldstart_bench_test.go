@@ -41,28 +41,39 @@ func coldStartHome(b *testing.B, n int) (home, last string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	servers := make([]string, n)
+	for i := range servers {
+		servers[i] = fmt.Sprintf("https://s%04d.example.com/mcp", i)
+	}
+	putFileSessions(b, home, coldStartPassphrase, servers...)
+	coldStartHomes[n] = home
+	return home, last
+}
+
+// putFileSessions stores a session for each server (access token
+// "at-"+server, valid for ten days) in the file keyring under home, as
+// `mcpkey agent --backend file` with that HOME and passphrase reads it.
+func putFileSessions(tb testing.TB, home, passphrase string, servers ...string) {
+	tb.Helper()
 	dir := filepath.Join(home, ".local", "share", "mcpkey", "keyring")
 	st, err := store.Open(store.KeyringConfig{Backend: store.BackendFile, FileDir: dir,
-		Passphrase: func(string) (string, error) { return coldStartPassphrase, nil }})
+		Passphrase: func(string) (string, error) { return passphrase, nil }})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx := context.Background()
 	if err := store.EnsureSchema(ctx, st); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	now := time.Now()
-	for i := range n {
-		s := fmt.Sprintf("https://s%04d.example.com/mcp", i)
+	for _, s := range servers {
 		if err := store.PutSession(ctx, st, store.SessionRecord{Server: s, Issuer: "https://as.example.com",
 			ClientID: "c", TokenType: "Bearer", AccessToken: "at-" + s, RefreshToken: "rt-" + s,
 			ExpiresAt: now.Add(240 * time.Hour), ObtainedAt: now, Resource: s,
 			TokenEndpoint: "https://as.example.com/token"}); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
-	coldStartHomes[n] = home
-	return home, last
 }
 
 func BenchmarkColdStart(b *testing.B) {

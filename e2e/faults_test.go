@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
+	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 // publicCopy copies a built binary into a fresh world-readable directory,
@@ -176,5 +177,41 @@ func TestLogoutInterruptedRemovesSession(t *testing.T) {
 		}
 	case <-time.After(revokeBound + 5*time.Second):
 		t.Errorf("the agent's revocation was still hanging %v after it started", time.Since(revokeStart))
+	}
+}
+
+// TestCorruptItemAgentStarts (issue 12 §7): with garbage in place of one
+// session's access-token item in the file keyring, `mcpkey agent` starts,
+// `mcpkey ls` lists that session as broken and names the item, the other
+// session serves tokens, and `mcpkey logout` removes the broken one.
+func TestCorruptItemAgentStarts(t *testing.T) {
+	const pass = "corrupt item test"
+	const good, bad = "https://good.example.com/mcp", "https://bad.example.com/mcp"
+	home := t.TempDir()
+	putFileSessions(t, home, pass, good, bad)
+	dir := filepath.Join(home, ".local", "share", "mcpkey", "keyring")
+	item := "session/" + store.SessionID(bad, "") + "/access"
+	file := filepath.Join(dir, "mcpkey:"+strings.ReplaceAll(item, "/", "%2F"))
+	if err := os.WriteFile(file, []byte("garbage, not an encrypted item"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentOn(t, bin(t, "autobrowser"), home, "file", "MCPKEY_FILE_PASSPHRASE="+pass)
+
+	ls := a.mustRun(t, 30*time.Second, "ls")
+	if !strings.Contains(ls.Stdout, bad) || !strings.Contains(ls.Stdout, "broken") || !strings.Contains(ls.Stderr, item) {
+		t.Errorf("ls does not show %s as broken naming %s:\n%s%s", bad, item, ls.Stdout, ls.Stderr)
+	}
+	if tok := a.mustRun(t, 30*time.Second, "token", good); strings.TrimSpace(tok.Stdout) != "at-"+good {
+		t.Errorf("token for the good session = %q", tok.Stdout)
+	}
+	if r := a.run(t, 30*time.Second, "token", bad); r.Code == 0 || !strings.Contains(r.Stderr, item) {
+		t.Errorf("token for the broken session: exit %d, %s; want a failure naming %s", r.Code, r.Stderr, item)
+	}
+	a.mustRun(t, 30*time.Second, "logout", bad)
+	if ss := a.list(t); len(ss) != 1 {
+		t.Errorf("after logout: %d sessions, want 1", len(ss))
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the broken item is still on disk: %v", err)
 	}
 }
