@@ -132,6 +132,7 @@ func (a *Agent) load(p *pendingLoad) {
 	case errors.Is(err, store.ErrCorrupt):
 		a.broken[p.id] = &brokenSession{id: p.id, server: rec.Server, account: rec.Account, err: err.Error()}
 		a.log.Warn("stored session is broken; serving the others", "id", p.id, "server", rec.Server, "err", err)
+	case a.bg.Err() != nil: // closing
 	default:
 		// The store failed, not the item: read it again when asked.
 		p.err = storeErr(err)

@@ -265,30 +265,35 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}
-	access, err := s.Get(ctx, sessionKey(id, "access"))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return partial, corrupt(sessionKey(id, "access"), "missing while its meta item exists")
-	case err != nil:
+	access, err := getToken(ctx, s, id, "access")
+	if err != nil {
 		return partial, err
-	case len(access) == 0:
-		return partial, corrupt(sessionKey(id, "access"), "empty")
 	}
 	var refresh []byte
 	if m.HasRefresh {
-		refresh, err = s.Get(ctx, sessionKey(id, "refresh"))
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return partial, corrupt(sessionKey(id, "refresh"), "missing while its meta item says it exists")
-		case err != nil:
+		if refresh, err = getToken(ctx, s, id, "refresh"); err != nil {
 			return partial, err
-		case len(refresh) == 0:
-			return partial, corrupt(sessionKey(id, "refresh"), "empty")
 		}
 	}
 	r := partial
 	r.AccessToken, r.RefreshToken = string(access), string(refresh)
 	return r, nil
+}
+
+// getToken reads a token item its meta item says exists: missing or empty
+// is ErrCorrupt.
+func getToken(ctx context.Context, s Store, id, item string) ([]byte, error) {
+	key := sessionKey(id, item)
+	v, err := s.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, corrupt(key, "missing while its meta item says it exists")
+	case err != nil:
+		return nil, err
+	case len(v) == 0:
+		return nil, corrupt(key, "empty")
+	}
+	return v, nil
 }
 
 // LoadSessionByID reads the session stored under id (see SessionIDs). When
