@@ -283,6 +283,11 @@ func sameUser(r *http.Request) bool {
 		return false
 	}
 	uid, ok, err := loopbackPeerUID(remote, local)
+	if err != nil {
+		// /proc/net/tcp is read in pieces: a table changing meanwhile can
+		// hide an entry. Look once more before refusing.
+		uid, ok, err = loopbackPeerUID(remote, local)
+	}
 	if !ok {
 		return true
 	}
