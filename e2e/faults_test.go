@@ -181,21 +181,42 @@ func TestLogoutInterruptedRemovesSession(t *testing.T) {
 }
 
 // TestCorruptItemAgentStarts (issue 12 §7): with garbage in place of one
-// session's access-token item in the file keyring, `mcpkey agent` starts,
-// `mcpkey ls` lists that session as broken and names the item, the other
-// session serves tokens, and `mcpkey logout` removes the broken one.
+// session's access-token item in the file keyring, and a directory in
+// place of another one's metadata item, `mcpkey agent` starts, `mcpkey ls`
+// lists both as broken and names the items, the third session serves
+// tokens, and `mcpkey logout` removes the broken ones (the one without
+// readable metadata by the id ls shows).
 func TestCorruptItemAgentStarts(t *testing.T) {
 	const pass = "corrupt item test"
-	const good, bad = "https://good.example.com/mcp", "https://bad.example.com/mcp"
+	const good, bad, nameless = "https://good.example.com/mcp", "https://bad.example.com/mcp", "https://nameless.example.com/mcp"
 	home := t.TempDir()
-	putFileSessions(t, home, pass, good, bad)
+	putFileSessions(t, home, pass, good, bad, nameless)
 	dir := filepath.Join(home, ".local", "share", "mcpkey", "keyring")
+	itemFile := func(item string) string {
+		return filepath.Join(dir, "mcpkey:"+strings.ReplaceAll(item, "/", "%2F"))
+	}
 	item := "session/" + store.SessionID(bad, "") + "/access"
-	file := filepath.Join(dir, "mcpkey:"+strings.ReplaceAll(item, "/", "%2F"))
+	file := itemFile(item)
 	if err := os.WriteFile(file, []byte("garbage, not an encrypted item"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	namelessID := store.SessionID(nameless, "")
+	metaFile := itemFile("session/" + namelessID + "/meta")
+	if err := os.Remove(metaFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(metaFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	a := startAgentOn(t, bin(t, "autobrowser"), home, "file", "MCPKEY_FILE_PASSPHRASE="+pass)
+	ls0 := a.mustRun(t, 30*time.Second, "ls")
+	if !strings.Contains(ls0.Stdout, "(unreadable) "+namelessID) || !strings.Contains(ls0.Stderr, "session/"+namelessID+"/meta") {
+		t.Errorf("ls does not show the session with unreadable metadata by its id:\n%s%s", ls0.Stdout, ls0.Stderr)
+	}
+	a.mustRun(t, 30*time.Second, "logout", namelessID)
+	if _, err := os.Stat(metaFile); !os.IsNotExist(err) {
+		t.Errorf("the unreadable meta item is still on disk: %v", err)
+	}
 
 	ls := a.mustRun(t, 30*time.Second, "ls")
 	if !strings.Contains(ls.Stdout, bad) || !strings.Contains(ls.Stdout, "broken") || !strings.Contains(ls.Stderr, item) {
