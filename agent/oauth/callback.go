@@ -191,26 +191,30 @@ func (cs *CallbackServer) deliver(ctx context.Context, q url.Values) error {
 	return <-d.reply // Wait answers every delivery it takes
 }
 
-// closeGrace bounds how long Close waits for pages being written.
+// closeGrace bounds how long pages being written may take after Close.
 const closeGrace = 2 * time.Second
 
-// Close stops the listener and ends a pending Wait. A page being written
-// (the error page of the response that ended the login, above all) is
-// let through first: Close shuts the server down gracefully, for at most
-// closeGrace, before it drops what is left.
+// Close stops the listener at once and ends a pending Wait. Pages being
+// written (the error page of the response that ended the login, above
+// all) are let through: the server shuts down gracefully in the
+// background, for at most closeGrace, before it drops what is left. Close
+// does not wait for that: a browser's idle speculative connection would
+// otherwise hold up the end of every login.
 func (cs *CallbackServer) Close() error {
 	var err error
 	cs.closeOnce.Do(func() {
 		close(cs.done)
-		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
-		defer cancel()
-		if err = cs.srv.Shutdown(ctx); err != nil {
-			err = cs.srv.Close()
-		}
 		// Serve may not have taken the listener yet; close it ourselves.
-		if lerr := cs.ln.Close(); err == nil && lerr != nil && !errors.Is(lerr, net.ErrClosed) {
+		if lerr := cs.ln.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) {
 			err = lerr
 		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+			defer cancel()
+			if cs.srv.Shutdown(ctx) != nil {
+				_ = cs.srv.Close()
+			}
+		}()
 	})
 	return err
 }

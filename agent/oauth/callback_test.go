@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
 )
@@ -281,4 +282,32 @@ func TestCallbackLaunchOnce(t *testing.T) {
 	if st, _ := get(t, launch+"x", ""); st != http.StatusNotFound {
 		t.Errorf("another launch path: %d, want 404", st)
 	}
+}
+
+// TestCallbackCloseDoesNotWaitForIdleConnections: a connection that never
+// sends a request (a browser's speculative preconnect) does not hold up
+// Close, and the port is free afterwards.
+func TestCallbackCloseDoesNotWaitForIdleConnections(t *testing.T) {
+	cs, err := oauth.ListenCallback(testCtx(t), 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(cs.RedirectURI())
+	c, err := net.Dial("tcp4", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { cs.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Close waited for an idle connection")
+	}
+	ln, err := net.Listen("tcp4", u.Host)
+	if err != nil {
+		t.Fatalf("port not free after Close: %v", err)
+	}
+	ln.Close()
 }
