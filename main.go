@@ -606,15 +606,29 @@ func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tSTATE\tEXPIRES\tSCOPES")
 	now := time.Now()
+	var broken []agent.SessionInfo
 	for _, s := range ss {
 		state := string(s.State)
 		if s.State == agent.StateReady {
 			state = "valid"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, dash(s.Name), dash(s.Account), state,
+		server := s.Server
+		if s.State == agent.StateBroken {
+			broken = append(broken, s)
+			if server == "" {
+				server = "(unreadable) " + s.ID
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), state,
 			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, s := range broken {
+		fmt.Fprintf(os.Stderr, "mcpkey: %s\n", s.Error)
+	}
+	return nil
 }
 
 func dash(s string) string {
@@ -665,7 +679,14 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		lock = "locked"
 	}
 	fmt.Fprintf(w, "state:\t%s\n", lock)
-	fmt.Fprintf(w, "sessions:\t%d (%d need login)\n", st.Sessions, st.NeedsLogin)
+	fmt.Fprintf(w, "sessions:\t%d (%d need login", st.Sessions, st.NeedsLogin)
+	if st.Broken > 0 {
+		fmt.Fprintf(w, ", %d broken", st.Broken)
+	}
+	if st.Loading > 0 {
+		fmt.Fprintf(w, ", %d not read yet", st.Loading)
+	}
+	fmt.Fprintln(w, ")")
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
 	}
@@ -1001,7 +1022,8 @@ examples:
 
 const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.
 EXPIRES says "no expiry given" when the authorization server sent no token
-lifetime. Never prints tokens.
+lifetime. Never prints tokens. A stored session that cannot be read (a corrupt
+item) is listed as broken, with the item named; ` + "`mcpkey logout`" + ` removes it.
 
 examples:
   mcpkey ls
@@ -1017,7 +1039,10 @@ examples:
 `
 
 const logoutHelp = `Removes a session from the agent and the keyring and, when the authorization
-server offers RFC 7009 revocation, revokes its refresh token there.
+server offers RFC 7009 revocation, revokes its refresh token there. The session
+is removed first; the agent then revokes for up to 10 s, even if you press
+Ctrl-C. A broken session whose server cannot be read is named by the id that
+` + "`mcpkey ls`" + ` shows.
 
 --forget-client also drops the client registration mcpkey stored for the
 server's authorization server (dynamic registration or client metadata URL),

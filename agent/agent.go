@@ -100,6 +100,12 @@ type Agent struct {
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
+	// pending are the stored sessions not read yet, by id; broken those
+	// that cannot be read; loaded is closed when the background loader is
+	// through (loading.go).
+	pending map[string]*pendingLoad
+	broken  map[string]*brokenSession
+	loaded  chan struct{}
 
 	// bg is the agent's own context for background work (proactive
 	// refresh, logins that outlive the first caller); cancelled by Close.
@@ -112,8 +118,10 @@ type Agent struct {
 	g guard
 }
 
-// New returns an agent over cfg.Store, loading every stored session into
-// memory so that token.get never touches the keyring on the hot path.
+// New returns an agent over cfg.Store. It lists the stored sessions and
+// reads them into memory in the background (loading.go), so it returns
+// before any session is read; once read, token.get never touches the
+// keyring on the hot path.
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("agent: Config.Store is required")
@@ -163,26 +171,20 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
 	}
 	a.marginCap.Store(int64(cfg.Settings.RefreshMargin))
-	recs, err := store.LoadSessions(ctx, cfg.Store)
+	n, err := a.beginLoad(ctx)
 	if err != nil {
-		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
-			cancel()
-			return nil, fmt.Errorf("load sessions: %w", storeErr(err))
-		}
-		// Corrupt items are skipped (and left in place for inspection);
-		// the good sessions still load.
-		cfg.Logger.Warn("some stored sessions could not be read", "err", err)
-	}
-	for _, r := range recs {
-		a.sessions[sessionKey{r.Server, r.Account}] = newLoadedSession(r, &a.marginCap)
+		cancel()
+		a.wg.Wait()
+		return nil, fmt.Errorf("list sessions: %w", storeErr(err))
 	}
 	if err := a.startGuard(); err != nil {
 		cancel()
+		a.wg.Wait()
 		return nil, err
 	}
 	a.wg.Add(1)
 	go a.refreshLoop()
-	a.log.Info("agent ready", "sessions", len(recs), "store", cfg.Store.Backend())
+	a.log.Info("agent ready", "sessions", n, "store", cfg.Store.Backend())
 	return a, nil
 }
 
@@ -229,7 +231,9 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		Version:       a.cfg.Version,
 		PID:           os.Getpid(),
 		StoreBackend:  a.cfg.Store.Backend(),
-		Sessions:      len(a.sessions),
+		Sessions:      len(a.sessions) + len(a.pending) + len(a.broken),
+		Broken:        len(a.broken),
+		Loading:       len(a.pending),
 		Started:       a.started,
 		Socket:        a.cfg.Socket,
 		WebSocketURL:  a.cfg.WebSocketURL,
@@ -246,14 +250,27 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// Sessions lists every session, without token material.
+// Sessions lists every session, without token material. Right after start
+// it waits until the stored sessions are read; broken ones are listed with
+// StateBroken, and ones the store failed to give StateError.
 func (a *Agent) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	if err := a.allLoaded(ctx); err != nil {
+		return nil, err
+	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	now := a.now()
-	out := make([]SessionInfo, 0, len(a.sessions))
+	out := make([]SessionInfo, 0, len(a.sessions)+len(a.broken))
 	for _, s := range a.sessions {
 		out = append(out, a.decorateLocked(s.info(now)))
+	}
+	backend := a.cfg.Store.Backend()
+	for _, b := range a.broken {
+		out = append(out, b.info(backend))
+	}
+	for _, p := range a.pending {
+		out = append(out, SessionInfo{ID: p.id, State: StateError, StoreBackend: backend,
+			Error: "not read yet: " + p.lastErr + "; read again when asked for"})
 	}
 	sortSessions(out)
 	return out, nil

@@ -22,6 +22,9 @@ const (
 	// StateError: the last refresh failed for a transient reason (network,
 	// 5xx); credentials are kept and retried with backoff.
 	StateError SessionState = "error"
+	// StateBroken: the stored session cannot be read (a corrupt item);
+	// Error names the item. Logout removes it, a login replaces it.
+	StateBroken SessionState = "broken"
 )
 
 // SessionInfo is the non-secret view of a session: what sessions.list and the
@@ -46,6 +49,9 @@ type SessionInfo struct {
 	ObtainedAt   time.Time `json:"obtained_at"`
 	HasRefresh   bool      `json:"has_refresh_token"`
 	StoreBackend string    `json:"store_backend"`
+	// ID is the stored session's id, set for a broken session: when its
+	// metadata is unreadable too, it is the only name logout can use.
+	ID string `json:"id,omitempty"`
 }
 
 // TokenRequest asks for an access token for one server.
@@ -101,12 +107,16 @@ type LoginRequest struct {
 
 // Status describes the agent.
 type Status struct {
-	Version       string    `json:"version"`
-	PID           int       `json:"pid"`
-	StoreBackend  string    `json:"store_backend"`
-	Locked        bool      `json:"locked"`
-	Sessions      int       `json:"sessions"`
-	NeedsLogin    int       `json:"needs_login"`
+	Version      string `json:"version"`
+	PID          int    `json:"pid"`
+	StoreBackend string `json:"store_backend"`
+	Locked       bool   `json:"locked"`
+	Sessions     int    `json:"sessions"`
+	NeedsLogin   int    `json:"needs_login"`
+	// Broken counts stored sessions that cannot be read; Loading those
+	// not read yet (the agent reads them in the background after start).
+	Broken        int       `json:"broken,omitempty"`
+	Loading       int       `json:"loading,omitempty"`
 	Started       time.Time `json:"started"`
 	Socket        string    `json:"socket,omitempty"`
 	WebSocketURL  string    `json:"websocket_url,omitempty"`

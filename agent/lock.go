@@ -6,11 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 const (
@@ -71,6 +68,7 @@ func (a *Agent) lock(ctx context.Context, passphrase, reason string) error {
 		dropped = append(dropped, s)
 	}
 	a.sessions = make(map[sessionKey]*session)
+	a.pending, a.broken = nil, nil // the loader drops what it reads
 	logins := make([]*loginFlight, 0, len(a.logins))
 	for _, f := range a.logins {
 		logins = append(logins, f)
@@ -127,20 +125,10 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 			return fmt.Errorf("%w: wrong passphrase", ErrDenied)
 		}
 	}
-	recs, err := store.LoadSessions(ctx, a.cfg.Store)
+	n, err := a.beginLoad(ctx) // read back in the background, as at start
 	if err != nil {
-		if len(recs) == 0 && !errors.Is(err, store.ErrCorrupt) {
-			return fmt.Errorf("unlock: load sessions: %w", storeErr(err))
-		}
-		a.log.Warn("some stored sessions could not be read", "err", err)
+		return fmt.Errorf("unlock: list sessions: %w", storeErr(err))
 	}
-	sessions := make(map[sessionKey]*session, len(recs))
-	for _, r := range recs {
-		sessions[sessionKey{r.Server, r.Account}] = newLoadedSession(r, &a.marginCap)
-	}
-	a.mu.Lock()
-	a.sessions = sessions
-	a.mu.Unlock()
 	a.g.mu.Lock()
 	a.g.lockSalt, a.g.lockHash, a.g.failures, a.g.unlockNotBefore = nil, nil, 0, time.Time{}
 	a.g.locked.Store(false)
@@ -153,7 +141,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 	a.nudge()
 	a.audit(ctx, AuditRecord{Event: AuditUnlock})
 	a.publish(Event{Kind: EventUnlocked})
-	a.log.Info("unlocked", "sessions", len(sessions))
+	a.log.Info("unlocked", "sessions", n)
 	return nil
 }
 

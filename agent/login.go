@@ -136,6 +136,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// asks for the union with what the session already holds.
 	var previous []string
 	var prevRec *store.SessionRecord
+	if err := a.loadFor(ctx, key); err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: read the stored session: %w", t.url, err)
+	}
 	a.mu.RLock()
 	if s := a.sessions[key]; s != nil {
 		s.mu.Lock()
@@ -188,6 +191,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	a.mu.Lock()
 	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
 		a.sessions[key] = s
+		id := store.SessionID(key.server, key.account)
+		delete(a.broken, id) // its items were just replaced
+		delete(a.pending, id)
 	}
 	a.mu.Unlock()
 	a.nudge()
@@ -346,7 +352,14 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	} else {
 		ev.Message = "opening your browser"
 		a.emitTo(key, ev)
-		if err := a.cfg.OpenURL(ctx, authURL); err != nil {
+		// The browser gets a one-time loopback address that redirects to
+		// authURL: its argv is world-readable, and authURL's state is what
+		// proves a callback belongs to this login (issue 13 item 12).
+		launch, err := cb.Launch(authURL)
+		if err == nil {
+			err = a.cfg.OpenURL(ctx, launch)
+		}
+		if err != nil {
 			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
 				Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}
@@ -387,9 +400,25 @@ func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
 	return cb.Deliver(ctx, redirectURL)
 }
 
+// revokeTimeout bounds the revocation a logout starts, whoever waits.
+const revokeTimeout = 10 * time.Second
+
 // Logout removes a session and, unless KeepRemote, revokes its refresh token
 // at the authorization server (RFC 7009) when it offers revocation.
+//
+// The session is removed locally first, on a context the caller cannot
+// cancel: a caller that gives up (Ctrl-C while a revocation endpoint hangs)
+// must not leave the session serving tokens. The revocation then runs in
+// the agent, bounded by revokeTimeout, whether or not the caller still
+// waits for its answer.
 func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, error) {
+	if b := a.brokenByID(req.Server); b != nil && b.server == "" {
+		// A broken session with unreadable metadata, named by its id.
+		if err := a.admit(ctx, "session.logout", target{}, "", nil); err != nil {
+			return LogoutResult{}, err
+		}
+		return a.logoutBroken(ctx, b)
+	}
 	t, err := a.resolve(req.Server)
 	if err != nil {
 		return LogoutResult{}, err
@@ -398,19 +427,61 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	if err := a.admit(ctx, "session.logout", t, key.account, nil); err != nil {
 		return LogoutResult{}, err
 	}
+	if err := a.loadFor(ctx, key); err != nil {
+		return LogoutResult{}, fmt.Errorf("logout %s: read the stored session: %w", key.server, err)
+	}
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
-	if s == nil && req.ForgetClient {
-		return a.forgetWithoutSession(ctx, t, key)
-	}
 	if s == nil {
+		if b := a.brokenFor(key); b != nil {
+			return a.logoutBroken(ctx, b)
+		}
+		if req.ForgetClient {
+			return a.forgetWithoutSession(ctx, t, key)
+		}
 		return LogoutResult{}, fmt.Errorf("%w: no session for %s", ErrNotFound, key.server)
 	}
 	s.mu.Lock()
 	rec := s.rec
+	// Whoever still holds s serves nothing from it any more.
+	s.needsLogin, s.lastErr = true, "logged out"
+	s.renewHotLocked()
 	s.mu.Unlock()
 	res := LogoutResult{Server: key.server, Account: key.account}
+
+	lctx := context.WithoutCancel(ctx)
+	if err := store.DeleteSession(lctx, a.cfg.Store, key.server, key.account); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return res, fmt.Errorf("logout %s: %w", key.server, storeErr(err))
+	}
+	a.mu.Lock()
+	if a.sessions[key] == s {
+		delete(a.sessions, key)
+	}
+	a.mu.Unlock()
+	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
+	a.audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+
+	// The client the session was issued to revokes its token, even when
+	// the user asked to forget that client's registration below.
+	var client *oauth.Client
+	var clientErr error
+	if !req.KeepRemote && rec.RevocationEndpoint != "" {
+		client, clientErr = a.sessionClient(lctx, t, rec)
+	}
+	if req.ForgetClient && rec.Issuer != "" {
+		// Whichever client the issuer's stored registration is: the user
+		// asked for the next login to register anew.
+		forgot, err := a.forgetClient(lctx, rec.Issuer, "")
+		if err != nil {
+			forget(s)
+			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
+		}
+		if forgot {
+			res.ForgotClient = rec.Issuer
+		}
+	}
+
 	switch {
 	case req.KeepRemote:
 		res.RevokeError = "skipped (--keep-remote)"
@@ -418,45 +489,53 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		res.RevokeError = "nothing to revoke"
 	case rec.RevocationEndpoint == "":
 		res.RevokeError = "the authorization server offers no revocation endpoint"
+	case clientErr != nil:
+		res.RevokeError = clientErr.Error()
 	default:
-		client, err := a.sessionClient(ctx, t, rec)
-		if err == nil {
-			as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
-			tok, hint := rec.RefreshToken, "refresh_token"
-			if tok == "" {
-				tok, hint = rec.AccessToken, "access_token"
+		done := make(chan error, 1)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			rctx, cancel := context.WithTimeout(a.bg, revokeTimeout)
+			defer cancel()
+			err := a.revoke(rctx, t, rec, client)
+			forget(s) // rec shares s's tokens: wiped once revoked
+			a.releaseMemory()
+			if err != nil {
+				a.log.Warn("revocation after logout failed", "server", key.server, "account", key.account, "err", err)
+			} else {
+				a.log.Info("revoked after logout", "server", key.server, "account", key.account)
 			}
-			err = oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				res.RevokeError = err.Error()
+			} else {
+				res.Revoked = true
+			}
+		case <-ctx.Done():
+			res.RevokeError = "the caller left; the agent goes on revoking for up to " + humanDuration(revokeTimeout)
 		}
-		if err != nil {
-			res.RevokeError = err.Error()
-		} else {
-			res.Revoked = true
-		}
-	}
-	if err := store.DeleteSession(ctx, a.cfg.Store, key.server, key.account); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return res, fmt.Errorf("logout %s: %w", key.server, storeErr(err))
-	}
-	a.mu.Lock()
-	delete(a.sessions, key)
-	a.mu.Unlock()
-	if req.ForgetClient && rec.Issuer != "" {
-		// Whichever client the issuer's stored registration is: the user
-		// asked for the next login to register anew.
-		forgot, err := a.forgetClient(ctx, rec.Issuer, "")
-		if err != nil {
-			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
-		}
-		if forgot {
-			res.ForgotClient = rec.Issuer
-		}
+		a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
+		return res, nil
 	}
 	forget(s)
 	a.releaseMemory()
-	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
-	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
 	return res, nil
+}
+
+// revoke revokes rec's refresh token (else its access token) at its
+// authorization server with client, the one it was issued to.
+func (a *Agent) revoke(ctx context.Context, t target, rec store.SessionRecord, client *oauth.Client) error {
+	as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
+	tok, hint := rec.RefreshToken, "refresh_token"
+	if tok == "" {
+		tok, hint = rec.AccessToken, "access_token"
+	}
+	return oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
 }
 
 // forgetWithoutSession serves logout --forget-client for a server without a

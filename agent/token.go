@@ -195,6 +195,18 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		}
 	}
 	if s == nil {
+		// Not read yet after start: read this one session (only).
+		if err := a.loadFor(ctx, key); err != nil {
+			return Token{}, fmt.Errorf("read session %s: %w", key.server, err)
+		}
+		a.mu.RLock()
+		s = a.sessions[key]
+		a.mu.RUnlock()
+	}
+	if s == nil {
+		if b := a.brokenFor(key); b != nil {
+			return Token{}, brokenError(key, b, UnionScopes(t.settings.Scopes, req.Scopes))
+		}
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
 		if a.firstAskSince(key, a.now().Truncate(loginNeededEvery)) {
 			a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})

@@ -41,6 +41,7 @@ var builds = map[string]string{
 	"mcpserver":          "./e2e/mcpserver",
 	"autobrowser":        "./e2e/cmd/autobrowser",
 	"fdflood":            "./e2e/cmd/fdflood",
+	"argvthief":          "./e2e/cmd/argvthief",
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
 	"swaplink":           "./e2e/cmd/swaplink",
 	"conformance-client": "./e2e/conformance-client",
@@ -375,7 +376,13 @@ type agentProc struct {
 // socket answers.
 func startAgent(t testing.TB, browser string) *agentProc {
 	t.Helper()
-	home := t.TempDir()
+	return startAgentOn(t, browser, t.TempDir(), "memory")
+}
+
+// startAgentOn is startAgent with HOME home, the given keyring backend, and
+// extra environment (MCPKEY_FILE_PASSPHRASE for the file backend).
+func startAgentOn(t testing.TB, browser, home, backend string, extraEnv ...string) *agentProc {
+	t.Helper()
 	// A short directory: sun_path holds only 108 bytes.
 	sockDir, err := os.MkdirTemp("", "mk")
 	if err != nil {
@@ -387,12 +394,13 @@ func startAgent(t testing.TB, browser string) *agentProc {
 	env := append(baseEnv(home),
 		"MCPKEY_SOCK="+sock,
 		"MCPKEY_NO_AUTOSTART=1",
-		"MCPKEY_BACKEND=memory",
+		"MCPKEY_BACKEND="+backend,
 		"BROWSER="+browser,
 		"CHROMEBROWSER_CHROMIUM="+os.Getenv("CHROMEBROWSER_CHROMIUM"),
 	)
+	env = append(env, extraEnv...)
 	os.MkdirAll(filepath.Join(home, "run"), 0o700)
-	cmd := exec.Command(bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", "memory", "--log-level", "debug")
+	cmd := exec.Command(bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", backend, "--log-level", "debug")
 	cmd.Env = env
 	a := &agentProc{Sock: sock, Env: env}
 	a.p = start(t, "agent", cmd, nil)

@@ -3,15 +3,19 @@ package oauth
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpkey/mcpkey/assets"
@@ -38,6 +42,15 @@ type CallbackServer struct {
 
 	overOnce, closeOnce sync.Once
 	waiting             sync.Mutex // held by the one running Wait
+
+	launch atomic.Pointer[launchLink] // set by Launch
+}
+
+// launchLink is the one-time address the browser is opened at.
+type launchLink struct {
+	path string // "/login/<random>"
+	to   string // the authorization URL
+	used atomic.Bool
 }
 
 // delivery is one authorization response handed to Wait.
@@ -85,6 +98,29 @@ func ListenCallback(ctx context.Context, port int, path string) (*CallbackServer
 
 // RedirectURI is http://127.0.0.1:PORT/PATH.
 func (cs *CallbackServer) RedirectURI() string { return "http://" + cs.host + cs.path }
+
+// Launch returns a one-time address on this listener that redirects (302)
+// to authURL, to open in the browser instead of authURL itself: a
+// browser's argv is readable by every user of the machine, and authURL
+// carries the flow's state, which is what proves a callback belongs to the
+// flow. The address is http://127.0.0.1:PORT/login/<256 random bits>; it
+// answers once, and only to a connection from this process's own user
+// where the system can tell (Linux); later requests get 410, another
+// user's 403. A listener has one launch address.
+func (cs *CallbackServer) Launch(authURL string) (string, error) {
+	if err := checkEndpointURL("authorization URL", authURL); err != nil {
+		return "", fmt.Errorf("launch: %w", err)
+	}
+	secret, err := randomToken(32)
+	if err != nil {
+		return "", fmt.Errorf("launch: %w", err)
+	}
+	l := &launchLink{path: "/login/" + secret, to: authURL}
+	if !cs.launch.CompareAndSwap(nil, l) {
+		return "", errors.New("launch: this listener already has a launch address")
+	}
+	return "http://" + cs.host + l.path, nil
+}
 
 // Wait returns the code of the first authorization response that validate
 // accepts. validate is normally Flow.ValidateCallback. A response it rejects
@@ -155,16 +191,30 @@ func (cs *CallbackServer) deliver(ctx context.Context, q url.Values) error {
 	return <-d.reply // Wait answers every delivery it takes
 }
 
-// Close stops the listener and ends a pending Wait.
+// closeGrace bounds how long pages being written may take after Close.
+const closeGrace = 2 * time.Second
+
+// Close stops the listener at once and ends a pending Wait. Pages being
+// written (the error page of the response that ended the login, above
+// all) are let through: the server shuts down gracefully in the
+// background, for at most closeGrace, before it drops what is left. Close
+// does not wait for that: a browser's idle speculative connection would
+// otherwise hold up the end of every login.
 func (cs *CallbackServer) Close() error {
 	var err error
 	cs.closeOnce.Do(func() {
 		close(cs.done)
-		err = cs.srv.Close()
 		// Serve may not have taken the listener yet; close it ourselves.
-		if lerr := cs.ln.Close(); err == nil && lerr != nil && !errors.Is(lerr, net.ErrClosed) {
+		if lerr := cs.ln.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) {
 			err = lerr
 		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+			defer cancel()
+			if cs.srv.Shutdown(ctx) != nil {
+				_ = cs.srv.Close()
+			}
+		}()
 	})
 	return err
 }
@@ -181,11 +231,26 @@ func (cs *CallbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Host != cs.host: // DNS rebinding or a stray request
 		errorPage(w, http.StatusBadRequest, "This request was not addressed to the mcpkey login listener.")
 		return
-	case r.URL.Path != cs.path:
-		errorPage(w, http.StatusNotFound, "Nothing here: mcpkey only waits for its sign-in redirect.")
-		return
 	case r.Method != http.MethodGet:
 		errorPage(w, http.StatusMethodNotAllowed, "Only the sign-in redirect (GET) is accepted here.")
+		return
+	}
+	l := cs.launch.Load()
+	isLaunch := l != nil && subtle.ConstantTimeCompare([]byte(r.URL.Path), []byte(l.path)) == 1
+	switch {
+	case r.URL.Path != cs.path && !isLaunch:
+		errorPage(w, http.StatusNotFound, "Nothing here: mcpkey only waits for its sign-in redirect.")
+		return
+	case !sameUser(r):
+		errorPage(w, http.StatusForbidden, "This sign-in belongs to another user of this computer.")
+		return
+	case isLaunch:
+		if !l.used.CompareAndSwap(false, true) {
+			errorPage(w, http.StatusGone, "This sign-in link was already used. If that was not you, cancel the login (Ctrl-C) and run mcpkey login again.")
+			return
+		}
+		h.Set("Location", l.to)
+		w.WriteHeader(http.StatusFound)
 		return
 	}
 	err := cs.deliver(r.Context(), r.URL.Query())
@@ -202,6 +267,35 @@ func (cs *CallbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		errorPage(w, http.StatusBadRequest, sanitizeRemote(err.Error(), 2*maxErrDescLen))
 	}
+}
+
+// sameUser reports whether r's connection was opened by this process's
+// user. Where the system cannot tell (no /proc/net/tcp), it answers true:
+// the state parameter still proves a callback, and the launch address is
+// then as good as the argv it replaces (see the README's threat model).
+func sameUser(r *http.Request) bool {
+	remote, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if la == nil {
+		return false
+	}
+	local, err := netip.ParseAddrPort(la.String())
+	if err != nil {
+		return false
+	}
+	uid, ok, err := loopbackPeerUID(remote, local)
+	if err != nil {
+		// /proc/net/tcp is read in pieces: a table changing meanwhile can
+		// hide an entry. Look once more before refusing.
+		uid, ok, err = loopbackPeerUID(remote, local)
+	}
+	if !ok {
+		return true
+	}
+	return err == nil && uid == os.Geteuid()
 }
 
 func errorPage(w http.ResponseWriter, status int, msg string) {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
 )
@@ -191,4 +192,122 @@ func TestCallbackFixedPortTaken(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) {
 		t.Errorf("taken port: %v", err)
 	}
+}
+
+// TestCallbackErrorPageAlwaysArrives: a callback that ends the login with
+// an error (error=, an iss mismatch) gets its page although the login
+// closes the listener the moment Wait returns, as the agent does; a state
+// mismatch gets its page too. A real HTTP client reads each body, many
+// times over, to catch the race between the close and the write.
+func TestCallbackErrorPageAlwaysArrives(t *testing.T) {
+	as := &oauth.AuthServer{Issuer: "https://as.example", AuthorizationEndpoint: "https://as.example/authorize",
+		TokenEndpoint: "https://as.example/token", IssParameterSupported: true}
+	cases := []struct {
+		name   string
+		query  func(state string) string
+		status int
+		text   string
+	}{
+		{"error", func(s string) string {
+			return "error=access_denied&error_description=no+thanks&iss=https%3A%2F%2Fas.example&state=" + s
+		}, 400, "access_denied"},
+		{"iss mismatch", func(s string) string { return "code=c&iss=https%3A%2F%2Fevil.example&state=" + s }, 400, "mix-up"},
+		{"state mismatch", func(string) string { return "code=c&iss=https%3A%2F%2Fas.example&state=forged" }, 400, "does not belong"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 100 {
+				ctx := testCtx(t)
+				cs, err := oauth.ListenCallback(ctx, 0, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := oauth.NewFlow(as, &oauth.Client{ClientID: "c1"}, "https://mcp.example/mcp", nil, cs.RedirectURI())
+				if err != nil {
+					t.Fatal(err)
+				}
+				au, _ := url.Parse(f.AuthCodeURL())
+				wctx, cancel := context.WithCancel(ctx)
+				ended := make(chan struct{})
+				go func() {
+					defer close(ended)
+					_, _ = cs.Wait(wctx, f.ValidateCallback)
+					cs.Close() // as the login does when authorize returns
+				}()
+				st, body := get(t, cs.RedirectURI()+"?"+tc.query(au.Query().Get("state")), "")
+				cancel()
+				<-ended
+				if st != tc.status || !strings.Contains(body, tc.text) {
+					t.Fatalf("attempt %d: status %d, body %q; want %d with %q", i, st, body, tc.status, tc.text)
+				}
+			}
+		})
+	}
+}
+
+// TestCallbackLaunchOnce: the launch address redirects to the
+// authorization URL once, without a body that repeats it; a second request
+// gets 410, and a launch address that was never issued 404.
+func TestCallbackLaunchOnce(t *testing.T) {
+	ctx := testCtx(t)
+	cs, err := oauth.ListenCallback(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	authURL := "https://as.example/authorize?state=s3cret&client_id=c"
+	launch, err := cs.Launch(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(launch, "s3cret") || !strings.HasPrefix(launch, strings.TrimSuffix(cs.RedirectURI(), "/callback")+"/login/") {
+		t.Fatalf("launch address %s", launch)
+	}
+	if _, err := cs.Launch(authURL); err == nil {
+		t.Error("a second Launch on one listener succeeded")
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(launch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != authURL || strings.Contains(string(body), "s3cret") {
+		t.Errorf("first use: %d Location=%q body=%q", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if st, body := get(t, launch, ""); st != http.StatusGone || strings.Contains(body, "s3cret") {
+		t.Errorf("second use: %d %q, want 410 without the URL", st, body)
+	}
+	if st, _ := get(t, launch+"x", ""); st != http.StatusNotFound {
+		t.Errorf("another launch path: %d, want 404", st)
+	}
+}
+
+// TestCallbackCloseDoesNotWaitForIdleConnections: a connection that never
+// sends a request (a browser's speculative preconnect) does not hold up
+// Close, and the port is free afterwards.
+func TestCallbackCloseDoesNotWaitForIdleConnections(t *testing.T) {
+	cs, err := oauth.ListenCallback(testCtx(t), 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(cs.RedirectURI())
+	c, err := net.Dial("tcp4", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { cs.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Close waited for an idle connection")
+	}
+	ln, err := net.Listen("tcp4", u.Host)
+	if err != nil {
+		t.Fatalf("port not free after Close: %v", err)
+	}
+	ln.Close()
 }

@@ -147,8 +147,8 @@ func (c *chunked) Get(ctx context.Context, key string) ([]byte, error) {
 // oldManifestLocked reads the manifest currently under key, if any.
 func (c *chunked) oldManifestLocked(ctx context.Context, key string) (*manifest, error) {
 	v, err := c.inner.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
+		return nil, nil // an unreadable item is replaced or removed as is
 	}
 	if err != nil {
 		return nil, err

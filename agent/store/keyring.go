@@ -328,6 +328,9 @@ func (k *keyringStore) healthCheck(ctx context.Context) (int, error) {
 			probe = schemaKey
 		}
 		if _, err := k.Get(ctx, probe); err != nil && !errors.Is(err, ErrNotFound) {
+			if !errors.Is(err, ErrUnavailable) { // a file item that does not decrypt
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
 			return 0, fmt.Errorf("health check: %w%s", err, hint)
 		}
 		return len(keys), nil
@@ -426,6 +429,12 @@ func (k *keyringStore) mapErr(op, key string, err error) error {
 		return fmt.Errorf("%s: %w", opName(op, key), err)
 	case errors.Is(err, keyring.ErrKeyNotFound), op == "delete" && errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w", opName(op, key), ErrNotFound)
+	case op == "get" && k.name == BackendFile && key != "":
+		// The passphrase was proven at Open (healthCheck): an item
+		// that cannot be read or decrypted now (garbage, zero bytes,
+		// a directory in its place) is that item's fault, not the
+		// store's. The error names the file, never its content.
+		return fmt.Errorf("%s: %w: %s: %w", opName(op, key), ErrCorrupt, k.name, err)
 	}
 	return fmt.Errorf("%s: %w: %s: %w", opName(op, key), ErrUnavailable, k.name, err)
 }

@@ -123,10 +123,17 @@ func TestKeyringErrorMapping(t *testing.T) {
 	if _, err := k.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ErrKeyNotFound mapped to %v, want ErrNotFound", err)
 	}
+	// The file backend's passphrase is proven at Open: an item that does
+	// not decode afterwards is that item's fault (issue 12 §7).
 	ring.getErr = errors.New("invalid character 'x' looking for beginning of value")
-	if _, err := k.Get(ctx, "a"); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
-		t.Errorf("decode error mapped to %v, want ErrUnavailable and not ErrNotFound", err)
+	if _, err := k.Get(ctx, "a"); !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "get a:") {
+		t.Errorf("file decode error mapped to %v, want ErrCorrupt naming the item", err)
 	}
+	k.name = "secret-service"
+	if _, err := k.Get(ctx, "a"); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("secret-service error mapped to %v, want ErrUnavailable and not ErrNotFound", err)
+	}
+	k.name = "file"
 	ring.removeErr = &fs.PathError{Op: "remove", Path: "x", Err: fs.ErrNotExist}
 	if err := k.Delete(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("file Remove of a missing item mapped to %v, want ErrNotFound", err)

@@ -282,38 +282,69 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 	}, nil
 }
 
-// loadByID reads a whole session.
+// loadByID reads a whole session. When the meta item loaded but a token
+// item did not, the record returned with the error carries the metadata
+// (no tokens), so the caller can name the session.
 func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 	m, err := loadMeta(ctx, s, id)
 	if err != nil {
 		return SessionRecord{}, err
 	}
-	access, err := s.Get(ctx, sessionKey(id, "access"))
-	if errors.Is(err, ErrNotFound) {
-		return SessionRecord{}, corrupt(sessionKey(id, "access"), "missing while its meta item exists")
+	partial := SessionRecord{
+		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
+		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod,
+		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
+		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}
+	access, err := getToken(ctx, s, id, "access")
 	if err != nil {
-		return SessionRecord{}, err
-	}
-	refresh, err := getFlagged(ctx, s, sessionKey(id, "refresh"), m.HasRefresh)
-	if err != nil {
-		return SessionRecord{}, err
-	}
-	clientSecret, err := getFlagged(ctx, s, sessionKey(id, "client_secret"), m.HasClientSecret)
-	if err != nil {
-		return SessionRecord{}, err
+		return partial, err
 	}
 	// Get's buffers are ours: leave only the record's copies behind.
 	defer clear(access)
-	defer clear(refresh)
-	defer clear(clientSecret)
-	return SessionRecord{
-		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
-		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod, ClientSecret: string(clientSecret),
-		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
-		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
-		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
-	}, nil
+	var refresh, clientSecret []byte
+	if m.HasRefresh {
+		if refresh, err = getToken(ctx, s, id, "refresh"); err != nil {
+			return partial, err
+		}
+		defer clear(refresh)
+	}
+	if m.HasClientSecret {
+		if clientSecret, err = getToken(ctx, s, id, "client_secret"); err != nil {
+			return partial, err
+		}
+		defer clear(clientSecret)
+	}
+	r := partial
+	r.AccessToken, r.RefreshToken, r.ClientSecret = string(access), string(refresh), string(clientSecret)
+	return r, nil
+}
+
+// getToken reads a secret item (a token, a client secret) its meta item
+// says exists: missing or empty is ErrCorrupt.
+func getToken(ctx context.Context, s Store, id, item string) ([]byte, error) {
+	key := sessionKey(id, item)
+	v, err := s.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, corrupt(key, "missing while its meta item says it exists")
+	case err != nil:
+		return nil, err
+	case len(v) == 0:
+		return nil, corrupt(key, "empty")
+	}
+	return v, nil
+}
+
+// LoadSessionByID reads the session stored under id (see SessionIDs). When
+// its meta item loaded but a token item did not, the record returned with
+// the error carries the metadata (server, account …) and no tokens.
+func LoadSessionByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
+	r, err := loadByID(ctx, s, id)
+	if err != nil {
+		return r, fmt.Errorf("load session %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // putWiped stores a token and overwrites the buffer it handed the store:
@@ -322,18 +353,6 @@ func putWiped(ctx context.Context, s Store, key, token string) error {
 	b := []byte(token)
 	defer clear(b)
 	return s.Put(ctx, key, b)
-}
-
-// getFlagged reads an item the meta item says exists (nil when it says not).
-func getFlagged(ctx context.Context, s Store, key string, exists bool) ([]byte, error) {
-	if !exists {
-		return nil, nil
-	}
-	v, err := s.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return nil, corrupt(key, "missing while its meta item says it exists")
-	}
-	return v, err
 }
 
 // LoadSession reads the session for (server, account), or returns an error
@@ -345,6 +364,10 @@ func LoadSession(ctx context.Context, s Store, server, account string) (SessionR
 	}
 	return r, nil
 }
+
+// SessionIDs lists the ids of the stored sessions (those with a meta
+// item) without reading any item: one Keys call.
+func SessionIDs(ctx context.Context, s Store) ([]string, error) { return sessionIDs(ctx, s) }
 
 // sessionIDs lists the ids that have a meta item.
 func sessionIDs(ctx context.Context, s Store) ([]string, error) {
@@ -420,7 +443,22 @@ func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
 // first, so a half-deleted session is no longer listed, then its tokens.
 // It returns an error wrapping ErrNotFound when none of its items existed.
 func DeleteSession(ctx context.Context, s Store, server, account string) error {
-	id := SessionID(server, account)
+	if err := deleteByID(ctx, s, SessionID(server, account)); err != nil {
+		return fmt.Errorf("delete session %s: %w", server, err)
+	}
+	return nil
+}
+
+// DeleteSessionByID is DeleteSession for the session stored under id (one
+// whose meta item cannot be read names no server).
+func DeleteSessionByID(ctx context.Context, s Store, id string) error {
+	if err := deleteByID(ctx, s, id); err != nil {
+		return fmt.Errorf("delete session %s: %w", id, err)
+	}
+	return nil
+}
+
+func deleteByID(ctx context.Context, s Store, id string) error {
 	found := false
 	for _, item := range []string{"meta", "access", "refresh", "client_secret"} {
 		err := s.Delete(ctx, sessionKey(id, item))
@@ -428,11 +466,11 @@ func DeleteSession(ctx context.Context, s Store, server, account string) error {
 		case err == nil:
 			found = true
 		case !errors.Is(err, ErrNotFound):
-			return fmt.Errorf("delete session %s: %w", server, err)
+			return err
 		}
 	}
 	if !found {
-		return fmt.Errorf("delete session %s: %w", server, ErrNotFound)
+		return ErrNotFound
 	}
 	return nil
 }

@@ -1,9 +1,10 @@
 // Command autobrowser is a $BROWSER for authorization servers that approve
-// at once (the conformance suite's mock AS): it GETs the authorization URL
-// without following redirects, reads Location, and GETs that URL (the
-// agent's loopback callback), as a browser would. It exits 0 once the
-// callback answered, whatever its status; non-zero when the authorization
-// endpoint did not redirect or the callback could not be reached.
+// at once (the conformance suite's mock AS): it GETs the URL it is given
+// (the agent's one-time launch address, or an authorization URL) and
+// follows each redirect by hand (at most 5) until an answer that is not a
+// redirect (the agent's loopback callback), as a browser would. It exits 0
+// once that answer came, whatever its status; non-zero when the first URL
+// did not redirect or a hop could not be reached.
 //
 // It logs to stderr only hosts, paths and status codes: never a query
 // string, which carries the code and state.
@@ -43,25 +44,29 @@ func run(ctx context.Context, authURL string) error {
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	resp, err := get(ctx, client, u)
-	if err != nil {
-		return fmt.Errorf("authorization request to %s: %w", redact(u), err)
+	// Follow redirects by hand, as a browser would: the agent's one-time
+	// launch address to the authorization endpoint, that to the callback.
+	const maxHops = 5
+	for hop := 0; ; hop++ {
+		resp, err := get(ctx, client, u)
+		if err != nil {
+			return fmt.Errorf("request to %s: %w", redact(u), err)
+		}
+		fmt.Fprintf(os.Stderr, "autobrowser: %s answered %d\n", redact(u), resp.StatusCode)
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode > 399 || loc == "" {
+			if hop == 0 {
+				return fmt.Errorf("authorization endpoint %s did not redirect (status %d)", redact(u), resp.StatusCode)
+			}
+			return nil
+		}
+		if hop == maxHops {
+			return fmt.Errorf("more than %d redirects", maxHops)
+		}
+		if u, err = u.Parse(loc); err != nil {
+			return errors.New("redirect location is not a url")
+		}
 	}
-	loc := resp.Header.Get("Location")
-	fmt.Fprintf(os.Stderr, "autobrowser: %s answered %d\n", redact(u), resp.StatusCode)
-	if resp.StatusCode < 300 || resp.StatusCode > 399 || loc == "" {
-		return fmt.Errorf("authorization endpoint %s did not redirect (status %d)", redact(u), resp.StatusCode)
-	}
-	cb, err := u.Parse(loc)
-	if err != nil {
-		return errors.New("redirect location is not a url")
-	}
-	resp, err = get(ctx, client, cb)
-	if err != nil {
-		return fmt.Errorf("callback %s: %w", redact(cb), err)
-	}
-	fmt.Fprintf(os.Stderr, "autobrowser: callback %s answered %d\n", redact(cb), resp.StatusCode)
-	return nil
 }
 
 func get(ctx context.Context, client *http.Client, u *url.URL) (*http.Response, error) {

@@ -1,9 +1,10 @@
 // Command chromebrowser is a $BROWSER that signs in through a real headless
 // Chromium (Debian's /usr/bin/chromium, driven by chromedp): it opens the
-// authorization URL, fills oidc-provider's development login form (any user,
-// default "alice") and its consent form, and exits 0 once the browser has
-// landed on the redirect_uri named in the authorization URL (the agent's
-// loopback callback). Every step runs under one deadline (default 60 s).
+// authorization URL (or the agent's one-time launch address, which redirects
+// to it), fills oidc-provider's development login form (any user, default
+// "alice") and its consent form, and exits 0 once the browser has landed on
+// the redirect_uri named in the authorization URL (the agent's loopback
+// callback; /callback next to a launch address). Every step runs under one deadline (default 60 s).
 //
 // It logs to stderr only hosts, paths and steps: never a query string.
 //
@@ -59,6 +60,12 @@ func run(authURL, exe, user string, timeout time.Duration) error {
 		return errors.New("not an http(s) url")
 	}
 	redirect := u.Query().Get("redirect_uri")
+	if redirect == "" && strings.HasPrefix(u.Path, "/login/") {
+		// The agent's one-time launch address: it redirects to the
+		// authorization URL, whose redirect_uri is the same listener's
+		// /callback.
+		redirect = u.Scheme + "://" + u.Host + "/callback"
+	}
 	if redirect == "" {
 		return errors.New("authorization url has no redirect_uri")
 	}
