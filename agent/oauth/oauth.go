@@ -74,14 +74,18 @@ type Discovery struct {
 // Client is a client registration with one authorization server. It is keyed
 // by AS issuer and never used with another issuer.
 type Client struct {
-	Issuer                  string    `json:"issuer"`
-	ClientID                string    `json:"client_id"`
-	ClientSecret            string    `json:"client_secret,omitempty"`
-	ClientSecretExpiresAt   int64     `json:"client_secret_expires_at,omitempty"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"` // none, client_secret_basic, client_secret_post
-	RedirectURIs            []string  `json:"redirect_uris,omitempty"`
-	Source                  string    `json:"source"` // "preregistered", "cimd", "dcr"
-	RegisteredAt            time.Time `json:"registered_at"`
+	Issuer                  string   `json:"issuer"`
+	ClientID                string   `json:"client_id"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt   int64    `json:"client_secret_expires_at,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"` // none, client_secret_basic, client_secret_post
+	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	// Audience lists the audiences the registration allows (sent as
+	// "audience" in dynamic registration, for servers that whitelist a
+	// client's audiences, such as Ory Hydra).
+	Audience     []string  `json:"audience,omitempty"`
+	Source       string    `json:"source"` // "preregistered", "cimd", "dcr"
+	RegisteredAt time.Time `json:"registered_at"`
 }
 
 // TokenSet is what a token endpoint answered.

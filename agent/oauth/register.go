@@ -52,6 +52,10 @@ type RegisterRequest struct {
 	ClientName string
 	// Scopes, when set, are sent as the DCR scope metadata.
 	Scopes []string
+	// Audience, when set, is sent as the DCR "audience" metadata (Ory
+	// Hydra's audience whitelist; see WithAudience). A stored registration
+	// lacking one of them is not reused; the new one asks for the union.
+	Audience []string
 	// Now stamps RegisteredAt and checks secret expiry. Nil means time.Now.
 	Now func() time.Time
 }
@@ -170,6 +174,11 @@ func reusable(e *Client, req RegisterRequest, now time.Time) bool {
 	if e.Source == SourceCIMD && e.ClientID != req.ClientMetadataURL {
 		return false
 	}
+	for _, aud := range req.Audience {
+		if !slices.Contains(e.Audience, aud) {
+			return false
+		}
+	}
 	if req.RedirectURI == "" || len(e.RedirectURIs) == 0 {
 		return true
 	}
@@ -253,6 +262,7 @@ type dcrResponse struct {
 	ClientSecretExpiresAt   int64    `json:"client_secret_expires_at"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	RedirectURIs            []string `json:"redirect_uris"`
+	Audience                []string `json:"audience"`
 }
 
 func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req RegisterRequest, now time.Time) (*Client, error) {
@@ -272,7 +282,16 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 		Scope:                   strings.Join(req.Scopes, " "),
 		ApplicationType:         applicationType(req.RedirectURI),
 	}
-	body, err := json.Marshal(&meta)
+	// oauthex's metadata has no audience member (not in RFC 7591); Hydra
+	// and others whitelist a client's audiences with it.
+	audience := req.Audience
+	if e := req.Existing; e != nil && e.Issuer == as.Issuer {
+		audience = union(e.Audience, audience) // serve the old resources too
+	}
+	body, err := json.Marshal(&struct {
+		oauthex.ClientRegistrationMetadata
+		Audience []string `json:"audience,omitempty"`
+	}{meta, audience})
 	if err != nil {
 		return nil, fmt.Errorf("encode registration request: %w", err)
 	}
@@ -324,6 +343,9 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 	if len(redirects) == 0 {
 		redirects = meta.RedirectURIs
 	}
+	if r.Audience == nil {
+		r.Audience = audience
+	}
 	return &Client{
 		Issuer:                  as.Issuer,
 		ClientID:                r.ClientID,
@@ -331,9 +353,21 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 		ClientSecretExpiresAt:   r.ClientSecretExpiresAt,
 		TokenEndpointAuthMethod: method,
 		RedirectURIs:            redirects,
+		Audience:                r.Audience,
 		Source:                  SourceDCR,
 		RegisteredAt:            now,
 	}, nil
+}
+
+// union is a followed by the members of b it lacks.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // clean makes untrusted server text safe to show: no control characters,
