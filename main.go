@@ -177,6 +177,8 @@ func report(c *command, err error) int {
 		fmt.Fprintln(os.Stderr, "hint: is the keyring unlocked? see mcpkey status and the README's troubleshooting section")
 	case errors.Is(err, agent.ErrNotFound):
 		fmt.Fprintln(os.Stderr, "hint: mcpkey list shows the sessions the agent holds")
+	case errors.Is(err, agent.ErrTokenRejected):
+		fmt.Fprintln(os.Stderr, "hint: if the authorization server takes the audience as \"audience\" (Ory Hydra, Auth0), set resource_as_audience = true for the server or its issuer in the config, then run mcpkey login again")
 	}
 	return exitError
 }

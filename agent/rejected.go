@@ -44,8 +44,7 @@ type TokenRejectedError struct {
 
 func (e *TokenRejectedError) Error() string {
 	return e.Server + ": the server rejected a freshly issued token; its audience may not match " +
-		"(see resource_as_audience in mcpkey's README, https://github.com/mcpkey/mcpkey#audience); " +
-		"after changing the configuration, run: mcpkey login " + e.Server
+		"(see resource_as_audience, https://github.com/mcpkey/mcpkey#audience)"
 }
 
 // Is makes errors.Is(err, ErrTokenRejected) true.
@@ -93,7 +92,7 @@ func (s *session) rejectedLocked(now time.Time) error {
 		return nil
 	case rejectLogin:
 		return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes,
-			Reason: "the server rejected a freshly issued token; signing in again, once"}
+			Reason: "the server rejected a freshly issued token (its audience may not match); one more sign-in may help"}
 	}
 	return &TokenRejectedError{Server: r.Server}
 }

@@ -501,6 +501,9 @@ func TestHydraAudience(t *testing.T) {
 	if !strings.Contains(r.Stderr, sentence) {
 		t.Errorf("probe did not say why:\n%s", r.Stderr)
 	}
+	if !strings.Contains(r.Stderr, "hint: if the authorization server takes the audience as \"audience\" (Ory Hydra, Auth0), set resource_as_audience = true") {
+		t.Errorf("probe gave no hint:\n%s", r.Stderr)
+	}
 	if n := opens(); n > 2 {
 		t.Errorf("browser opened %d times, want at most 2 (the login and one extra sign-in)", n)
 	}
