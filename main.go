@@ -619,7 +619,7 @@ func expiresIn(t, now time.Time) string {
 	d := t.Sub(now).Round(time.Second)
 	switch {
 	case t.IsZero():
-		return "-"
+		return "no expiry given"
 	case d <= 0:
 		return "expired"
 	case d < time.Minute:
@@ -670,13 +670,14 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	account := fs.String("account", "", "account label")
 	keep := fs.Bool("keep-remote", false, "do not revoke the refresh token at the authorization server")
+	forget := fs.Bool("forget-client", false, "also drop the client registration stored for the server's authorization server; the next login registers again")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
 	res, err := ask(ctx, func(c *ipc.Client) (agent.LogoutResult, error) {
-		return c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep})
+		return c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep, ForgetClient: *forget})
 	})
 	if err != nil {
 		return err
@@ -684,10 +685,18 @@ func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if *asJSON {
 		return printJSON(res)
 	}
-	if res.Revoked {
+	switch {
+	case res.RevokeError == "no session": // --forget-client for a server without a session
+		fmt.Fprintf(os.Stderr, "mcpkey: no session for %s\n", res.Server)
+	case res.Revoked:
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s; the refresh token was revoked at the authorization server\n", res.Server)
-	} else {
+	default:
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s (removed locally; not revoked: %s)\n", res.Server, res.RevokeError)
+	}
+	if res.ForgotClient != "" {
+		fmt.Fprintf(os.Stderr, "mcpkey: forgot the client registration with %s; the next login registers again\n", res.ForgotClient)
+	} else if *forget {
+		fmt.Fprintln(os.Stderr, "mcpkey: no client registration was stored for its authorization server")
 	}
 	return nil
 }
@@ -971,7 +980,9 @@ examples:
 `
 
 const tokenHelp = `Prints only the access token on stdout (like 'gh auth token'), refreshing it
-first when it is about to expire. Exit code 3 means a login is needed.
+first when it is about to expire (one refresh at most per call). A token the
+server gave no lifetime for is printed until a server rejects it; --min-ttl
+then refreshes it first. Exit code 3 means a login is needed.
 
 examples:
   curl -H "Authorization: Bearer $(mcpkey token github)" https://api.example.com/mcp
@@ -979,7 +990,8 @@ examples:
 `
 
 const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.
-Never prints tokens.
+EXPIRES says "no expiry given" when the authorization server sent no token
+lifetime. Never prints tokens.
 
 examples:
   mcpkey ls
@@ -997,9 +1009,18 @@ examples:
 const logoutHelp = `Removes a session from the agent and the keyring and, when the authorization
 server offers RFC 7009 revocation, revokes its refresh token there.
 
+--forget-client also drops the client registration mcpkey stored for the
+server's authorization server (dynamic registration or client metadata URL),
+so the next login registers again: for a server that forgot it (after a
+restart) or to start over. It also works for a server without a session (a
+login that never finished): discovery finds its authorization server. mcpkey
+drops a registration by itself when the server answers invalid_client. A
+pre-registered client (--client-id) is never stored there.
+
 examples:
   mcpkey logout github
   mcpkey logout https://mcp.example.com/mcp --keep-remote
+  mcpkey logout https://mcp.example.com/mcp --forget-client
 `
 
 const probeHelp = `Checks a server end to end: connects over Streamable HTTP with a token from the

@@ -185,6 +185,10 @@ type LogoutRequest struct {
 	Account string `json:"account,omitempty"`
 	// KeepRemote skips RFC 7009 revocation at the authorization server.
 	KeepRemote bool `json:"keep_remote,omitempty"`
+	// ForgetClient also deletes the client registration stored for the
+	// session's issuer, so that the next login registers again (for a
+	// registration the server forgot, or one to start over with).
+	ForgetClient bool `json:"forget_client,omitempty"`
 }
 
 // LogoutResult says what a logout did.
@@ -196,6 +200,9 @@ type LogoutResult struct {
 	// RevokeError explains a failed or skipped revocation (local removal
 	// still happened).
 	RevokeError string `json:"revoke_error,omitempty"`
+	// ForgotClient is the issuer whose stored client registration was
+	// deleted (ForgetClient), "" when none was.
+	ForgotClient string `json:"forgot_client,omitempty"`
 }
 
 // ServerConfig is what a launcher (mcpkey bridge, exec, proxy) needs to know

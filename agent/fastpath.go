@@ -45,7 +45,7 @@ func (a *Agent) hotToken(s *session, req TokenRequest) (Token, bool) {
 		return Token{}, false
 	}
 	now := a.now()
-	if now.Before(h.staleAt) && now.Add(req.MinTTL).Before(h.tok.ExpiresAt) && HasScopes(h.tok.Scopes, req.Scopes) {
+	if now.Before(h.staleAt) && lastsFor(h.tok.ExpiresAt, now, req.MinTTL) && HasScopes(h.tok.Scopes, req.Scopes) {
 		s.used.Store(now.UnixNano())
 		return h.tok, true
 	}

@@ -124,29 +124,23 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	step := func(msg string) {
 		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
 	}
-	hc := a.httpClient(t)
-
 	step("discovering " + t.url)
-	ch, err := oauth.Probe(ctx, hc, t.url)
+	d, err := a.discover(ctx, t)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
-	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
-	if err != nil {
-		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
-	}
-	if ch == nil && d.ResourceMetadataURL == "" {
-		return SessionInfo{}, fmt.Errorf("login %s: the server answered without asking for authorization and publishes no protected resource metadata: there is nothing to log in to", t.url)
-	}
+	ch := d.Challenge
 	as := d.AS
 
 	// Scopes: explicit (flag, config), else the spec's selection; a step-up
 	// asks for the union with what the session already holds.
 	var previous []string
+	var prevRec *store.SessionRecord
 	a.mu.RLock()
 	if s := a.sessions[key]; s != nil {
 		s.mu.Lock()
 		previous = s.rec.Scopes
+		prevRec = ptr(s.rec)
 		s.mu.Unlock()
 	}
 	a.mu.RUnlock()
@@ -160,13 +154,13 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	var ts *oauth.TokenSet
 	var client *oauth.Client
 	for attempt := 0; ; attempt++ {
-		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, attempt > 0, step)
+		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, step)
 		if err == nil {
 			break
 		}
 		// A registration the AS no longer knows (or whose redirect URI it
 		// rejects): forget it and register again, once.
-		if attempt == 0 && oauth.IsInvalidClient(err) && client != nil && client.Source != "preregistered" {
+		if attempt == 0 && oauth.IsInvalidClient(err) && client != nil && client.Source != oauth.SourcePreregistered {
 			step("the authorization server rejected the stored client registration; registering again")
 			continue
 		}
@@ -176,11 +170,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	now := a.now()
 	ts.ExpiresAt = a.onOurClock(ts.ExpiresAt)
 	rec := store.SessionRecord{
-		Server: key.server, Account: key.account, Issuer: as.Issuer, ClientID: client.ClientID,
+		Server: key.server, Account: key.account, Issuer: as.Issuer,
 		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
 		ExpiresAt: ts.ExpiresAt, ObtainedAt: now, Scopes: ts.Scopes,
 		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
 	}
+	recordClient(&rec, client)
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}
@@ -202,16 +197,42 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	if key.account != "" {
 		who += " as " + key.account
 	}
-	step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	if rec.ExpiresAt.IsZero() {
+		step(who + "; the server gave no token lifetime: the token is used until the server rejects it")
+	} else {
+		step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
 }
 
+// discover finds t's authorization server: probe, then RFC 9728 / 8414
+// discovery.
+func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error) {
+	hc := a.httpClient(t)
+	ch, err := oauth.Probe(ctx, hc, t.url)
+	if err != nil {
+		return nil, err
+	}
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	if ch == nil && d.ResourceMetadataURL == "" {
+		return nil, errors.New("the server answered without asking for authorization and publishes no protected resource metadata: there is nothing to log in to")
+	}
+	return d, nil
+}
+
 // authorize registers (or reuses a registration) and runs one authorization:
 // the device grant for a headless login when the AS offers it, else the
 // authorization-code flow with a loopback callback.
-func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+//
+// The client is, in order: the one the login request or the config names,
+// else the pre-registered client the session being renewed (prev) was
+// issued to, else the issuer's stored or a new registration.
+func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
 	hc := a.httpClient(t)
 	aud := a.audienceFor(t, as.Issuer, d.Resource)
@@ -254,21 +275,30 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	if cimd == "" {
 		cimd = t.settings.ClientMetadataURL
 	}
-	if existing == nil || clientID == "" {
-		step("registering with " + as.Issuer)
+	preIssuer := ""
+	if clientID == "" && prev != nil && prev.ClientSource == oauth.SourcePreregistered && prev.Issuer == as.Issuer {
+		// Renewing a session issued to a pre-registered client: use it again.
+		clientID, secret, preIssuer = prev.ClientID, prev.ClientSecret, prev.Issuer
 	}
 	client, err := oauth.Register(ctx, hc, as, oauth.RegisterRequest{
 		Existing: existing, ClientID: clientID, ClientSecret: secret, ClientMetadataURL: cimd,
-		// No Scopes: a registration outlives one login (step-ups ask for
-		// more), so it must not pin the AS to this login's scopes.
-		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now,
-		Audience: nonEmpty(aud),
+		PreregisteredIssuer: preIssuer,
+		// A dynamic registration asks for this login's scopes (some servers
+		// allow a client nothing else); a later login that needs more
+		// updates it (RFC 7592) or registers again, with the union.
+		Scopes:      scopes,
+		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
+		Audience:    nonEmpty(aud),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if client.Source != "preregistered" && (existing == nil || existing.ClientID != client.ClientID ||
-		!slices.Equal(existing.RedirectURIs, client.RedirectURIs) || !slices.Equal(existing.Audience, client.Audience)) {
+	if client.Source == oauth.SourcePreregistered {
+		step("using the pre-registered client " + client.ClientID)
+	}
+	if client.Source != oauth.SourcePreregistered && (existing == nil || !slices.Equal(existing.RedirectURIs, client.RedirectURIs) ||
+		existing.ClientID != client.ClientID || existing.Scope != client.Scope || existing.ClientSecret != client.ClientSecret ||
+		existing.RegistrationAccessToken != client.RegistrationAccessToken || !slices.Equal(existing.Audience, client.Audience)) {
 		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
 		}
@@ -393,6 +423,9 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.RLock()
 	s := a.sessions[key]
 	a.mu.RUnlock()
+	if s == nil && req.ForgetClient {
+		return a.forgetWithoutSession(ctx, t, key)
+	}
 	if s == nil {
 		return LogoutResult{}, fmt.Errorf("%w: no session for %s", ErrNotFound, key.server)
 	}
@@ -408,7 +441,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	case rec.RevocationEndpoint == "":
 		res.RevokeError = "the authorization server offers no revocation endpoint"
 	default:
-		client, err := a.loadClient(ctx, rec.Issuer)
+		client, err := a.sessionClient(ctx, t, rec)
 		if err == nil {
 			as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
 			tok, hint := rec.RefreshToken, "refresh_token"
@@ -429,9 +462,38 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	a.mu.Lock()
 	delete(a.sessions, key)
 	a.mu.Unlock()
+	if req.ForgetClient && rec.Issuer != "" {
+		// Whichever client the issuer's stored registration is: the user
+		// asked for the next login to register anew.
+		forgot, err := a.forgetClient(ctx, rec.Issuer, "")
+		if err != nil {
+			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
+		}
+		if forgot {
+			res.ForgotClient = rec.Issuer
+		}
+	}
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
 	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+	return res, nil
+}
+
+// forgetWithoutSession serves logout --forget-client for a server without a
+// session (a login that never finished): discovery names the issuer.
+func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionKey) (LogoutResult, error) {
+	res := LogoutResult{Server: key.server, Account: key.account, RevokeError: "no session"}
+	d, err := a.discover(ctx, t)
+	if err != nil {
+		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
+	}
+	forgot, err := a.forgetClient(ctx, d.AS.Issuer, "")
+	if err != nil {
+		return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, d.AS.Issuer, err)
+	}
+	if forgot {
+		res.ForgotClient = d.AS.Issuer
+	}
 	return res, nil
 }
 
@@ -504,7 +566,20 @@ func preflight(ctx context.Context, hc *http.Client, authURL string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized {
-		return &oauth.AuthorizeError{Code: "invalid_client", Description: "the authorization server refused the stored client registration"}
+		return &oauth.AuthorizeError{Code: "invalid_client", Description: fmt.Sprintf("the authorization endpoint answered HTTP %d to the stored client registration", resp.StatusCode)}
+	}
+	// Ory Hydra (and others) redirect to their own error page instead:
+	// 302 to …?error=invalid_client. An error in the redirect is the
+	// answer the browser would get; act on the ones that blame the client.
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if loc, err := resp.Location(); err == nil {
+			q := loc.Query()
+			ae := &oauth.AuthorizeError{Code: q.Get("error"), Description: q.Get("error_description")}
+			if ae.Code != "" && oauth.IsInvalidClient(ae) {
+				ae.Description = "the authorization endpoint redirected to an error page: " + ae.Code
+				return ae
+			}
+		}
 	}
 	return nil
 }

@@ -84,7 +84,25 @@ func (s *session) renewHotLocked() {
 		s.hot.Store(nil)
 		return
 	}
-	s.hot.Store(&hotToken{tok: s.tokenLocked(), staleAt: r.ExpiresAt.Add(-s.margin(*r))})
+	staleAt := r.ExpiresAt.Add(-s.margin(*r))
+	if r.ExpiresAt.IsZero() {
+		staleAt = neverStale // lifetime unknown: served until rejected
+	}
+	s.hot.Store(&hotToken{tok: s.tokenLocked(), staleAt: staleAt})
+}
+
+// neverStale is the staleAt of a token whose lifetime is unknown.
+var neverStale = time.Unix(1<<62, 0)
+
+// lastsFor reports whether a token expiring at exp is still valid for d
+// after now. A zero exp is a lifetime the server did not give: such a token
+// is valid (it is served until a resource server rejects it), but whether
+// it lasts a further d > 0 cannot be judged.
+func lastsFor(exp, now time.Time, d time.Duration) bool {
+	if exp.IsZero() {
+		return d <= 0
+	}
+	return now.Add(d).Before(exp)
 }
 
 type flight struct {
@@ -137,7 +155,7 @@ func (s *session) info(now time.Time) SessionInfo {
 		si.State = StateNeedsLogin
 	case s.refreshing != nil:
 		si.State = StateRefreshing
-	case !now.Before(r.ExpiresAt) && r.RefreshToken == "":
+	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) && r.RefreshToken == "":
 		si.State, si.Error = StateNeedsLogin, "access token expired and there is no refresh token"
 	case s.failures > 0:
 		si.State = StateError
@@ -186,37 +204,33 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		}
 		return Token{}, nl
 	}
-	rejected := req.RejectedToken
-	for attempt := 0; ; attempt++ {
-		tok, f, err := a.tokenOrFlight(s, req, rejected)
-		if f == nil {
-			return tok, err
-		}
+	// At most one refresh grant per call, whatever the server answers: a
+	// token that is still not fresh after it (a short or unknown lifetime,
+	// a min_ttl longer than the server grants) is served while valid.
+	tok, f, err := a.tokenOrFlight(s, req, req.RejectedToken, false)
+	for f != nil {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
 			return Token{}, ctx.Err()
 		}
 		// The token the caller reported is no longer current after a
-		// refresh: do not refresh again for it.
-		rejected = ""
-		if f.err != nil {
-			// A transient failure still lets a valid token through.
-			tok, f2, err := a.tokenOrFlight(s, TokenRequest{Scopes: req.Scopes}, "")
-			if f2 == nil && err == nil && time.Until(tok.ExpiresAt) > 0 {
-				return tok, nil
-			}
-			return Token{}, f.err
+		// refresh: do not refresh again for it. A failed refresh still lets
+		// a valid token through. The only flight a settled call waits for
+		// is the write of a refreshed record.
+		t2, f2, err2 := a.tokenOrFlight(s, TokenRequest{Scopes: req.Scopes}, "", true)
+		if f.err != nil && (f2 != nil || err2 != nil || (req.RejectedToken != "" && t2.AccessToken == req.RejectedToken)) {
+			return Token{}, f.err // not the token the caller just saw rejected
 		}
-		if attempt >= 2 {
-			return Token{}, fmt.Errorf("refresh of %s did not yield a fresh token", key.server)
-		}
+		tok, f, err = t2, f2, err2
 	}
+	return tok, err
 }
 
 // tokenOrFlight returns either a servable token, an error, or the refresh
-// flight to wait for.
-func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (Token, *flight, error) {
+// flight to wait for. After a refresh (settled) it serves any valid token
+// and starts no further refresh grant.
+func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, settled bool) (Token, *flight, error) {
 	now := a.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,8 +250,11 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (To
 		}
 	}
 	need := max(s.margin(*r), req.MinTTL)
-	fresh := now.Add(need).Before(r.ExpiresAt)
-	valid := now.Before(r.ExpiresAt)
+	fresh := lastsFor(r.ExpiresAt, now, need)
+	valid := lastsFor(r.ExpiresAt, now, 0)
+	if settled && valid && !s.unpersisted {
+		return s.tokenLocked(), nil, nil
+	}
 	if s.unpersisted {
 		// Persisting happens in the refresh flight; fall through to start one.
 		fresh = false
@@ -245,11 +262,21 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string) (To
 	if fresh && !forced {
 		return s.tokenLocked(), nil, nil
 	}
-	if r.RefreshToken == "" {
-		if valid && !forced && !s.unpersisted {
+	if r.RefreshToken == "" && !s.unpersisted {
+		if valid && !forced {
 			return s.tokenLocked(), nil, nil // as fresh as it gets
 		}
-		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: UnionScopes(r.Scopes, req.Scopes), Reason: "the access token expired and there is no refresh token"}
+		reason := "the access token expired and there is no refresh token"
+		if forced {
+			reason = "the server rejected the access token and there is no refresh token"
+		}
+		return Token{}, nil, &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: UnionScopes(r.Scopes, req.Scopes), Reason: reason}
+	}
+	if settled {
+		if s.unpersisted {
+			return Token{}, a.startRefreshLocked(s), nil // a write, not a grant
+		}
+		return Token{}, nil, fmt.Errorf("refresh of %s gave a token that has already expired", r.Server)
 	}
 	if s.refreshing == nil && now.Before(s.retryAt) && !forced && !s.unpersisted {
 		// Backing off after transient failures: serve a still-valid token.
@@ -313,15 +340,21 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	client, err := a.loadClient(ctx, r.Issuer)
+	client, err := a.sessionClient(ctx, t, r)
 	if err != nil {
-		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+		if errors.Is(err, errClientGone) {
+			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+		}
+		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
 	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
 		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)))
 	if err != nil {
-		if oauth.IsTransient(err) {
+		if !oauth.EndsGrant(err) {
+			// Nothing was rejected (network, 5xx, a page that is not an
+			// OAuth answer, another OAuth error): keep the session, serve a
+			// still-valid token, try again with backoff.
 			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 		}
 		// invalid_grant and friends: someone else may have refreshed (an
@@ -339,6 +372,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 	}
 	next := r
+	recordClient(&next, client) // a record from before clients were recorded gets its client
 	next.AccessToken = ts.AccessToken
 	if ts.TokenType != "" {
 		next.TokenType = ts.TokenType
@@ -356,9 +390,20 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	// the old one is already spent.
 	s.rec, s.unpersisted = next, true
 	s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
+	if !next.ExpiresAt.IsZero() && !lastsFor(next.ExpiresAt, next.ObtainedAt, s.margin(next)+time.Second) {
+		// A token that expires at once: back off as after a failure, or
+		// the refresh loop would ask again and again.
+		s.failures = 1
+		s.retryAt = next.ObtainedAt.Add(minBackoff)
+		s.lastErr = "the authorization server issued an access token that has already expired"
+	}
 	s.renewHotLocked()
 	s.mu.Unlock()
-	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", next.ExpiresAt.Sub(a.now()).Round(time.Second))
+	var expiresIn any = "unknown"
+	if !next.ExpiresAt.IsZero() {
+		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
+	}
+	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
 	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
 	return a.persist(ctx, s, next)
 }
@@ -391,13 +436,28 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	}
 	s.needsLogin = true
 	s.renewHotLocked()
-	s.lastErr = "the authorization server rejected the refresh token; log in again"
 	var te *oauth.TokenError
+	switch {
+	case errors.Is(err, errClientGone):
+		s.lastErr = err.Error()
+	case oauth.IsInvalidClient(err):
+		s.lastErr = fmt.Sprintf("the authorization server no longer accepts client %s that this session was issued to; log in again", r.ClientID)
+	default:
+		s.lastErr = "the authorization server rejected the refresh token; log in again"
+	}
 	if errors.As(err, &te) && te.Code != "" {
 		s.lastErr += " (" + te.Code + ")"
 	}
 	reason := s.lastErr
 	s.mu.Unlock()
+	if oauth.IsInvalidClient(err) {
+		if note := a.forgetRejectedClient(r); note != "" {
+			reason += "; " + note
+			s.mu.Lock()
+			s.lastErr = reason
+			s.mu.Unlock()
+		}
+	}
 	a.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
 	a.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
 	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
@@ -436,7 +496,10 @@ func (a *Agent) refreshDue() time.Duration {
 		s.mu.Lock()
 		r := s.rec
 		active := now.Sub(s.lastUsedLocked()) < activeWindow || now.Sub(r.ObtainedAt) < activeWindow
-		if s.needsLogin || r.RefreshToken == "" || !active || s.refreshing != nil {
+		// A token whose lifetime is unknown is refreshed only when a
+		// resource server rejects it (or a caller's min_ttl asks).
+		unknown := r.ExpiresAt.IsZero() && s.retryAt.IsZero()
+		if s.needsLogin || r.RefreshToken == "" || !active || s.refreshing != nil || (unknown && !s.unpersisted) {
 			s.mu.Unlock()
 			continue
 		}
@@ -473,15 +536,7 @@ func missingScopes(have, want []string) []string {
 
 // UnionScopes returns a ∪ b in first-seen order (the scopes a step-up
 // login asks for: SEP-2350).
-func UnionScopes(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func UnionScopes(a, b []string) []string { return oauth.UnionScopes(a, b) }
 
 // onOurClock moves an expiry that package oauth computed on the wall clock
 // onto the agent's clock (Config.Now), keeping the remaining lifetime.

@@ -696,7 +696,7 @@ func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token
 func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error) {
 	var r agent.LogoutResult
 	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
-		KeepRemote: req.KeepRemote}, &r, nil)
+		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient}, &r, nil)
 	return r, err
 }
 

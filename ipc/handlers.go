@@ -166,7 +166,7 @@ func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error)
 	if err := requireServer(p.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote})
+	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote, ForgetClient: p.ForgetClient})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -267,6 +267,8 @@ type LogoutParams struct {
 	Server     string `json:"server"`
 	Account    string `json:"account,omitempty"`
 	KeepRemote bool   `json:"keep_remote,omitempty"`
+	// ForgetClient also drops the issuer's stored client registration.
+	ForgetClient bool `json:"forget_client,omitempty"`
 }
 
 // LoginParams are session.login's params; the result is an

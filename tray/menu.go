@@ -226,7 +226,7 @@ func stateLabel(s agent.SessionInfo, now time.Time) string {
 		return "error: " + clip(s.Error, 60)
 	}
 	if s.ExpiresAt.IsZero() {
-		return "valid"
+		return "valid, no expiry given"
 	}
 	left := s.ExpiresAt.Sub(now)
 	if left <= 0 {

@@ -242,7 +242,7 @@ func TestStateLabel(t *testing.T) {
 		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(30 * time.Second)}, "valid <1 min"},
 		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(12 * time.Hour)}, "valid 12 h"},
 		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(time.Hour)}, "valid 1 h"},
-		{agent.SessionInfo{State: agent.StateReady}, "valid"},
+		{agent.SessionInfo{State: agent.StateReady}, "valid, no expiry given"},
 		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(-time.Second)}, "expired"},
 		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(-time.Second), HasRefresh: true}, "expired, refreshes on use"},
 		{agent.SessionInfo{State: agent.StateRefreshing}, "refreshing"},

@@ -74,18 +74,26 @@ type Discovery struct {
 // Client is a client registration with one authorization server. It is keyed
 // by AS issuer and never used with another issuer.
 type Client struct {
-	Issuer                  string   `json:"issuer"`
-	ClientID                string   `json:"client_id"`
-	ClientSecret            string   `json:"client_secret,omitempty"`
-	ClientSecretExpiresAt   int64    `json:"client_secret_expires_at,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"` // none, client_secret_basic, client_secret_post
-	RedirectURIs            []string `json:"redirect_uris,omitempty"`
-	// Audience lists the audiences the registration allows (sent as
-	// "audience" in dynamic registration, for servers that whitelist a
-	// client's audiences, such as Ory Hydra).
-	Audience     []string  `json:"audience,omitempty"`
-	Source       string    `json:"source"` // "preregistered", "cimd", "dcr"
-	RegisteredAt time.Time `json:"registered_at"`
+	Issuer                  string    `json:"issuer"`
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt   int64     `json:"client_secret_expires_at,omitempty"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"` // none, client_secret_basic, client_secret_post
+	RedirectURIs            []string  `json:"redirect_uris,omitempty"`
+	Source                  string    `json:"source"` // "preregistered", "cimd", "dcr"
+	RegisteredAt            time.Time `json:"registered_at"`
+	// Scope is the space-separated scope a dynamic registration asked for
+	// (RFC 7591 §2); "" when none was sent (registrations made before
+	// mcpkey sent one). Some servers (Ory Hydra) refuse any other scope.
+	Scope string `json:"scope,omitempty"`
+	// RegistrationClientURI and RegistrationAccessToken (a secret) manage
+	// a dynamic registration (RFC 7592), when the server offers that.
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	// Audience lists the audiences a dynamic registration asked for (the
+	// "audience" metadata of Ory Hydra and others, which let a client ask
+	// only for the audiences it was registered with; see WithAudience).
+	Audience []string `json:"audience,omitempty"`
 }
 
 // TokenSet is what a token endpoint answered.

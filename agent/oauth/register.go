@@ -50,12 +50,19 @@ type RegisterRequest struct {
 	RedirectURI string
 	// ClientName is shown by the AS on its consent page. Empty means "mcpkey".
 	ClientName string
-	// Scopes, when set, are sent as the DCR scope metadata.
+	// Scopes are the scopes this login asks for. A dynamic registration
+	// sends them (with those of a registration it replaces) as its scope
+	// metadata, and a stored dynamic registration that lacks one of them is
+	// replaced: servers such as Ory Hydra refuse scopes a client was not
+	// registered for.
 	Scopes []string
 	// Audience, when set, is sent as the DCR "audience" metadata (Ory
 	// Hydra's audience whitelist; see WithAudience). A stored registration
-	// lacking one of them is not reused; the new one asks for the union.
+	// lacking one is updated or replaced like one lacking a scope.
 	Audience []string
+	// Progress, when set, is told before a registration request is sent
+	// ("registering with …"), and only then.
+	Progress func(msg string)
 	// Now stamps RegisteredAt and checks secret expiry. Nil means time.Now.
 	Now func() time.Time
 }
@@ -132,10 +139,36 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 		}, nil
 	}
 
+	why := ""
 	if e := req.Existing; e != nil && e.Issuer == as.Issuer && e.ClientID != "" && reusable(e, req, now()) {
-		c := *e
-		c.RedirectURIs = slices.Clone(e.RedirectURIs)
-		return &c, nil
+		missing := missingScope(e, req.Scopes)
+		if missing != "" {
+			missing = "scope " + missing
+		} else if aud := missingAudience(e, req.Audience); aud != "" {
+			missing = "audience " + aud
+		}
+		if missing == "" || as.RegistrationEndpoint == "" {
+			c := *e
+			c.RedirectURIs = slices.Clone(e.RedirectURIs)
+			return &c, nil
+		}
+		// Update it in place where the server offers RFC 7592, else
+		// register again: the old client's sessions keep refreshing with
+		// the client they recorded.
+		req.Scopes = UnionScopes(strings.Fields(e.Scope), req.Scopes)
+		req.Audience = UnionScopes(e.Audience, req.Audience)
+		if e.RegistrationClientURI != "" {
+			if req.Progress != nil {
+				req.Progress("updating the registration with " + as.Issuer + " (it does not cover " + missing + ")")
+			}
+			c, err := updateDCR(ctx, hc, as, e, req, now())
+			if err == nil {
+				return c, nil
+			}
+			why = " again (updating the registration failed: " + err.Error() + ")"
+		} else {
+			why = " again (the stored registration does not cover " + missing + ")"
+		}
 	}
 
 	if req.ClientMetadataURL != "" && as.ClientIDMetadataDocumentSupported {
@@ -153,6 +186,9 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 	}
 
 	if as.RegistrationEndpoint != "" {
+		if req.Progress != nil {
+			req.Progress("registering with " + as.Issuer + why)
+		}
 		c, err := registerDCR(ctx, hc, as, req, now())
 		if err != nil {
 			return nil, fmt.Errorf("register with %s: %w", as.Issuer, err)
@@ -174,11 +210,6 @@ func reusable(e *Client, req RegisterRequest, now time.Time) bool {
 	if e.Source == SourceCIMD && e.ClientID != req.ClientMetadataURL {
 		return false
 	}
-	for _, aud := range req.Audience {
-		if !slices.Contains(e.Audience, aud) {
-			return false
-		}
-	}
 	if req.RedirectURI == "" || len(e.RedirectURIs) == 0 {
 		return true
 	}
@@ -188,6 +219,35 @@ func reusable(e *Client, req RegisterRequest, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// missingScope returns the first of want a dynamic registration was not
+// registered for ("" when it covers them all, or is not a dynamic one).
+func missingScope(e *Client, want []string) string {
+	if e.Source != SourceDCR {
+		return ""
+	}
+	have := strings.Fields(e.Scope)
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// missingAudience returns the first of want a dynamic registration was not
+// registered for ("" when it covers them all, or is not a dynamic one).
+func missingAudience(e *Client, want []string) string {
+	if e.Source != SourceDCR {
+		return ""
+	}
+	for _, w := range want {
+		if !slices.Contains(e.Audience, w) {
+			return w
+		}
+	}
+	return ""
 }
 
 // sameRedirect compares redirect URIs, ignoring the port of loopback ones.
@@ -255,17 +315,42 @@ func applicationType(redirect string) string {
 	return "native"
 }
 
-// dcrResponse is the part of an RFC 7591 §3.2.1 answer mcpkey keeps.
+// dcrResponse is the part of an RFC 7591 §3.2.1 (and RFC 7592 §3) answer
+// mcpkey keeps.
 type dcrResponse struct {
 	ClientID                string   `json:"client_id"`
 	ClientSecret            string   `json:"client_secret"`
 	ClientSecretExpiresAt   int64    `json:"client_secret_expires_at"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	RedirectURIs            []string `json:"redirect_uris"`
+	RegistrationClientURI   string   `json:"registration_client_uri"`
+	RegistrationAccessToken string   `json:"registration_access_token"`
 	Audience                []string `json:"audience"`
 }
 
 func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req RegisterRequest, now time.Time) (*Client, error) {
+	return sendRegistration(ctx, hc, as, nil, req, now)
+}
+
+// updateDCR updates the registration e in place (RFC 7592 §2.2) with req's
+// scopes, keeping its client id. The server must have given e a
+// registration_client_uri on the registration endpoint's origin and a
+// registration access token; the access token is sent nowhere else.
+func updateDCR(ctx context.Context, hc *http.Client, as *AuthServer, e *Client, req RegisterRequest, now time.Time) (*Client, error) {
+	if e.RegistrationClientURI == "" || e.RegistrationAccessToken == "" {
+		return nil, errors.New("the registration offers no RFC 7592 management")
+	}
+	u, err1 := url.Parse(e.RegistrationClientURI)
+	r, err2 := url.Parse(as.RegistrationEndpoint)
+	if err1 != nil || err2 != nil || u.Scheme != r.Scheme || u.Host != r.Host || u.User != nil {
+		return nil, errors.New("registration_client_uri is not on the registration endpoint's origin")
+	}
+	return sendRegistration(ctx, hc, as, e, req, now)
+}
+
+// sendRegistration POSTs a new registration to the registration endpoint,
+// or with e set PUTs e's updated metadata to its registration_client_uri.
+func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *Client, req RegisterRequest, now time.Time) (*Client, error) {
 	if req.RedirectURI == "" {
 		return nil, errors.New("dynamic registration needs a redirect URI")
 	}
@@ -282,25 +367,33 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 		Scope:                   strings.Join(req.Scopes, " "),
 		ApplicationType:         applicationType(req.RedirectURI),
 	}
-	// oauthex's metadata has no audience member (not in RFC 7591); Hydra
-	// and others whitelist a client's audiences with it.
-	audience := req.Audience
-	if e := req.Existing; e != nil && e.Issuer == as.Issuer {
-		audience = union(e.Audience, audience) // serve the old resources too
-	}
-	body, err := json.Marshal(&struct {
-		oauthex.ClientRegistrationMetadata
+	method, endpoint := http.MethodPost, as.RegistrationEndpoint
+	// oauthex's metadata has no audience member (it is not in RFC 7591);
+	// Hydra and others whitelist a client's audiences with it.
+	doc := struct {
+		ClientID string `json:"client_id,omitempty"`
+		*oauthex.ClientRegistrationMetadata
 		Audience []string `json:"audience,omitempty"`
-	}{meta, audience})
+	}{"", &meta, req.Audience}
+	if e != nil {
+		// RFC 7592 §2.2: the whole metadata again, with the client id.
+		method, endpoint = http.MethodPut, e.RegistrationClientURI
+		meta.TokenEndpointAuthMethod = e.TokenEndpointAuthMethod
+		doc.ClientID = e.ClientID
+	}
+	body, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode registration request: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, as.RegistrationEndpoint, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, method, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("registration request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
+	if e != nil {
+		hreq.Header.Set("Authorization", "Bearer "+e.RegistrationAccessToken)
+	}
 	resp, err := hc.Do(hreq)
 	if err != nil {
 		return nil, err // a *url.Error: it names the URL
@@ -308,66 +401,79 @@ func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req Regis
 	defer resp.Body.Close()
 	raw, err := ReadLimited(resp.Body, DefaultMaxBody*16) // the client's own cap applies first
 	if err != nil {
-		return nil, fmt.Errorf("read registration answer from %s: %w", as.RegistrationEndpoint, err)
+		return nil, fmt.Errorf("read registration answer from %s: %w", endpoint, err)
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		re := &RegistrationError{URL: as.RegistrationEndpoint, Status: resp.StatusCode}
-		var e struct {
+		re := &RegistrationError{URL: endpoint, Status: resp.StatusCode}
+		var ans struct {
 			Error            string `json:"error"`
 			ErrorDescription string `json:"error_description"`
 		}
-		if json.Unmarshal(raw, &e) == nil {
-			re.Code = clean(e.Error, 64)
-			re.Description = clean(e.ErrorDescription, 300)
+		if json.Unmarshal(raw, &ans) == nil {
+			re.Code = clean(ans.Error, 64)
+			re.Description = clean(ans.ErrorDescription, 300)
+			if e != nil {
+				re.Description = redactSecrets(re.Description, []string{e.RegistrationAccessToken, e.ClientSecret})
+			}
 		}
 		return nil, re
 	}
 	var r dcrResponse
 	if err := json.Unmarshal(raw, &r); err != nil {
 		// Never quote the body: it may hold the client secret.
-		return nil, fmt.Errorf("registration answer from %s is not valid JSON", as.RegistrationEndpoint)
+		return nil, fmt.Errorf("registration answer from %s is not valid JSON", endpoint)
 	}
 	if r.ClientID == "" {
-		return nil, fmt.Errorf("registration answer from %s has no client_id (RFC 7591 §3.2.1)", as.RegistrationEndpoint)
+		return nil, fmt.Errorf("registration answer from %s has no client_id (RFC 7591 §3.2.1)", endpoint)
 	}
-	method := r.TokenEndpointAuthMethod
-	if method == "" {
-		// RFC 7591 §2: the default is client_secret_basic, which needs a
-		// secret; without one the client is public.
-		method = "none"
-		if r.ClientSecret != "" {
-			method = "client_secret_basic"
-		}
-	}
-	redirects := r.RedirectURIs
-	if len(redirects) == 0 {
-		redirects = meta.RedirectURIs
-	}
-	if r.Audience == nil {
-		r.Audience = audience
-	}
-	return &Client{
+	c := &Client{
 		Issuer:                  as.Issuer,
 		ClientID:                r.ClientID,
 		ClientSecret:            r.ClientSecret,
 		ClientSecretExpiresAt:   r.ClientSecretExpiresAt,
-		TokenEndpointAuthMethod: method,
-		RedirectURIs:            redirects,
-		Audience:                r.Audience,
+		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod,
+		RedirectURIs:            r.RedirectURIs,
 		Source:                  SourceDCR,
 		RegisteredAt:            now,
-	}, nil
-}
-
-// union is a followed by the members of b it lacks.
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
+		Scope:                   meta.Scope,
+		RegistrationClientURI:   r.RegistrationClientURI,
+		RegistrationAccessToken: r.RegistrationAccessToken,
+		Audience:                r.Audience,
+	}
+	if c.Audience == nil {
+		c.Audience = req.Audience
+	}
+	if e != nil {
+		if r.ClientID != e.ClientID {
+			return nil, fmt.Errorf("registration update at %s answered for another client id", endpoint)
+		}
+		// What the update answer leaves out stays as it was.
+		c.RegisteredAt = e.RegisteredAt
+		if c.ClientSecret == "" {
+			c.ClientSecret, c.ClientSecretExpiresAt = e.ClientSecret, e.ClientSecretExpiresAt
+		}
+		if c.TokenEndpointAuthMethod == "" {
+			c.TokenEndpointAuthMethod = e.TokenEndpointAuthMethod
+		}
+		if c.RegistrationClientURI == "" {
+			c.RegistrationClientURI = e.RegistrationClientURI
+		}
+		if c.RegistrationAccessToken == "" {
+			c.RegistrationAccessToken = e.RegistrationAccessToken
 		}
 	}
-	return out
+	if c.TokenEndpointAuthMethod == "" {
+		// RFC 7591 §2: the default is client_secret_basic, which needs a
+		// secret; without one the client is public.
+		c.TokenEndpointAuthMethod = "none"
+		if c.ClientSecret != "" {
+			c.TokenEndpointAuthMethod = "client_secret_basic"
+		}
+	}
+	if len(c.RedirectURIs) == 0 {
+		c.RedirectURIs = meta.RedirectURIs
+	}
+	return c, nil
 }
 
 // clean makes untrusted server text safe to show: no control characters,

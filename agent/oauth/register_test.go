@@ -252,7 +252,7 @@ func TestRegisterDCRRequestAndAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tt.want
-			want.Issuer, want.Source, want.RegisteredAt = as.Issuer, SourceDCR, fixedNow
+			want.Issuer, want.Source, want.RegisteredAt, want.Scope = as.Issuer, SourceDCR, fixedNow, "mcp:tools offline_access"
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("got  %+v\nwant %+v", *got, want)
 			}
@@ -371,5 +371,45 @@ func TestApplicationType(t *testing.T) {
 		if got := applicationType(uri); got != want {
 			t.Errorf("applicationType(%q) = %q, want %q", uri, got, want)
 		}
+	}
+}
+
+// TestRegistrationUpdateStaysOnOrigin: a registration_client_uri on another
+// origin than the registration endpoint never gets the registration access
+// token; the login registers again instead.
+func TestRegistrationUpdateStaysOnOrigin(t *testing.T) {
+	elsewhere := newDCR(t, 200, `{"client_id":"old"}`)
+	dcr := newDCR(t, 201, `{"client_id":"new"}`)
+	as := &AuthServer{Issuer: "https://as.example.com", RegistrationEndpoint: dcr.srv.URL + "/reg"}
+	existing := &Client{Issuer: as.Issuer, ClientID: "old", Source: SourceDCR, Scope: "a", RedirectURIs: []string{redirect},
+		RegistrationClientURI: elsewhere.srv.URL + "/reg/old", RegistrationAccessToken: "rat"}
+	var progress []string
+	got, err := register(t, as, RegisterRequest{Existing: existing, RedirectURI: redirect, Scopes: []string{"a", "b"},
+		Progress: func(m string) { progress = append(progress, m) }})
+	if err != nil || got.ClientID != "new" || got.Scope != "a b" {
+		t.Fatalf("got %+v, %v; want a new registration with scope \"a b\"", got, err)
+	}
+	if elsewhere.calls() != 0 || dcr.calls() != 1 {
+		t.Errorf("calls: other origin %d, registration endpoint %d", elsewhere.calls(), dcr.calls())
+	}
+	if len(progress) != 2 || !strings.Contains(progress[1], "registering with https://as.example.com again (updating the registration failed: registration_client_uri is not on the registration endpoint's origin)") {
+		t.Errorf("progress = %q", progress)
+	}
+}
+
+// TestRegistrationUpdateErrorRedactsToken: an update refused with a
+// description that echoes the registration access token does not carry it
+// into the error (which reaches progress lines and logs).
+func TestRegistrationUpdateErrorRedactsToken(t *testing.T) {
+	const rat = "rat-SECRET-registration-token"
+	dcr := newDCR(t, 400, `{"error":"invalid_client_metadata","error_description":"bad token `+rat+`"}`)
+	as := &AuthServer{Issuer: "https://as.example.com", RegistrationEndpoint: dcr.srv.URL + "/reg"}
+	e := &Client{Issuer: as.Issuer, ClientID: "old", Source: SourceDCR, RegistrationClientURI: dcr.srv.URL + "/reg/old", RegistrationAccessToken: rat}
+	_, err := updateDCR(context.Background(), NewHTTPClient(HTTPOptions{}), as, e, RegisterRequest{RedirectURI: redirect, Scopes: []string{"a"}}, fixedNow)
+	if err == nil || strings.Contains(err.Error(), rat) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("err = %v", err)
+	}
+	if body := dcr.bodies[0]; body["client_id"] != "old" || body["scope"] != "a" || dcr.ctypes[0] != "PUT /reg/old application/json" {
+		t.Errorf("update request = %s %v", dcr.ctypes[0], body)
 	}
 }

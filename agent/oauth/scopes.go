@@ -40,3 +40,15 @@ func SelectScopes(ch *Challenge, d *Discovery, as *AuthServer, previous []string
 	}
 	return out
 }
+
+// UnionScopes returns a ∪ b in first-seen order (the scopes a step-up
+// login asks for: SEP-2350).
+func UnionScopes(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

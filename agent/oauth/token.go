@@ -47,6 +47,43 @@ func (e *TokenError) Error() string {
 	return b.String()
 }
 
+// ResponseError is a token endpoint answer that is not OAuth at all: a
+// non-2xx status without an error code (a proxy's or web server's page), or
+// a 2xx answer that is not a token response (HTML, "{}"). Nothing was
+// rejected: the credentials sent are as good as before, so a refresh that
+// gets one keeps the session and tries again later.
+type ResponseError struct {
+	Endpoint    string // "token endpoint"
+	Status      int
+	ContentType string // media type only, sanitized; "" when none was sent
+	Why         string // "not an OAuth response", "no access_token", …
+}
+
+func (e *ResponseError) Error() string {
+	ct := e.ContentType
+	if ct == "" {
+		ct = "no content type"
+	}
+	return fmt.Sprintf("%s answered HTTP %d with %s, %s", e.Endpoint, e.Status, ct, e.Why)
+}
+
+func responseError(status int, contentType, why string) *ResponseError {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = contentType
+	}
+	return &ResponseError{Endpoint: "token endpoint", Status: status, ContentType: sanitizeRemote(mt, maxErrCodeLen), Why: why}
+}
+
+// EndsGrant reports whether a refresh error means the grant cannot be used
+// again: invalid_grant (the refresh token is dead) or a client the server
+// does not accept (IsInvalidClient). Every other failure (network, 5xx, a
+// page that is not an OAuth answer, other OAuth error codes) leaves the
+// refresh token as good as it was.
+func EndsGrant(err error) bool {
+	return IsInvalidGrant(err) || IsInvalidClient(err)
+}
+
 // tokenErrorFrom finds a *TokenError in err's chain, mapping an
 // *oauth2.RetrieveError into one.
 func tokenErrorFrom(err error) (*TokenError, bool) {
@@ -113,6 +150,10 @@ func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	var re *ResponseError
+	if errors.As(err, &re) {
+		return re.Status >= 500 || re.Status == http.StatusTooManyRequests || re.Status == http.StatusRequestTimeout
+	}
 	if te, ok := tokenErrorFrom(err); ok {
 		return te.Status >= 500 || te.Status == http.StatusTooManyRequests ||
 			te.Code == "temporarily_unavailable" || te.Code == "server_error"
@@ -175,11 +216,15 @@ func tokenRequest(ctx context.Context, hc *http.Client, endpoint string, form ur
 		return nil, err
 	}
 	raw, err := decodeTokenBody(ctype, body)
-	if !status2xx(status) || (err == nil && rawString(raw, "error") != "") {
+	if err == nil && rawString(raw, "error") != "" {
 		return nil, bodyTokenError(status, raw, append(secrets, c.ClientSecret))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("decode token response: %w", err)
+	if !status2xx(status) || err != nil {
+		// No OAuth error code: a proxy's, firewall's or web server's page.
+		return nil, responseError(status, ctype, "not an OAuth response")
+	}
+	if rawString(raw, "access_token") == "" {
+		return nil, responseError(status, ctype, "not a token response (no access_token)")
 	}
 	return tokenSetFromRaw(raw, time.Now(), requested)
 }
@@ -308,9 +353,12 @@ func rawString(raw map[string]any, k string) string {
 // tokenSetFromRaw turns a successful token answer into a TokenSet. It serves
 // the code exchange (from x/oauth2's Token.Raw), refresh and device grants.
 //
-//   - expires_in → ExpiresAt = now + expires_in; 0 or less means already
-//     expired; absent → the access token's JWT exp if it is a JWT; else the
-//     zero time (lifetime unknown).
+//   - expires_in → ExpiresAt = now + expires_in, at most ten years; absent,
+//     0, negative or not a number → the access token's JWT exp if it is a
+//     JWT, else the zero time (lifetime unknown). RFC 6749 §5.1 only
+//     recommends expires_in, and a server that sends 0 or a negative value
+//     has not said when the token expires: it has just been issued, so it
+//     is served until a resource server rejects it.
 //   - scope absent or empty → requested.
 //   - token_type must be Bearer (case-insensitive) or absent.
 func tokenSetFromRaw(raw map[string]any, now time.Time, requested []string) (*TokenSet, error) {
@@ -327,12 +375,8 @@ func tokenSetFromRaw(raw map[string]any, now time.Time, requested []string) (*To
 		TokenType:    "Bearer",
 		RefreshToken: rawString(raw, "refresh_token"),
 	}
-	if secs, ok := rawSeconds(raw, "expires_in"); ok {
-		if secs <= 0 {
-			ts.ExpiresAt = now
-		} else {
-			ts.ExpiresAt = now.Add(time.Duration(secs) * time.Second)
-		}
+	if secs, ok := rawSeconds(raw, "expires_in"); ok && secs > 0 {
+		ts.ExpiresAt = now.Add(time.Duration(secs) * time.Second)
 	} else if exp, ok := jwtExpiry(access); ok {
 		ts.ExpiresAt = exp
 	}

@@ -68,7 +68,7 @@ func TestRefreshWithoutRotationKeepsOld(t *testing.T) {
 }
 
 func TestExpiryAndScopes(t *testing.T) {
-	zero := 0
+	zero, minusFive, absurd := 0, -5, 1_000_000_000_000
 	cases := []struct {
 		name      string
 		opts      oauthtest.Options
@@ -78,8 +78,16 @@ func TestExpiryAndScopes(t *testing.T) {
 	}{
 		{name: "expires_in present", opts: oauthtest.Options{AccessTokenTTL: 90 * time.Second},
 			want: func(now time.Time) time.Time { return now.Add(90 * time.Second) }},
-		{name: "expires_in 0 means expired", opts: oauthtest.Options{ExpiresIn: &zero},
-			want: func(now time.Time) time.Time { return now }},
+		// 0, negative: the server did not say; the JWT exp decides, else
+		// the lifetime is unknown (never "already expired").
+		{name: "expires_in 0, JWT: its exp", opts: oauthtest.Options{ExpiresIn: &zero, AccessTokenTTL: 2 * time.Hour},
+			want: func(now time.Time) time.Time { return now.Add(2 * time.Hour) }},
+		{name: "expires_in 0, opaque: unknown", opts: oauthtest.Options{ExpiresIn: &zero, OpaqueTokens: true},
+			want: func(time.Time) time.Time { return time.Time{} }},
+		{name: "expires_in -5, opaque: unknown", opts: oauthtest.Options{ExpiresIn: &minusFive, OpaqueTokens: true},
+			want: func(time.Time) time.Time { return time.Time{} }},
+		{name: "expires_in 1e12: clamped to ten years", opts: oauthtest.Options{ExpiresIn: &absurd, OpaqueTokens: true},
+			want: func(now time.Time) time.Time { return now.Add(10 * 365 * 24 * time.Hour) }},
 		{name: "missing expires_in uses the JWT exp", opts: oauthtest.Options{OmitExpiresIn: true, AccessTokenTTL: 2 * time.Hour},
 			want: func(now time.Time) time.Time { return now.Add(2 * time.Hour) }},
 		{name: "missing expires_in, opaque token: unknown", opts: oauthtest.Options{OmitExpiresIn: true, OpaqueTokens: true},
@@ -147,6 +155,13 @@ func TestTokenErrorClassification(t *testing.T) {
 		{"429", 429, "text/plain", "slow down", false, false, true, ""},
 		{"200 with error", 200, "application/json", jsonErr("invalid_grant", ""), true, false, false, "invalid_grant"},
 		{"form-encoded error", 400, "application/x-www-form-urlencoded", "error=invalid_grant", true, false, false, "invalid_grant"},
+		// Answers that are not OAuth at all: nothing was rejected.
+		{"200 html", 200, "text/html; charset=utf-8", "<html>sign in</html>", false, false, false, ""},
+		{"200 empty object", 200, "application/json", "{}", false, false, false, ""},
+		{"403 html", 403, "text/html", "<h1>forbidden</h1>", false, false, false, ""},
+		{"404 html", 404, "text/html", "<h1>not found</h1>", false, false, false, ""},
+		{"407 proxy", 407, "text/html", "proxy authentication required", false, false, false, ""},
+		{"408 timeout", 408, "text/plain", "request timeout", false, false, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,8 +169,21 @@ func TestTokenErrorClassification(t *testing.T) {
 			c := &oauth.Client{ClientID: "app"}
 			_, err := oauth.Refresh(testCtx(t), nil, as, c, "https://mcp.example", "rt-secret-value", nil)
 			var te *oauth.TokenError
-			if !errors.As(err, &te) || te.Status != tc.status || te.Code != tc.code {
+			var re *oauth.ResponseError
+			switch {
+			case tc.code == "":
+				// Not an OAuth answer: the error names the status and
+				// content type, and is no TokenError.
+				mt, _, _ := strings.Cut(tc.ctype, ";")
+				want := fmt.Sprintf("token endpoint answered HTTP %d with %s", tc.status, mt)
+				if !errors.As(err, &re) || re.Status != tc.status || errors.As(err, &te) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("err = %v, want a ResponseError saying %q", err, want)
+				}
+			case !errors.As(err, &te) || te.Status != tc.status || te.Code != tc.code:
 				t.Fatalf("err = %#v, want TokenError %d %q", err, tc.status, tc.code)
+			}
+			if oauth.EndsGrant(err) != (tc.grant || tc.client) {
+				t.Errorf("EndsGrant = %t, want %t", oauth.EndsGrant(err), tc.grant || tc.client)
 			}
 			if oauth.IsInvalidGrant(err) != tc.grant || oauth.IsInvalidClient(err) != tc.client || oauth.IsTransient(err) != tc.transient {
 				t.Errorf("grant %t client %t transient %t; want %t %t %t", oauth.IsInvalidGrant(err), oauth.IsInvalidClient(err),

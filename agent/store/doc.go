@@ -69,10 +69,13 @@
 //
 //	schema                    "1"; see EnsureSchema
 //	session/<id>/meta         JSON, not secret: v, server, account, issuer,
-//	                          client_id, token_type, expires_at, obtained_at,
-//	                          scopes, has_refresh
+//	                          client_id, client_source, client_auth_method,
+//	                          token_type, expires_at, obtained_at, scopes,
+//	                          has_refresh, has_client_secret
 //	session/<id>/access       access token
 //	session/<id>/refresh      refresh token (absent when none)
+//	session/<id>/client_secret the secret of the client the session was
+//	                          issued to (absent for public clients)
 //	client/<hash>             JSON of oauth.Client; hash = 16 hex digits of
 //	                          SHA-256(issuer); the stored issuer must match exactly
 //	secret/<name>             a static secret's bytes

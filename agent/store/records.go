@@ -81,11 +81,22 @@ func sessionKey(id, item string) string { return "session/" + id + "/" + item }
 // session/<id>/meta) plus the access token (session/<id>/access) and the
 // refresh token (session/<id>/refresh, absent when RefreshToken is "").
 // Printing it with fmt or slog redacts the tokens.
+//
+// The client the tokens were issued to is recorded with them (ClientID,
+// ClientSource, ClientAuthMethod, ClientSecret in session/<id>/client_secret
+// when there is one): a refresh or revocation must use exactly that client,
+// whatever registration is stored for the issuer later. Records written
+// before ClientSource existed have it "".
 type SessionRecord struct {
 	Server   string // MCP server (resource) URL
 	Account  string // account label ("" for the default account)
 	Issuer   string // authorization server issuer
 	ClientID string
+	// ClientSource is the client's oauth.Client.Source ("preregistered",
+	// "cimd", "dcr"); "" in records written before it was recorded.
+	ClientSource     string
+	ClientAuthMethod string // token_endpoint_auth_method
+	ClientSecret     string // secret; "" for a public client
 	// Resource is the RFC 8707 resource (the PRM "resource", verbatim),
 	// sent on every refresh; TokenEndpoint and RevocationEndpoint are the
 	// issuer's, recorded at login so a refresh needs no discovery.
@@ -108,6 +119,8 @@ type SessionMeta struct {
 	Account            string
 	Issuer             string
 	ClientID           string
+	ClientSource       string
+	ClientAuthMethod   string
 	Resource           string
 	TokenEndpoint      string
 	RevocationEndpoint string
@@ -116,6 +129,7 @@ type SessionMeta struct {
 	ObtainedAt         time.Time
 	Scopes             []string
 	HasRefresh         bool // a refresh token was stored with the session
+	HasClientSecret    bool // a client secret was stored with the session
 }
 
 // Meta returns r's non-secret part.
@@ -126,6 +140,8 @@ func (r SessionRecord) Meta() SessionMeta {
 		Account:            r.Account,
 		Issuer:             r.Issuer,
 		ClientID:           r.ClientID,
+		ClientSource:       r.ClientSource,
+		ClientAuthMethod:   r.ClientAuthMethod,
 		Resource:           r.Resource,
 		TokenEndpoint:      r.TokenEndpoint,
 		RevocationEndpoint: r.RevocationEndpoint,
@@ -134,6 +150,7 @@ func (r SessionRecord) Meta() SessionMeta {
 		ObtainedAt:         r.ObtainedAt,
 		Scopes:             slices.Clone(r.Scopes),
 		HasRefresh:         r.RefreshToken != "",
+		HasClientSecret:    r.ClientSecret != "",
 	}
 }
 
@@ -154,6 +171,7 @@ func (r SessionRecord) LogValue() slog.Value {
 		slog.String("token_type", r.TokenType),
 		slog.String("access_token", redacted(r.AccessToken)),
 		slog.String("refresh_token", redacted(r.RefreshToken)),
+		slog.String("client_secret", redacted(r.ClientSecret)),
 		slog.Time("expires_at", r.ExpiresAt),
 		slog.Time("obtained_at", r.ObtainedAt),
 		slog.Any("scopes", r.Scopes),
@@ -162,8 +180,8 @@ func (r SessionRecord) LogValue() slog.Value {
 
 // String prints r with the tokens redacted (for %v and %+v).
 func (r SessionRecord) String() string {
-	return fmt.Sprintf("{server=%s account=%s issuer=%s client_id=%s token_type=%s access_token=%s refresh_token=%s expires_at=%s obtained_at=%s scopes=%v}",
-		r.Server, r.Account, r.Issuer, r.ClientID, r.TokenType, redacted(r.AccessToken), redacted(r.RefreshToken),
+	return fmt.Sprintf("{server=%s account=%s issuer=%s client_id=%s client_secret=%s token_type=%s access_token=%s refresh_token=%s expires_at=%s obtained_at=%s scopes=%v}",
+		r.Server, r.Account, r.Issuer, r.ClientID, redacted(r.ClientSecret), r.TokenType, redacted(r.AccessToken), redacted(r.RefreshToken),
 		r.ExpiresAt.Format(time.RFC3339), r.ObtainedAt.Format(time.RFC3339), r.Scopes)
 }
 
@@ -177,6 +195,8 @@ type sessionMetaJSON struct {
 	Account            string    `json:"account"`
 	Issuer             string    `json:"issuer,omitempty"`
 	ClientID           string    `json:"client_id,omitempty"`
+	ClientSource       string    `json:"client_source,omitempty"`
+	ClientAuthMethod   string    `json:"client_auth_method,omitempty"`
 	Resource           string    `json:"resource,omitempty"`
 	TokenEndpoint      string    `json:"token_endpoint,omitempty"`
 	RevocationEndpoint string    `json:"revocation_endpoint,omitempty"`
@@ -185,6 +205,7 @@ type sessionMetaJSON struct {
 	ObtainedAt         time.Time `json:"obtained_at,omitzero"`
 	Scopes             []string  `json:"scopes,omitempty"`
 	HasRefresh         bool      `json:"has_refresh,omitempty"`
+	HasClientSecret    bool      `json:"has_client_secret,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -205,15 +226,23 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 	} else if err := s.Delete(ctx, sessionKey(id, "refresh")); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
+	if r.ClientSecret != "" {
+		if err := s.Put(ctx, sessionKey(id, "client_secret"), []byte(r.ClientSecret)); err != nil {
+			return fmt.Errorf("put session %s: %w", r.Server, err)
+		}
+	} else if err := s.Delete(ctx, sessionKey(id, "client_secret")); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
 	if err := s.Put(ctx, sessionKey(id, "access"), []byte(r.AccessToken)); err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
 	m := r.Meta()
 	meta, err := json.Marshal(sessionMetaJSON{
 		V: SchemaVersion, Server: m.Server, Account: m.Account, Issuer: m.Issuer,
-		ClientID: m.ClientID, Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
+		ClientID: m.ClientID, ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod,
+		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
 		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
-		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh,
+		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh, HasClientSecret: m.HasClientSecret,
 	})
 	if err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
@@ -246,6 +275,7 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 	}
 	return SessionMeta{
 		ID: id, Server: j.Server, Account: j.Account, Issuer: j.Issuer, ClientID: j.ClientID,
+		ClientSource: j.ClientSource, ClientAuthMethod: j.ClientAuthMethod, HasClientSecret: j.HasClientSecret,
 		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
 		Scopes: j.Scopes, HasRefresh: j.HasRefresh,
@@ -265,22 +295,33 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 	if err != nil {
 		return SessionRecord{}, err
 	}
-	var refresh []byte
-	if m.HasRefresh {
-		refresh, err = s.Get(ctx, sessionKey(id, "refresh"))
-		if errors.Is(err, ErrNotFound) {
-			return SessionRecord{}, corrupt(sessionKey(id, "refresh"), "missing while its meta item says it exists")
-		}
-		if err != nil {
-			return SessionRecord{}, err
-		}
+	refresh, err := getFlagged(ctx, s, sessionKey(id, "refresh"), m.HasRefresh)
+	if err != nil {
+		return SessionRecord{}, err
+	}
+	clientSecret, err := getFlagged(ctx, s, sessionKey(id, "client_secret"), m.HasClientSecret)
+	if err != nil {
+		return SessionRecord{}, err
 	}
 	return SessionRecord{
 		Server: m.Server, Account: m.Account, Issuer: m.Issuer, ClientID: m.ClientID,
+		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod, ClientSecret: string(clientSecret),
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, AccessToken: string(access), RefreshToken: string(refresh),
 		ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 	}, nil
+}
+
+// getFlagged reads an item the meta item says exists (nil when it says not).
+func getFlagged(ctx context.Context, s Store, key string, exists bool) ([]byte, error) {
+	if !exists {
+		return nil, nil
+	}
+	v, err := s.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, corrupt(key, "missing while its meta item says it exists")
+	}
+	return v, err
 }
 
 // LoadSession reads the session for (server, account), or returns an error
@@ -369,7 +410,7 @@ func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
 func DeleteSession(ctx context.Context, s Store, server, account string) error {
 	id := SessionID(server, account)
 	found := false
-	for _, item := range []string{"meta", "access", "refresh"} {
+	for _, item := range []string{"meta", "access", "refresh", "client_secret"} {
 		err := s.Delete(ctx, sessionKey(id, item))
 		switch {
 		case err == nil:

@@ -18,7 +18,12 @@
 //   GET  /_test/stats      counters: {code_grants, refresh_grants,
 //                          refresh_tokens_consumed, revocation_requests,
 //                          grants_revoked, registrations, live_refresh_tokens,
-//                          resources}
+//                          resources, refresh_clients: {client_id: refresh
+//                          grants}, refresh_errors: {error code: count}}
+//
+// Static clients (the pre-registered path): mcpkey-e2e (public) and
+// mcpkey-e2e-confidential (client_secret_basic, secret
+// STATIC_CLIENT_SECRET below; a test fixture, not a credential).
 //   POST /_test/resources  body {"resource": URL}: accept one more resource
 //   POST /_test/revoke-grants  revoke every grant issued so far (its refresh
 //                          tokens die, so the next refresh gets invalid_grant)
@@ -40,7 +45,11 @@ const resourceScopes = (process.env.AS_SCOPES ?? 'mcp:tools').split(' ').filter(
 const accessTTL = Number(process.env.AS_ACCESS_TTL ?? 300);
 const refreshTTL = Number(process.env.AS_REFRESH_TTL ?? 86400);
 
+const STATIC_CLIENT_SECRET = 'e2e-static-client-secret';
+
 const stats = {
+  refresh_clients: {},
+  refresh_errors: {},
   code_grants: 0,
   refresh_grants: 0,
   refresh_tokens_consumed: 0,
@@ -82,6 +91,14 @@ function newProvider(issuer) {
       redirect_uris: ['http://127.0.0.1/callback'], // native loopback: any port matches
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
+    }, {
+      client_id: 'mcpkey-e2e-confidential',
+      client_secret: STATIC_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
     }],
     pkce: { required: () => true },
     scopes: ['openid', 'offline_access', ...resourceScopes],
@@ -117,7 +134,11 @@ function newProvider(issuer) {
 
   provider.on('grant.success', (ctx) => {
     const grantType = ctx.oidc.params?.grant_type;
-    if (grantType === 'refresh_token') stats.refresh_grants++;
+    if (grantType === 'refresh_token') {
+      stats.refresh_grants++;
+      const id = ctx.oidc.client?.clientId ?? '?';
+      stats.refresh_clients[id] = (stats.refresh_clients[id] ?? 0) + 1;
+    }
     if (grantType === 'authorization_code') stats.code_grants++;
     log(`grant.success ${grantType}`);
   });
@@ -127,6 +148,10 @@ function newProvider(issuer) {
       + ` (scope=${p.scope} prompt=${p.prompt} resource=${p.resource})`);
   });
   provider.on('grant.error', (ctx, err) => {
+    if (ctx.oidc?.params?.grant_type === 'refresh_token') {
+      const code = err.error ?? 'server_error';
+      stats.refresh_errors[code] = (stats.refresh_errors[code] ?? 0) + 1;
+    }
     log(`grant.error ${ctx.oidc?.params?.grant_type}: ${err.error ?? err.message}: ${err.error_description ?? ''}`);
   });
   provider.on('refresh_token.saved', (token) => {

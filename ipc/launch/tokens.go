@@ -71,7 +71,10 @@ func (c *tokenCache) Token(ctx context.Context, req agent.TokenRequest) (agent.T
 	// An event that arrived while we asked may concern this very token.
 	if c.watching && gen == c.gen {
 		c.tok, c.scopes, c.account = tok, slices.Clone(req.Scopes), req.Account
-		c.until = now.Add(min(tokenMaxAge, tok.ExpiresAt.Sub(now)/2))
+		c.until = now.Add(tokenMaxAge)
+		if !tok.ExpiresAt.IsZero() { // zero: no lifetime given, kept until rejected or an event
+			c.until = now.Add(min(tokenMaxAge, tok.ExpiresAt.Sub(now)/2))
+		}
 	}
 	return tok, nil
 }

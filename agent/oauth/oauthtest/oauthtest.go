@@ -127,6 +127,30 @@ type Options struct {
 	// Now is the server's clock (nil = time.Now): token expiry, JWT iat and
 	// exp, and the resource's expiry check.
 	Now func() time.Time
+	// ClientErrorPage makes /authorize answer a client_id it does not know
+	// the way Ory Hydra does: a 302 to its own error page
+	// ({IssuerPath}/error?error=invalid_client&…), not a 400.
+	ClientErrorPage bool
+	// DCRDefaultScopes, when non-nil, limits each dynamically registered
+	// client to the scopes of its registration's "scope", or to these when
+	// it sent none (Hydra's default_scope); /authorize answers
+	// invalid_scope for any other scope.
+	DCRDefaultScopes []string
+	// RegistrationManagement gives dynamic registrations a
+	// registration_client_uri ({IssuerPath}/register/{client_id}) and a
+	// registration access token, and accepts RFC 7592 updates (PUT) there;
+	// every update rotates the access token.
+	RegistrationManagement bool
+}
+
+// Fault is how the token endpoint answers refresh grants while set
+// (SetRefreshFault): a status, content type and body, or a connection
+// reset without an answer.
+type Fault struct {
+	Status      int
+	ContentType string
+	Body        string
+	Reset       bool
 }
 
 // Client is a registered client.
@@ -138,6 +162,10 @@ type Client struct {
 	// RedirectURIs; nil accepts any http loopback redirect. Loopback
 	// entries match on any port (RFC 8252 §7.3).
 	RedirectURIs []string
+	// Scopes, when non-nil, are all the scopes the client may ask for.
+	Scopes  []string
+	dynamic bool
+	regTok  string // RFC 7592 registration access token
 }
 
 // TokenRequest is one request the token endpoint received.
@@ -180,9 +208,11 @@ type Server struct {
 	tokenReqs  []TokenRequest
 	authReqs   []url.Values
 	regs       []map[string]any
+	updates    []map[string]any
 	revokes    []url.Values
 	devPolls   []time.Time
 	failStatus int
+	fault      *Fault
 	down       bool
 	badGrant   bool
 	seq        int
@@ -256,9 +286,14 @@ func New(t testing.TB, opts Options) *Server {
 		mux.HandleFunc("/.well-known/openid-configuration"+ip, s.serveMetadata)
 	}
 	mux.HandleFunc(ip+"/authorize", s.serveAuthorize)
+	mux.HandleFunc(ip+"/error", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<h1>An error occurred</h1>") // the browser stays here: nothing reaches the callback
+	})
 	mux.HandleFunc(ip+"/token", s.serveToken)
 	if !opts.DisableRegistration {
 		mux.HandleFunc(ip+"/register", s.serveRegister)
+		mux.HandleFunc(ip+"/register/{id}", s.serveRegistrationUpdate)
 	}
 	if !opts.NoRevocation {
 		mux.HandleFunc(ip+"/revoke", s.serveRevoke)
@@ -320,6 +355,22 @@ func (s *Server) SetTokenFailure(status int) { s.mu.Lock(); s.failStatus = statu
 // SetDown makes every endpoint drop the connection without an answer (a
 // network error at the client) while down is true.
 func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+
+// SetRefreshFault makes /token answer every refresh grant with f (counted
+// in Refreshes); nil restores normal service.
+func (s *Server) SetRefreshFault(f *Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
+
+// ForgetClients forgets every dynamically registered client, as an
+// authorization server with an in-memory database does when it restarts.
+func (s *Server) ForgetClients() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.clients {
+		if c.dynamic {
+			delete(s.clients, id)
+		}
+	}
+}
 
 // ForceInvalidGrant makes every refresh answer invalid_grant while on.
 func (s *Server) ForceInvalidGrant(on bool) { s.mu.Lock(); s.badGrant = on; s.mu.Unlock() }
@@ -513,6 +564,10 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	c := s.clients[q.Get("client_id")]
 	s.mu.Unlock()
 	if c == nil {
+		if s.opts.ClientErrorPage {
+			http.Redirect(w, r, s.Issuer+"/error?error=invalid_client&error_description=Client+authentication+failed", http.StatusFound)
+			return
+		}
 		http.Error(w, "unknown client_id", http.StatusBadRequest)
 		return
 	}
@@ -558,6 +613,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case s.opts.AuthorizeError != "":
 		fail(s.opts.AuthorizeError, s.opts.AuthorizeErrorDescription)
 		return
+	}
+	if c.Scopes != nil {
+		for _, sc := range strings.Fields(q.Get("scope")) {
+			if !slices.Contains(c.Scopes, sc) {
+				fail("invalid_scope", "the client is not allowed to request scope "+sc)
+				return
+			}
+		}
 	}
 	code := randomString()
 	s.mu.Lock()
@@ -621,6 +684,26 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	gt := r.PostForm.Get("grant_type")
 	if gt == "refresh_token" {
 		s.refreshes++
+		if f := s.fault; f != nil {
+			if f.Reset {
+				if hj, ok := w.(http.Hijacker); ok {
+					if c, _, err := hj.Hijack(); err == nil {
+						if tc, ok := c.(*net.TCPConn); ok {
+							tc.SetLinger(0) // RST, not FIN
+						}
+						c.Close()
+						return
+					}
+				}
+				panic(http.ErrAbortHandler)
+			}
+			if f.ContentType != "" {
+				w.Header().Set("Content-Type", f.ContentType)
+			}
+			w.WriteHeader(f.Status)
+			io.WriteString(w, f.Body)
+			return
+		}
 	}
 	if s.failStatus != 0 {
 		writeErr(w, oauthErr{s.failStatus, "server_error", "the token endpoint is failing on purpose"})
@@ -834,7 +917,8 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, oauthErr{400, "invalid_client_metadata", "body is not JSON"})
 		return
 	}
-	c := &Client{ID: "dcr-" + randomString()}
+	c := &Client{ID: "dcr-" + randomString(), dynamic: true}
+	s.applyScope(c, req)
 	if m, _ := req["token_endpoint_auth_method"].(string); m != "" {
 		c.AuthMethod = m
 	} else {
@@ -872,12 +956,71 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	resp["client_id"] = c.ID
 	resp["client_id_issued_at"] = s.now().Unix()
+	if s.opts.RegistrationManagement {
+		c.regTok = randomString()
+		resp["registration_client_uri"] = s.Issuer + "/register/" + c.ID
+		resp["registration_access_token"] = c.regTok
+	}
 	resp["token_endpoint_auth_method"] = c.AuthMethod
 	if c.Secret != "" {
 		resp["client_secret"] = c.Secret
 		resp["client_secret_expires_at"] = 0
 	}
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// applyScope limits c to the registration's scope (DCRDefaultScopes).
+func (s *Server) applyScope(c *Client, req map[string]any) {
+	if s.opts.DCRDefaultScopes == nil {
+		return
+	}
+	c.Scopes = slices.Clone(s.opts.DCRDefaultScopes)
+	if sc, _ := req["scope"].(string); sc != "" {
+		c.Scopes = strings.Fields(sc)
+	}
+}
+
+// serveRegistrationUpdate is RFC 7592 §2.2: PUT the client's metadata with
+// its registration access token.
+func (s *Server) serveRegistrationUpdate(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.clients[r.PathValue("id")]
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !s.opts.RegistrationManagement || c == nil || !c.dynamic || c.regTok == "" || !equal(tok, c.regTok) {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.Method != http.MethodPut {
+		http.Error(w, "PUT only", http.StatusMethodNotAllowed)
+		return
+	}
+	var req map[string]any
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req["client_id"] != c.ID {
+		writeErr(w, oauthErr{400, "invalid_client_metadata", "body is not JSON with this client_id"})
+		return
+	}
+	s.updates = append(s.updates, req)
+	s.applyScope(c, req)
+	c.regTok = randomString()
+	resp := map[string]any{}
+	for k, v := range req {
+		resp[k] = v
+	}
+	resp["token_endpoint_auth_method"] = c.AuthMethod
+	resp["registration_client_uri"] = s.Issuer + "/register/" + c.ID
+	resp["registration_access_token"] = c.regTok
+	if c.Secret != "" {
+		resp["client_secret"] = c.Secret
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// RegistrationUpdates returns the RFC 7592 update requests, oldest first.
+func (s *Server) RegistrationUpdates() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updates)
 }
 
 // clientRequest reads a parsed form request's client credentials: the form

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent", testConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Sessions", testSessions},
+		{"SessionClient", testSessionClient},
 		{"ListingReadsNoTokens", testListingReadsNoTokens},
 		{"Clients", testClients},
 		{"Secrets", testSecrets},
@@ -374,6 +375,57 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 	bid := store.SessionID(b.Server, b.Account)
 	mustKeys(t, s, "", "session/"+bid+"/access", "session/"+bid+"/meta", "session/"+bid+"/refresh")
+}
+
+// testSessionClient: a session records the client it was issued to; the
+// client secret is its own secret item, never in the meta item; a meta item
+// written before clients were recorded still loads.
+func testSessionClient(t *testing.T, s store.Store) {
+	c := ctx(t)
+	r := sampleSession("https://mcp.example.com/mcp", "static")
+	r.ClientSource, r.ClientAuthMethod, r.ClientSecret = "preregistered", "client_secret_basic", "cs-SECRET-value"
+	if err := store.PutSession(c, s, r); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	got, err := store.LoadSession(c, s, r.Server, r.Account)
+	if err != nil {
+		t.Fatalf("LoadSession: %v", err)
+	}
+	equalSession(t, got, r)
+	if got.ClientSource != r.ClientSource || got.ClientAuthMethod != r.ClientAuthMethod || got.ClientSecret != r.ClientSecret {
+		t.Fatalf("client = %q %q (secret equal %t)", got.ClientSource, got.ClientAuthMethod, got.ClientSecret == r.ClientSecret)
+	}
+	id := store.SessionID(r.Server, r.Account)
+	meta, err := s.Get(c, "session/"+id+"/meta")
+	if err != nil || strings.Contains(string(meta), r.ClientSecret) || !strings.Contains(string(meta), `"has_client_secret":true`) {
+		t.Fatalf("meta item (err %v) holds the secret or lacks has_client_secret", err)
+	}
+	if sec, err := s.Get(c, "session/"+id+"/client_secret"); err != nil || string(sec) != r.ClientSecret {
+		t.Fatalf("client_secret item: err %v, equal %t", err, string(sec) == r.ClientSecret)
+	}
+	for _, out := range []string{fmt.Sprint(r), fmt.Sprintf("%#v", r)} {
+		if strings.Contains(out, r.ClientSecret) {
+			t.Fatalf("printing a SessionRecord shows the client secret: %s", out)
+		}
+	}
+	// A public client: the secret item goes away.
+	r.ClientSecret, r.ClientAuthMethod = "", "none"
+	if err := store.PutSession(c, s, r); err != nil {
+		t.Fatalf("PutSession: %v", err)
+	}
+	mustKeys(t, s, "session/"+id+"/", "session/"+id+"/access", "session/"+id+"/meta", "session/"+id+"/refresh")
+	// A meta item from before (no client fields) loads with ClientSource "".
+	old := fmt.Sprintf(`{"v":1,"server":%q,"account":%q,"issuer":"https://as.example.com","client_id":"client-123","has_refresh":true}`, r.Server, r.Account)
+	if err := s.Put(c, "session/"+id+"/meta", []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.LoadSession(c, s, r.Server, r.Account); err != nil || got.ClientSource != "" || got.ClientID != "client-123" || got.ClientSecret != "" {
+		t.Fatalf("old meta item: %v, %v", got, err)
+	}
+	if err := store.DeleteSession(c, s, r.Server, r.Account); err != nil {
+		t.Fatal(err)
+	}
+	mustKeys(t, s, "session/"+id+"/")
 }
 
 // counting wraps a Store and counts Gets per key.
