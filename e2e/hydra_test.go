@@ -327,25 +327,34 @@ func audienceConfig(srv *mcpServer) string {
 	return fmt.Sprintf("[servers.hydra]\nurl = %q\nresource_as_audience = true\n", srv.URL)
 }
 
+// hydraLogin starts Hydra (access tokens living accessTTL), the MCP server
+// requiring scopes, and an agent configured with resource_as_audience for
+// it as "hydra"; signs in and returns the session's first token.
+func hydraLogin(t *testing.T, accessTTL time.Duration, scopes string) (*hydraServer, *mcpServer, *agentProc, func() int, token) {
+	t.Helper()
+	h := startHydra(t, accessTTL)
+	srv := startHydraMCP(t, h, scopes)
+	a, opens := hydraAgent(t, audienceConfig(srv))
+	a.mustRun(t, 90*time.Second, "login", "hydra")
+	tok, err := a.token(deadline(t, 20*time.Second), "hydra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, srv, a, opens, tok
+}
+
 // TestHydraDCRLogin: a login with dynamic client registration at Hydra,
 // for a server that requires the scope mcp:tools (not in Hydra's stock
 // default_scope: registration must ask for it), with resource_as_audience.
 // One browser window; the server accepts the token.
 func TestHydraDCRLogin(t *testing.T) {
-	h := startHydra(t, time.Hour)
-	srv := startHydraMCP(t, h, "mcp:tools")
-	a, opens := hydraAgent(t, audienceConfig(srv))
-	a.mustRun(t, 90*time.Second, "login", "hydra")
+	h, srv, a, opens, tok := hydraLogin(t, time.Hour, "mcp:tools")
 	if n := opens(); n != 1 {
 		t.Errorf("browser opened %d times, want 1", n)
 	}
 	r := a.mustRun(t, 30*time.Second, "probe", "hydra", "--call", "whoami")
 	if !strings.Contains(r.Stdout, "whoami") || !strings.Contains(r.Stdout, srv.Resource) {
 		t.Errorf("probe output lacks the tool or the audience:\n%s", r.Stdout)
-	}
-	tok, err := a.token(deadline(t, 20*time.Second), "hydra")
-	if err != nil {
-		t.Fatal(err)
 	}
 	ir := h.introspect(t, tok.AccessToken)
 	if !ir.Active || !slices.Contains(ir.Aud, srv.Resource) || !strings.Contains(" "+ir.Scope+" ", " mcp:tools ") {
@@ -386,15 +395,7 @@ func waitNewToken(t *testing.T, a *agentProc, server, old string, within time.Du
 // the second refresh works only if the rotated refresh token was kept, and
 // every refreshed token keeps the audience.
 func TestHydraRefreshRotation(t *testing.T) {
-	h := startHydra(t, 10*time.Second)
-	srv := startHydraMCP(t, h, "")
-	a, opens := hydraAgent(t, audienceConfig(srv))
-	a.mustRun(t, 90*time.Second, "login", "hydra")
-	first, err := a.token(deadline(t, 20*time.Second), "hydra")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := first
+	h, srv, a, opens, tok := hydraLogin(t, 10*time.Second, "")
 	for i := range 2 {
 		next := waitNewToken(t, a, "hydra", tok.AccessToken, 40*time.Second)
 		if ir := h.introspect(t, tok.AccessToken); ir.Active {
@@ -458,10 +459,7 @@ func TestHydraPreregisteredRefresh(t *testing.T) {
 // endpoint redirects to its error page with invalid_client), registers
 // again once, says so, and finishes: no hang, one browser window.
 func TestHydraRestartReregisters(t *testing.T) {
-	h := startHydra(t, time.Hour)
-	srv := startHydraMCP(t, h, "")
-	a, opens := hydraAgent(t, audienceConfig(srv))
-	a.mustRun(t, 90*time.Second, "login", "hydra")
+	h, _, a, opens, _ := hydraLogin(t, time.Hour, "")
 	before := h.clients(t)
 	h.restart(t)
 	if cs := h.clients(t); len(cs) != 0 {
@@ -536,14 +534,7 @@ func TestHydraAudience(t *testing.T) {
 // TestHydraLogoutRevokes: logout revokes the grant at Hydra (RFC 7009):
 // the session's access token is no longer active there.
 func TestHydraLogoutRevokes(t *testing.T) {
-	h := startHydra(t, time.Hour)
-	srv := startHydraMCP(t, h, "")
-	a, _ := hydraAgent(t, audienceConfig(srv))
-	a.mustRun(t, 90*time.Second, "login", "hydra")
-	tok, err := a.token(deadline(t, 20*time.Second), "hydra")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _, a, _, tok := hydraLogin(t, time.Hour, "")
 	if !h.introspect(t, tok.AccessToken).Active {
 		t.Fatal("the token is not active at hydra before logout")
 	}

@@ -13,30 +13,11 @@ import (
 func TestWithAudienceOnEveryRequest(t *testing.T) {
 	s := oauthtest.New(t, oauthtest.Options{})
 	c := publicClient(s)
-	ctx := testCtx(t)
-	cs, err := oauth.ListenCallback(ctx, 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
-	f, err := oauth.NewFlow(s.AuthServer(), c, s.Resource, nil, cs.RedirectURI(), oauth.WithAudience(s.Resource))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts, f := login(t, s, c, s.Resource, nil, oauth.WithAudience(s.Resource))
 	if f.Audience() != s.Resource {
 		t.Errorf("Audience() = %q", f.Audience())
 	}
-	if err := s.Browser()(ctx, f.AuthCodeURL()); err != nil {
-		t.Fatal(err)
-	}
-	code, err := cs.Wait(ctx, f.ValidateCallback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := f.Exchange(ctx, nil, code)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testCtx(t)
 	if _, err := oauth.Refresh(ctx, nil, s.AuthServer(), c, s.Resource, ts.RefreshToken, nil, oauth.WithAudience(s.Resource)); err != nil {
 		t.Fatal(err)
 	}
