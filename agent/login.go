@@ -288,7 +288,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		// updates it (RFC 7592) or registers again, with the union.
 		Scopes:      scopes,
 		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
-		Audience:    nonEmpty(aud),
+		Audience: nonEmpty(aud),
 	})
 	if err != nil {
 		return nil, nil, err
