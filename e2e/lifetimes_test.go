@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // Token lifetimes and client registrations as real servers handle them
@@ -180,5 +183,56 @@ func TestPreregisteredClientRefresh(t *testing.T) {
 	cs := connectMCP(t, ctx, f.MCP.URL, tok)
 	if _, err := cs.ListTools(ctx, nil); err != nil {
 		t.Errorf("list tools with the refreshed token: %v", err)
+	}
+}
+
+// TestCLIForgottenRegistration: the AS forgets its clients (a restart) and
+// answers the stored one as Hydra does, with a redirect to its error page.
+// mcpkey login registers again and finishes instead of waiting for a
+// browser that never comes back; logout --forget-client drops the
+// registration by hand.
+func TestCLIForgottenRegistration(t *testing.T) {
+	a, as, _ := cliAgainst(t, oauthtest.Options{ClientErrorPage: true})
+	as.ForgetClients()
+	r := a.mustRun(t, 30*time.Second, "login", as.MCPURL)
+	if !strings.Contains(r.Stderr, "rejected the stored client registration; registering again") {
+		t.Errorf("login progress:\n%s", r.Stderr)
+	}
+	r = a.mustRun(t, 20*time.Second, "logout", as.MCPURL, "--forget-client")
+	if !strings.Contains(r.Stderr, "forgot the client registration with "+as.Issuer) {
+		t.Errorf("logout --forget-client:\n%s", r.Stderr)
+	}
+	r = a.mustRun(t, 30*time.Second, "login", as.MCPURL)
+	if !strings.Contains(r.Stderr, "registering with "+as.Issuer) || len(as.Registrations()) != 3 {
+		t.Errorf("login after forgetting (%d registrations):\n%s", len(as.Registrations()), r.Stderr)
+	}
+}
+
+// TestTransportRefreshesUnknownLifetimeOn401: a token the AS gave no
+// lifetime for does expire at the resource server. ipc.Client.Transport
+// sees the 401, the agent refreshes once, and the request succeeds; no
+// refresh happened before.
+func TestTransportRefreshesUnknownLifetimeOn401(t *testing.T) {
+	a, as, _ := cliAgainst(t, oauthtest.Options{OmitExpiresIn: true, OpaqueTokens: true, AccessTokenTTL: 2 * time.Second})
+	first := strings.TrimSpace(a.mustRun(t, 20*time.Second, "token", as.MCPURL).Stdout)
+	ctx := deadline(t, 30*time.Second)
+	if err := poll(ctx, 100*time.Millisecond, func() bool { return !as.ValidAccessToken(first) }); err != nil {
+		t.Fatalf("the resource server never stopped accepting the token: %v", err)
+	}
+	if n := as.Refreshes(); n != 0 {
+		t.Fatalf("%d refreshes before the resource server rejected the token, want 0", n)
+	}
+	c := &ipc.Client{Path: a.Sock}
+	defer c.Close()
+	hc := &http.Client{Transport: c.Transport(as.MCPURL, nil)}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, as.MCPURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || as.Refreshes() != 1 {
+		t.Errorf("status %d after %d refreshes; want 200 after exactly one", resp.StatusCode, as.Refreshes())
 	}
 }
