@@ -114,3 +114,58 @@ func TestRejectedOldTokenRefreshes(t *testing.T) {
 		t.Errorf("refreshes = %d, want 3", got)
 	}
 }
+
+// TestResourceAsAudience: with resource_as_audience for the server, or for
+// its issuer, the login (authorization and code requests), the refresh and
+// the registration carry the resource as audience; without it, none does.
+func TestResourceAsAudience(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(f *fixture) *agent.Settings
+		want bool
+	}{
+		{"off", func(f *fixture) *agent.Settings { return &agent.Settings{} }, false},
+		{"server", func(f *fixture) *agent.Settings {
+			return &agent.Settings{Servers: map[string]agent.ServerSettings{
+				"demo": {Name: "demo", URL: f.as.MCPURL, ResourceAsAudience: true}}}
+		}, true},
+		{"issuer", func(f *fixture) *agent.Settings {
+			return &agent.Settings{Issuers: map[string]agent.IssuerSettings{f.as.Issuer: {ResourceAsAudience: true}}}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, oauthtest.Options{AccessTokenTTL: 5 * time.Minute})
+			f.a.ApplySettings(tc.set(f))
+			f.login(agent.LoginRequest{})
+			f.clk.Advance(5*time.Minute + time.Second)
+			if _, err := f.token(agent.TokenRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			check := func(what string, got []string) {
+				t.Helper()
+				if tc.want && (len(got) != 1 || got[0] != f.as.Resource) {
+					t.Errorf("%s: audience %q, want %q", what, got, f.as.Resource)
+				}
+				if !tc.want && got != nil {
+					t.Errorf("%s: audience %q sent without the setting", what, got)
+				}
+			}
+			ar := f.as.AuthorizeRequests()
+			check("authorization request", ar[len(ar)-1]["audience"])
+			tr := f.as.TokenRequests()
+			if len(tr) != 2 {
+				t.Fatalf("%d token requests, want the code and one refresh", len(tr))
+			}
+			check("code request", tr[0].Form["audience"])
+			check("refresh request", tr[1].Form["audience"])
+			regs := f.as.Registrations()
+			aud, _ := regs[len(regs)-1]["audience"].([]any)
+			var got []string
+			for _, a := range aud {
+				s, _ := a.(string)
+				got = append(got, s)
+			}
+			check("registration", got)
+		})
+	}
+}
