@@ -465,14 +465,41 @@ func TestHydraRestartReregisters(t *testing.T) {
 	if cs := h.clients(t); len(cs) != 0 {
 		t.Fatalf("hydra kept %d clients across a restart", len(cs))
 	}
-	start := time.Now()
 	r := a.run(t, 75*time.Second, "login", "hydra")
 	if r.Code != 0 {
-		t.Fatalf("login after hydra's restart: exit %d after %v\nstderr:\n%s", r.Code, time.Since(start).Round(time.Second), r.Stderr)
+		t.Fatalf("login after hydra's restart: exit %d\nstderr:\n%s", r.Code, r.Stderr)
 	}
 	if !strings.Contains(r.Stderr, "registering again") {
 		t.Errorf("login did not say it registered again:\n%s", r.Stderr)
 	}
+	checkReregistered(t, h, a, before, opens)
+}
+
+// TestHydraRestartRefresh: after Hydra forgot the client, the refresh at
+// the next expiry gets 401 invalid_client: `mcpkey token` says at once that
+// a login is needed and the registration was dropped (exit 3); the login
+// then registers again.
+func TestHydraRestartRefresh(t *testing.T) {
+	h, _, a, opens, first := hydraLogin(t, 5*time.Second, "")
+	before := h.clients(t)
+	h.restart(t)
+	ctx := deadline(t, 30*time.Second)
+	if err := poll(ctx, 200*time.Millisecond, func() bool { return time.Now().After(first.ExpiresAt) }); err != nil {
+		t.Fatal(err)
+	}
+	r := a.run(t, 30*time.Second, "token", "hydra")
+	if r.Code != 3 || !strings.Contains(r.Stderr, "no longer accepts client") || !strings.Contains(r.Stderr, "registers again") ||
+		!strings.Contains(r.Stderr, "hint: run mcpkey login") {
+		t.Errorf("token after hydra forgot the client: exit %d, want 3 saying so, with a login hint\n%s", r.Code, r.Stderr)
+	}
+	a.mustRun(t, 75*time.Second, "login", "hydra")
+	checkReregistered(t, h, a, before, opens)
+}
+
+// checkReregistered: Hydra holds one new registration, the browser opened
+// once for each login, and the new session gets tokens.
+func checkReregistered(t *testing.T, h *hydraServer, a *agentProc, before []hydraClient, opens func() int) {
+	t.Helper()
 	after := h.clients(t)
 	if len(after) != 1 || (len(before) == 1 && after[0].ClientID == before[0].ClientID) {
 		t.Errorf("clients after the restart = %+v, want one new registration", after)
@@ -480,7 +507,7 @@ func TestHydraRestartReregisters(t *testing.T) {
 	if n := opens(); n != 2 {
 		t.Errorf("browser opened %d times, want 2 (one login each)", n)
 	}
-	a.mustRun(t, 30*time.Second, "probe", "hydra")
+	a.mustRun(t, 30*time.Second, "token", "hydra")
 }
 
 // TestHydraAudience: without resource_as_audience Hydra's tokens carry no
