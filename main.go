@@ -177,6 +177,8 @@ func report(c *command, err error) int {
 		fmt.Fprintln(os.Stderr, "hint: is the keyring unlocked? see mcpkey status and the README's troubleshooting section")
 	case errors.Is(err, agent.ErrNotFound):
 		fmt.Fprintln(os.Stderr, "hint: mcpkey list shows the sessions the agent holds")
+	case errors.Is(err, agent.ErrTokenRejected):
+		fmt.Fprintln(os.Stderr, "hint: if the authorization server takes the audience as \"audience\" (Ory Hydra, Auth0), set resource_as_audience = true for the server or its issuer in the config, then run mcpkey login again")
 	}
 	return exitError
 }
@@ -1061,7 +1063,9 @@ examples:
 const probeHelp = `Checks a server end to end: connects over Streamable HTTP with a token from the
 agent (signing in if needed, refreshing on 401, stepping up on 403
 insufficient_scope), initializes, lists the tools, and prints the server's name,
-version and tool names.
+version and tool names. A server that rejects freshly issued tokens gets one
+extra sign-in, then the error says its audience may not match (see
+resource_as_audience in the README).
 
 examples:
   mcpkey probe https://mcp.example.com/mcp
@@ -1400,13 +1404,14 @@ func runConfig(ctx context.Context, fs *flag.FlagSet, args []string) error {
 }
 
 const bridgeHelp = `A stdio MCP server for hosts that launch only stdio servers (Claude Desktop and
-others): it relays every message, uninterpreted, between the host and the
-remote server over Streamable HTTP (or the older HTTP+SSE transport), with a
-token from the agent on every request. On a 401 the agent refreshes (once for
-all bridges); when a sign-in is needed one browser tab opens, initialize waits
-for it (--login-wait), and other requests are answered with an error saying
-what to do until it is done. Servers with [servers.NAME.headers] in the config
-get those headers (API keys from 'mcpkey secret') instead of OAuth.
+others): it relays every message, uninterpreted, between the host and the remote
+server over Streamable HTTP (or the older HTTP+SSE transport), with a token from
+the agent on every request. On a 401 the agent refreshes (once for all bridges;
+a server that rejects freshly issued tokens gets one extra sign-in, then an
+error naming the audience); when a sign-in is needed one browser tab opens,
+initialize waits for it (--login-wait), and other requests are answered with an
+error saying what to do until it is done. Servers with [servers.NAME.headers] in
+the config get those headers (API keys from 'mcpkey secret') instead of OAuth.
 
 The bridge never writes a token to disk, argv, its environment or its logs;
 its stderr lines ("mcpkey bridge: ...") show in the host's MCP log. It exits

@@ -189,6 +189,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	ts.Wipe() // the session holds its own copies
 	s.lastUsed = now
 	a.mu.Lock()
+	s.inheritRejects(a.sessions[key])
 	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
 		a.sessions[key] = s
 		id := store.SessionID(key.server, key.account)
@@ -241,6 +242,7 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
 	hc := a.httpClient(t)
+	aud := a.audienceFor(t, as.Issuer, d.Resource)
 	existing, err := a.loadClient(ctx, as.Issuer)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, err
@@ -293,6 +295,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		// updates it (RFC 7592) or registers again, with the union.
 		Scopes:      scopes,
 		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
+		Audience: nonEmpty(aud),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -302,14 +305,14 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	}
 	if client.Source != oauth.SourcePreregistered && (existing == nil || !slices.Equal(existing.RedirectURIs, client.RedirectURIs) ||
 		existing.ClientID != client.ClientID || existing.Scope != client.Scope || existing.ClientSecret != client.ClientSecret ||
-		existing.RegistrationAccessToken != client.RegistrationAccessToken) {
+		existing.RegistrationAccessToken != client.RegistrationAccessToken || !slices.Equal(existing.Audience, client.Audience)) {
 		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
 		}
 	}
 
 	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes)
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {
@@ -325,7 +328,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
 	}
 
-	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI())
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud))
 	if err != nil {
 		return client, nil, err
 	}
@@ -372,6 +375,26 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	step("exchanging the authorization code")
 	ts, err := flow.Exchange(ctx, hc, code)
 	return client, ts, err
+}
+
+// audienceFor is the audience parameter for t's logins and refreshes at
+// issuer: the resource when resource_as_audience is set for the server or
+// the issuer, else "" (none sent).
+func (a *Agent) audienceFor(t target, issuer, resource string) string {
+	a.mu.RLock()
+	on := a.settings.ResourceAsAudience(t.settings, issuer)
+	a.mu.RUnlock()
+	if on {
+		return resource
+	}
+	return ""
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 func (a *Agent) emitTo(key sessionKey, e Event) {

@@ -93,6 +93,9 @@ type Settings struct {
 
 	// Servers maps a configured name to its server.
 	Servers map[string]ServerSettings
+	// Issuers holds per-authorization-server options ([issuers."URL"]
+	// tables), keyed by the issuer exactly as its metadata names it.
+	Issuers map[string]IssuerSettings
 	// RestrictedSockets are extra sockets that serve only token.get for the
 	// listed servers ([[restricted_socket]] tables).
 	RestrictedSockets []RestrictedSocketSettings
@@ -120,6 +123,11 @@ type ServerSettings struct {
 	// AllowPrivateNetwork lets discovery reach private, link-local and CGNAT
 	// addresses for this server.
 	AllowPrivateNetwork bool
+	// ResourceAsAudience also sends the resource as "audience" on the
+	// authorization, token and refresh requests, for authorization servers
+	// that take the audience from that parameter rather than RFC 8707
+	// "resource" (Ory Hydra, Auth0). See also IssuerSettings.
+	ResourceAsAudience bool
 
 	// Confirm, Allow, Deny and Remember override the top-level approval
 	// policy for this server: nil and 0 inherit; see ApprovalPolicy.
@@ -134,6 +142,27 @@ type ServerSettings struct {
 	// Env maps environment variables for `mcpkey exec` to "token" (this
 	// server's access token) or "secret:NAME" (a stored secret).
 	Env map[string]string
+}
+
+// IssuerSettings is one [issuers."URL"] table: options for every server
+// whose authorization server has that issuer.
+type IssuerSettings struct {
+	// ResourceAsAudience is ServerSettings.ResourceAsAudience for every
+	// server of this issuer.
+	ResourceAsAudience bool
+}
+
+// ResourceAsAudience reports whether logins and refreshes for server (its
+// settings, zero when not configured) at issuer send the resource as
+// "audience" too: set for the server or for the issuer.
+func (s *Settings) ResourceAsAudience(server ServerSettings, issuer string) bool {
+	if server.ResourceAsAudience {
+		return true
+	}
+	if s == nil {
+		return false
+	}
+	return s.Issuers[issuer].ResourceAsAudience
 }
 
 // RestrictedSocketSettings is one [[restricted_socket]] table.
@@ -361,9 +390,10 @@ var (
 var (
 	topKeys = []string{"backend", "keyring_timeout", "log_level", "passphrase_file", "refresh_margin",
 		"login_wait", "ws_listen", "ws_allowed_origins", "confirm", "allow", "deny", "remember",
-		"approval_timeout", "lock_on_screen_lock", "lock_after_idle", "servers", "restricted_socket"}
+		"approval_timeout", "lock_on_screen_lock", "lock_after_idle", "servers", "issuers", "restricted_socket"}
 	serverKeys = []string{"url", "scopes", "account", "client_id", "client_secret_file", "client_metadata_url",
-		"redirect_port", "allow_private_network", "confirm", "allow", "deny", "remember", "headers", "env"}
+		"redirect_port", "allow_private_network", "resource_as_audience", "confirm", "allow", "deny", "remember", "headers", "env"}
+	issuerKeys = []string{"resource_as_audience"}
 	socketKeys = []string{"path", "servers", "ttl"}
 )
 
@@ -480,6 +510,13 @@ func (d *decoder) settings(raw map[string]any) *Settings {
 					}
 				}
 			}
+		case "issuers":
+			if t, ok := d.table(key, v); ok {
+				s.Issuers = make(map[string]IssuerSettings, len(t))
+				for _, iss := range sortedKeys(t) {
+					s.Issuers[iss] = d.issuer(sub(key, iss), t[iss])
+				}
+			}
 		case "restricted_socket":
 			arr, ok := v.([]map[string]any)
 			if !ok {
@@ -564,6 +601,8 @@ func (d *decoder) server(key []string, v any) (ServerSettings, bool) {
 			}
 		case "allow_private_network":
 			ss.AllowPrivateNetwork, _ = d.bool(key, v)
+		case "resource_as_audience":
+			ss.ResourceAsAudience, _ = d.bool(key, v)
 		case "confirm":
 			if b, ok := d.bool(key, v); ok {
 				ss.Confirm = &b
@@ -605,6 +644,27 @@ func (d *decoder) server(key []string, v any) (ServerSettings, bool) {
 		d.at(key, false, "missing url")
 	}
 	return ss, true
+}
+
+func (d *decoder) issuer(key []string, v any) IssuerSettings {
+	var is IssuerSettings
+	if u, err := url.Parse(key[len(key)-1]); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		d.at(key, false, "expected an issuer URL as the table name, got %q", key[len(key)-1])
+	}
+	t, ok := d.table(key, v)
+	if !ok {
+		return is
+	}
+	for _, k := range sortedKeys(t) {
+		v, key := t[k], sub(key, k)
+		switch k {
+		case "resource_as_audience":
+			is.ResourceAsAudience, _ = d.bool(key, v)
+		default:
+			d.unknown(key, issuerKeys)
+		}
+	}
+	return is
 }
 
 func (d *decoder) socket(key []string, t map[string]any) RestrictedSocketSettings {

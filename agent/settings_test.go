@@ -58,6 +58,14 @@ func TestParseSettingsExample(t *testing.T) {
 				AllowPrivateNetwork: true,
 				ClientMetadataURL:   "https://example.com/mcpkey/client.json",
 			},
+			"hydra-demo": {
+				Name:               "hydra-demo",
+				URL:                "https://mcp.example.org/mcp",
+				ResourceAsAudience: true,
+			},
+		},
+		Issuers: map[string]IssuerSettings{
+			"https://auth.example.org/": {ResourceAsAudience: true},
 		},
 		RestrictedSockets: []RestrictedSocketSettings{
 			{Path: filepath.Join(home, ".ssh/mcpkey-devbox.sock"), Servers: []string{"github"}, TTL: 8 * time.Hour},
@@ -149,6 +157,12 @@ func TestParseSettingsErrors(t *testing.T) {
 		{"restricted socket: unknown server and missing path", "[servers.a]\nurl = 'https://a.example'\n\n[[restricted_socket]]\npath = '/run/x.sock'\nservers = ['a']\n\n[[restricted_socket]]\nservers = ['a', 'nope']\n",
 			"config.toml:8:1: restricted_socket[1]: missing path\n" +
 				`config.toml:9:17: restricted_socket[1].servers[1]: "nope" is neither a configured server nor a URL`},
+		{"issuer: unknown key", "[issuers.\"https://auth.example/\"]\nresource_as_audiense = true\n",
+			`config.toml:2:1: issuers."https://auth.example/".resource_as_audiense: unknown key (did you mean "resource_as_audience"?)`},
+		{"issuer: not a URL", "[issuers.auth]\nresource_as_audience = true\n",
+			`config.toml:1:1: issuers.auth: expected an issuer URL as the table name, got "auth"`},
+		{"resource_as_audience: not a bool", "[servers.h]\nurl = 'https://a.example/mcp'\nresource_as_audience = 'yes'\n",
+			`config.toml:3:24: servers.h.resource_as_audience: expected true or false, got a string`},
 		{"restricted socket: not an array of tables", "restricted_socket = 'x'\n",
 			`config.toml:1:21: restricted_socket: expected [[restricted_socket]] tables, got a string`},
 		{"a multi-line string holding key-like text does not confuse positions",

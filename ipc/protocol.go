@@ -74,6 +74,7 @@ const (
 	CodeDenied           = -32004
 	CodeStoreUnavailable = -32005
 	CodeInvalidReq       = -32006
+	CodeTokenRejected    = -32007
 )
 
 // Stable error code strings (ErrorData.Code).
@@ -84,6 +85,7 @@ const (
 	ErrCodeDenied           = "denied"
 	ErrCodeStoreUnavailable = "store_unavailable"
 	ErrCodeInvalidRequest   = "invalid_request"
+	ErrCodeTokenRejected    = "token_rejected"
 	ErrCodeInternal         = "internal"
 	ErrCodeCancelled        = "cancelled"
 )
@@ -134,7 +136,8 @@ type Error struct {
 // ErrorData is the "data" member of application errors.
 type ErrorData struct {
 	// Code is the stable error string: not_found, needs_login, locked,
-	// denied, store_unavailable, invalid_request, internal, cancelled.
+	// denied, store_unavailable, invalid_request, token_rejected, internal,
+	// cancelled.
 	Code string `json:"code"`
 	// Server, Account, Scopes and Reason are set for needs_login.
 	Server  string   `json:"server,omitempty"`
@@ -176,6 +179,8 @@ func sentinelFor(code string) error {
 		return agent.ErrStoreUnavailable
 	case ErrCodeInvalidRequest:
 		return agent.ErrInvalidRequest
+	case ErrCodeTokenRejected:
+		return agent.ErrTokenRejected
 	}
 	return nil
 }
@@ -205,6 +210,8 @@ func errorFor(err error) *Error {
 		return appError(CodeStoreUnavailable, ErrCodeStoreUnavailable, err)
 	case errors.Is(err, agent.ErrInvalidRequest):
 		return appError(CodeInvalidReq, ErrCodeInvalidRequest, err)
+	case errors.Is(err, agent.ErrTokenRejected):
+		return appError(CodeTokenRejected, ErrCodeTokenRejected, err)
 	}
 	return appError(CodeInternal, ErrCodeInternal, err)
 }

@@ -37,6 +37,7 @@ type DeviceAuth struct {
 	tokenURL   string
 	client     Client
 	resource   string
+	opts       requestOptions
 	scopes     []string
 }
 
@@ -54,7 +55,8 @@ func (d *DeviceAuth) LogValue() slog.Value {
 // StartDevice requests a device code at the device authorization endpoint
 // with scope (omitted when empty) and resource (verbatim), authenticating as
 // the client's method says. hc nil means http.DefaultClient.
-func StartDevice(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, resource string, scopes []string) (*DeviceAuth, error) {
+// opts add parameters to the device and token requests (WithAudience).
+func StartDevice(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, resource string, scopes []string, opts ...RequestOption) (*DeviceAuth, error) {
 	if err := checkClientFor(as, c); err != nil {
 		return nil, fmt.Errorf("device authorization: %w", err)
 	}
@@ -74,6 +76,8 @@ func StartDevice(ctx context.Context, hc *http.Client, as *AuthServer, c *Client
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
+	o := applyOptions(opts)
+	o.addTo(form)
 	status, ctype, body, err := postTokenForm(ctx, hc, as.DeviceAuthorizationEndpoint, form, c)
 	if err != nil {
 		return nil, fmt.Errorf("device authorization at %s: %w", as.DeviceAuthorizationEndpoint, err)
@@ -95,6 +99,7 @@ func StartDevice(ctx context.Context, hc *http.Client, as *AuthServer, c *Client
 		tokenURL:                as.TokenEndpoint,
 		client:                  *c,
 		resource:                resource,
+		opts:                    o,
 		scopes:                  append([]string(nil), scopes...),
 	}
 	if d.VerificationURI == "" {
@@ -156,6 +161,7 @@ func (d *DeviceAuth) Poll(ctx context.Context, hc *http.Client) (*TokenSet, erro
 			"device_code": {d.deviceCode},
 			"resource":    {d.resource},
 		}
+		d.opts.addTo(form)
 		ts, err := tokenRequest(ctx, hc, d.tokenURL, form, &d.client, d.scopes, d.deviceCode)
 		if err == nil {
 			return ts, nil

@@ -63,6 +63,7 @@ type Flow struct {
 	client       Client
 	verifier     string
 	state        string
+	opts         requestOptions
 }
 
 // NewFlow starts a login record with a fresh PKCE verifier and state.
@@ -75,8 +76,9 @@ type Flow struct {
 // responsibility).
 //
 // The authorization and token endpoints must be https, or http on a loopback
-// host (127.0.0.0/8, ::1, localhost) for local and test servers.
-func NewFlow(as *AuthServer, c *Client, resource string, scopes []string, redirectURI string) (*Flow, error) {
+// host (127.0.0.0/8, ::1, localhost) for local and test servers. opts add
+// parameters to the authorization and token requests (WithAudience).
+func NewFlow(as *AuthServer, c *Client, resource string, scopes []string, redirectURI string, opts ...RequestOption) (*Flow, error) {
 	if as == nil || c == nil {
 		return nil, errors.New("new flow: missing authorization server or client")
 	}
@@ -116,6 +118,7 @@ func NewFlow(as *AuthServer, c *Client, resource string, scopes []string, redire
 		client:       *c,
 		verifier:     oauth2.GenerateVerifier(),
 		state:        state,
+		opts:         applyOptions(opts),
 	}, nil
 }
 
@@ -124,6 +127,10 @@ func (f *Flow) Issuer() string { return f.issuer }
 
 // Resource is the resource string sent on every request of the flow.
 func (f *Flow) Resource() string { return f.resource }
+
+// Audience is the audience parameter sent on every request of the flow
+// ("" when none is sent).
+func (f *Flow) Audience() string { return f.opts.audience }
 
 // Scopes are the requested scopes (nil when none were requested).
 func (f *Flow) Scopes() []string { return append([]string(nil), f.scopes...) }
@@ -164,11 +171,18 @@ func (f *Flow) config() *oauth2.Config {
 
 // AuthCodeURL is the URL to open in the browser: response_type=code,
 // client_id, redirect_uri, state, code_challenge (S256), resource, and scope
-// only when scopes were requested.
+// only when scopes were requested; audience with WithAudience.
 func (f *Flow) AuthCodeURL() string {
-	return f.config().AuthCodeURL(f.state,
-		oauth2.S256ChallengeOption(f.verifier),
-		oauth2.SetAuthURLParam("resource", f.resource))
+	return f.config().AuthCodeURL(f.state, f.params(oauth2.S256ChallengeOption(f.verifier))...)
+}
+
+// params are the flow's resource (and audience) parameters after first.
+func (f *Flow) params(first oauth2.AuthCodeOption) []oauth2.AuthCodeOption {
+	p := []oauth2.AuthCodeOption{first, oauth2.SetAuthURLParam("resource", f.resource)}
+	if f.opts.audience != "" {
+		p = append(p, oauth2.SetAuthURLParam("audience", f.opts.audience))
+	}
+	return p
 }
 
 // ValidateCallback checks an authorization response's query and returns its
@@ -220,9 +234,7 @@ func (f *Flow) Exchange(ctx context.Context, hc *http.Client, code string) (*Tok
 	if hc != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	}
-	tok, err := f.config().Exchange(ctx, code,
-		oauth2.VerifierOption(f.verifier),
-		oauth2.SetAuthURLParam("resource", f.resource))
+	tok, err := f.config().Exchange(ctx, code, f.params(oauth2.VerifierOption(f.verifier))...)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {

@@ -34,7 +34,7 @@ func testCtx(t *testing.T) context.Context {
 
 // login runs the whole browser flow against s with the auto-approving
 // browser and returns the tokens and the flow.
-func login(t *testing.T, s *oauthtest.Server, c *oauth.Client, resource string, scopes []string) (*oauth.TokenSet, *oauth.Flow) {
+func login(t *testing.T, s *oauthtest.Server, c *oauth.Client, resource string, scopes []string, opts ...oauth.RequestOption) (*oauth.TokenSet, *oauth.Flow) {
 	t.Helper()
 	ctx := testCtx(t)
 	cs, err := oauth.ListenCallback(ctx, 0, "")
@@ -42,7 +42,7 @@ func login(t *testing.T, s *oauthtest.Server, c *oauth.Client, resource string, 
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	f, err := oauth.NewFlow(s.AuthServer(), c, resource, scopes, cs.RedirectURI())
+	f, err := oauth.NewFlow(s.AuthServer(), c, resource, scopes, cs.RedirectURI(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,10 @@ type Client struct {
 	// a dynamic registration (RFC 7592), when the server offers that.
 	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
 	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	// Audience lists the audiences a dynamic registration asked for (the
+	// "audience" metadata of Ory Hydra and others, which let a client ask
+	// only for the audiences it was registered with; see WithAudience).
+	Audience []string `json:"audience,omitempty"`
 }
 
 // TokenSet is what a token endpoint answered.

@@ -56,6 +56,10 @@ type RegisterRequest struct {
 	// replaced: servers such as Ory Hydra refuse scopes a client was not
 	// registered for.
 	Scopes []string
+	// Audience, when set, is sent as the DCR "audience" metadata (Ory
+	// Hydra's audience whitelist; see WithAudience). A stored registration
+	// lacking one is updated or replaced like one lacking a scope.
+	Audience []string
 	// Progress, when set, is told before a registration request is sent
 	// ("registering with …"), and only then.
 	Progress func(msg string)
@@ -138,6 +142,11 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 	why := ""
 	if e := req.Existing; e != nil && e.Issuer == as.Issuer && e.ClientID != "" && reusable(e, req, now()) {
 		missing := missingScope(e, req.Scopes)
+		if missing != "" {
+			missing = "scope " + missing
+		} else if aud := missingAudience(e, req.Audience); aud != "" {
+			missing = "audience " + aud
+		}
 		if missing == "" || as.RegistrationEndpoint == "" {
 			c := *e
 			c.RedirectURIs = slices.Clone(e.RedirectURIs)
@@ -147,9 +156,10 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 		// register again: the old client's sessions keep refreshing with
 		// the client they recorded.
 		req.Scopes = UnionScopes(strings.Fields(e.Scope), req.Scopes)
+		req.Audience = UnionScopes(e.Audience, req.Audience)
 		if e.RegistrationClientURI != "" {
 			if req.Progress != nil {
-				req.Progress("updating the registration with " + as.Issuer + " (it does not cover scope " + missing + ")")
+				req.Progress("updating the registration with " + as.Issuer + " (it does not cover " + missing + ")")
 			}
 			c, err := updateDCR(ctx, hc, as, e, req, now())
 			if err == nil {
@@ -157,7 +167,7 @@ func Register(ctx context.Context, hc *http.Client, as *AuthServer, req Register
 			}
 			why = " again (updating the registration failed: " + err.Error() + ")"
 		} else {
-			why = " again (the stored registration does not cover scope " + missing + ")"
+			why = " again (the stored registration does not cover " + missing + ")"
 		}
 	}
 
@@ -220,6 +230,20 @@ func missingScope(e *Client, want []string) string {
 	have := strings.Fields(e.Scope)
 	for _, w := range want {
 		if !slices.Contains(have, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// missingAudience returns the first of want a dynamic registration was not
+// registered for ("" when it covers them all, or is not a dynamic one).
+func missingAudience(e *Client, want []string) string {
+	if e.Source != SourceDCR {
+		return ""
+	}
+	for _, w := range want {
+		if !slices.Contains(e.Audience, w) {
 			return w
 		}
 	}
@@ -301,6 +325,7 @@ type dcrResponse struct {
 	RedirectURIs            []string `json:"redirect_uris"`
 	RegistrationClientURI   string   `json:"registration_client_uri"`
 	RegistrationAccessToken string   `json:"registration_access_token"`
+	Audience                []string `json:"audience"`
 }
 
 func registerDCR(ctx context.Context, hc *http.Client, as *AuthServer, req RegisterRequest, now time.Time) (*Client, error) {
@@ -343,15 +368,18 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 		ApplicationType:         applicationType(req.RedirectURI),
 	}
 	method, endpoint := http.MethodPost, as.RegistrationEndpoint
-	var doc any = &meta
+	// oauthex's metadata has no audience member (it is not in RFC 7591);
+	// Hydra and others whitelist a client's audiences with it.
+	doc := struct {
+		ClientID string `json:"client_id,omitempty"`
+		*oauthex.ClientRegistrationMetadata
+		Audience []string `json:"audience,omitempty"`
+	}{"", &meta, req.Audience}
 	if e != nil {
 		// RFC 7592 §2.2: the whole metadata again, with the client id.
 		method, endpoint = http.MethodPut, e.RegistrationClientURI
 		meta.TokenEndpointAuthMethod = e.TokenEndpointAuthMethod
-		doc = struct {
-			ClientID string `json:"client_id"`
-			*oauthex.ClientRegistrationMetadata
-		}{e.ClientID, &meta}
+		doc.ClientID = e.ClientID
 	}
 	body, err := json.Marshal(doc)
 	if err != nil {
@@ -410,6 +438,10 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 		Scope:                   meta.Scope,
 		RegistrationClientURI:   r.RegistrationClientURI,
 		RegistrationAccessToken: r.RegistrationAccessToken,
+		Audience:                r.Audience,
+	}
+	if c.Audience == nil {
+		c.Audience = req.Audience
 	}
 	if e != nil {
 		if r.ClientID != e.ClientID {

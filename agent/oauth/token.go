@@ -180,7 +180,8 @@ func IsTransient(err error) bool {
 // when the server did not rotate it: the caller then keeps the old one. A
 // rotated refresh token must be persisted before the new access token is
 // used, since the old one is now spent. hc nil means http.DefaultClient.
-func Refresh(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, resource, refreshToken string, scopes []string) (*TokenSet, error) {
+// opts add parameters (WithAudience).
+func Refresh(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, resource, refreshToken string, scopes []string, opts ...RequestOption) (*TokenSet, error) {
 	if refreshToken == "" {
 		return nil, errors.New("refresh: no refresh token")
 	}
@@ -201,6 +202,7 @@ func Refresh(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, re
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
+	applyOptions(opts).addTo(form)
 	ts, err := tokenRequest(ctx, hc, as.TokenEndpoint, form, c, scopes, refreshToken)
 	if err != nil {
 		return nil, fmt.Errorf("refresh at %s: %w", as.TokenEndpoint, err)

@@ -2,6 +2,10 @@
 // a go-sdk streamable HTTP server behind auth.RequireBearerToken that accepts
 // only RS256 JWTs from one authorization server (signature checked against
 // the AS's JWKS, exp required, aud equal to this server's resource URL).
+// With -introspect it checks tokens by OAuth token introspection (RFC 7662)
+// instead, as resource servers of Ory Hydra (opaque tokens) do: the token
+// must be active, unexpired, from the issuer, and its aud must contain this
+// server's resource URL.
 //
 // It listens on 127.0.0.1:0 and prints one JSON line on stdout:
 //
@@ -17,6 +21,7 @@
 // Usage:
 //
 //	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]   (the default)
+//	mcpserver -issuer URL -introspect http://127.0.0.1:ADMIN/admin/oauth2/introspect [-scopes ""]
 package main
 
 import (
@@ -31,8 +36,10 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +56,7 @@ func main() {
 	issuer := flag.String("issuer", "", "authorization server issuer URL (required)")
 	scopes := flag.String("scopes", "mcp:tools", "space-separated scopes every request must carry (advertised in PRM and the 401 challenge)")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
+	introspect := flag.String("introspect", "", "check tokens at this RFC 7662 introspection endpoint instead of as JWTs")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *issuer == "" {
@@ -57,13 +65,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, logger); err != nil {
+	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, *introspect, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "mcpserver: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, issuer string, scopes []string, addr string, logger *slog.Logger) error {
+func run(ctx context.Context, issuer string, scopes []string, addr, introspect string, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -96,6 +104,10 @@ func run(ctx context.Context, issuer string, scopes []string, addr string, logge
 			UserID:     sub,
 			Extra:      map[string]any{"aud": []string(aud), "iss": issuer},
 		}, nil
+	}
+
+	if introspect != "" {
+		verify = introspector(introspect, issuer, resource)
 	}
 
 	server := mcp.NewServer(&mcp.Implementation{Name: "mcpkey-e2e-server", Version: "1.0.0"}, nil)
@@ -291,4 +303,57 @@ func (c *jwksCache) getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("get %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(v)
+}
+
+// introspector checks tokens at an RFC 7662 introspection endpoint (Ory
+// Hydra's admin /admin/oauth2/introspect, which needs no client
+// authentication): active, not expired, from issuer (when the answer names
+// one), and aud containing resource. Refusals name the failed rule, never the
+// token.
+func introspector(endpoint, issuer, resource string) auth.TokenVerifier {
+	client := &http.Client{Timeout: 10 * time.Second}
+	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(url.Values{"token": {token}}.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("introspect: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("introspect: %s", resp.Status)
+		}
+		var ir struct {
+			Active bool     `json:"active"`
+			Aud    []string `json:"aud"`
+			Iss    string   `json:"iss"`
+			Sub    string   `json:"sub"`
+			Scope  string   `json:"scope"`
+			Exp    int64    `json:"exp"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&ir); err != nil {
+			return nil, fmt.Errorf("introspect: %w", err)
+		}
+		exp := time.Unix(ir.Exp, 0)
+		switch {
+		case !ir.Active:
+			return nil, fmt.Errorf("%w: token is not active", auth.ErrInvalidToken)
+		case ir.Exp == 0 || !time.Now().Before(exp):
+			return nil, fmt.Errorf("%w: token has expired or has no exp", auth.ErrInvalidToken)
+		case ir.Iss != "" && ir.Iss != issuer:
+			return nil, fmt.Errorf("%w: token is from issuer %q", auth.ErrInvalidToken, ir.Iss)
+		case !slices.Contains(ir.Aud, resource):
+			return nil, fmt.Errorf("%w: token audience %q does not contain %s", auth.ErrInvalidToken, ir.Aud, resource)
+		}
+		return &auth.TokenInfo{
+			Scopes:     strings.Fields(ir.Scope),
+			Expiration: exp,
+			UserID:     ir.Sub,
+			Extra:      map[string]any{"aud": ir.Aud, "iss": ir.Iss},
+		}, nil
+	}
 }

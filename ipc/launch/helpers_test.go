@@ -42,6 +42,9 @@ type stack struct {
 	// with the token it names (an access token revoked at the resource).
 	rejectMu   sync.Mutex
 	rejectNext string
+	// rejectAll makes the demo server refuse every token, as a server does
+	// whose authorization server issues tokens for another audience.
+	rejectAll  atomic.Bool
 	authorized atomic.Int64
 	refused    atomic.Int64
 	cancelled  chan struct{}
@@ -137,7 +140,7 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.rejectMu.Lock()
-		reject := tok != "" && tok == s.rejectNext
+		reject := tok != "" && tok == s.rejectNext || s.rejectAll.Load()
 		s.rejectMu.Unlock()
 		if tok == "" || reject || !s.as.ValidAccessToken(tok) {
 			s.refused.Add(1)

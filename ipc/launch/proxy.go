@@ -312,6 +312,11 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 			if r.Context().Err() != nil {
 				return
 			}
+			if errors.Is(err, agent.ErrTokenRejected) {
+				// A 500, whose body MCP clients show (see loginNeeded).
+				writeRPCError(w, http.StatusInternalServerError, id, jsonrpcInternal, fmt.Sprintf("mcpkey proxy: %s: %v", name, err), nil)
+				return
+			}
 			p.log.Info("upstream request failed", "server", name, "err", err)
 			writeRPCError(w, http.StatusBadGateway, id, jsonrpcInternal, fmt.Sprintf("mcpkey proxy: %s: %v", name, err), nil)
 		},
