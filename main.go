@@ -32,6 +32,8 @@ import (
 	"github.com/mcpkey/mcpkey/packaging"
 	"github.com/mcpkey/mcpkey/tray"
 	"golang.org/x/term"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // version is stamped with -ldflags "-X main.version=…"; otherwise the module
@@ -1197,11 +1199,11 @@ func runProxy(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		go func() { errc <- p.Serve(ctx, uln) }()
 	}
 	if *secretFile != "" {
-		if err := os.WriteFile(*secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		// Created exclusively, 0600; a file someone else made is refused.
+		if err := safefile.WriteFile(*secretFile, []byte(secret+"\n"), 0); err != nil {
 			ln.Close()
 			return fmt.Errorf("write secret file: %w", err)
 		}
-		os.Chmod(*secretFile, 0o600) // an existing file keeps its mode otherwise
 		info["secret_file"] = *secretFile
 		fmt.Fprintf(os.Stderr, "mcpkey proxy: the secret is in %s\n", *secretFile)
 	} else {

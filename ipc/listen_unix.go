@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // maxSunPath is the smallest sun_path among supported systems (104 bytes on
@@ -108,7 +110,7 @@ func ensurePrivateDir(dir string) error {
 }
 
 func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := safefile.Open(path, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
