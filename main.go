@@ -651,6 +651,9 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(w, "websocket:\t%s\n", st.WebSocketURL)
 	}
 	fmt.Fprintf(w, "storage:\t%s\n", st.StoreBackend)
+	if st.StoreNotice != "" {
+		fmt.Fprintf(w, "\t(%s)\n", st.StoreNotice)
+	}
 	lock := "unlocked"
 	if st.Locked {
 		lock = "locked"

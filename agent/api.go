@@ -101,9 +101,12 @@ type LoginRequest struct {
 
 // Status describes the agent.
 type Status struct {
-	Version       string    `json:"version"`
-	PID           int       `json:"pid"`
-	StoreBackend  string    `json:"store_backend"`
+	Version      string `json:"version"`
+	PID          int    `json:"pid"`
+	StoreBackend string `json:"store_backend"`
+	// StoreNotice is what the user should know about the store, such as
+	// store.KeyctlNotice when auto fell back to the kernel keyring.
+	StoreNotice   string    `json:"store_notice,omitempty"`
 	Locked        bool      `json:"locked"`
 	Sessions      int       `json:"sessions"`
 	NeedsLogin    int       `json:"needs_login"`

@@ -144,10 +144,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// asks for the union with what the session already holds.
 	var previous []string
 	a.mu.RLock()
-	if s := a.sessions[key]; s != nil {
-		s.mu.Lock()
-		previous = s.rec.Scopes
-		s.mu.Unlock()
+	old := a.sessions[key]
+	existed := old != nil
+	if old != nil {
+		old.mu.Lock()
+		previous = old.rec.Scopes
+		old.mu.Unlock()
 	}
 	a.mu.RUnlock()
 	explicit := UnionScopes(t.settings.Scopes, req.Scopes)
@@ -185,6 +187,11 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		rec.Scopes = scopes
 	}
 	if err := store.PutSession(ctx, a.cfg.Store, rec); err != nil {
+		if !existed {
+			// A new session written in part (the kernel keyring's quota
+			// ran out after the refresh token): take the orphans back out.
+			_ = store.DeleteSession(a.bg, a.cfg.Store, key.server, key.account)
+		}
 		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
 	}
 	s := newSession(rec, &a.marginCap)
@@ -202,6 +209,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		who += " as " + key.account
 	}
 	step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	if n := store.Notice(a.cfg.Store); n != "" && !a.noticeShown.Swap(true) {
+		step(n) // once per agent: the first login on a machine without a keyring
+	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil

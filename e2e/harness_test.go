@@ -42,6 +42,7 @@ var builds = map[string]string{
 	"autobrowser":        "./e2e/cmd/autobrowser",
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
 	"conformance-client": "./e2e/conformance-client",
+	"nokeyctl":           "./e2e/cmd/nokeyctl",
 }
 
 func TestMain(m *testing.M) {
