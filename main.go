@@ -296,6 +296,11 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	be := firstNonEmpty(*backend, os.Getenv("MCPKEY_BACKEND"), settings.Backend, "auto")
 
+	// The file backend's passphrase leaves the environment block (a re-exec,
+	// same pid), so /proc/PID/environ and children never show it.
+	if err := store.HidePassphrase(); err != nil {
+		return err
+	}
 	// 99designs/keyring decides at package init whether Secret Service is
 	// usable, and mcpkey keeps that init off D-Bus unless asked (see
 	// agent/store/internal/busguard): the agent re-executes itself, same
@@ -308,6 +313,10 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("re-exec for the Secret Service: %w", err)
 	}
 	os.Unsetenv(store.ReexecMarker) // not for the browser and other children
+	envPass, err := store.TakePassphrase() // now, so its descriptor reaches no child
+	if err != nil {
+		return err
+	}
 
 	path := *socket
 	if path == "" {
@@ -354,7 +363,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		defer wsLn.Close() // removes agent.ws.json
 	}
 
-	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
+	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), envPass, firstDuration(*timeout, settings.KeyringTimeout), log)
 	if err != nil {
 		return err
 	}
@@ -474,7 +483,9 @@ func runTray(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	return trayOnly(ctx, &ipc.Client{Name: "mcpkey-tray"}, tray.Options{Logger: log, NoNotifications: *noNotify})
 }
 
-func openStore(ctx context.Context, backend, passFile string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
+// openStore opens the credential store; envPass is the passphrase taken
+// from the environment or a descriptor (store.TakePassphrase).
+func openStore(ctx context.Context, backend, passFile, envPass string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
 	if backend == "memory" {
 		return store.NewMemory(), nil
 	}
@@ -484,8 +495,8 @@ func openStore(ctx context.Context, backend, passFile string, timeout time.Durat
 			if passFile != "" {
 				return agent.ReadSecretFile(passFile)
 			}
-			if p := os.Getenv("MCPKEY_FILE_PASSPHRASE"); p != "" {
-				return p, nil
+			if envPass != "" {
+				return envPass, nil
 			}
 			if isTerminal(os.Stdin) {
 				return promptPassphrase(prompt)

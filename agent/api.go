@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/mcpkey/mcpkey/agent/browser"
 )
 
 // SessionState is where a session stands.
@@ -97,6 +99,11 @@ type LoginRequest struct {
 	ClientID          string `json:"client_id,omitempty"`
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
+	// browser this login opens (see package browser). Only a trusted
+	// transport sets it: the ipc server does for the main socket's peers,
+	// never for restricted sockets or the WebSocket.
+	Env browser.Env `json:"-"`
 }
 
 // Status describes the agent.

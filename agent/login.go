@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
@@ -79,7 +81,7 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 	a.mu.Lock()
 	f := a.logins[key]
 	if f == nil {
-		fctx, cancel := context.WithTimeout(a.bg, a.cfg.LoginTimeout)
+		fctx, cancel := context.WithTimeoutCause(a.bg, a.cfg.LoginTimeout, errLoginTimedOut)
 		f = &loginFlight{done: make(chan struct{}), cancel: cancel, subs: make(map[int]func(Event))}
 		a.logins[key] = f
 		a.wg.Add(1)
@@ -87,6 +89,9 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 			defer a.wg.Done()
 			defer cancel()
 			info, err := a.runLogin(fctx, t, key, req, f)
+			if err != nil && errors.Is(context.Cause(fctx), errLoginTimedOut) {
+				err = &LoginTimeoutError{Server: key.server, Ref: req.Server, Account: req.Account, After: a.cfg.LoginTimeout}
+			}
 			a.mu.Lock()
 			delete(a.logins, key)
 			a.mu.Unlock()
@@ -118,6 +123,48 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 		}
 		return SessionInfo{}, ctx.Err()
 	}
+}
+
+// errLoginTimedOut is the cause of a login flow's context when
+// Config.LoginTimeout ran out.
+var errLoginTimedOut = errors.New("login timed out")
+
+// LoginTimeoutError ends a login nobody finished within Config.LoginTimeout.
+// It unwraps to context.DeadlineExceeded.
+type LoginTimeoutError struct {
+	Server  string        // the session's server URL
+	Ref     string        // what the caller named it (a URL or a configured name)
+	Account string        // the account asked for, if any
+	After   time.Duration // Config.LoginTimeout
+}
+
+func (e *LoginTimeoutError) Error() string {
+	ref := e.Ref
+	if ref == "" {
+		ref = e.Server
+	}
+	cmd := "mcpkey login " + ref
+	if e.Account != "" {
+		cmd += " --account " + e.Account
+	}
+	return fmt.Sprintf("nobody finished signing in to %s within %s; run `%s` again", e.Server, shortDuration(e.After), cmd)
+}
+
+func (e *LoginTimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// shortDuration prints d as people write it: "10m", "1h30m", "250ms".
+func shortDuration(d time.Duration) string {
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req LoginRequest, f *loginFlight) (SessionInfo, error) {
@@ -325,7 +372,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	} else {
 		ev.Message = "opening your browser"
 		a.emitTo(key, ev)
-		if err := a.cfg.OpenURL(ctx, authURL); err != nil {
+		if err := a.cfg.OpenURL(browser.WithEnv(ctx, req.Env), authURL); err != nil {
 			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
 				Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}
