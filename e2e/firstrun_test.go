@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,7 +148,15 @@ func (u *freshUser) command(args ...string) *exec.Cmd {
 
 func (u *freshUser) run(t *testing.T, args ...string) result {
 	t.Helper()
+	return u.runEnv(t, nil, args...)
+}
+
+// runEnv runs mcpkey as the fresh user with more environment (later
+// entries win) and waits up to 30 s.
+func (u *freshUser) runEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	cmd := u.command(args...)
+	cmd.Env = append(slices.Clone(cmd.Env), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan error, 1)

@@ -374,6 +374,13 @@ type agentProc struct {
 // socket answers.
 func startAgent(t testing.TB, browser string) *agentProc {
 	t.Helper()
+	return startAgentWith(t, browser, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
+}
+
+// startAgentWith is startAgent with more environment (later entries win)
+// and the agent's own arguments (after --socket and --log-level).
+func startAgentWith(t testing.TB, browser string, extraEnv []string, args ...string) *agentProc {
+	t.Helper()
 	home := t.TempDir()
 	// A short directory: sun_path holds only 108 bytes.
 	sockDir, err := os.MkdirTemp("", "mk")
@@ -386,12 +393,12 @@ func startAgent(t testing.TB, browser string) *agentProc {
 	env := append(baseEnv(home),
 		"MCPKEY_SOCK="+sock,
 		"MCPKEY_NO_AUTOSTART=1",
-		"MCPKEY_BACKEND=memory",
 		"BROWSER="+browser,
 		"CHROMEBROWSER_CHROMIUM="+os.Getenv("CHROMEBROWSER_CHROMIUM"),
 	)
+	env = append(env, extraEnv...)
 	os.MkdirAll(filepath.Join(home, "run"), 0o700)
-	cmd := exec.Command(bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", "memory", "--log-level", "debug")
+	cmd := exec.Command(bin(t, "mcpkey"), append([]string{"agent", "--socket", sock, "--log-level", "debug"}, args...)...)
 	cmd.Env = env
 	a := &agentProc{Sock: sock, Env: env}
 	a.p = start(t, "agent", cmd, nil)
