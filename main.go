@@ -313,7 +313,8 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("re-exec for the Secret Service: %w", err)
 	}
 	os.Unsetenv(store.ReexecMarker) // not for the browser and other children
-	envPass, err := store.TakePassphrase() // now, so its descriptor reaches no child
+	// Taken now, whatever the backend, so its descriptor reaches no child.
+	envPass, err := store.TakePassphrase()
 	if err != nil {
 		return err
 	}
@@ -924,9 +925,13 @@ environment:
                           or ws://127.0.0.1:PORT/v1/ws#/path/to/agent.ws.json for its WebSocket
   MCPKEY_BACKEND          credential store for 'mcpkey agent' (default auto: the OS keyring)
   MCPKEY_CONFIG           config file (default: $XDG_CONFIG_HOME/mcpkey/config.toml)
-  MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend
+  MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend (the agent takes it
+                          out of its environment at start; children never see it)
+  MCPKEY_FILE_PASSPHRASE_FD  a file descriptor to read that passphrase from instead
   MCPKEY_NO_AUTOSTART=1   do not start an agent when none answers
-  BROWSER                 program that opens the authorization URL (one argument: the URL)
+  BROWSER                 program that opens the authorization URL (one argument: the URL);
+                          'mcpkey login' sends yours, with DISPLAY and WAYLAND_DISPLAY,
+                          to a running agent
 `
 
 const exitHelp = `
@@ -939,7 +944,10 @@ this way). It listens on $MCPKEY_SOCK or the per-user default, refuses to start
 when another agent answers there, and keeps credentials in the OS keyring:
 Keychain, Windows Credential Manager, Secret Service or KWallet. Where there is
 none (a headless box), choose --backend file (encrypted with a passphrase) or
-keyctl (kernel memory, gone at reboot). It never falls back to plaintext.
+keyctl (kernel memory, gone at reboot). On Linux with no Secret Service or
+KWallet at all (no D-Bus session bus: SSH, containers, CI) the default falls back
+to keyctl and says so here, in 'mcpkey status' and at the first login. It never
+falls back to plaintext.
 
 SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the config file, which is also
 watched for changes.
@@ -972,6 +980,10 @@ const loginHelp = `Asks the agent to sign you in to an MCP server: it discovers 
 authorization server, registers a client if needed, and opens your browser
 (PKCE, a loopback redirect). One login runs per server and account; a second
 'mcpkey login' for the same joins the first. Ctrl-C cancels.
+
+The browser is your $BROWSER (else the desktop's default), opened on your
+$DISPLAY / $WAYLAND_DISPLAY, even when the agent was started elsewhere (never
+as root). A sign-in nobody finishes ends after 10 minutes.
 
 With --no-browser (SSH, headless) the URL is printed; sign in anywhere and paste
 the address the browser ends on. When the authorization server offers the
