@@ -2,52 +2,14 @@ package safefile_test
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/mcpkey/mcpkey/internal/safefile"
+	"github.com/mcpkey/mcpkey/internal/safefile/safefiletest"
 )
-
-// sharedDir is a world-writable sticky directory like /tmp, which another
-// user can reach: t.TempDir's parent is 0700.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "safefile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	if err := os.Chmod(d, 0o777|fs.ModeSticky); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// plantAsNobody creates path as uid 65534 with mode 0666 and content
-// "planted", the way another local user would before mcpkey runs.
-func plantAsNobody(t *testing.T, path string) {
-	t.Helper()
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root to act as another user (setpriv); CI runs as root")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv missing (util-linux)")
-	}
-	out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-		"sh", "-c", `umask 0; printf planted > "$1"`, "sh", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("plant %s as uid 65534: %v\n%s", path, err, out)
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o666 {
-		t.Fatalf("planted file: %v, mode %v; want 0666", err, fi.Mode().Perm())
-	}
-}
 
 func assertUntouched(t *testing.T, path string) {
 	t.Helper()
@@ -64,8 +26,8 @@ func assertUntouched(t *testing.T, path string) {
 }
 
 func TestWriteFileRefusesAnotherUsersFile(t *testing.T) {
-	p := filepath.Join(sharedDir(t), "proxy.secret")
-	plantAsNobody(t, p)
+	p := filepath.Join(safefiletest.SharedDir(t), "proxy.secret")
+	safefiletest.Plant(t, p)
 	err := safefile.WriteFile(p, []byte("s3cret\n"), 0)
 	if !errors.Is(err, safefile.ErrNotOurs) {
 		t.Fatalf("WriteFile over uid 65534's 0666 file: %v, want ErrNotOurs", err)
@@ -77,8 +39,8 @@ func TestWriteFileRefusesAnotherUsersFile(t *testing.T) {
 }
 
 func TestOpenAppendRefusesAnotherUsersFile(t *testing.T) {
-	p := filepath.Join(sharedDir(t), "audit.jsonl")
-	plantAsNobody(t, p)
+	p := filepath.Join(safefiletest.SharedDir(t), "audit.jsonl")
+	safefiletest.Plant(t, p)
 	f, err := safefile.OpenAppend(p)
 	if err == nil {
 		f.Close()
