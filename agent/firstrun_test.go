@@ -10,6 +10,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
+	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 // TestLoginNobodySignsIn (issue 12 §6): a sign-in nobody finishes ends, at
@@ -64,5 +65,14 @@ func TestLoginPassesCallerEnvToBrowser(t *testing.T) {
 	f.login(agent.LoginRequest{Env: env})
 	if got := stub.Envs(); len(got) != 1 || got[0] != env {
 		t.Errorf("browser saw caller environments %+v, want [%+v]", got, env)
+	}
+}
+
+// TestBrowserEnvScrubsStoreSecrets: the variables package store uses for
+// the passphrase and the D-Bus re-exec never reach a browser.
+func TestBrowserEnvScrubsStoreSecrets(t *testing.T) {
+	env := browser.ChildEnv([]string{store.PassphraseEnv + "=x", store.PassphraseFDEnv + "=3", store.ReexecMarker + "=1", "HOME=/h"}, browser.Env{})
+	if len(env) != 1 || env[0] != "HOME=/h" {
+		t.Errorf("ChildEnv kept %q", env)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/99designs/keyring"
-	"github.com/godbus/dbus"
 
 	"github.com/mcpkey/mcpkey/agent/store/internal/busguard"
 )
@@ -137,17 +136,8 @@ func (e absentError) Error() string   { return e.err.Error() }
 func (e absentError) Unwrap() []error { return []error{e.err, errAbsent} }
 
 // isAbsent reports whether err says the backend is not on this machine: not
-// compiled in, no D-Bus session bus, or no daemon owning its bus name.
-func isAbsent(err error) bool {
-	if errors.Is(err, errAbsent) {
-		return true
-	}
-	var de dbus.Error
-	if errors.As(err, &de) {
-		return de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" || de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner"
-	}
-	return false
-}
+// compiled in, no D-Bus session bus, or no daemon answering on it.
+func isAbsent(err error) bool { return errors.Is(err, errAbsent) }
 
 // Backends lists the names KeyringConfig.Backend accepts.
 func Backends() []string {
@@ -368,6 +358,12 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend, notice string)
 		return keyring.Open(kcfg)
 	})
 	if err != nil {
+		if errors.Is(err, keyring.ErrNoAvailImpl) && (backend == BackendSecretService || backend == BackendKWallet) {
+			// keyring.Open hides the opener's error; for these it is a
+			// D-Bus call to a name nobody owns (no keyring daemon). A
+			// locked keyring opens, a hung one times out instead.
+			return nil, absentError{fmt.Errorf("%w: no %s daemon answers on the D-Bus session bus", ErrUnavailable, backend)}
+		}
 		return nil, err
 	}
 	ks.ring = ring

@@ -23,25 +23,26 @@ func HidePassphrase() error {
 	if !ok {
 		return nil
 	}
+	if pw == "" {
+		return os.Unsetenv(PassphraseEnv) // nothing secret to hide
+	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, PassphraseEnv+"=") || strings.HasPrefix(kv, PassphraseFDEnv+"=")
 	})
-	if pw != "" {
-		if len(pw) > maxPassphrase {
-			return fmt.Errorf("%s is longer than %d bytes; use --passphrase-file", PassphraseEnv, maxPassphrase)
-		}
-		var p [2]int
-		// No close-on-exec on the read end: it must survive the exec.
-		if err := syscall.Pipe(p[:]); err != nil {
-			return fmt.Errorf("hide the passphrase: %w", err)
-		}
-		syscall.CloseOnExec(p[1])
-		if _, err := syscall.Write(p[1], []byte(pw)); err != nil {
-			return fmt.Errorf("hide the passphrase: %w", err)
-		}
-		syscall.Close(p[1])
-		env = append(env, PassphraseFDEnv+"="+strconv.Itoa(p[0]))
+	if len(pw) > maxPassphrase {
+		return fmt.Errorf("%s is longer than %d bytes; use --passphrase-file", PassphraseEnv, maxPassphrase)
 	}
+	var p [2]int
+	// No close-on-exec on the read end: it must survive the exec.
+	if err := syscall.Pipe(p[:]); err != nil {
+		return fmt.Errorf("hide the passphrase: %w", err)
+	}
+	syscall.CloseOnExec(p[1])
+	if _, err := syscall.Write(p[1], []byte(pw)); err != nil {
+		return fmt.Errorf("hide the passphrase: %w", err)
+	}
+	syscall.Close(p[1])
+	env = append(env, PassphraseFDEnv+"="+strconv.Itoa(p[0]))
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("hide the passphrase: %w", err)

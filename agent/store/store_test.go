@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -335,6 +336,56 @@ func TestOpenAutoWithoutABus(t *testing.T) {
 	}
 	if _, err := store.Open(store.KeyringConfig{Backend: "plaintext"}); err == nil || !strings.Contains(err.Error(), "unknown keyring backend") {
 		t.Errorf("Open(plaintext) error = %v, want unknown backend", err)
+	}
+}
+
+// TestOpenAutoBusWithoutKeyringDaemon: a headless server with a D-Bus
+// session bus (dbus-user-session) but no keyring daemon on it. A private
+// dbus-daemon with no service directories plays that bus: nothing can be
+// activated. auto falls back to the kernel keyring there too.
+func TestOpenAutoBusWithoutKeyringDaemon(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the kernel keyring fallback is Linux only")
+	}
+	if _, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_USER_KEYRING, true); err != nil {
+		t.Skipf("keyctl syscalls refused here: %v", err)
+	}
+	daemon, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Skip("dbus-daemon missing")
+	}
+	bin := buildProbe(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bus")
+	conf := filepath.Join(dir, "bus.conf")
+	os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=`+sock+`</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>`), 0o600)
+	bus := exec.Command(daemon, "--config-file="+conf, "--nofork")
+	if err := bus.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Process.Kill(); bus.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the private dbus-daemon never listened")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the socket, with a deadline
+	}
+	name := "mcpkey-test-nodaemon-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	got := runProbe(t, bin, append(baseEnv(), "PATH=/usr/bin:/bin", "HOME="+dir,
+		"DBUS_SESSION_BUS_ADDRESS=unix:path="+sock, "MCPKEY_KEYRING_DBUS=1"), "open", name)
+	if got["backend"] != store.BackendKeyctl || got["notice"] != store.KeyctlNotice {
+		t.Fatalf("Open(auto) on a bus without a keyring daemon: backend %q, err %s", got["backend"], got["err"])
+	}
+	if log, _ := strconv.Unquote(got["log"]); !strings.Contains(log, "no secret-service daemon answers on the D-Bus session bus") {
+		t.Errorf("the log does not say why the Secret Service was not used:\n%s", log)
 	}
 }
 
