@@ -17,6 +17,7 @@ import (
 	"github.com/99designs/keyring"
 
 	"github.com/mcpkey/mcpkey/agent/store/internal/busguard"
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // Backend names accepted by KeyringConfig.Backend.
@@ -328,6 +329,11 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend, notice string)
 		}
 		if cfg.Passphrase == nil {
 			return nil, errors.New("the file backend needs a passphrase (MCPKEY_FILE_PASSPHRASE, --passphrase-file or a terminal)")
+		}
+		// keyring writes its files with os.WriteFile: the directory must
+		// be ours, and closed to others, before anything goes into it.
+		if err := safefile.CheckDir(dir); err != nil {
+			return nil, fmt.Errorf("file keyring: %w", err)
 		}
 		// Asked once, here, outside the per-call timeout: a human may be
 		// typing. keyring would otherwise prompt lazily, under a timeout.

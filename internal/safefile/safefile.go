@@ -127,6 +127,31 @@ func checkOurs(path string, f *os.File) error {
 	return nil
 }
 
+// CheckDir refuses an existing directory that mcpkey should not write its
+// files into: not a directory (a symlink included), owned by another user,
+// or writable by group or others (they could swap the files in it). A
+// missing directory is fine: the caller creates it 0700.
+func CheckDir(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is %w (%v, not a directory)", path, ErrNotOurs, fi.Mode().Type())
+	}
+	if !ownedByUs(fi) {
+		uid, _ := owner(fi)
+		return fmt.Errorf("directory %s belongs to uid %d, not %d: %w", path, uid, os.Geteuid(), ErrNotOurs)
+	}
+	if _, ok := owner(fi); ok && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("directory %s is writable by other users (mode %v); run: chmod 700 %s", path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 func ownedByUs(fi fs.FileInfo) bool {
 	uid, ok := owner(fi)
 	return !ok || uid == os.Geteuid()

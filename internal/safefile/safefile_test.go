@@ -117,3 +117,29 @@ func TestOpenTightensOursAndRefusesLinks(t *testing.T) {
 		t.Error("Open accepted O_TRUNC")
 	}
 }
+
+func TestCheckDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := safefile.CheckDir(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("missing dir: %v", err)
+	}
+	if err := safefile.CheckDir(dir); err != nil {
+		t.Errorf("our 0700 dir: %v", err)
+	}
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o777)
+	if err := safefile.CheckDir(open); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("a 0777 dir of ours: %v", err)
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(dir, link)
+	if err := safefile.CheckDir(link); !errors.Is(err, safefile.ErrNotOurs) {
+		t.Errorf("a symlink: %v, want ErrNotOurs", err)
+	}
+	theirs := filepath.Join(safefiletest.SharedDir(t), "keyring")
+	safefiletest.AsOther(t, `mkdir -m 700 "$1"`, theirs)
+	if err := safefile.CheckDir(theirs); !errors.Is(err, safefile.ErrNotOurs) || !strings.Contains(err.Error(), "uid 65534") {
+		t.Errorf("uid 65534's dir: %v, want ErrNotOurs naming the owner", err)
+	}
+}
