@@ -389,7 +389,8 @@ func TestOpenAutoBusWithoutKeyringDaemon(t *testing.T) {
 	}
 }
 
-// TestKeyctlQuotaFull fills the kernel keyring as a normal user (uid 65534:
+// TestKeyctlQuotaFull fills the kernel keyring as a normal user (a uid of
+// its own, so no other program shares the quota:
 // 20000 bytes and 200 keys for all its keys together): the write that does
 // not fit fails with ErrFull and a message saying how full the quota is and
 // what to do; everything stored before still reads back.
@@ -404,7 +405,7 @@ func TestKeyctlQuotaFull(t *testing.T) {
 		t.Skipf("keyctl syscalls refused here: %v", err)
 	}
 	bin := buildProbe(t)
-	// uid 65534 must reach the binary: t.TempDir's parent is 0700.
+	// That uid must reach the binary: t.TempDir's parent is 0700.
 	dir, err := os.MkdirTemp("", "mcpkey-probe-")
 	if err != nil {
 		t.Fatal(err)
@@ -417,11 +418,12 @@ func TestKeyctlQuotaFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "mcpkey-test-quota-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", shared, "fill", name)
+	uid := strconv.Itoa(300000 + os.Getpid()%50000)
+	cmd := exec.Command("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", shared, "fill", name)
 	cmd.Env = append(baseEnv(), "PATH=/usr/bin:/bin")
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("probe as uid 65534: %v", err)
+		t.Fatalf("probe as uid %s: %v", uid, err)
 	}
 	got := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -430,7 +432,7 @@ func TestKeyctlQuotaFull(t *testing.T) {
 	}
 	msg, _ := strconv.Unquote(got["err"])
 	if got["full"] != "true" {
-		t.Fatalf("filling the keyring as uid 65534 ended with %q after %s items, want ErrFull", msg, got["stored"])
+		t.Fatalf("filling the keyring as uid %s ended with %q after %s items, want ErrFull", uid, msg, got["stored"])
 	}
 	if n, _ := strconv.Atoi(got["stored"]); n < 3 || n > 13 {
 		t.Errorf("%d items of 1500 bytes fit in a 20000-byte quota", n)
