@@ -666,6 +666,9 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if st.StoreNotice != "" {
 		fmt.Fprintf(w, "\t(%s)\n", st.StoreNotice)
 	}
+	if st.StoreUsage != "" {
+		fmt.Fprintf(w, "quota:\t%s\n", st.StoreUsage)
+	}
 	lock := "unlocked"
 	if st.Locked {
 		lock = "locked"

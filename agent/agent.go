@@ -228,6 +228,7 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		PID:           os.Getpid(),
 		StoreBackend:  a.cfg.Store.Backend(),
 		StoreNotice:   store.Notice(a.cfg.Store),
+		StoreUsage:    store.Usage(a.cfg.Store),
 		Sessions:      len(a.sessions),
 		Started:       a.started,
 		Socket:        a.cfg.Socket,

@@ -113,7 +113,10 @@ type Status struct {
 	StoreBackend string `json:"store_backend"`
 	// StoreNotice is what the user should know about the store, such as
 	// store.KeyctlNotice when auto fell back to the kernel keyring.
-	StoreNotice   string    `json:"store_notice,omitempty"`
+	StoreNotice string `json:"store_notice,omitempty"`
+	// StoreUsage is how much of its quota the store uses, where it has one
+	// (the kernel keyring): "1585 of 20000 bytes and 9 of 200 keys in use".
+	StoreUsage    string    `json:"store_usage,omitempty"`
 	Locked        bool      `json:"locked"`
 	Sessions      int       `json:"sessions"`
 	NeedsLogin    int       `json:"needs_login"`

@@ -196,6 +196,9 @@ func TestFirstRunWithoutAKeyring(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "keyctl") || !strings.Contains(r.Stdout, store.KeyctlNotice) {
 		t.Errorf("mcpkey status (exit %d) does not show the kernel keyring and its notice:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+	if !strings.Contains(r.Stdout, "of 20000 bytes and ") || !strings.Contains(r.Stdout, "of 200 keys in use") {
+		t.Errorf("mcpkey status does not show how much of a normal user's keyctl quota is used:\n%s", r.Stdout)
+	}
 
 	r = u.run(t, "login", as.MCPURL)
 	if r.Code != 0 {
