@@ -46,9 +46,10 @@ func Open(path string, flag int) (*os.File, error) {
 	if !errors.Is(err, fs.ErrExist) {
 		return nil, err
 	}
-	// It exists: open it without following a link, then judge what we
-	// opened (not what the name pointed to a moment earlier).
-	f, err = os.OpenFile(path, flag|extraFlags, 0)
+	// It exists: open it without following a link (and without blocking
+	// on a FIFO someone planted), then judge what we opened, not what the
+	// name pointed to a moment earlier.
+	f, err = os.OpenFile(path, flag|extraFlags|existingFlags, 0)
 	if err != nil {
 		if isLinkErr(err) {
 			return nil, fmt.Errorf("open %s: %w: it is a symbolic link", path, ErrNotOurs)
