@@ -263,3 +263,60 @@ func TestFirstRunKeyctlRefused(t *testing.T) {
 		t.Errorf("the agent wrote to %s/.local/share: %v", home, ents)
 	}
 }
+
+// keyUsage returns the kernel keyring quota use of uid from /proc/key-users:
+// bytes used and the byte limit.
+func keyUsage(t *testing.T, uid int) (used, max int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/key-users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && f[0] == strconv.Itoa(uid)+":" {
+			u, m, _ := strings.Cut(f[4], "/")
+			used, _ = strconv.Atoi(u)
+			max, _ = strconv.Atoi(m)
+			return used, max
+		}
+	}
+	t.Fatalf("uid %d has no line in /proc/key-users", uid)
+	return 0, 0
+}
+
+// TestFirstRunKeyringFull: with the fresh user's kernel keyring nearly
+// full (another program's 19 KB key), a login fails with a message that
+// says so and how to get out, and leaves none of the session's items
+// behind (those written before the quota ran out are taken back out).
+func TestFirstRunKeyringFull(t *testing.T) {
+	u := newFreshUser(t, "autobrowser")
+	as := oauthtest.New(t, oauthtest.Options{ScopesSupported: []string{"mcp:tools"}, AccessTokenTTL: time.Hour})
+	u.startAgent(t)
+	used, max := keyUsage(t, u.uid)
+	// 600 bytes free: room for the refresh token, not for the whole
+	// session, so the login fails after writing part of it.
+	filler := max - used - 600
+	cmd := exec.Command("setpriv", u.setpriv("sh", "-c", "head -c "+strconv.Itoa(filler)+" /dev/zero | keyctl padd user filler @u >/dev/null")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fill the keyring: %v\n%s", err, out)
+	}
+	r := u.run(t, "login", as.MCPURL)
+	if r.Code == 0 {
+		t.Fatalf("login succeeded in a full keyring (%d bytes free)", max-used-filler)
+	}
+	for _, want := range []string{"credential store full", "quota is used up", "--backend file"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("login error lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	if r := u.run(t, "list", "--json"); r.Code != 0 || strings.Contains(r.Stdout, as.MCPURL) {
+		t.Errorf("list after the failed login (exit %d):\n%s", r.Code, r.Stdout)
+	}
+	// The client registration stays (the next login reuses it); no part
+	// of the session may.
+	out, err := exec.Command("setpriv", u.setpriv("keyctl", "show", "@u")...).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "mcpkey:session/") || !strings.Contains(string(out), "mcpkey:client/") {
+		t.Errorf("the keyring after the failed login (%v):\n%s", err, out)
+	}
+}
