@@ -32,6 +32,8 @@ import (
 	"github.com/mcpkey/mcpkey/packaging"
 	"github.com/mcpkey/mcpkey/tray"
 	"golang.org/x/term"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // version is stamped with -ldflags "-X main.version=…"; otherwise the module
@@ -296,6 +298,11 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	be := firstNonEmpty(*backend, os.Getenv("MCPKEY_BACKEND"), settings.Backend, "auto")
 
+	// The file backend's passphrase leaves the environment block (a re-exec,
+	// same pid), so /proc/PID/environ and children never show it.
+	if err := store.HidePassphrase(); err != nil {
+		return err
+	}
 	// 99designs/keyring decides at package init whether Secret Service is
 	// usable, and mcpkey keeps that init off D-Bus unless asked (see
 	// agent/store/internal/busguard): the agent re-executes itself, same
@@ -308,6 +315,11 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("re-exec for the Secret Service: %w", err)
 	}
 	os.Unsetenv(store.ReexecMarker) // not for the browser and other children
+	// Taken now, whatever the backend, so its descriptor reaches no child.
+	envPass, err := store.TakePassphrase()
+	if err != nil {
+		return err
+	}
 
 	path := *socket
 	if path == "" {
@@ -365,7 +377,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		defer wsLn.Close() // removes agent.ws.json if still ours
 	}
 
-	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), firstDuration(*timeout, settings.KeyringTimeout), log)
+	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), envPass, firstDuration(*timeout, settings.KeyringTimeout), log)
 	if err != nil {
 		return err
 	}
@@ -485,7 +497,9 @@ func runTray(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	return trayOnly(ctx, &ipc.Client{Name: "mcpkey-tray"}, tray.Options{Logger: log, NoNotifications: *noNotify})
 }
 
-func openStore(ctx context.Context, backend, passFile string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
+// openStore opens the credential store; envPass is the passphrase taken
+// from the environment or a descriptor (store.TakePassphrase).
+func openStore(ctx context.Context, backend, passFile, envPass string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
 	if backend == "memory" {
 		return store.NewMemory(), nil
 	}
@@ -495,8 +509,8 @@ func openStore(ctx context.Context, backend, passFile string, timeout time.Durat
 			if passFile != "" {
 				return agent.ReadSecretFile(passFile)
 			}
-			if p := os.Getenv("MCPKEY_FILE_PASSPHRASE"); p != "" {
-				return p, nil
+			if envPass != "" {
+				return envPass, nil
 			}
 			if isTerminal(os.Stdin) {
 				return promptPassphrase(prompt)
@@ -676,6 +690,12 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(w, "websocket:\t%s\n", st.WebSocketURL)
 	}
 	fmt.Fprintf(w, "storage:\t%s\n", st.StoreBackend)
+	if st.StoreNotice != "" {
+		fmt.Fprintf(w, "\t(%s)\n", st.StoreNotice)
+	}
+	if st.StoreUsage != "" {
+		fmt.Fprintf(w, "quota:\t%s\n", st.StoreUsage)
+	}
 	lock := "unlocked"
 	if st.Locked {
 		lock = "locked"
@@ -951,9 +971,13 @@ environment:
                           or ws://127.0.0.1:PORT/v1/ws#/path/to/agent.ws.json for its WebSocket
   MCPKEY_BACKEND          credential store for 'mcpkey agent' (default auto: the OS keyring)
   MCPKEY_CONFIG           config file (default: $XDG_CONFIG_HOME/mcpkey/config.toml)
-  MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend
+  MCPKEY_FILE_PASSPHRASE  passphrase of the encrypted file backend (the agent takes it
+                          out of its environment at start; children never see it)
+  MCPKEY_FILE_PASSPHRASE_FD  a file descriptor to read that passphrase from instead
   MCPKEY_NO_AUTOSTART=1   do not start an agent when none answers
-  BROWSER                 program that opens the authorization URL (one argument: the URL)
+  BROWSER                 program that opens the authorization URL (one argument: the URL);
+                          'mcpkey login' sends yours, with DISPLAY and WAYLAND_DISPLAY,
+                          to a running agent
 `
 
 const exitHelp = `
@@ -967,7 +991,10 @@ while another agent of yours runs (one per user, on any socket; the message
 names its pid and socket), and keeps credentials in the OS keyring:
 Keychain, Windows Credential Manager, Secret Service or KWallet. Where there is
 none (a headless box), choose --backend file (encrypted with a passphrase) or
-keyctl (kernel memory, gone at reboot). It never falls back to plaintext.
+keyctl (kernel memory, gone at reboot). On Linux with no Secret Service or
+KWallet at all (no D-Bus session bus: SSH, containers, CI) the default falls back
+to keyctl and says so here, in 'mcpkey status' and at the first login. It never
+falls back to plaintext.
 
 SIGINT/SIGTERM stop it cleanly; SIGHUP reloads the config file, which is also
 watched for changes.
@@ -1000,6 +1027,10 @@ const loginHelp = `Asks the agent to sign you in to an MCP server: it discovers 
 authorization server, registers a client if needed, and opens your browser
 (PKCE, a loopback redirect). One login runs per server and account; a second
 'mcpkey login' for the same joins the first. Ctrl-C cancels.
+
+The browser is your $BROWSER (else the desktop's default), opened on your
+$DISPLAY / $WAYLAND_DISPLAY, even when the agent was started elsewhere (never
+as root). A sign-in nobody finishes ends after 10 minutes.
 
 With --no-browser (SSH, headless) the URL is printed; sign in anywhere and paste
 the address the browser ends on. When the authorization server offers the
@@ -1259,11 +1290,11 @@ func runProxy(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		go func() { errc <- p.Serve(ctx, uln) }()
 	}
 	if *secretFile != "" {
-		if err := os.WriteFile(*secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		// Created exclusively, 0600; a file someone else made is refused.
+		if err := safefile.WriteFile(*secretFile, []byte(secret+"\n"), 0); err != nil {
 			ln.Close()
 			return fmt.Errorf("write secret file: %w", err)
 		}
-		os.Chmod(*secretFile, 0o600) // an existing file keeps its mode otherwise
 		info["secret_file"] = *secretFile
 		fmt.Fprintf(os.Stderr, "mcpkey proxy: the secret is in %s\n", *secretFile)
 	} else {

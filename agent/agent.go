@@ -96,6 +96,7 @@ type Agent struct {
 	clientsOnce [2]sync.Once
 	clients     [2]*http.Client // see httpClient
 	trimPending atomic.Bool     // see trimSoon
+	noticeShown atomic.Bool     // the store's notice reached a login's caller
 	marginCap   marginCap       // refresh_margin, read by every session
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
@@ -231,6 +232,8 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		Version:       a.cfg.Version,
 		PID:           os.Getpid(),
 		StoreBackend:  a.cfg.Store.Backend(),
+		StoreNotice:   store.Notice(a.cfg.Store),
+		StoreUsage:    store.Usage(a.cfg.Store),
 		Sessions:      len(a.sessions) + len(a.pending) + len(a.broken),
 		Broken:        len(a.broken),
 		Loading:       len(a.pending),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/mcpkey/mcpkey/agent/browser"
 )
 
 // SessionState is where a session stands.
@@ -103,6 +105,11 @@ type LoginRequest struct {
 	ClientID          string `json:"client_id,omitempty"`
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
+	// browser this login opens (see package browser). Only a trusted
+	// transport sets it: the ipc server does for the main socket's peers,
+	// never for restricted sockets or the WebSocket.
+	Env browser.Env `json:"-"`
 }
 
 // Status describes the agent.
@@ -110,9 +117,15 @@ type Status struct {
 	Version      string `json:"version"`
 	PID          int    `json:"pid"`
 	StoreBackend string `json:"store_backend"`
-	Locked       bool   `json:"locked"`
-	Sessions     int    `json:"sessions"`
-	NeedsLogin   int    `json:"needs_login"`
+	// StoreNotice is what the user should know about the store, such as
+	// store.KeyctlNotice when auto fell back to the kernel keyring.
+	StoreNotice string `json:"store_notice,omitempty"`
+	// StoreUsage is how much of its quota the store uses, where it has one
+	// (the kernel keyring): "1585 of 20000 bytes and 9 of 200 keys in use".
+	StoreUsage string `json:"store_usage,omitempty"`
+	Locked     bool   `json:"locked"`
+	Sessions   int    `json:"sessions"`
+	NeedsLogin int    `json:"needs_login"`
 	// Broken counts stored sessions that cannot be read; Loading those
 	// not read yet (the agent reads them in the background after start).
 	Broken        int       `json:"broken,omitempty"`

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // Audit event names (AuditRecord.Event).
@@ -185,7 +187,7 @@ func openAudit(opts AuditOptions, log *slog.Logger) (*auditLog, error) {
 }
 
 func (l *auditLog) open() error {
-	f, err := os.OpenFile(l.opts.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := safefile.OpenAppend(l.opts.Path)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

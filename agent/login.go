@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
@@ -79,7 +81,7 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 	a.mu.Lock()
 	f := a.logins[key]
 	if f == nil {
-		fctx, cancel := context.WithTimeout(a.bg, a.cfg.LoginTimeout)
+		fctx, cancel := context.WithTimeoutCause(a.bg, a.cfg.LoginTimeout, errLoginTimedOut)
 		f = &loginFlight{done: make(chan struct{}), cancel: cancel, subs: make(map[int]func(Event))}
 		a.logins[key] = f
 		a.wg.Add(1)
@@ -87,6 +89,9 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 			defer a.wg.Done()
 			defer cancel()
 			info, err := a.runLogin(fctx, t, key, req, f)
+			if err != nil && errors.Is(context.Cause(fctx), errLoginTimedOut) {
+				err = &LoginTimeoutError{Server: key.server, Ref: req.Server, Account: req.Account, After: a.cfg.LoginTimeout}
+			}
 			a.mu.Lock()
 			delete(a.logins, key)
 			a.mu.Unlock()
@@ -120,6 +125,48 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 	}
 }
 
+// errLoginTimedOut is the cause of a login flow's context when
+// Config.LoginTimeout ran out.
+var errLoginTimedOut = errors.New("login timed out")
+
+// LoginTimeoutError ends a login nobody finished within Config.LoginTimeout.
+// It unwraps to context.DeadlineExceeded.
+type LoginTimeoutError struct {
+	Server  string        // the session's server URL
+	Ref     string        // what the caller named it (a URL or a configured name)
+	Account string        // the account asked for, if any
+	After   time.Duration // Config.LoginTimeout
+}
+
+func (e *LoginTimeoutError) Error() string {
+	ref := e.Ref
+	if ref == "" {
+		ref = e.Server
+	}
+	cmd := "mcpkey login " + ref
+	if e.Account != "" {
+		cmd += " --account " + e.Account
+	}
+	return fmt.Sprintf("nobody finished signing in to %s within %s; run `%s` again", e.Server, shortDuration(e.After), cmd)
+}
+
+func (e *LoginTimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// shortDuration prints d as people write it: "10m", "1h30m", "250ms".
+func shortDuration(d time.Duration) string {
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req LoginRequest, f *loginFlight) (SessionInfo, error) {
 	step := func(msg string) {
 		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
@@ -140,11 +187,13 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		return SessionInfo{}, fmt.Errorf("login %s: read the stored session: %w", t.url, err)
 	}
 	a.mu.RLock()
-	if s := a.sessions[key]; s != nil {
-		s.mu.Lock()
-		previous = s.rec.Scopes
-		prevRec = ptr(s.rec)
-		s.mu.Unlock()
+	old := a.sessions[key]
+	existed := old != nil
+	if old != nil {
+		old.mu.Lock()
+		previous = old.rec.Scopes
+		prevRec = ptr(old.rec)
+		old.mu.Unlock()
 	}
 	a.mu.RUnlock()
 	explicit := UnionScopes(t.settings.Scopes, req.Scopes)
@@ -183,6 +232,11 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		rec.Scopes = scopes
 	}
 	if err := store.PutSession(ctx, a.cfg.Store, rec); err != nil {
+		if !existed {
+			// A new session written in part (the kernel keyring's quota
+			// ran out after the refresh token): take the orphans back out.
+			_ = store.DeleteSession(a.bg, a.cfg.Store, key.server, key.account)
+		}
 		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
 	}
 	s := newSession(rec, &a.marginCap)
@@ -208,6 +262,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		step(who + "; the server gave no token lifetime: the token is used until the server rejects it")
 	} else {
 		step(fmt.Sprintf("%s, token valid for %s", who, humanDuration(rec.ExpiresAt.Sub(now))))
+	}
+	if n := store.Notice(a.cfg.Store); n != "" && !a.noticeShown.Swap(true) {
+		step(n) // once per agent: the first login on a machine without a keyring
 	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
@@ -360,7 +417,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		// proves a callback belongs to this login (issue 13 item 12).
 		launch, err := cb.Launch(authURL)
 		if err == nil {
-			err = a.cfg.OpenURL(ctx, launch)
+			err = a.cfg.OpenURL(browser.WithEnv(ctx, req.Env), launch)
 		}
 		if err != nil {
 			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,

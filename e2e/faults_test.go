@@ -208,7 +208,7 @@ func TestCorruptItemAgentStarts(t *testing.T) {
 	if err := os.Mkdir(metaFile, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	a := startAgentOn(t, bin(t, "autobrowser"), home, "file", "MCPKEY_FILE_PASSPHRASE="+pass)
+	a := startAgentIn(t, bin(t, "autobrowser"), home, []string{"MCPKEY_BACKEND=file", "MCPKEY_FILE_PASSPHRASE=" + pass}, "--backend", "file")
 	ls0 := a.mustRun(t, 30*time.Second, "ls")
 	if !strings.Contains(ls0.Stdout, "(unreadable) "+namelessID) || !strings.Contains(ls0.Stderr, "session/"+namelessID+"/meta") {
 		t.Errorf("ls does not show the session with unreadable metadata by its id:\n%s%s", ls0.Stdout, ls0.Stderr)

@@ -45,6 +45,7 @@ var builds = map[string]string{
 	"chromebrowser":      "./e2e/cmd/chromebrowser",
 	"swaplink":           "./e2e/cmd/swaplink",
 	"conformance-client": "./e2e/conformance-client",
+	"nokeyctl":           "./e2e/cmd/nokeyctl",
 }
 
 func TestMain(m *testing.M) {
@@ -376,12 +377,18 @@ type agentProc struct {
 // socket answers.
 func startAgent(t testing.TB, browser string) *agentProc {
 	t.Helper()
-	return startAgentOn(t, browser, t.TempDir(), "memory")
+	return startAgentWith(t, browser, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
 }
 
-// startAgentOn is startAgent with HOME home, the given keyring backend, and
-// extra environment (MCPKEY_FILE_PASSPHRASE for the file backend).
-func startAgentOn(t testing.TB, browser, home, backend string, extraEnv ...string) *agentProc {
+// startAgentWith is startAgent with more environment (later entries win)
+// and the agent's own arguments (after --socket and --log-level).
+func startAgentWith(t testing.TB, browser string, extraEnv []string, args ...string) *agentProc {
+	t.Helper()
+	return startAgentIn(t, browser, t.TempDir(), extraEnv, args...)
+}
+
+// startAgentIn is startAgentWith with HOME home.
+func startAgentIn(t testing.TB, browser, home string, extraEnv []string, args ...string) *agentProc {
 	t.Helper()
 	// A short directory: sun_path holds only 108 bytes.
 	sockDir, err := os.MkdirTemp("", "mk")
@@ -394,13 +401,12 @@ func startAgentOn(t testing.TB, browser, home, backend string, extraEnv ...strin
 	env := append(baseEnv(home),
 		"MCPKEY_SOCK="+sock,
 		"MCPKEY_NO_AUTOSTART=1",
-		"MCPKEY_BACKEND="+backend,
 		"BROWSER="+browser,
 		"CHROMEBROWSER_CHROMIUM="+os.Getenv("CHROMEBROWSER_CHROMIUM"),
 	)
 	env = append(env, extraEnv...)
 	os.MkdirAll(filepath.Join(home, "run"), 0o700)
-	cmd := exec.Command(bin(t, "mcpkey"), "agent", "--socket", sock, "--backend", backend, "--log-level", "debug")
+	cmd := exec.Command(bin(t, "mcpkey"), append([]string{"agent", "--socket", sock, "--log-level", "debug"}, args...)...)
 	cmd.Env = env
 	a := &agentProc{Sock: sock, Env: env}
 	a.p = start(t, "agent", cmd, nil)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // StartOptions configures StartAgent. The zero value starts this executable's
@@ -57,7 +59,7 @@ func StartAgent(ctx context.Context, opts StartOptions) (pid int, logPath string
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return 0, "", fmt.Errorf("start agent: %w", err)
 	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := safefile.OpenAppend(logPath)
 	if err != nil {
 		return 0, "", fmt.Errorf("start agent: %w", err)
 	}

@@ -8,13 +8,16 @@ import (
 	json "github.com/segmentio/encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/browser"
 )
 
 // Client talks to the agent. The zero value dials DefaultSocketPath. A
@@ -714,12 +717,43 @@ func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.Log
 // reading the connection (which may be another call's): it must not block
 // for long. When ctx ends the agent is
 // told to cancel (rpc.cancel) and Login returns ctx.Err().
+//
+// It sends req.Env, or when that is empty this process's $BROWSER, $DISPLAY
+// and $WAYLAND_DISPLAY, so the browser opens where the caller is (the agent
+// uses them only from its main socket).
 func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
 	var r agent.SessionInfo
-	err := call(ctx, c, MethodSessionLogin, LoginParams{Server: req.Server, Account: req.Account,
+	env := req.Env
+	if env.IsZero() {
+		env = callerEnv(os.Getenv)
+	}
+	p := LoginParams{Server: req.Server, Account: req.Account,
 		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
-		ClientMetadataURL: req.ClientMetadataURL}, &r, progress)
+		ClientMetadataURL: req.ClientMetadataURL}
+	if !env.IsZero() && !req.NoBrowser {
+		p.Env = &CallerEnv{Browser: env.Browser, Display: env.Display, WaylandDisplay: env.WaylandDisplay}
+	}
+	err := call(ctx, c, MethodSessionLogin, p, &r, progress)
 	return r, err
+}
+
+// callerEnv reads this process's browser environment. Relative entries of
+// $BROWSER ("./open-url") are made absolute here: the agent runs in
+// another directory.
+func callerEnv(getenv func(string) string) browser.Env {
+	e := browser.Env{Browser: getenv("BROWSER"), Display: getenv("DISPLAY"), WaylandDisplay: getenv("WAYLAND_DISPLAY")}
+	if e.Browser != "" {
+		progs := filepath.SplitList(e.Browser)
+		for i, p := range progs {
+			if strings.ContainsRune(p, filepath.Separator) && !filepath.IsAbs(p) {
+				if abs, err := filepath.Abs(p); err == nil {
+					progs[i] = abs
+				}
+			}
+		}
+		e.Browser = strings.Join(progs, string(filepath.ListSeparator))
+	}
+	return e
 }
 
 // CompleteLogin hands a pasted redirect URL to the headless login it belongs

@@ -140,11 +140,18 @@
 // at the authorization server.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
-// client_id?, client_secret?, client_metadata_url?}; result
-// agent.SessionInfo. While the login runs, the server sends notifications
-// login.progress {id: <this request's id>, event: agent.Event} on the same
-// connection, all before the response. An event may carry url (the
-// authorization URL to open or show) and user_code (device grant).
+// client_id?, client_secret?, client_metadata_url?, env?: {BROWSER?,
+// DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
+// runs, the server sends notifications login.progress {id: <this request's
+// id>, event: agent.Event} on the same connection, all before the response.
+// An event may carry url (the authorization URL to open or show) and
+// user_code (device grant). env is the caller's browser environment (as
+// gpg-agent's updatestartuptty): used only on the main Unix socket from a
+// peer of the agent's uid, ignored on the WebSocket (restricted sockets
+// refuse session.login); a BROWSER from it is never run as root. A login
+// nobody finishes within the agent's login timeout (10 minutes) answers
+// internal with "nobody finished signing in to … within 10m; run `mcpkey
+// login …` again".
 //
 // session.complete — params {url}; result {}. Hands a pasted redirect URL
 // to the headless login whose state it carries.

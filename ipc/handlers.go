@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/browser"
 )
 
 // cachedTokener is the optional non-blocking part of a Backend that
@@ -225,9 +227,19 @@ func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) 
 			c.notify(NotifyLoginProgress, ProgressParams{ID: m.ID, Event: ev})
 		}
 	}
-	info, err := c.s.b.Login(ctx, agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
 		NoBrowser: p.NoBrowser, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-		ClientMetadataURL: p.ClientMetadataURL}, progress)
+		ClientMetadataURL: p.ClientMetadataURL}
+	if p.Env != nil {
+		// The caller's $BROWSER is a program the agent will run: accepted
+		// only from the main socket, whose peer is checked to be us.
+		if c.s.restrict == nil && c.caller.Transport == "unix" && c.caller.UID == os.Getuid() {
+			req.Env = browser.Env{Browser: p.Env.Browser, Display: p.Env.Display, WaylandDisplay: p.Env.WaylandDisplay}
+		} else {
+			c.s.log.Debug("ignoring a login caller's environment", "transport", c.caller.Transport)
+		}
+	}
+	info, err := c.s.b.Login(ctx, req, progress)
 	mu.Lock()
 	done = true
 	mu.Unlock()

@@ -281,6 +281,18 @@ type LoginParams struct {
 	ClientID          string   `json:"client_id,omitempty"`
 	ClientSecret      string   `json:"client_secret,omitempty"`
 	ClientMetadataURL string   `json:"client_metadata_url,omitempty"`
+	// Env is the caller's environment for the login's browser. The agent
+	// uses it only from a peer of its own uid on its main socket; restricted
+	// sockets and the WebSocket never pass environment.
+	Env *CallerEnv `json:"env,omitempty"`
+}
+
+// CallerEnv carries a login caller's $BROWSER, $DISPLAY and
+// $WAYLAND_DISPLAY, as gpg-agent's updatestartuptty does for pinentry.
+type CallerEnv struct {
+	Browser        string `json:"BROWSER,omitempty"`
+	Display        string `json:"DISPLAY,omitempty"`
+	WaylandDisplay string `json:"WAYLAND_DISPLAY,omitempty"`
 }
 
 // CompleteParams are session.complete's params; the result is {}.

@@ -24,6 +24,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mcpkey/mcpkey/agent"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // The WebSocket transport: see "WebSocket" in the package documentation.
@@ -130,27 +132,7 @@ func WriteWebSocketInfo(path string, info WebSocketInfo) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".agent.ws.*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return safefile.WriteFile(path, append(b, '\n'), 0)
 }
 
 // ReadWebSocketInfo reads agent.ws.json. On Unix the file must belong to

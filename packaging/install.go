@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // InstallOptions says what Install and Uninstall do and where. The zero value
@@ -64,7 +66,7 @@ type RunKey interface {
 type Op string
 
 const (
-	OpWrite       Op = "write"        // write a file (mode 0644)
+	OpWrite       Op = "write"        // write a file (mode 0600)
 	OpRemove      Op = "remove"       // remove a file
 	OpRun         Op = "run"          // run a service manager command
 	OpSetValue    Op = "set value"    // set a Run key value
@@ -269,7 +271,7 @@ func (in *installer) printf(format string, a ...any) {
 	fmt.Fprintf(in.out, format, a...)
 }
 
-// writeFile makes name hold content with mode 0644, atomically, unless it
+// writeFile makes name hold content with mode 0600, atomically, unless it
 // already does. It reports whether the file changed and whether it existed.
 func (in *installer) writeFile(name, content string) (changed, existed bool, err error) {
 	old, err := os.ReadFile(name)
@@ -301,28 +303,7 @@ func atomicWrite(name, content string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
-	_, err = f.WriteString(content)
-	if err == nil {
-		err = f.Chmod(fileMode) // CreateTemp makes 0600
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return safefile.WriteFile(name, []byte(content), fileMode)
 }
 
 // removeFile removes name and reports whether it was there.

@@ -145,8 +145,8 @@ func checkFile(t *testing.T, name, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("%s has mode %04o, want 0644", name, fi.Mode().Perm())
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", name, fi.Mode().Perm())
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"io/fs"
 	"strings"
 	"text/template"
+
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 //go:embed linux/mcpkey.service linux/mcpkey.socket linux/mcpkey.desktop darwin/com.mcpkey.agent.plist darwin/com.mcpkey.tray.plist
@@ -39,8 +41,9 @@ const (
 const PackageExe = "/usr/bin/mcpkey"
 
 // fileMode is the mode of every file Install writes: units are data, not
-// programs.
-const fileMode fs.FileMode = 0o644
+// programs, and only the user's own service manager reads them (see
+// internal/safefile: every file mcpkey writes is 0600).
+const fileMode fs.FileMode = safefile.Mode
 
 // templateData is what the embedded files are rendered with.
 type templateData struct {

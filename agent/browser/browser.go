@@ -19,6 +19,22 @@
 // As root (effective uid 0) on Unix the desktop default is never launched,
 // since that would run a browser as root; an explicit $BROWSER is still
 // honoured.
+//
+// # The caller's environment
+//
+// A login is usually asked for from a terminal whose $BROWSER, $DISPLAY
+// and $WAYLAND_DISPLAY the agent, started elsewhere, does not have. As
+// gpg-agent's updatestartuptty does for pinentry, a ctx made by WithEnv
+// carries the caller's values: its $BROWSER replaces the agent's, and its
+// displays are set in the browser's environment. Only the agent's trusted
+// transport (the main socket, a peer of the same uid) may attach them, and
+// a caller's $BROWSER is never run as root (ErrCallerBrowserRoot).
+//
+// # The browser's environment
+//
+// The browser gets the agent's environment without the variables that
+// carry or locate secrets (the file backend's passphrase and its
+// descriptor, the D-Bus re-exec marker): see ChildEnv.
 package browser
 
 import (
@@ -29,6 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -40,10 +57,79 @@ type Opener func(ctx context.Context, url string) error
 // root. Set $BROWSER to choose a program explicitly, or open the URL by hand.
 var ErrRoot = errors.New("refusing to launch the desktop browser as root (set $BROWSER or open the URL yourself)")
 
+// ErrCallerBrowserRoot is returned when the $BROWSER sent by a login's
+// caller would run as root.
+var ErrCallerBrowserRoot = errors.New("refusing to run a $BROWSER sent by a client as root (set $BROWSER for the agent itself, or open the URL yourself)")
+
+// Env is what a login's caller passes for its browser; empty fields leave
+// the agent's own value.
+type Env struct {
+	Browser        string // $BROWSER
+	Display        string // $DISPLAY
+	WaylandDisplay string // $WAYLAND_DISPLAY
+}
+
+// IsZero reports whether e sets nothing.
+func (e Env) IsZero() bool { return e == Env{} }
+
+type envKey struct{}
+
+// WithEnv returns ctx carrying a login caller's environment for Open. Only
+// a trusted transport may call it: the $BROWSER in e is a program the agent
+// will run.
+func WithEnv(ctx context.Context, e Env) context.Context {
+	if e.IsZero() {
+		return ctx
+	}
+	return context.WithValue(ctx, envKey{}, e)
+}
+
+// EnvFrom returns the environment WithEnv attached to ctx.
+func EnvFrom(ctx context.Context) (Env, bool) {
+	e, ok := ctx.Value(envKey{}).(Env)
+	return e, ok
+}
+
+// scrubbed are the variables no browser inherits: the file backend's
+// passphrase and its descriptor (store.PassphraseEnv, PassphraseFDEnv; the
+// agent has already taken them out, this is the second lock) and the D-Bus
+// re-exec marker (store.ReexecMarker).
+var scrubbed = []string{"MCPKEY_FILE_PASSPHRASE", "MCPKEY_FILE_PASSPHRASE_FD", "MCPKEY_KEYRING_DBUS"}
+
+// ChildEnv returns environ (os.Environ() form) without the scrubbed
+// variables, and with $DISPLAY and $WAYLAND_DISPLAY replaced by e's when
+// set.
+func ChildEnv(environ []string, e Env) []string {
+	set := map[string]string{}
+	if e.Display != "" {
+		set["DISPLAY"] = e.Display
+	}
+	if e.WaylandDisplay != "" {
+		set["WAYLAND_DISPLAY"] = e.WaylandDisplay
+	}
+	out := make([]string, 0, len(environ)+len(set))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(scrubbed, name) {
+			continue
+		}
+		if _, ok := set[name]; ok {
+			continue
+		}
+		out = append(out, kv)
+	}
+	for _, name := range []string{"DISPLAY", "WAYLAND_DISPLAY"} {
+		if v, ok := set[name]; ok {
+			out = append(out, name+"="+v)
+		}
+	}
+	return out
+}
+
 // Open opens rawURL in the user's browser. See the package documentation for
 // how the program is chosen. It returns once the browser process has started.
 func Open(ctx context.Context, rawURL string) error {
-	return launcher{getenv: os.Getenv, euid: os.Geteuid(), defaultCmd: defaultCommand}.open(ctx, rawURL)
+	return launcher{getenv: os.Getenv, environ: os.Environ, euid: os.Geteuid(), defaultCmd: defaultCommand}.open(ctx, rawURL)
 }
 
 // CheckURL reports whether rawURL may be handed to a browser: an absolute
@@ -69,8 +155,9 @@ func CheckURL(rawURL string) error {
 
 // launcher holds what Open reads from the process, so tests can set it.
 type launcher struct {
-	getenv func(string) string
-	euid   int
+	getenv  func(string) string
+	environ func() []string // nil: os.Environ
+	euid    int
 	// defaultCmd returns the argv of the desktop default handler for url.
 	defaultCmd func(url string) []string
 }
@@ -82,7 +169,23 @@ func (l launcher) open(ctx context.Context, rawURL string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if env := l.getenv("BROWSER"); env != "" {
+	caller, _ := EnvFrom(ctx)
+	environ := l.environ
+	if environ == nil {
+		environ = os.Environ
+	}
+	childEnv := ChildEnv(environ(), caller)
+	env := l.getenv("BROWSER")
+	if caller.Browser != "" {
+		if l.euid == 0 {
+			if env == "" {
+				return ErrCallerBrowserRoot
+			}
+		} else {
+			env = caller.Browser
+		}
+	}
+	if env != "" {
 		var tried []string
 		for _, prog := range filepath.SplitList(env) {
 			prog = strings.TrimSpace(prog)
@@ -94,7 +197,7 @@ func (l launcher) open(ctx context.Context, rawURL string) error {
 			if err != nil {
 				continue
 			}
-			return start(path, rawURL)
+			return start(childEnv, path, rawURL)
 		}
 		return fmt.Errorf("browser: no program from $BROWSER found (tried %q)", tried)
 	}
@@ -109,13 +212,14 @@ func (l launcher) open(ctx context.Context, rawURL string) error {
 	if err != nil {
 		return fmt.Errorf("browser: %w", err)
 	}
-	return start(path, argv[1:]...)
+	return start(childEnv, path, argv[1:]...)
 }
 
-// start runs path with args and reaps it in the background. It does not tie
-// the process to a context: the browser outlives the call.
-func start(path string, args ...string) error {
+// start runs path with args in env and reaps it in the background. It does
+// not tie the process to a context: the browser outlives the call.
+func start(env []string, path string, args ...string) error {
 	cmd := exec.Command(path, args...)
+	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("browser: start %s: %w", filepath.Base(path), err)

@@ -13,8 +13,9 @@ type Stub struct {
 	// follows the URL to a callback listener should do so in a goroutine.
 	OnOpen func(ctx context.Context, url string) error
 
-	mu   sync.Mutex // guards urls
+	mu   sync.Mutex // guards urls and envs
 	urls []string
+	envs []Env
 }
 
 // Open records url after the same URL check the real Open makes.
@@ -24,6 +25,8 @@ func (s *Stub) Open(ctx context.Context, url string) error {
 	}
 	s.mu.Lock()
 	s.urls = append(s.urls, url)
+	e, _ := EnvFrom(ctx)
+	s.envs = append(s.envs, e)
 	s.mu.Unlock()
 	if s.OnOpen != nil {
 		return s.OnOpen(ctx, url)
@@ -36,6 +39,14 @@ func (s *Stub) URLs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.urls...)
+}
+
+// Envs returns the caller environment (WithEnv) each Open saw, oldest
+// first; the zero Env where none was attached.
+func (s *Stub) Envs() []Env {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Env(nil), s.envs...)
 }
 
 var _ Opener = (&Stub{}).Open

@@ -46,9 +46,9 @@ func baseEnv() []string {
 	return env
 }
 
-func runProbe(t *testing.T, bin string, env []string) map[string]string {
+func runProbe(t *testing.T, bin string, env []string, args ...string) map[string]string {
 	t.Helper()
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

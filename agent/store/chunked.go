@@ -58,6 +58,9 @@ func Chunked(inner Store, limit int) Store {
 
 func (c *chunked) Backend() string { return c.inner.Backend() }
 
+// Notice forwards the inner store's notice (see store.Notice).
+func (c *chunked) Notice() string { return Notice(c.inner) }
+
 func checkChunkKey(op, key string) error {
 	if strings.Contains(key, partSep) {
 		return fmt.Errorf("%s: %w: %q: '#' is reserved", op, ErrInvalidKey, key)

@@ -7,13 +7,24 @@
 //
 //   - NewMemory: in process, for tests and an ephemeral agent.
 //   - Open(KeyringConfig): a keyring backend. auto (the default) means the
-//     OS keyring only: Keychain on macOS, Credential Manager on Windows,
-//     Secret Service then KWallet elsewhere. It never falls back to keyctl
-//     or to the file backend; when nothing opens, the error is a
-//     *NoKeyringError listing each backend tried and why, ending with
-//     FileBackendHint. keyctl (kernel keyring, RAM only), pass and file
-//     (JWE-encrypted files, passphrase from KeyringConfig.Passphrase) are
-//     chosen explicitly.
+//     OS keyring: Keychain on macOS, Credential Manager on Windows, Secret
+//     Service then KWallet elsewhere. On Linux, when none of them is there
+//     at all (no D-Bus session bus, or no daemon owning the name: an SSH
+//     session, a container, CI), it falls back to keyctl, the kernel
+//     keyring (RAM only, gone at reboot, like ssh-agent's keys), and
+//     Notice(store) returns KeyctlNotice for the agent to show. A keyring
+//     that is there but locked or hung is an error, never a fallback (that
+//     would hide the sessions stored in it). When nothing opens, or keyctl
+//     is refused too (seccomp), the error is a *NoKeyringError listing
+//     each backend tried and why, ending with FileBackendHint. It never
+//     falls back to the file backend or to plaintext. keyctl, pass and
+//     file (JWE-encrypted files, passphrase from KeyringConfig.Passphrase)
+//     can also be chosen explicitly.
+//   - keyctl's quota: a non-root user may keep 20000 bytes in 200 keys
+//     (kernel.keys.maxbytes, maxkeys), all programs together: a handful
+//     of sessions. A write that does not fit fails with ErrFull and a
+//     message giving the quota's use (from /proc/key-users) and the ways
+//     out; what was stored before stays.
 //   - Chunked(inner, limit): splits values over limit into parts under a
 //     manifest. Open applies it with DefaultChunkLimit (2000 bytes) to
 //     every backend, so no item exceeds Windows Credential Manager's

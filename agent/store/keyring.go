@@ -11,11 +11,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/99designs/keyring"
 
 	"github.com/mcpkey/mcpkey/agent/store/internal/busguard"
+	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
 // Backend names accepted by KeyringConfig.Backend.
@@ -40,12 +42,30 @@ const keyPrefix = "mcpkey:"
 // could be opened.
 const FileBackendHint = "hint: run with --backend file (encrypted, passphrase from MCPKEY_FILE_PASSPHRASE or --passphrase-file)"
 
+// KeyctlNotice is what a store opened by auto's fallback to the kernel
+// keyring says (see Notice): the agent logs it at start, and status and
+// the first login show it.
+const KeyctlNotice = "sessions are kept in the kernel keyring until reboot; for persistence use --backend file or a Secret Service"
+
+// Notice returns what the user should know about s ("" for nothing): for a
+// store that auto opened on the kernel keyring because no OS keyring was
+// there, KeyctlNotice.
+func Notice(s Store) string {
+	if n, ok := s.(interface{ Notice() string }); ok {
+		return n.Notice()
+	}
+	return ""
+}
+
 // KeyringConfig configures Open. The zero value opens the OS keyring.
 type KeyringConfig struct {
 	// Backend is one of auto (""), secret-service, kwallet, keychain,
-	// wincred, keyctl, pass, file. auto tries only the OS keyring
-	// (keychain on macOS, wincred on Windows, secret-service then kwallet
-	// elsewhere), never keyctl or file.
+	// wincred, keyctl, pass, file. auto tries the OS keyring (keychain on
+	// macOS, wincred on Windows, secret-service then kwallet elsewhere);
+	// on Linux, when none of them is there at all (no D-Bus session bus,
+	// or no daemon on it; not a locked or hung one), it falls back to
+	// keyctl, the kernel keyring (memory only), and the store's Notice
+	// says so. Never to file or plaintext.
 	Backend string
 	// ServiceName names mcpkey's items for the backend (Keychain service,
 	// wincred target, keyctl keyring under @u). Default "mcpkey".
@@ -75,8 +95,9 @@ type Attempt struct {
 }
 
 // NoKeyringError is Open's error when Backend is auto and no OS keyring
-// opened. It unwraps to ErrUnavailable. Its message lists every attempt and
-// ends with FileBackendHint.
+// opened (nor, on Linux, the kernel keyring it falls back to). It unwraps
+// to ErrUnavailable. Its message lists every attempt and ends with
+// FileBackendHint.
 type NoKeyringError struct {
 	Tried []Attempt
 }
@@ -96,6 +117,28 @@ func (e *NoKeyringError) Error() string {
 }
 
 func (e *NoKeyringError) Unwrap() error { return ErrUnavailable }
+
+func attemptsString(tried []Attempt) string {
+	var parts []string
+	for _, a := range tried {
+		parts = append(parts, a.Backend+": "+a.Err.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// errAbsent marks why a backend did not open when the keyring is simply not
+// there (nothing to unlock, nothing stored in it), as opposed to locked,
+// hung or broken.
+var errAbsent = errors.New("keyring absent")
+
+type absentError struct{ err error }
+
+func (e absentError) Error() string   { return e.err.Error() }
+func (e absentError) Unwrap() []error { return []error{e.err, errAbsent} }
+
+// isAbsent reports whether err says the backend is not on this machine: not
+// compiled in, no D-Bus session bus, or no daemon answering on it.
+func isAbsent(err error) bool { return errors.Is(err, errAbsent) }
 
 // Backends lists the names KeyringConfig.Backend accepts.
 func Backends() []string {
@@ -178,8 +221,9 @@ func OpenContext(ctx context.Context, cfg KeyringConfig) (Store, error) {
 	}
 	if name == BackendAuto {
 		var tried []Attempt
+		absent := true // every OS keyring is missing, not locked or hung
 		for _, b := range autoBackends(runtime.GOOS) {
-			s, err := openBackend(ctx, cfg, b)
+			s, err := openBackend(ctx, cfg, b, "")
 			if err == nil {
 				return s, nil
 			}
@@ -188,13 +232,29 @@ func OpenContext(ctx context.Context, cfg KeyringConfig) (Store, error) {
 			}
 			cfg.Logger.Debug("keyring backend did not open", "backend", b, "err", err)
 			tried = append(tried, Attempt{Backend: b, Err: err})
+			absent = absent && isAbsent(err)
+		}
+		// A fresh machine (SSH, container, CI) has no OS keyring at all:
+		// use the kernel keyring, as ssh-agent keeps keys in memory, and
+		// say so. A keyring that is there but locked or hung is reported
+		// instead: falling back would hide the sessions stored in it.
+		if runtime.GOOS == "linux" && absent {
+			s, err := openBackend(ctx, cfg, BackendKeyctl, KeyctlNotice)
+			if err == nil {
+				cfg.Logger.Warn("no OS keyring here; using the kernel keyring", "notice", KeyctlNotice, "tried", attemptsString(tried))
+				return s, nil
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("open keyring: %w", ctx.Err())
+			}
+			tried = append(tried, Attempt{Backend: BackendKeyctl, Err: err})
 		}
 		return nil, &NoKeyringError{Tried: tried}
 	}
 	if !slices.Contains(Backends(), name) {
 		return nil, fmt.Errorf("unknown keyring backend %q (want one of %s)", name, strings.Join(Backends(), ", "))
 	}
-	s, err := openBackend(ctx, cfg, name)
+	s, err := openBackend(ctx, cfg, name, "")
 	if err != nil {
 		return nil, fmt.Errorf("open %s keyring: %w", name, err)
 	}
@@ -206,25 +266,29 @@ func unregisteredReason(backend string) error {
 	switch backend {
 	case BackendSecretService, BackendKWallet:
 		if runtime.GOOS != "linux" {
-			return fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)
+			return absentError{fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)}
+		}
+		if busguard.Active() && !sessionBusConfigured() {
+			return absentError{fmt.Errorf("%w: no D-Bus session bus is set (DBUS_SESSION_BUS_ADDRESS is unset and there is no $XDG_RUNTIME_DIR/bus)", ErrUnavailable)}
 		}
 		if busguard.Active() {
 			return fmt.Errorf("%w: d-bus was disabled at process start (run with %s=1 to allow it)", ErrUnavailable, busguard.Marker)
 		}
 		if backend == BackendKWallet && os.Getenv("DISABLE_KWALLET") == "1" {
-			return fmt.Errorf("%w: disabled by DISABLE_KWALLET=1", ErrUnavailable)
+			return absentError{fmt.Errorf("%w: disabled by DISABLE_KWALLET=1", ErrUnavailable)}
 		}
-		return fmt.Errorf("%w: no d-bus session bus answered at process start", ErrUnavailable)
+		return absentError{fmt.Errorf("%w: no D-Bus session bus answered at process start", ErrUnavailable)}
 	case BackendKeychain:
 		if runtime.GOOS == "darwin" {
 			return fmt.Errorf("%w: not compiled in (build with CGO_ENABLED=1)", ErrUnavailable)
 		}
 	}
-	return fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)
+	return absentError{fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)}
 }
 
-// openBackend opens one backend, checks it, and wraps it.
-func openBackend(ctx context.Context, cfg KeyringConfig, backend string) (Store, error) {
+// openBackend opens one backend, checks it, and wraps it; notice is what
+// the store's Notice will say.
+func openBackend(ctx context.Context, cfg KeyringConfig, backend, notice string) (Store, error) {
 	if !slices.Contains(keyring.AvailableBackends(), keyring.BackendType(backend)) {
 		return nil, unregisteredReason(backend)
 	}
@@ -246,6 +310,9 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend string) (Store,
 		kcfg.KeychainTrustApplication = true
 		kcfg.KeychainAccessibleWhenUnlocked = true
 	case BackendKeyctl:
+		if err := keyctlRefused(); err != nil {
+			return nil, err
+		}
 		kcfg.KeyCtlScope = "user"
 	case BackendPass:
 		kcfg.PassDir = cfg.PassDir
@@ -262,6 +329,11 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend string) (Store,
 		}
 		if cfg.Passphrase == nil {
 			return nil, errors.New("the file backend needs a passphrase (MCPKEY_FILE_PASSPHRASE, --passphrase-file or a terminal)")
+		}
+		// keyring writes its files with os.WriteFile: the directory must
+		// be ours, and closed to others, before anything goes into it.
+		if err := safefile.CheckDir(dir); err != nil {
+			return nil, fmt.Errorf("file keyring: %w", err)
 		}
 		// Asked once, here, outside the per-call timeout: a human may be
 		// typing. keyring would otherwise prompt lazily, under a timeout.
@@ -286,11 +358,18 @@ func openBackend(ctx context.Context, cfg KeyringConfig, backend string) (Store,
 		timeout: cfg.Timeout,
 		sem:     make(chan struct{}, 1),
 		logger:  cfg.Logger,
+		notice:  notice,
 	}
 	ring, err := callT(ctx, ks, "open", "", func() (keyring.Keyring, error) {
 		return keyring.Open(kcfg)
 	})
 	if err != nil {
+		if errors.Is(err, keyring.ErrNoAvailImpl) && (backend == BackendSecretService || backend == BackendKWallet) {
+			// keyring.Open hides the opener's error; for these it is a
+			// D-Bus call to a name nobody owns (no keyring daemon). A
+			// locked keyring opens, a hung one times out instead.
+			return nil, absentError{fmt.Errorf("%w: no %s daemon answers on the D-Bus session bus", ErrUnavailable, backend)}
+		}
 		return nil, err
 	}
 	ks.ring = ring
@@ -357,11 +436,14 @@ type keyringStore struct {
 	// time out waiting for it instead of piling up goroutines.
 	sem    chan struct{}
 	logger *slog.Logger
+	notice string // see Notice
 }
 
 var _ Store = (*keyringStore)(nil)
 
 func (k *keyringStore) Backend() string { return k.name }
+
+func (k *keyringStore) Notice() string { return k.notice }
 
 func opName(op, key string) string {
 	if key == "" {
@@ -429,6 +511,9 @@ func (k *keyringStore) mapErr(op, key string, err error) error {
 		return fmt.Errorf("%s: %w", opName(op, key), err)
 	case errors.Is(err, keyring.ErrKeyNotFound), op == "delete" && errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w", opName(op, key), ErrNotFound)
+	case k.name == BackendKeyctl && errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%s: %w: the kernel keyring's per-user quota is used up (%s); log out of sessions you no longer need, raise it (sysctl kernel.keys.maxbytes and kernel.keys.maxkeys), or use --backend file",
+			opName(op, key), ErrFull, keyctlQuota())
 	case op == "get" && k.name == BackendFile && key != "":
 		// The passphrase was proven at Open (healthCheck): an item
 		// that cannot be read or decrypted now (garbage, zero bytes,

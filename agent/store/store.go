@@ -17,6 +17,12 @@ var ErrCorrupt = errors.New("store: corrupt item")
 // printable ASCII, or, under Chunked, using the reserved character '#').
 var ErrInvalidKey = errors.New("store: invalid key")
 
+// ErrFull wraps the error for a write the store has no room for: the
+// kernel keyring's per-user quota (a non-root user may keep 20000 bytes in
+// 200 keys, all programs together) is used up. What was stored before stays
+// readable; the message says how full the quota is and what to do.
+var ErrFull = errors.New("credential store full")
+
 // ErrUnavailable wraps every failure to reach the backing store (a hung or
 // locked keyring daemon, a timeout). The agent maps it to store_unavailable.
 var ErrUnavailable = errors.New("store unavailable")
