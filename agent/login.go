@@ -524,8 +524,9 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	}
 	s.mu.Lock()
 	rec := s.rec
-	// Whoever still holds s serves nothing from it any more.
-	s.needsLogin, s.lastErr = true, "logged out"
+	// Whoever still holds s serves nothing from it any more, and a refresh
+	// in flight does not write it back to the store.
+	s.needsLogin, s.lastErr, s.removed = true, "logged out", true
 	s.renewHotLocked()
 	s.mu.Unlock()
 	res := LogoutResult{Server: key.server, Account: key.account}

@@ -48,8 +48,13 @@ type session struct {
 	retryAt  time.Time
 	// retired holds the tokens the previous adoption superseded, in memory
 	// of the session's own, until the next adoption or a wipe clears them
-	// (adoptLocked).
+	// (adoptLocked). dropped is set once the tokens were wiped (lock,
+	// logout): the session takes no new ones.
 	retired []string
+	dropped bool
+	// removed is set by logout: a refresh that ends afterwards keeps and
+	// stores nothing.
+	removed bool
 	// unpersisted is set when a refreshed record could not be written to
 	// the store yet: it must be, before its tokens are served.
 	unpersisted bool
@@ -402,6 +407,12 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		next.Scopes = ts.Scopes
 	}
 	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		ts.Wipe()
+		a.log.Info("a refresh ended after logout; its tokens were dropped", "server", r.Server, "account", r.Account)
+		return nil
+	}
 	// Keep the rotated refresh token in memory even if the write below fails:
 	// the old one is already spent.
 	s.unpersisted = true

@@ -3,6 +3,7 @@ package agent
 import (
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"github.com/mcpkey/mcpkey/agent/store"
@@ -24,6 +25,11 @@ import (
 // adoption (two generations old: no caller is still being handed them) are
 // wiped.
 func (s *session) adoptLocked(r store.SessionRecord) {
+	if s.dropped {
+		// Wiped (lock, logout) while a refresh was in flight: the agent no
+		// longer holds this session; the refresh persists what it got.
+		return
+	}
 	var retired []string
 	r.AccessToken = s.keepOrOwn(s.rec.AccessToken, r.AccessToken, &retired)
 	r.RefreshToken = s.keepOrOwn(s.rec.RefreshToken, r.RefreshToken, &retired)
@@ -46,18 +52,37 @@ func (s *session) keepOrOwn(held, next string, retired *[]string) string {
 	return wipe.Own(next)
 }
 
-// wipeLocked overwrites every token the session holds and forgets them.
+// wipeLocked overwrites every token the session holds and forgets them;
+// the session then takes no new ones (adoptLocked).
 func (s *session) wipeLocked() {
 	for _, t := range append(s.retired, s.rec.AccessToken, s.rec.RefreshToken) {
 		wipe.String(t)
 	}
 	s.rec.AccessToken, s.rec.RefreshToken, s.retired = "", "", nil
+	s.dropped = true
 	s.renewHotLocked()
 }
 
-// forget wipes the tokens of sessions the agent no longer holds.
+// forgetWait bounds how long forget waits for a refresh in flight: it is
+// never cancelled (a rotated refresh token the answer carries must reach
+// the store), and it holds the session's tokens in its request until done.
+const forgetWait = 5 * time.Second
+
+// forget wipes the tokens of sessions the agent no longer holds, once their
+// refreshes in flight, if any, are done (at most forgetWait).
 func forget(ss ...*session) {
+	timeout := time.NewTimer(forgetWait)
+	defer timeout.Stop()
 	for _, s := range ss {
+		s.mu.Lock()
+		f := s.refreshing
+		s.mu.Unlock()
+		if f != nil {
+			select {
+			case <-f.done:
+			case <-timeout.C:
+			}
+		}
 		s.mu.Lock()
 		s.wipeLocked()
 		s.mu.Unlock()

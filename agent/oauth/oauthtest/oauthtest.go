@@ -213,6 +213,7 @@ type Server struct {
 	devPolls   []time.Time
 	failStatus int
 	fault      *Fault
+	hold       *hold
 	down       bool
 	badGrant   bool
 	seq        int
@@ -359,6 +360,31 @@ func (s *Server) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() 
 // SetRefreshFault makes /token answer every refresh grant with f (counted
 // in Refreshes); nil restores normal service.
 func (s *Server) SetRefreshFault(f *Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
+
+// hold keeps refresh requests waiting (HoldRefreshes).
+type hold struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+// HoldRefreshes makes the next refresh requests wait, before the server
+// looks at them, until release is called; entered receives once per request
+// that arrived and waits.
+func (s *Server) HoldRefreshes() (entered <-chan struct{}, release func()) {
+	h := &hold{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	var once sync.Once
+	return h.entered, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.hold = nil
+			s.mu.Unlock()
+			close(h.release)
+		})
+	}
+}
 
 // ForgetClients forgets every dynamically registered client, as an
 // authorization server with an in-memory database does when it restarts.
@@ -678,6 +704,19 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tr := clientRequest(r)
+	if r.PostForm.Get("grant_type") == "refresh_token" {
+		s.mu.Lock()
+		h := s.hold
+		s.mu.Unlock()
+		if h != nil {
+			h.entered <- struct{}{}
+			select {
+			case <-h.release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokenReqs = append(s.tokenReqs, tr)
