@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/mcpkey/mcpkey/internal/tcppeer"
 	"io"
 	"log"
 	"net"
@@ -286,16 +287,11 @@ func sameUser(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	uid, ok, err := loopbackPeerUID(remote, local)
-	if err != nil {
-		// /proc/net/tcp is read in pieces: a table changing meanwhile can
-		// hide an entry. Look once more before refusing.
-		uid, ok, err = loopbackPeerUID(remote, local)
+	p, err := tcppeer.Lookup(remote, local)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return true // no way to tell here; see the README's threat model
 	}
-	if !ok {
-		return true
-	}
-	return err == nil && uid == os.Geteuid()
+	return err == nil && p.UID == os.Geteuid()
 }
 
 func errorPage(w http.ResponseWriter, status int, msg string) {
