@@ -236,6 +236,20 @@ func (h *hydraServer) start(t testing.TB, exe string) {
 	if err != nil {
 		t.Fatalf("hydra never became ready: %v\n%s", err, h.p.stderr.String())
 	}
+	// Hydra makes its signing keys at the first request that needs them
+	// (RSA, seconds on a busy machine): make them now, so no test's login
+	// waits for them within its own deadlines.
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+		req, _ := http.NewRequestWithContext(deadline(t, 120*time.Second), http.MethodGet, strings.TrimSuffix(h.Issuer, "/")+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("hydra %s: %v\n%s", path, err, h.p.stderr.String())
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("hydra %s: %s", path, resp.Status)
+		}
+	}
 }
 
 // restart stops Hydra and starts it again on the same ports: the memory

@@ -145,7 +145,10 @@ func TestFilePassphraseLeavesTheEnvironment(t *testing.T) {
 	if r := b.run(t, 20*time.Second, "token", as.MCPURL); r.Code != 0 {
 		t.Errorf("token after a restart with the same passphrase: exit %d\n%s", r.Code, r.Stderr)
 	}
-	// A wrong one is still refused: the passphrase really is used.
+	// A wrong one is still refused: the passphrase really is used (with
+	// the agent stopped: a second one for the same user would be refused
+	// before it reads any passphrase).
+	b.p.stop()
 	wdir := filepath.Join(dir, "w")
 	os.Mkdir(wdir, 0o700)
 	c := exec.Command(bin(t, "mcpkey"), "agent", "--socket", filepath.Join(wdir, "w.sock"), "--backend", "file")
