@@ -1,7 +1,7 @@
 // mcpkey's end-to-end authorization server: oidc-provider with PKCE required,
 // resource indicators (JWT access tokens whose aud is the resource), open
 // dynamic client registration, revocation and rotating refresh tokens with
-// reuse detection. See /work/shared/design/test-components.md §6.
+// reuse detection. See ../shared/design/test-components.md §6.
 //
 // Environment:
 //   AS_PORT         port on 127.0.0.1; 0 (the default) picks a free one
