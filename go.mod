@@ -5,13 +5,13 @@ go 1.26.0
 require (
 	fyne.io/systray v1.12.2
 	github.com/99designs/keyring v1.2.2
-	github.com/BurntSushi/toml v1.6.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/modelcontextprotocol/go-sdk v1.8.0
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/segmentio/encoding v0.5.4
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sys v0.50.0

@@ -20,8 +20,8 @@
 // (Agent.Login) runs OAuth 2.1 with PKCE in the user's browser against a
 // loopback redirect listener and stores the new record. Configuration
 // (names, accounts, scopes, audience, approval, deny rules) comes from the
-// config file (Settings, settings.go) and may be replaced while running
-// (ApplySettings, WatchSettings).
+// config file (Settings, read by package config) and may be replaced while
+// running (ApplySettings, WatchSettings).
 //
 // # Session states
 //
