@@ -434,3 +434,23 @@ func TestExampleConfigIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any input gives settings or a *SettingsError, never a panic.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"", "backend = 'auto'\n", "[servers.a]\nurl = 'https://a.example'\nheaders = { a = [1, [2]] }\n",
+		"[[restricted_socket]]\n[[restricted_socket.x]]\n", "a.b.c = { d = [ { e = 1 } ] }\n",
+		"servers = [ { url = 1 } ]\n", "[issuers.\"x\"]\n[issuers.\"x\".y]\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse("config.toml", data)
+		if err != nil {
+			var se *SettingsError
+			if s != nil || !errors.As(err, &se) {
+				t.Fatalf("got %+v, %T %v", s, err, err)
+			}
+		}
+	})
+}

@@ -172,6 +172,11 @@ func (d *decoder) unknown(e *toml.DecodeError) {
 	if p, ok := d.ix.byKey[d.ix.offset(e.Position())]; ok {
 		key = p
 	}
+	if len(key) == 0 {
+		line, col := e.Position()
+		d.errs = append(d.errs, &SettingsError{Path: d.path, Line: line, Column: col, Msg: "unknown key"})
+		return
+	}
 	name := key[len(key)-1]
 	if name == "client_secret" && len(key) == 3 && key[0] == "servers" {
 		d.at(key, false, "a client secret must not be written in the config\nhint: put it in a file and set client_secret_file = \"PATH\", or store it with `mcpkey secret set`")
