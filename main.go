@@ -812,6 +812,9 @@ func pasteRedirects(ctx context.Context, c *ipc.Client, r io.Reader) {
 			fmt.Fprintf(os.Stderr, "mcpkey: %s\n", err)
 		}
 	}
+	if err := sc.Err(); err != nil { // a line over 64 KiB is no redirect URL
+		fmt.Fprintf(os.Stderr, "mcpkey: read pasted redirect URL: %v\n", err)
+	}
 }
 
 // ---- probe ----
