@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -801,28 +802,18 @@ func login(ctx context.Context, c *ipc.Client, req agent.LoginRequest) error {
 
 // pasteRedirects hands every line typed on r to the agent as a redirect URL.
 func pasteRedirects(ctx context.Context, c *ipc.Client, r io.Reader) {
-	buf := make([]byte, 0, 4096)
-	tmp := make([]byte, 1024)
-	for {
-		n, err := r.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		for {
-			i := strings.IndexByte(string(buf), '\n')
-			if i < 0 {
-				break
-			}
-			line := strings.TrimSpace(string(buf[:i]))
-			buf = buf[i+1:]
-			if line == "" {
-				continue
-			}
-			if err := c.CompleteLogin(ctx, line); err != nil {
-				fmt.Fprintf(os.Stderr, "mcpkey: %s\n", err)
-			}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() && ctx.Err() == nil {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
 		}
-		if err != nil || ctx.Err() != nil {
-			return
+		if err := c.CompleteLogin(ctx, line); err != nil {
+			fmt.Fprintf(os.Stderr, "mcpkey: %s\n", err)
 		}
+	}
+	if err := sc.Err(); err != nil { // a line over 64 KiB is no redirect URL
+		fmt.Fprintf(os.Stderr, "mcpkey: read pasted redirect URL: %v\n", err)
 	}
 }
 

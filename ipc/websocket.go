@@ -20,11 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
-
 	"github.com/gorilla/websocket"
-	"github.com/mcpkey/mcpkey/agent"
+	json "github.com/segmentio/encoding/json"
+	"golang.org/x/time/rate"
 
+	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
@@ -497,8 +497,8 @@ type wsConn struct {
 	buf       []byte
 	lr        io.LimitedReader
 	inMessage bool
-	bucket    tokenBucket
-	err       error // sticky read error: gorilla panics on repeated reads of a failed conn
+	limiter   *rate.Limiter // nil: no limit
+	err       error         // sticky read error: gorilla panics on repeated reads of a failed conn
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -518,8 +518,7 @@ func (w *WebSocketServer) newConn(ws *websocket.Conn) *wsConn {
 		closeCode: websocket.CloseNormalClosure,
 	}
 	if w.opts.RateLimit > 0 {
-		c.bucket = tokenBucket{rate: w.opts.RateLimit, burst: float64(w.opts.RateBurst),
-			tokens: float64(w.opts.RateBurst), last: c.now()}
+		c.limiter = rate.NewLimiter(rate.Limit(w.opts.RateLimit), w.opts.RateBurst)
 	}
 	ws.SetReadDeadline(time.Now().Add(c.idleTimeout))
 	ws.SetPongHandler(func(string) error {
@@ -587,7 +586,7 @@ func (c *wsConn) readMessage() ([]byte, error) {
 			c.setClose(closeUnsupported, "binary frames are not supported; send JSON text frames")
 			return nil, errBinaryFrame
 		}
-		if c.bucket.rate > 0 && !c.bucket.take(c.now()) {
+		if c.limiter != nil && !c.limiter.AllowN(c.now(), 1) {
 			c.setClose(closePolicy, errRateLimited.Error())
 			return nil, errRateLimited
 		}
@@ -640,24 +639,4 @@ func (c *wsConn) Close() error {
 		c.ws.Close()
 	})
 	return nil
-}
-
-// tokenBucket is a per-connection request limiter, used by one goroutine.
-// (golang.org/x/time/rate would do, but is not a dependency yet, and this is
-// all that is needed.)
-type tokenBucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

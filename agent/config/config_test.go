@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,13 @@ import (
 func TestParseSettingsExample(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
-	s, err := LoadSettings(filepath.Join("testdata", "config", "example.toml"))
+	s, err := Load(filepath.Join("..", "testdata", "config", "example.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	yes := true
 	want := &Settings{
-		Path:             filepath.Join("testdata", "config", "example.toml"),
+		Path:             filepath.Join("..", "testdata", "config", "example.toml"),
 		Backend:          "auto",
 		KeyringTimeout:   10 * time.Second,
 		LogLevel:         slog.LevelInfo,
@@ -86,11 +87,11 @@ func TestParseSettingsErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"syntax: unterminated string", "backend = \"auto\n",
-			`config.toml:1:16: strings cannot contain newlines`},
+			`config.toml:1:16: basic strings cannot have new lines`},
 		{"syntax: missing value", "log_level = 'info'\nbackend =",
-			`config.toml:2:9: unexpected EOF; expected value`},
+			`config.toml:2:9: expected value, not end of input`},
 		{"syntax: duplicate key", "backend = \"auto\"\nbackend = \"file\"\n",
-			`config.toml:2:1: key 'backend' has already been defined`},
+			`config.toml:2:1: key backend is already defined`},
 		{"unknown top-level key with suggestion", "log_level = 'info'\nbakend = 'file'\n",
 			`config.toml:2:1: bakend: unknown key (did you mean "backend"?)`},
 		{"unknown key without suggestion", "colour = 'blue'\n",
@@ -170,14 +171,19 @@ func TestParseSettingsErrors(t *testing.T) {
 			`config.toml:6:1: servers.a.color: unknown key`},
 		{"columns count characters, not bytes", "# héllo\n  \"bäckend\" = 1\n",
 			`config.toml:2:3: "bäckend": unknown key (did you mean "backend"?)`},
-		{"several errors, sorted by position", "log_level = 3\nkeyring_timeout = '0s'\n[servers.x]\nurl = 'ftp://x'\n",
-			"config.toml:1:13: log_level: expected a string, got an integer\n" +
+		// A value of the wrong type stops decoding: it is reported alone.
+		{"a type error is reported alone", "log_level = 3\nkeyring_timeout = '0s'\n",
+			"config.toml:1:13: log_level: expected a string, got an integer"},
+		{"wrong type in an array of tables", "[[restricted_socket]]\npath = '/x'\nservers = 'a'\n",
+			`config.toml:3:11: restricted_socket[0].servers: expected an array of strings, got a string`},
+		{"several errors, sorted by position", "colr = 3\nkeyring_timeout = '0s'\n[servers.x]\nurl = 'ftp://x'\n",
+			"config.toml:1:1: colr: unknown key\n" +
 				"config.toml:2:19: keyring_timeout: expected a positive duration, got \"0s\" (leave the key out for the default)\n" +
 				"config.toml:4:7: servers.x.url: expected an absolute http(s) URL, got \"ftp://x\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := ParseSettings("config.toml", []byte(tt.src))
+			s, err := Parse("config.toml", []byte(tt.src))
 			if err == nil {
 				t.Fatalf("no error; settings %+v", s)
 			}
@@ -204,7 +210,7 @@ func TestParseSettingsErrors(t *testing.T) {
 }
 
 func TestParseSettingsEmptyAndValidVariants(t *testing.T) {
-	s, err := ParseSettings("config.toml", nil)
+	s, err := Parse("config.toml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +231,7 @@ client_metadata_url = "http://localhost:3000/client.json"
 confirm = false
 allow = []
 `
-	s, err = ParseSettings(cfg, []byte(src))
+	s, err = Parse(cfg, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,14 +249,14 @@ allow = []
 
 func TestLoadSettingsMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope", "config.toml")
-	s, err := LoadSettings(path)
+	s, err := Load(path)
 	if err != nil {
 		t.Fatalf("missing config: %v", err)
 	}
 	if !reflect.DeepEqual(s, &Settings{Path: path}) {
 		t.Errorf("missing config: got %+v, want empty settings", s)
 	}
-	if _, err := LoadSettings(t.TempDir()); err == nil || !strings.HasPrefix(err.Error(), "read config: ") {
+	if _, err := Load(t.TempDir()); err == nil || !strings.HasPrefix(err.Error(), "read config: ") {
 		t.Errorf("a directory as config: got %v, want a read error", err)
 	}
 }
@@ -302,7 +308,7 @@ func TestCanonicalServerURL(t *testing.T) {
 }
 
 func TestSettingsServer(t *testing.T) {
-	s, err := ParseSettings("config.toml", []byte(`
+	s, err := Parse("config.toml", []byte(`
 [servers.github]
 url = "https://API.example.com:443/mcp"
 account = "work"
@@ -369,7 +375,7 @@ url = "https://api.example.com/mcp"
 }
 
 func TestApprovalPolicy(t *testing.T) {
-	s, err := ParseSettings("config.toml", []byte(`
+	s, err := Parse("config.toml", []byte(`
 confirm = false
 allow = ["/usr/bin/claude"]
 deny = ["/tmp/*"]
@@ -417,13 +423,34 @@ func TestSecretRef(t *testing.T) {
 
 func TestExampleConfigIsDocumented(t *testing.T) {
 	// Every key the parser knows appears in the example the README quotes.
-	data, err := os.ReadFile(filepath.Join("testdata", "config", "example.toml"))
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "config", "example.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range append(append(append([]string{}, topKeys...), serverKeys...), socketKeys...) {
+	top, servers, sockets := Keys()
+	for _, k := range slices.Concat(top, servers, sockets) {
 		if !strings.Contains(string(data), k) {
 			t.Errorf("example.toml does not mention %q", k)
 		}
 	}
+}
+
+// FuzzParse: any input gives settings or a *SettingsError, never a panic.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"", "backend = 'auto'\n", "[servers.a]\nurl = 'https://a.example'\nheaders = { a = [1, [2]] }\n",
+		"[[restricted_socket]]\n[[restricted_socket.x]]\n", "a.b.c = { d = [ { e = 1 } ] }\n",
+		"servers = [ { url = 1 } ]\n", "[issuers.\"x\"]\n[issuers.\"x\".y]\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse("config.toml", data)
+		if err != nil {
+			var se *SettingsError
+			if s != nil || !errors.As(err, &se) {
+				t.Fatalf("got %+v, %T %v", s, err, err)
+			}
+		}
+	})
 }
