@@ -159,8 +159,12 @@ func (y *yardstickPair) systems() []yardSystem {
 //     latencies of one call, unix/ssh and ws/ssh their ratios (targets:
 //     ≤ 1 and ≤ 1.5).
 //   - conns=64: 64 connections each, one goroutine per connection;
-//     ssh/unix/ws-calls/s are the throughputs, unix/ssh and ws/ssh their
-//     ratios (target: ≥ 0.5).
+//     ssh/unix-calls/s are the throughputs, unix/ssh their ratio (target:
+//     ≥ 0.5). The WebSocket is left out: the agent limits each WebSocket
+//     connection to 100 requests/s (burst 200) and closes one that goes
+//     over, and at 64 connections the redials find the slots (64 at most)
+//     of the closing ones still taken. At one connection the client redials
+//     after every ~200 calls, which leaves the median alone.
 //
 // b.N is the number of calls made to each system; ns/op is the sum of the
 // three systems' time per call.
@@ -168,19 +172,16 @@ func (y *yardstickPair) systems() []yardSystem {
 // process times the commands users run (see benchProcess).
 func BenchmarkYardstick(b *testing.B) {
 	y := startYardstick(b)
-	for _, n := range []int{1, 64} {
-		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			interleave(b, y, n)
-		})
-	}
+	systems := y.systems()
+	b.Run("conns=1", func(b *testing.B) { interleave(b, y, 1, systems) })
+	b.Run("conns=64", func(b *testing.B) { interleave(b, y, 64, systems[:2]) }) // not ws
 	b.Run("process", func(b *testing.B) { benchProcess(b, y) })
 }
 
 // interleave runs b.N calls on each system with n connections each: a
 // chunk of calls on one system, then on the next, round after round, with
 // the order rotated every round.
-func interleave(b *testing.B, y *yardstickPair, n int) {
-	systems := y.systems()
+func interleave(b *testing.B, y *yardstickPair, n int, systems []yardSystem) {
 	callers := make([][]func() error, len(systems))
 	for s, sys := range systems {
 		callers[s] = y.callers(sys, n)
