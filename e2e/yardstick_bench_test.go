@@ -160,14 +160,14 @@ func (y *yardstickPair) systems() []yardSystem {
 //     (targets: ≤ 1 and ≤ 1.5).
 //   - conns=64: 64 connections each, one goroutine per connection;
 //     ssh/unix-calls/s are the throughputs, unix/ssh-tput their ratio
-//     (target: ≥ 0.5). The WebSocket is left out: the agent limits each WebSocket
-//     connection to 100 requests/s (burst 200) and closes one that goes
-//     over, and at 64 connections the redials find the slots (64 at most)
-//     of the closing ones still taken. At one connection the client redials
-//     after every ~200 calls, which leaves the median alone.
+//     (target: ≥ 0.5). The WebSocket is left out: the agent limits each
+//     WebSocket connection to 100 requests/s (burst 200) and closes one
+//     that goes over, and at 64 connections the redials find the slots
+//     (64 at most) of the closing ones still taken. At one connection the
+//     client redials after every ~200 calls, which leaves the median alone.
 //
 // b.N is the number of calls made to each system; ns/op is the sum of the
-// three systems' time per call.
+// systems' times per call.
 //
 // process times the commands users run (see benchProcess).
 func BenchmarkYardstick(b *testing.B) {
