@@ -22,8 +22,16 @@ func cliSession(t testing.TB, accounts ...string) (*agentProc, string) {
 	t.Helper()
 	as := oauthtest.New(t, oauthtest.Options{ScopesSupported: []string{"mcp:tools"}, AccessTokenTTL: time.Hour})
 	a := startAgent(t, bin(t, "autobrowser"))
+	signIn(t, a, as.MCPURL, accounts...)
+	return a, as.MCPURL
+}
+
+// signIn runs `mcpkey login server` against a for each account given (""
+// is the default account).
+func signIn(t testing.TB, a *agentProc, server string, accounts ...string) {
+	t.Helper()
 	for _, acct := range accounts {
-		args := []string{"login", as.MCPURL}
+		args := []string{"login", server}
 		if acct != "" {
 			args = append(args, "--account", acct)
 		}
@@ -33,7 +41,6 @@ func cliSession(t testing.TB, accounts ...string) (*agentProc, string) {
 			t.Fatalf("mcpkey %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	return a, as.MCPURL
 }
 
 // dbusDaemons counts running dbus-daemon processes.
@@ -151,62 +158,4 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 			b.Log(l)
 		}
 	}
-}
-
-// BenchmarkCLIToken times `mcpkey token` as a whole process (exec to exit)
-// against a running agent with a cached token; BenchmarkSSHAddList times
-// `ssh-add -l` against a running ssh-agent holding one key, in the same run.
-// p50-ns is the median (target: mcpkey's at most 1.5× ssh-add's).
-func BenchmarkCLIToken(b *testing.B) {
-	a, server := cliSession(b, "")
-	env := append(slices.Clone(a.Env), "MCPKEY_NO_AUTOSTART=1")
-	benchExec(b, env, bin(b, "mcpkey"), "token", server)
-}
-
-func BenchmarkSSHAddList(b *testing.B) {
-	agentBin, err := exec.LookPath("ssh-agent")
-	if err != nil {
-		skipOrFail(b, "ssh-agent missing (openssh-client)")
-	}
-	dir, err := os.MkdirTemp("", "ssh")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "agent.sock")
-	p := start(b, "ssh-agent", exec.Command(agentBin, "-D", "-a", sock), nil)
-	defer p.stop()
-	ctx := deadline(b, 10*time.Second)
-	if err := poll(ctx, 10*time.Millisecond, func() bool { _, err := os.Stat(sock); return err == nil }); err != nil {
-		b.Fatal("ssh-agent socket never appeared")
-	}
-	key := filepath.Join(dir, "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		b.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	env := []string{"SSH_AUTH_SOCK=" + sock, "PATH=" + os.Getenv("PATH")}
-	add := exec.Command("ssh-add", key)
-	add.Env = env
-	if out, err := add.CombinedOutput(); err != nil {
-		b.Fatalf("ssh-add: %v\n%s", err, out)
-	}
-	benchExec(b, env, "ssh-add", "-l")
-}
-
-// benchExec runs a command b.N times and reports the median wall time.
-func benchExec(b *testing.B, env []string, name string, args ...string) {
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		cmd := exec.Command(name, args...)
-		cmd.Env = env
-		t0 := time.Now()
-		if out, err := cmd.Output(); err != nil {
-			b.Fatalf("%s: %v\n%s", name, err, out)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 }
