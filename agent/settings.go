@@ -76,6 +76,10 @@ type Settings struct {
 	// Confirm makes every token request from a caller not on Allow wait for
 	// the user's approval (default false, as ssh-agent).
 	Confirm bool
+	// Approval is who may answer an approval: ApprovalPrompt ("", the
+	// default: the tray or `mcpkey approve` with a code), ApprovalPolkit
+	// (only polkit's authentication dialog) or ApprovalTouchID (not built).
+	Approval string
 	// Allow and Deny are executable paths or globs (filepath.Match syntax)
 	// approved without asking, or always refused.
 	Allow []string
@@ -135,6 +139,8 @@ type ServerSettings struct {
 	Allow    []string
 	Deny     []string
 	Remember time.Duration
+	// Approval overrides Settings.Approval for this server ("": inherit).
+	Approval string
 
 	// Headers are static request headers whose values come from stored
 	// secrets: header name → "secret:NAME".
@@ -178,6 +184,7 @@ type RestrictedSocketSettings struct {
 // ApprovalPolicy is the effective approval policy for one server.
 type ApprovalPolicy struct {
 	Confirm  bool
+	Approval string // ApprovalPrompt, ApprovalPolkit or ApprovalTouchID
 	Allow    []string
 	Deny     []string
 	Remember time.Duration
@@ -194,6 +201,7 @@ func (s *Settings) ApprovalPolicy(server string) ApprovalPolicy {
 	}
 	p := ApprovalPolicy{
 		Confirm:  s.Confirm,
+		Approval: cmp.Or(s.Approval, ApprovalPrompt),
 		Allow:    s.Allow,
 		Deny:     s.Deny,
 		Remember: cmp.Or(s.Remember, DefaultRemember),
@@ -202,6 +210,9 @@ func (s *Settings) ApprovalPolicy(server string) ApprovalPolicy {
 	if ss, ok := s.Server(server); ok {
 		if ss.Confirm != nil {
 			p.Confirm = *ss.Confirm
+		}
+		if ss.Approval != "" {
+			p.Approval = ss.Approval
 		}
 		if ss.Allow != nil {
 			p.Allow = ss.Allow
@@ -389,10 +400,10 @@ var (
 // Keys each table accepts; anything else is an error, so typos are caught.
 var (
 	topKeys = []string{"backend", "keyring_timeout", "log_level", "passphrase_file", "refresh_margin",
-		"login_wait", "ws_listen", "ws_allowed_origins", "confirm", "allow", "deny", "remember",
+		"login_wait", "ws_listen", "ws_allowed_origins", "confirm", "approval", "allow", "deny", "remember",
 		"approval_timeout", "lock_on_screen_lock", "lock_after_idle", "servers", "issuers", "restricted_socket"}
 	serverKeys = []string{"url", "scopes", "account", "client_id", "client_secret_file", "client_metadata_url",
-		"redirect_port", "allow_private_network", "resource_as_audience", "confirm", "allow", "deny", "remember", "headers", "env"}
+		"redirect_port", "allow_private_network", "resource_as_audience", "confirm", "approval", "allow", "deny", "remember", "headers", "env"}
 	issuerKeys = []string{"resource_as_audience"}
 	socketKeys = []string{"path", "servers", "ttl"}
 )
@@ -489,6 +500,8 @@ func (d *decoder) settings(raw map[string]any) *Settings {
 			s.WSAllowedOrigins = d.origins(key, v)
 		case "confirm":
 			s.Confirm, _ = d.bool(key, v)
+		case "approval":
+			s.Approval = d.approval(key, v)
 		case "allow":
 			s.Allow = d.globs(key, v)
 		case "deny":
@@ -607,6 +620,8 @@ func (d *decoder) server(key []string, v any) (ServerSettings, bool) {
 			if b, ok := d.bool(key, v); ok {
 				ss.Confirm = &b
 			}
+		case "approval":
+			ss.Approval = d.approval(key, v)
 		case "allow":
 			ss.Allow = d.globs(key, v)
 			if ss.Allow == nil {
@@ -699,6 +714,16 @@ func (d *decoder) str(key []string, v any) (string, bool) {
 		d.at(key, true, "expected a string, got %s", tomlType(v))
 	}
 	return s, ok
+}
+
+// approval reads an approval key: one of ApprovalModes.
+func (d *decoder) approval(key []string, v any) string {
+	s, ok := d.str(key, v)
+	if ok && !slices.Contains(ApprovalModes, s) {
+		d.at(key, true, "expected one of %s, got %q", strings.Join(ApprovalModes, ", "), s)
+		return ""
+	}
+	return s
 }
 
 func (d *decoder) bool(key []string, v any) (bool, bool) {
