@@ -164,10 +164,10 @@ func (e *polkitEnv) startAgent(t *testing.T, config string) int {
 	return cmd.Process.Pid
 }
 
-// token runs `mcpkey token srv` as the user in the background.
-func (e *polkitEnv) token(t *testing.T) <-chan result {
+// token runs `mcpkey token server` as the user in the background.
+func (e *polkitEnv) token(t *testing.T, server string) <-chan result {
 	ch := make(chan result, 1)
-	go func() { ch <- e.u.runEnv(t, nil, "token", "srv") }()
+	go func() { ch <- e.u.runEnv(t, nil, "token", server) }()
 	return ch
 }
 
@@ -212,6 +212,9 @@ approval_timeout = "6s"
 
 [servers.srv]
 url = "https://mcp.example.com/mcp"
+
+[servers.other]
+url = "https://other.example.com/mcp"
 `)
 	pid := strconv.Itoa(agent)
 
@@ -229,7 +232,7 @@ url = "https://mcp.example.com/mcp"
 	// A wrong password denies. Meanwhile no socket method allows: `mcpkey
 	// approve` from a terminal of its own (which answers a "prompt"
 	// approval with its code) is refused.
-	ch := e.token(t)
+	ch := e.token(t, "srv")
 	tm.awaitN(t, passwordRE, 1)
 	app := newTerminal(t, e.asUser(filepath.Join(e.u.dir, "mcpkey"), "approve", "2"), e.u.env, func(string) {})
 	if rc, screen := app.wait(t); rc == 0 || !strings.Contains(screen, "answered only in the polkit dialog") {
@@ -242,7 +245,7 @@ url = "https://mcp.example.com/mcp"
 	}
 
 	// No answer: the approval times out, denied.
-	ch = e.token(t)
+	ch = e.token(t, "srv")
 	tm.awaitN(t, passwordRE, 2)
 	r = awaitResult(t, ch)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "within 6s (approval 3); while it waits, authenticate in the polkit dialog") {
@@ -258,7 +261,7 @@ url = "https://mcp.example.com/mcp"
 
 	// The user's password allows: the request gets past approval to the
 	// session lookup (no session: "login needed", exit 3).
-	ch = e.token(t)
+	ch = e.token(t, "srv")
 	tm.awaitN(t, passwordRE, 1)
 	tm.typeLine(t, polkitPW)
 	r = awaitResult(t, ch)
@@ -276,4 +279,17 @@ url = "https://mcp.example.com/mcp"
 	if n := len(passwordRE.FindAllString(tm.screen.String(), -1)); n != 1 {
 		t.Fatalf("pkttyagent asked %d times, want 1:\n%s", n, tm.screen.String())
 	}
+
+	// A denial needs no dialog: `mcpkey deny` from any program of the user
+	// settles the approval at once and withdraws polkit's question.
+	ch = e.token(t, "other")
+	tm.awaitN(t, passwordRE, 2)
+	if r := e.u.run(t, "deny", "5"); r.Code != 0 {
+		t.Fatalf("mcpkey deny 5: exit %d\n%s", r.Code, r.Stderr)
+	}
+	r = awaitResult(t, ch)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "the user denied") {
+		t.Fatalf("after mcpkey deny: exit %d\n%s", r.Code, r.Stderr)
+	}
+	e.awaitPolkitd(t, "FAILED to authenticate to gain authorization for action dev.mcpkey.approve", 3)
 }
