@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -64,7 +65,10 @@ func (a *Agent) polkitAuthorize(ctx context.Context, cancelID string) (bool, err
 		subject, PolkitAction, map[string]string{}, polkitAllowUserInteraction, cancelID).Store(&r)
 	if ctx.Err() != nil {
 		// Close the dialog; polkit answers the pending call with an error.
-		conn.Object(polkitName, polkitPath).Call(polkitAuthority+".CancelCheckAuthorization", 0, cancelID)
+		// Bounded: a wedged polkitd must not hold up the agent's Close.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Object(polkitName, polkitPath).CallWithContext(cctx, polkitAuthority+".CancelCheckAuthorization", 0, cancelID)
 		return false, ctx.Err()
 	}
 	var de dbus.Error
