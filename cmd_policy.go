@@ -68,6 +68,9 @@ func runApprovals(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		for _, p := range ap.Caller.Parents {
 			fmt.Printf("   parent:  %s (pid %d)\n", agent.Printable(firstNonEmpty(strings.Join(p.Cmdline, " "), p.Exe, "?")), p.PID)
 		}
+		if ap.Via != "" {
+			fmt.Printf("   allow:   only by entering your password in the %s dialog (approval = %q)\n", ap.Via, ap.Via)
+		}
 	}
 	fmt.Println("\nanswer with: mcpkey approve <id> [--remember] or mcpkey deny <id>")
 	return nil
@@ -369,6 +372,15 @@ asking program's (not its session, process group or process tree). The agent
 writes the request and a one-time code to that terminal; type the code to
 allow. Programs without a terminal, WebSocket connections and the asking
 program's own processes are refused; the tray answers without a code.
+
+With approval = "polkit" in the config (top level or per server), approve
+cannot allow at all, nor can the tray: the agent asks polkit itself, and only
+your own password, typed in the dialog of the desktop's polkit authentication
+agent, allows (remembered for the remember time); a wrong password or a
+closed dialog denies. No polkit or no authentication agent refuses the
+request with the reason, never falls back to the code. deny still works and
+closes the dialog. The polkit action (dev.mcpkey.approve) comes with the
+.deb/.rpm package; mcpkey install (per user) cannot install it.
 
 examples:
   mcpkey approve 3

@@ -57,6 +57,9 @@ type Approval struct {
 	Waiting int `json:"waiting"`
 	// Decision is set once answered (EventApprovalAnswered).
 	Decision Decision `json:"decision,omitempty"`
+	// Via names the trusted prompt that alone may allow this request
+	// (ApprovalPolkit, ApprovalTouchID); empty for the tray or a terminal.
+	Via string `json:"via,omitempty"`
 }
 
 type approvalKey struct{ who, server string }
@@ -77,6 +80,8 @@ type approval struct {
 	// wrongCodes counts the wrong ones sent back.
 	challenge  *challenge
 	wrongCodes int
+	// failure says why the trusted prompt could not ask (DecisionFailed).
+	failure string
 }
 
 // approve makes the request wait for the user's decision, unless a
@@ -104,7 +109,7 @@ func (a *Agent) approve(ctx context.Context, c Caller, t target, account string,
 		g.nextID++
 		p = &approval{Approval: Approval{ID: g.nextID, Server: t.url, Name: t.settings.Name, Account: account,
 			Scopes: slices.Clone(scopes), Caller: c, Requested: now, Deadline: now.Add(pol.Timeout),
-			RememberSeconds: int64(pol.Remember / time.Second)}, key: key, remember: pol.Remember, done: make(chan struct{})}
+			RememberSeconds: int64(pol.Remember / time.Second), Via: trustedVia(pol.Approval)}, key: key, remember: pol.Remember, done: make(chan struct{})}
 		g.pending[key], g.byID[p.ID] = p, p
 		p.timer = time.AfterFunc(pol.Timeout, func() { a.decide(p, DecisionTimeout, false) })
 	}
@@ -116,6 +121,10 @@ func (a *Agent) approve(ctx context.Context, c Caller, t target, account string,
 		a.publish(Event{Kind: EventApprovalRequested, Server: t.url, Account: account, Approval: &snap,
 			Message: fmt.Sprintf("%s asks for a token for %s", c.Describe(), t.url)})
 		a.log.Info("approval requested", "id", snap.ID, "server", t.url, "exe", c.Exe, "pid", c.PID)
+		if snap.Via != "" {
+			a.wg.Add(1)
+			go a.askTrusted(p, snap.Via)
+		}
 	}
 	select {
 	case <-p.done:
@@ -130,17 +139,24 @@ func (a *Agent) approve(ctx context.Context, c Caller, t target, account string,
 		return ctx.Err()
 	}
 	g.mu.Lock()
-	d := p.Decision
+	d, failure := p.Decision, p.failure
 	g.mu.Unlock()
 	switch d {
 	case DecisionAllow, DecisionAllowOnce:
 		return nil
+	case DecisionFailed:
+		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Approval: p.ID, Reason: "approval could not be asked: " + failure})
+		return fmt.Errorf("%w: approval %d for %s could not be asked (approval = %q): %s", ErrDenied, p.ID, t.url, pol.Approval, failure)
 	case DecisionLocked:
 		return fmt.Errorf("%w: run `mcpkey unlock`", ErrLocked)
 	case DecisionTimeout:
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Approval: p.ID, Reason: "approval timed out"})
-		return fmt.Errorf("%w: %s was not approved for %s within %s (approval %d); while it waits, run `mcpkey approvals` and `mcpkey approve N`, or allow it in the config",
-			ErrDenied, c.Describe(), t.url, pol.Timeout, p.ID)
+		how := "while it waits, run `mcpkey approvals` and `mcpkey approve N`"
+		if p.Via != "" {
+			how = "while it waits, authenticate in the " + p.Via + " dialog"
+		}
+		return fmt.Errorf("%w: %s was not approved for %s within %s (approval %d); %s, or allow it in the config",
+			ErrDenied, c.Describe(), t.url, pol.Timeout, p.ID, how)
 	default:
 		a.audit(ctx, AuditRecord{Event: AuditDenied, Server: t.url, Account: account, Scopes: scopes, Approval: p.ID, Reason: "denied by the user"})
 		return fmt.Errorf("%w: the user denied %s access to %s (approval %d)", ErrDenied, c.Describe(), t.url, p.ID)
@@ -230,6 +246,10 @@ func (a *Agent) Answer(ctx context.Context, ans Answer) (AnswerResult, error) {
 	if p == nil {
 		return AnswerResult{}, fmt.Errorf("%w: no approval %d is waiting (run `mcpkey approvals`)", ErrNotFound, ans.ID)
 	}
+	if d != DecisionDeny && p.Via != "" {
+		// Fixed at creation: no lock needed.
+		return AnswerResult{}, a.refuseApprover(ctx, p, fmt.Sprintf("approval %d is answered only in the %s dialog (approval = %q); deny needs no dialog", p.ID, p.Via, p.Via))
+	}
 	if d != DecisionDeny {
 		tty, dev, err := a.approverTerminal(ctx, p)
 		if err != nil {
@@ -270,4 +290,12 @@ func (a *Agent) forgetApprovals(d Decision) {
 	for _, p := range ps {
 		a.decide(p, d, false)
 	}
+}
+
+// trustedVia is Approval.Via for an approval mode: "" for ApprovalPrompt.
+func trustedVia(mode string) string {
+	if mode == ApprovalPrompt || mode == "" {
+		return ""
+	}
+	return mode
 }

@@ -17,6 +17,7 @@ import (
 type procStat struct {
 	ppid, pgrp, session int
 	tty                 uint64 // controlling terminal's device number; 0: none
+	start               uint64 // start time in clock ticks after boot (polkit's start-time)
 }
 
 // readStat parses /proc/PID/stat: pid (comm) state ppid pgrp session
@@ -40,7 +41,11 @@ func readStat(pid int) (procStat, error) {
 			return procStat{}, errors.New("unexpected /proc stat format")
 		}
 	}
-	return procStat{ppid: n[0], pgrp: n[1], session: n[2], tty: uint64(uint32(n[3]))}, nil
+	st := procStat{ppid: n[0], pgrp: n[1], session: n[2], tty: uint64(uint32(n[3]))}
+	if len(f) > 19 {
+		st.start, _ = strconv.ParseUint(f[19], 10, 64)
+	}
+	return st, nil
 }
 
 // readProcess reads one process from /proc: its executable, command line

@@ -21,6 +21,7 @@ func readProcess(pid int) (Process, int, error) {
 type procStat struct {
 	ppid, pgrp, session int
 	tty                 uint64
+	start               uint64
 }
 
 func readStat(pid int) (procStat, error) { return procStat{}, errors.ErrUnsupported }

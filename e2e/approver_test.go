@@ -63,9 +63,16 @@ type terminal struct {
 
 func (e *polEnv) terminal(t *testing.T, shell string, env ...string) *terminal {
 	t.Helper()
+	return newTerminal(t, shell, append(os.Environ(), append([]string{"SHELL=/bin/sh", "MCPKEY_SOCK=" + e.sock, "MCPKEY_NO_AUTOSTART=1"}, env...)...), e.keep)
+}
+
+// newTerminal runs shell with `script` in a pseudo-terminal of its own, in
+// the environment env; keep gets what the terminal showed once it ends.
+func newTerminal(t *testing.T, shell string, env []string, keep func(string)) *terminal {
+	t.Helper()
 	tm := &terminal{done: make(chan struct{})}
 	tm.cmd = exec.Command("script", "-qefc", shell, "/dev/null")
-	tm.cmd.Env = append(os.Environ(), append([]string{"SHELL=/bin/sh", "MCPKEY_SOCK=" + e.sock, "MCPKEY_NO_AUTOSTART=1"}, env...)...)
+	tm.cmd.Env = env
 	var err error
 	if tm.in, err = tm.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func (e *polEnv) terminal(t *testing.T, shell string, env ...string) *terminal {
 		defer close(tm.done)
 		tm.cmd.Wait()
 		tm.code = tm.cmd.ProcessState.ExitCode()
-		e.keep(tm.screen.String())
+		keep(tm.screen.String())
 	}()
 	t.Cleanup(func() { tm.cmd.Process.Kill(); <-tm.done })
 	return tm

@@ -64,7 +64,7 @@ trap 'dpkg -r mcpkey >/dev/null 2>&1 || true; rm -rf "$dist"' EXIT
 for f in /usr/bin/mcpkey /usr/lib/systemd/user/mcpkey.service /usr/lib/systemd/user/mcpkey.socket \
 	/etc/xdg/autostart/mcpkey.desktop /usr/share/man/man1/mcpkey.1.gz \
 	/usr/share/bash-completion/completions/mcpkey /usr/share/zsh/vendor-completions/_mcpkey \
-	/usr/share/fish/vendor_completions.d/mcpkey.fish; do
+	/usr/share/fish/vendor_completions.d/mcpkey.fish /usr/share/polkit-1/actions/dev.mcpkey.approve.policy; do
 	[[ -f $f ]] || { echo "missing after dpkg -i: $f" >&2; exit 1; }
 done
 for f in /usr/lib/systemd/user/mcpkey.service /usr/lib/systemd/user/mcpkey.socket /etc/xdg/autostart/mcpkey.desktop; do

@@ -57,7 +57,7 @@ func (c client) Approvals(ctx context.Context) ([]Approval, error) {
 			prog = a.Caller.Client
 		}
 		out = append(out, Approval{ID: strconv.Itoa(a.ID), Program: prog, PID: a.Caller.PID, Server: a.Server, Name: a.Name,
-			Account: a.Account, Scopes: a.Scopes, Remember: time.Duration(a.RememberSeconds) * time.Second})
+			Account: a.Account, Scopes: a.Scopes, Remember: time.Duration(a.RememberSeconds) * time.Second, Via: a.Via})
 	}
 	return out, nil
 }

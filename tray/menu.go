@@ -39,6 +39,9 @@ type Approval struct {
 	Scopes  []string
 	// Remember is how long "Allow for …" holds; 0 offers only "Allow once".
 	Remember time.Duration
+	// Via names the trusted prompt that alone may allow (approval =
+	// "polkit"): the tray then offers Deny only.
+	Via string
 }
 
 // Decision answers an Approval.
@@ -201,6 +204,11 @@ func approvalItem(a Approval) item {
 		label += ": " + strings.Join(a.Scopes, " ")
 	}
 	act := func(d Decision) action { return action{kind: actApprove, approval: a.ID, decision: d} }
+	if a.Via != "" {
+		return item{key: "approval/" + a.ID, label: label, tooltip: a.Server, kids: []item{
+			{key: "approval/" + a.ID + "/via", label: "Allow: enter your password in the " + a.Via + " dialog", disabled: true},
+			{key: "approval/" + a.ID + "/deny", label: "Deny", act: act(Deny)}}}
+	}
 	kids := []item{{key: "approval/" + a.ID + "/once", label: "Allow once", act: act(AllowOnce)}}
 	if a.Remember > 0 {
 		kids = append(kids, item{key: "approval/" + a.ID + "/remember", label: "Allow for " + humanDuration(a.Remember), act: act(AllowRemember)})

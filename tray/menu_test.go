@@ -154,6 +154,12 @@ func TestMenuFor(t *testing.T) {
 		icon:    iconAttention,
 		tooltip: "mcpkey: 1 session, 1 approval waiting",
 	}, {
+		name: "approval answered only in polkit's dialog",
+		v:    view{Reachable: true, CanApprove: true, Approvals: []Approval{{ID: "9", Program: "/usr/bin/node", PID: 4242, Server: gh, Remember: 8 * time.Hour, Via: "polkit"}}},
+		want: cat([]string{"mcpkey: 0 sessions, 1 approval waiting [x]", "---", "No sessions (run: mcpkey login <server>) [x]", "---",
+			"/usr/bin/node [4242] asks for mcp.github.example/mcp", "  Allow: enter your password in the polkit dialog [x]", "  Deny", "---"}, tail),
+		icon: iconAttention, tooltip: "mcpkey: 0 sessions, 1 approval waiting",
+	}, {
 		name: "approval without remember, agent without approvals",
 		v:    view{Reachable: true, CanApprove: false, Approvals: []Approval{appr}},
 		want: cat([]string{"mcpkey: 0 sessions [x]", "---", "No sessions (run: mcpkey login <server>) [x]", "---"}, tail),

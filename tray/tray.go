@@ -322,8 +322,11 @@ func (t *tray) event(ctx context.Context, ev agent.Event) {
 
 func (t *tray) notifyApproval(ctx context.Context, a Approval) {
 	item := approvalItem(a)
-	actions := []notifyAction{{"allow", "Allow once"}}
-	if a.Remember > 0 {
+	var actions []notifyAction
+	if a.Via == "" {
+		actions = append(actions, notifyAction{"allow", "Allow once"})
+	}
+	if a.Remember > 0 && a.Via == "" {
 		actions = append(actions, notifyAction{"remember", "Allow for " + humanDuration(a.Remember)})
 	}
 	actions = append(actions, notifyAction{"deny", "Deny"})

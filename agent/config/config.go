@@ -80,6 +80,10 @@ type Settings struct {
 	// Confirm makes every token request from a caller not on Allow wait for
 	// the user's approval (default false, as ssh-agent).
 	Confirm bool
+	// Approval is who may answer an approval: ApprovalPrompt ("", the
+	// default: the tray or `mcpkey approve` with a code), ApprovalPolkit
+	// (only polkit's authentication dialog) or ApprovalTouchID (not built).
+	Approval string
 	// Allow and Deny are executable paths or globs (filepath.Match syntax)
 	// approved without asking, or always refused.
 	Allow []string
@@ -133,9 +137,11 @@ type ServerSettings struct {
 	// "resource" (Ory Hydra, Auth0). See also IssuerSettings.
 	ResourceAsAudience bool
 
-	// Confirm, Allow, Deny and Remember override the top-level approval
-	// policy for this server: nil and 0 inherit; see ApprovalPolicy.
+	// Confirm, Approval, Allow, Deny and Remember override the top-level
+	// approval policy for this server: nil, "" and 0 inherit; see
+	// ApprovalPolicy.
 	Confirm  *bool
+	Approval string
 	Allow    []string
 	Deny     []string
 	Remember time.Duration
@@ -179,9 +185,28 @@ type RestrictedSocketSettings struct {
 	TTL time.Duration
 }
 
+// Who answers an approval (Settings.Approval, per server too).
+const (
+	// ApprovalPrompt: the tray, or `mcpkey approve` in a terminal with the
+	// code the agent writes there. The default.
+	ApprovalPrompt = "prompt"
+	// ApprovalPolkit: only polkit's authentication dialog. The agent asks
+	// polkit itself; the desktop's authentication agent asks for the
+	// user's own password (auth_self), and no socket caller, tray click or
+	// terminal code can stand in for it.
+	ApprovalPolkit = "polkit"
+	// ApprovalTouchID: macOS's LocalAuthentication prompt. Not built: every
+	// approval fails closed.
+	ApprovalTouchID = "touchid"
+)
+
+// ApprovalModes are the values the approval key accepts.
+var ApprovalModes = []string{ApprovalPrompt, ApprovalPolkit, ApprovalTouchID}
+
 // ApprovalPolicy is the effective approval policy for one server.
 type ApprovalPolicy struct {
 	Confirm  bool
+	Approval string // ApprovalPrompt, ApprovalPolkit or ApprovalTouchID
 	Allow    []string
 	Deny     []string
 	Remember time.Duration
@@ -198,6 +223,7 @@ func (s *Settings) ApprovalPolicy(server string) ApprovalPolicy {
 	}
 	p := ApprovalPolicy{
 		Confirm:  s.Confirm,
+		Approval: cmp.Or(s.Approval, ApprovalPrompt),
 		Allow:    s.Allow,
 		Deny:     s.Deny,
 		Remember: cmp.Or(s.Remember, DefaultRemember),
@@ -206,6 +232,9 @@ func (s *Settings) ApprovalPolicy(server string) ApprovalPolicy {
 	if ss, ok := s.Server(server); ok {
 		if ss.Confirm != nil {
 			p.Confirm = *ss.Confirm
+		}
+		if ss.Approval != "" {
+			p.Approval = ss.Approval
 		}
 		if ss.Allow != nil {
 			p.Allow = ss.Allow

@@ -29,6 +29,7 @@ func TestParseSettingsExample(t *testing.T) {
 		LoginWait:        5 * time.Minute,
 		WSListen:         "127.0.0.1:0",
 		WSAllowedOrigins: []string{"chrome-extension://abcdefghijklmnopabcdefghijklmnop"},
+		Approval:         ApprovalPrompt,
 		Allow:            []string{"/usr/bin/claude*", "/usr/local/bin/code"},
 		Deny:             []string{"/tmp/*"},
 		Remember:         8 * time.Hour,
@@ -44,6 +45,7 @@ func TestParseSettingsExample(t *testing.T) {
 				ClientSecretFile: filepath.Join(home, ".config/mcpkey/github.secret"),
 				RedirectPort:     33418,
 				Confirm:          &yes,
+				Approval:         ApprovalPolkit,
 				Allow:            []string{"/usr/bin/claude"},
 				Remember:         time.Hour,
 				Env:              map[string]string{"GITHUB_TOKEN": "token", "GITHUB_ORG_KEY": "secret:github-org-key"},
@@ -129,6 +131,10 @@ func TestParseSettingsErrors(t *testing.T) {
 			`config.toml:1:13: log_level: expected one of debug, info, warn, error, got "loud"`},
 		{"bool type", "confirm = 'yes'\n",
 			`config.toml:1:11: confirm: expected true or false, got a string`},
+		{"approval: unknown prompt", "approval = 'touch'\n",
+			`config.toml:1:12: approval: expected one of prompt, polkit, touchid, got "touch"`},
+		{"approval: per server, not a string", "[servers.x]\nurl = 'https://x.example/mcp'\napproval = true\n",
+			`config.toml:3:12: servers.x.approval: expected a string, got a boolean`},
 		{"ws_listen not loopback", "ws_listen = '0.0.0.0:8080'\n",
 			`config.toml:1:13: ws_listen: the WebSocket listens on loopback only (127.0.0.1, ::1 or localhost), got "0.0.0.0"`},
 		{"ws_listen no port", "ws_listen = '127.0.0.1'\n",
@@ -384,6 +390,7 @@ approval_timeout = "30s"
 [servers.strict]
 url = "https://strict.example/mcp"
 confirm = true
+approval = "polkit"
 allow = []
 deny = ["/usr/bin/curl"]
 remember = "10m"
@@ -397,17 +404,17 @@ url = "https://plain.example/mcp"
 		server string
 		want   ApprovalPolicy
 	}{
-		{"strict", ApprovalPolicy{Confirm: true, Allow: []string{}, Deny: []string{"/tmp/*", "/usr/bin/curl"}, Remember: 10 * time.Minute, Timeout: 30 * time.Second}},
-		{"https://strict.example/mcp", ApprovalPolicy{Confirm: true, Allow: []string{}, Deny: []string{"/tmp/*", "/usr/bin/curl"}, Remember: 10 * time.Minute, Timeout: 30 * time.Second}},
-		{"plain", ApprovalPolicy{Allow: []string{"/usr/bin/claude"}, Deny: []string{"/tmp/*"}, Remember: 2 * time.Hour, Timeout: 30 * time.Second}},
-		{"https://unconfigured.example/mcp", ApprovalPolicy{Allow: []string{"/usr/bin/claude"}, Deny: []string{"/tmp/*"}, Remember: 2 * time.Hour, Timeout: 30 * time.Second}},
+		{"strict", ApprovalPolicy{Confirm: true, Approval: ApprovalPolkit, Allow: []string{}, Deny: []string{"/tmp/*", "/usr/bin/curl"}, Remember: 10 * time.Minute, Timeout: 30 * time.Second}},
+		{"https://strict.example/mcp", ApprovalPolicy{Confirm: true, Approval: ApprovalPolkit, Allow: []string{}, Deny: []string{"/tmp/*", "/usr/bin/curl"}, Remember: 10 * time.Minute, Timeout: 30 * time.Second}},
+		{"plain", ApprovalPolicy{Approval: ApprovalPrompt, Allow: []string{"/usr/bin/claude"}, Deny: []string{"/tmp/*"}, Remember: 2 * time.Hour, Timeout: 30 * time.Second}},
+		{"https://unconfigured.example/mcp", ApprovalPolicy{Approval: ApprovalPrompt, Allow: []string{"/usr/bin/claude"}, Deny: []string{"/tmp/*"}, Remember: 2 * time.Hour, Timeout: 30 * time.Second}},
 	} {
 		if got := s.ApprovalPolicy(tt.server); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ApprovalPolicy(%q):\n got %+v\nwant %+v", tt.server, got, tt.want)
 		}
 	}
 	var none *Settings
-	if got, want := none.ApprovalPolicy("x"), (ApprovalPolicy{Remember: DefaultRemember, Timeout: DefaultApprovalTimeout}); !reflect.DeepEqual(got, want) {
+	if got, want := none.ApprovalPolicy("x"), (ApprovalPolicy{Approval: ApprovalPrompt, Remember: DefaultRemember, Timeout: DefaultApprovalTimeout}); !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}
 }

@@ -36,6 +36,7 @@ type file struct {
 	WSListen         string            `toml:"ws_listen"`
 	WSAllowedOrigins []string          `toml:"ws_allowed_origins"`
 	Confirm          bool              `toml:"confirm"`
+	Approval         string            `toml:"approval"`
 	Allow            []string          `toml:"allow"`
 	Deny             []string          `toml:"deny"`
 	Remember         string            `toml:"remember"`
@@ -58,6 +59,7 @@ type server struct {
 	AllowPrivateNetwork bool              `toml:"allow_private_network"`
 	ResourceAsAudience  bool              `toml:"resource_as_audience"`
 	Confirm             *bool             `toml:"confirm"`
+	Approval            string            `toml:"approval"`
 	Allow               []string          `toml:"allow"`
 	Deny                []string          `toml:"deny"`
 	Remember            string            `toml:"remember"`
@@ -233,6 +235,7 @@ func (d *decoder) check(f *file) *Settings {
 		s.WSListen = d.listen([]string{"ws_listen"}, f.WSListen)
 	}
 	d.origins([]string{"ws_allowed_origins"}, f.WSAllowedOrigins)
+	s.Approval = d.approval([]string{"approval"}, f.Approval)
 	d.globs([]string{"allow"}, f.Allow)
 	d.globs([]string{"deny"}, f.Deny)
 	if f.Servers != nil {
@@ -292,6 +295,7 @@ func (d *decoder) server(key []string, f server) ServerSettings {
 		Confirm: f.Confirm, Allow: f.Allow, Deny: f.Deny, Headers: f.Headers, Env: f.Env,
 		ClientSecretFile: d.file(sub(key, "client_secret_file"), f.ClientSecretFile),
 		Remember:         d.duration(sub(key, "remember"), f.Remember, false),
+		Approval:         d.approval(sub(key, "approval"), f.Approval),
 	}
 	if !d.has(sub(key, "url")...) {
 		d.at(key, false, "missing url")
@@ -407,6 +411,15 @@ func (d *decoder) origins(key []string, list []string) {
 			d.at(sub(key, "["+strconv.Itoa(i)+"]"), true, "expected an origin such as \"chrome-extension://ID\" (scheme://host, no wildcard), got %q", o)
 		}
 	}
+}
+
+// approval checks an approval key: one of ApprovalModes, or absent ("").
+func (d *decoder) approval(key []string, v string) string {
+	if d.has(key...) && !slices.Contains(ApprovalModes, v) {
+		d.at(key, true, "expected one of %s, got %q", strings.Join(ApprovalModes, ", "), v)
+		return ""
+	}
+	return v
 }
 
 func (d *decoder) globs(key []string, list []string) {

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// polkitAuthorize: polkit approvals are built for Linux only.
+func (a *Agent) polkitAuthorize(ctx context.Context, cancelID string) (bool, error) {
+	return false, fmt.Errorf("polkit approvals need Linux: %w", errors.ErrUnsupported)
+}

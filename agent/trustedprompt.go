@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/mcpkey/mcpkey/agent/config"
+	"os"
+)
+
+// Who answers an approval (Settings.Approval, per server too); see package
+// config.
+const (
+	ApprovalPrompt  = config.ApprovalPrompt
+	ApprovalPolkit  = config.ApprovalPolkit
+	ApprovalTouchID = config.ApprovalTouchID
+)
+
+// ApprovalModes are the values the approval key accepts.
+var ApprovalModes = config.ApprovalModes
+
+// PolkitAction is the polkit action an approval under approval = "polkit"
+// asks for; packaging installs its definition
+// (/usr/share/polkit-1/actions/dev.mcpkey.approve.policy).
+const PolkitAction = "dev.mcpkey.approve"
+
+// DecisionFailed: the trusted prompt could not ask (no polkit, no
+// authentication agent, Touch ID not built). The request is refused: a
+// trusted prompt never falls back to a weaker one.
+const DecisionFailed Decision = "failed"
+
+// askTrusted asks the trusted prompt of mode for p and settles p with its
+// answer: allowed (remembered for the server's remember time, as the
+// dialog offers no choice), denied (a wrong password or a dismissed
+// dialog), or failed. When p is settled otherwise first (a denial from the
+// tray or a terminal, the timeout, the lock), the question is withdrawn.
+func (a *Agent) askTrusted(p *approval, mode string) {
+	defer a.wg.Done()
+	ctx, cancel := context.WithCancel(a.bg)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var ok bool
+	var err error
+	switch mode {
+	case ApprovalPolkit:
+		ok, err = a.polkitAuthorize(ctx, fmt.Sprintf("mcpkey-%d-%d", os.Getpid(), p.ID))
+	default:
+		err = fmt.Errorf("Touch ID approvals are not built yet (set approval = \"prompt\" or \"polkit\"): %w", errors.ErrUnsupported)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return // settled otherwise, or the agent stops
+	case err != nil:
+		a.g.mu.Lock()
+		if p.Decision == "" {
+			p.failure = err.Error()
+		}
+		a.g.mu.Unlock()
+		a.log.Warn("approval: the trusted prompt could not ask", "id", p.ID, "via", mode, "err", err)
+		a.decide(p, DecisionFailed, false)
+	case ok:
+		a.decide(p, DecisionAllow, true)
+	default:
+		a.decide(p, DecisionDeny, false)
+	}
+}
