@@ -203,7 +203,7 @@ func (a *Agent) admitQuick(ctx context.Context, op string, t target, account str
 	}
 	// Judge the program that asked and its parents, not just the peer
 	// (see principal); this reads /proc, so only when a rule needs it.
-	c, p, id := a.judge(c, confirm)
+	c, p, id := a.judge(ctx, c, confirm)
 	if exe := deniedBy(pol.Deny, c); exe != "" {
 		return admission{auditReason: "deny rule",
 			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), t.url, exe)}
