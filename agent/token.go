@@ -587,3 +587,20 @@ func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
 	a.asked[key] = window
 	return true
 }
+
+// hotToken returns s's current token, without taking its lock, when it can
+// serve req as is: fresh (before its refresh margin), valid for MinTTL
+// more, with every scope asked for, and not reported rejected. It marks s
+// used.
+func (a *Agent) hotToken(s *session, req TokenRequest) (Token, bool) {
+	h := s.hot.Load()
+	if h == nil || req.RejectedToken != "" {
+		return Token{}, false
+	}
+	now := a.now()
+	if now.Before(h.staleAt) && lastsFor(h.tok.ExpiresAt, now, req.MinTTL) && HasScopes(h.tok.Scopes, req.Scopes) {
+		s.used.Store(now.UnixNano())
+		return h.tok, true
+	}
+	return Token{}, false
+}

@@ -3,13 +3,12 @@ package ipc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,36 +40,6 @@ type Client struct {
 	// mu guards cc.
 	mu sync.Mutex
 	cc *clientConn
-
-	// lastTok is the last token.get result decoded: the agent answers the
-	// same bytes until the token changes, and comparing them is cheaper
-	// than decoding them again.
-	lastTok atomic.Pointer[decodedToken]
-}
-
-// decodedToken is a token.get result and the JSON it was decoded from.
-type decodedToken struct {
-	json []byte
-	tok  agent.Token
-}
-
-// tokenResult returns the result object of a reply of the form
-// {"jsonrpc":"2.0","id":N,"result":RESULT}, which is all a successful
-// token.get reply from the agent holds.
-func tokenResult(line []byte) ([]byte, bool) {
-	rest, ok := bytes.CutPrefix(line, []byte(responsePrefix))
-	if !ok {
-		return nil, false
-	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"result":`))
-	if i == 0 || !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
-		return nil, false
-	}
-	return rest[:len(rest)-1], true
 }
 
 // clientConn is one connection to the agent.
@@ -482,17 +451,11 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	b = append(b, '"')
 	if params != nil {
 		b = append(b, `,"params":`...)
-		n := len(b)
-		ok := false
-		if tp, isToken := params.(*TokenParams); isToken {
-			b, ok = appendTokenParams(b, tp)
+		p, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("%s: encode params: %w", method, err)
 		}
-		if !ok {
-			var err error
-			if b, err = json.Append(b[:n], params, json.EscapeHTML|json.SortMapKeys); err != nil {
-				return fmt.Errorf("%s: encode params: %w", method, err)
-			}
-		}
+		b = append(b, p...)
 	}
 	b = append(b, '}', '\n')
 
@@ -685,21 +648,7 @@ func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
-	err := callDecode(ctx, c, MethodTokenGet, p, func(line []byte) error {
-		res, plain := tokenResult(line)
-		if last := c.lastTok.Load(); plain && last != nil && bytes.Equal(last.json, res) {
-			r = last.tok
-			r.Scopes = slices.Clone(r.Scopes)
-			return nil
-		}
-		if !plain || !parseTokenReply(line, &r) {
-			return decodeReply(MethodTokenGet, line, &r)
-		}
-		last := &decodedToken{json: bytes.Clone(res), tok: r}
-		last.tok.Scopes = slices.Clone(r.Scopes)
-		c.lastTok.Store(last)
-		return nil
-	}, nil)
+	err := call(ctx, c, MethodTokenGet, p, &r, nil)
 	return r, err
 }
 

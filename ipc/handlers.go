@@ -10,20 +10,11 @@ import (
 	"sync"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
+	"encoding/json"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/browser"
 )
-
-// cachedTokener is the optional non-blocking part of a Backend that
-// *agent.Agent implements: CachedToken answers a token.get from the cache
-// when that needs no wait (see agent.Agent.CachedToken), else reports
-// false having done nothing. The server then answers on the connection's
-// reader goroutine.
-type cachedTokener interface {
-	CachedToken(ctx context.Context, req agent.TokenRequest) (agent.Token, bool)
-}
 
 // handler serves one method. after, if not nil, runs once the reply is
 // queued (events.subscribe starts forwarding there).

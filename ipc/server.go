@@ -2,15 +2,14 @@ package ipc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -170,13 +169,6 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		sem:      make(chan struct{}, s.opts.MaxInFlight),
 		inflight: make(map[string]context.CancelFunc),
 	}
-	if ct, ok := s.b.(cachedTokener); ok {
-		c.cached = ct
-		c.inlineCtx = agent.WithCaller(ctx, caller)
-		if r := s.restrict; r != nil {
-			c.inlineCtx = agent.WithRestriction(c.inlineCtx, r.path, r.servers)
-		}
-	}
 	log := s.log.With("transport", caller.Transport, "pid", caller.PID)
 	log.Debug("connection opened", "exe", caller.Exe)
 	writerDone := make(chan struct{})
@@ -240,7 +232,6 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		t.Stop()
 	}
 	<-writerDone
-	clear(c.lastJSON) // a token: leave no copy in freed memory
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil || c.isClosed() {
 		log.Debug("connection closed")
 		return nil
@@ -278,16 +269,6 @@ type conn struct {
 	qmu     sync.Mutex
 	queue   [][]byte
 	writing bool
-
-	// cached is the backend's non-blocking token.get, if it has one;
-	// inlineCtx (caller, restriction) is the context of the requests it
-	// serves on the reader goroutine. See tokenInline.
-	cached    cachedTokener
-	inlineCtx context.Context
-	// lastTok and lastJSON are the last token tokenInline encoded (reader
-	// goroutine only).
-	lastTok  agent.Token
-	lastJSON []byte
 
 	// mu guards inflight and subscribed.
 	mu         sync.Mutex
@@ -445,12 +426,11 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 		b = append(b, `{"jsonrpc":"2.0","id":`...)
 		b = append(b, id...)
 		b = append(b, `,"result":`...)
-		var err error
-		if b, err = json.Append(b, result, json.EscapeHTML|json.SortMapKeys); err != nil {
+		if r, err := json.Marshal(result); err != nil {
 			c.s.log.Error("cannot encode result", "err", err)
 			e = &Error{Code: CodeInternal, Message: "cannot encode result", Data: &ErrorData{Code: ErrCodeInternal}}
 		} else {
-			b = append(b, '}')
+			b = append(append(b, r...), '}')
 		}
 	}
 	if e != nil {
@@ -490,17 +470,6 @@ func validID(id json.RawMessage) bool {
 
 // handle decodes one message and starts its handler.
 func (c *conn) handle(line []byte) {
-	tried := false
-	if c.cached != nil {
-		// The hot path: a plain token.get (see parseTokenGet), answered
-		// from the cache without the general decoder.
-		if id, p, ok := parseTokenGet(line); ok {
-			if c.tokenInline(id, &p) {
-				return
-			}
-			tried = true
-		}
-	}
 	if err := CheckDepth(line, MaxDepth); err != nil {
 		c.reply(nil, nil, invalidRequest("message "+err.Error()))
 		return
@@ -539,12 +508,6 @@ func (c *conn) handle(line []byte) {
 		}
 		return // unknown notifications are ignored
 	}
-	if m.Method == MethodTokenGet && c.cached != nil && !tried {
-		var p TokenParams
-		if decodeParams(m.Params, &p) == nil && c.tokenInline(m.ID, &p) {
-			return
-		}
-	}
 	h := c.s.handler(m.Method)
 	if h == nil {
 		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
@@ -569,84 +532,6 @@ func (c *conn) handle(line []byte) {
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go c.run(reqCtx, cancel, h, &m)
-}
-
-// tokenInline answers a token.get (id, p) on the reader goroutine when the
-// backend can answer it from its cache without waiting (cachedTokener):
-// no goroutine, no per-request context, and the reply is written directly
-// when nothing else is queued. It reports false, having sent nothing, for
-// everything else (bad params, a duplicate id, a refusal, an approval to
-// wait for, a refresh), which the handler goroutine then serves: errors
-// and waits keep a single code path.
-func (c *conn) tokenInline(id []byte, p *TokenParams) (done bool) {
-	if p.Server == "" || p.MinTTLSeconds < 0 || p.RejectedToken != "" {
-		return false
-	}
-	c.mu.Lock()
-	_, dup := c.inflight[string(id)]
-	c.mu.Unlock()
-	if dup {
-		return false
-	}
-	var start time.Time
-	logDebug := c.s.log.Enabled(c.ctx, slog.LevelDebug)
-	if logDebug {
-		start = time.Now()
-	}
-	tok, ok := c.cachedToken(agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
-		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second})
-	if !ok {
-		return false
-	}
-	if logDebug {
-		c.s.log.Debug("request", "method", MethodTokenGet, "pid", c.caller.PID, "dur", time.Since(start), "cached", true)
-	}
-	c.replyToken(id, &tok)
-	return true
-}
-
-// replyToken sends a token.get result from the reader goroutine, encoded
-// by appendToken when it can. The last encoding is kept (lastTok): the
-// cache hands out the same token, whose strings compare equal at once
-// (same memory), until it is refreshed.
-func (c *conn) replyToken(id []byte, tok *agent.Token) {
-	b := getBuf()
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, id...)
-	b = append(b, `,"result":`...)
-	if c.lastJSON != nil && sameToken(&c.lastTok, tok) {
-		b = append(b, c.lastJSON...)
-	} else {
-		n := len(b)
-		var ok bool
-		if b, ok = appendToken(b, tok); !ok {
-			putBuf(b)
-			c.reply(id, *tok, nil)
-			return
-		}
-		c.lastTok, c.lastJSON = *tok, append(c.lastJSON[:0], b[n:]...)
-	}
-	c.enqueue(append(b, '}'), true)
-}
-
-// sameToken reports whether a and b encode to the same JSON.
-func sameToken(a, b *agent.Token) bool {
-	return a.AccessToken == b.AccessToken && a.TokenType == b.TokenType && a.ExpiresAt == b.ExpiresAt &&
-		slices.Equal(a.Scopes, b.Scopes) && (a.Scopes == nil) == (b.Scopes == nil) &&
-		a.Server == b.Server && a.Account == b.Account
-}
-
-// cachedToken calls the backend's CachedToken; a panic there is reported
-// like a handler's, as false: the handler goroutine then runs (and
-// answers) the request.
-func (c *conn) cachedToken(req agent.TokenRequest) (tok agent.Token, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.s.log.Error("handler panic", "method", MethodTokenGet, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			tok, ok = agent.Token{}, false
-		}
-	}()
-	return c.cached.CachedToken(c.inlineCtx, req)
 }
 
 func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {

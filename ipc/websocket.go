@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
+	"encoding/json"
 
 	"github.com/gorilla/websocket"
 	"github.com/mcpkey/mcpkey/agent"
