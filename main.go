@@ -34,6 +34,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mcpkey/mcpkey/internal/safefile"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // version is stamped with -ldflags "-X main.version=…"; otherwise the module
@@ -416,7 +417,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		log.Warn("the agent runs in the foreground here; `mcpkey install` sets it up as a service")
 	}
 	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
-	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: log})
+	srv := server.NewServer(a, server.ServerOptions{Logger: log})
 	serveRestricted(ctx, srv, a, path, log)
 	if wsLn != nil {
 		stopWS, err := serveWebSocket(ctx, srv, wsLn, wsInfo, settings.WSAllowedOrigins, log)
@@ -439,8 +440,8 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 
 // serveWebSocket serves srv's protocol on the loopback WebSocket as well,
 // until stop, which waits for its connections to end.
-func serveWebSocket(ctx context.Context, srv *ipc.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
-	ws, err := ipc.NewWebSocketServer(srv, ipc.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
+func serveWebSocket(ctx context.Context, srv *server.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
+	ws, err := server.NewWebSocketServer(srv, server.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +461,7 @@ func serveWebSocket(ctx context.Context, srv *ipc.Server, ln net.Listener, info 
 // main, goroutine. The tray is still a client: it reaches the agent through
 // c, over the socket, like any other program. Quit in the tray stops both;
 // without a tray host the agent carries on alone.
-func serveWithTray(ctx context.Context, srv *ipc.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
+func serveWithTray(ctx context.Context, srv *server.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)
@@ -845,9 +846,9 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		}
 		return login(ctx, c, agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes})
 	}
-	var res *ipc.ProbeResult
+	var res *launch.ProbeResult
 	err = withAgent(ctx, c, func() (err error) {
-		res, err = ipc.Probe(ctx, c, ipc.ProbeOptions{Server: pos[0], Account: *account, Login: doLogin, Call: *call, Version: buildVersion()})
+		res, err = launch.Probe(ctx, c, launch.ProbeOptions{Server: pos[0], Account: *account, Login: doLogin, Call: *call, Version: buildVersion()})
 		return err
 	})
 	if err != nil {

@@ -1,3 +1,14 @@
+// Package api holds the types the mcpkey agent and its clients share: the
+// requests and results of its methods (TokenRequest, Token, LoginRequest,
+// SessionInfo, Status, …), events (Event and its kinds), the caller a
+// request comes from, approvals, and the sentinel errors callers branch on
+// with errors.Is (ErrNeedsLogin, ErrLocked, …) with their typed forms
+// (*NeedsLoginError, *TokenRejectedError).
+//
+// It imports only the standard library. Package agent uses these types under
+// its own names (agent.Token is api.Token); package ipc sends them over the
+// socket and its Client returns them, so a client links api and ipc, never
+// the agent.
 package api
 
 import (

@@ -15,8 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
-	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // Client talks to the agent. The zero value dials DefaultSocketPath. A
@@ -76,7 +75,7 @@ type clientConn struct {
 	lastFree atomic.Int64
 
 	// onEvent, if set, receives "event" notifications (Watch).
-	onEvent func(agent.Event)
+	onEvent func(api.Event)
 }
 
 type pendingCall struct {
@@ -84,7 +83,7 @@ type pendingCall struct {
 	// holder of the reader role runs it and sends its error on done.
 	decode   func(line []byte) error
 	done     chan error
-	progress func(agent.Event)
+	progress func(api.Event)
 }
 
 var errConnLost = errors.New("connection to agent lost")
@@ -123,7 +122,7 @@ const idleWatch = 100 * time.Millisecond
 
 // newClientConn wraps nc. With onEvent set (Watch) a reader goroutine
 // reads for the connection's whole life and calls onClose when it ends.
-func newClientConn(nc net.Conn, onEvent func(agent.Event), onClose func()) *clientConn {
+func newClientConn(nc net.Conn, onEvent func(api.Event), onClose func()) *clientConn {
 	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent,
 		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame}), epoch: time.Now()}
 	if onEvent != nil {
@@ -278,7 +277,7 @@ func (cc *clientConn) readOne() error {
 		cc.deliver(id, line)
 		return nil
 	}
-	var m message
+	var m Message
 	if err := json.Unmarshal(line, &m); err != nil {
 		err = fmt.Errorf("%w: bad message from agent: %w", errConnLost, err)
 		cc.fail(err)
@@ -440,10 +439,9 @@ func (e errRetryable) Unwrap() error { return e.err }
 
 // do sends one request on cc and waits for its reply, which decode
 // consumes.
-func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
+func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(api.Event)) error {
 	id := cc.nextID.Add(1)
-	b := getBuf() // written synchronously below, then recycled
-	defer func() { putBuf(b) }()
+	b := make([]byte, 0, 256)
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"method":"`...)
@@ -580,12 +578,12 @@ func decodeReply[T any](method string, line []byte, result *T) error {
 // call runs method on the shared connection and decodes the result into
 // result. Idempotent methods are retried once on a fresh connection when a
 // reused one turns out to be dead (the agent restarted).
-func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(agent.Event)) error {
+func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(api.Event)) error {
 	return callDecode(ctx, c, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
 }
 
 // callDecode is call with the reply line decoded by decode.
-func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
+func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(api.Event)) error {
 	for attempt := 0; ; attempt++ {
 		cc, fresh, err := c.conn(ctx)
 		if err != nil {
@@ -625,24 +623,24 @@ func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
 }
 
 // Status returns the agent's status.
-func (c *Client) Status(ctx context.Context) (agent.Status, error) {
-	var r agent.Status
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var r api.Status
 	err := call(ctx, c, MethodStatus, nil, &r, nil)
 	return r, err
 }
 
 // Sessions lists the agent's sessions (no secrets).
-func (c *Client) Sessions(ctx context.Context) ([]agent.SessionInfo, error) {
+func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
 	var r SessionsResult
 	err := call(ctx, c, MethodSessionsList, nil, &r, nil)
 	return r.Sessions, err
 }
 
 // Token asks the agent for an access token for req.Server. Errors wrap the
-// agent sentinels: errors.Is(err, agent.ErrNeedsLogin), errors.As(err,
-// new(*agent.NeedsLoginError)).
-func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
-	var r agent.Token
+// agent sentinels: errors.Is(err, api.ErrNeedsLogin), errors.As(err,
+// new(*api.NeedsLoginError)).
+func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, error) {
+	var r api.Token
 	p := &TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
 		RejectedToken: req.RejectedToken}
 	if req.MinTTL > 0 {
@@ -654,8 +652,8 @@ func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token
 
 // Logout removes a session (and revokes it at the authorization server
 // unless req.KeepRemote).
-func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error) {
-	var r agent.LogoutResult
+func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error) {
+	var r api.LogoutResult
 	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
 		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient}, &r, nil)
 	return r, err
@@ -670,8 +668,8 @@ func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.Log
 // It sends req.Env, or when that is empty this process's $BROWSER, $DISPLAY
 // and $WAYLAND_DISPLAY, so the browser opens where the caller is (the agent
 // uses them only from its main socket).
-func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
-	var r agent.SessionInfo
+func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(api.Event)) (api.SessionInfo, error) {
+	var r api.SessionInfo
 	env := req.Env
 	if env.IsZero() {
 		env = callerEnv(os.Getenv)
@@ -689,8 +687,8 @@ func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress fun
 // callerEnv reads this process's browser environment. Relative entries of
 // $BROWSER ("./open-url") are made absolute here: the agent runs in
 // another directory.
-func callerEnv(getenv func(string) string) browser.Env {
-	e := browser.Env{Browser: getenv("BROWSER"), Display: getenv("DISPLAY"), WaylandDisplay: getenv("WAYLAND_DISPLAY")}
+func callerEnv(getenv func(string) string) api.BrowserEnv {
+	e := api.BrowserEnv{Browser: getenv("BROWSER"), Display: getenv("DISPLAY"), WaylandDisplay: getenv("WAYLAND_DISPLAY")}
 	if e.Browser != "" {
 		progs := filepath.SplitList(e.Browser)
 		for i, p := range progs {
@@ -715,13 +713,13 @@ func (c *Client) CompleteLogin(ctx context.Context, redirectURL string) error {
 // Watch subscribes to the agent's events on a connection of its own. The
 // channel is closed when ctx ends or the connection is lost (the agent also
 // drops subscribers that fall too far behind).
-func (c *Client) Watch(ctx context.Context) (<-chan agent.Event, error) {
+func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 	nc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan agent.Event, 64)
-	cc := newClientConn(nc, func(ev agent.Event) {
+	ch := make(chan api.Event, 64)
+	cc := newClientConn(nc, func(ev api.Event) {
 		select {
 		case ch <- ev:
 		case <-ctx.Done():
@@ -750,7 +748,7 @@ func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error
 	return call(ctx, c, MethodSecretSet, SecretSetParams{Name: name, Value: string(value)}, &r, nil)
 }
 
-// Secret returns a stored static secret; errors.Is(err, agent.ErrNotFound)
+// Secret returns a stored static secret; errors.Is(err, api.ErrNotFound)
 // when there is none.
 func (c *Client) Secret(ctx context.Context, name string) ([]byte, error) {
 	var r SecretValue
@@ -775,10 +773,10 @@ func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 
 // ResolveServer returns a server's launch configuration (URL, header and
 // env references, login wait) from the agent's config.
-func (c *Client) ResolveServer(ctx context.Context, server string) (agent.ServerConfig, error) {
+func (c *Client) ResolveServer(ctx context.Context, server string) (api.ServerConfig, error) {
 	var r ResolveResult
 	if err := call(ctx, c, MethodServerResolve, ResolveParams{Server: server}, &r, nil); err != nil {
-		return agent.ServerConfig{}, err
+		return api.ServerConfig{}, err
 	}
 	sc := r.ServerConfig
 	sc.LoginWait = time.Duration(r.LoginWaitSeconds) * time.Second
@@ -786,17 +784,17 @@ func (c *Client) ResolveServer(ctx context.Context, server string) (agent.Server
 }
 
 // Approvals lists the approvals waiting for an answer.
-func (c *Client) Approvals(ctx context.Context) ([]agent.Approval, error) {
+func (c *Client) Approvals(ctx context.Context) ([]api.Approval, error) {
 	var r ApprovalsResult
 	err := call(ctx, c, MethodApprovalsList, struct{}{}, &r, nil)
 	return r.Approvals, err
 }
 
 // AnswerApproval answers approval id (see agent.Agent.AnswerApproval).
-func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error {
-	r, err := c.Answer(ctx, agent.Answer{ID: id, Decision: d, Remember: remember})
+func (c *Client) AnswerApproval(ctx context.Context, id int, d api.Decision, remember bool) error {
+	r, err := c.Answer(ctx, api.Answer{ID: id, Decision: d, Remember: remember})
 	if err == nil && r.ConfirmInTerminal {
-		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", agent.ErrDenied, id)
+		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", api.ErrDenied, id)
 	}
 	return err
 }
@@ -804,8 +802,8 @@ func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, r
 // Answer sends one answer to an approval (approval.answer). An allow from
 // a terminal answers ConfirmInTerminal first: the agent wrote the request
 // and a code to the terminal, and the answer must be sent again with it.
-func (c *Client) Answer(ctx context.Context, ans agent.Answer) (agent.AnswerResult, error) {
-	var r agent.AnswerResult
+func (c *Client) Answer(ctx context.Context, ans api.Answer) (api.AnswerResult, error) {
+	var r api.AnswerResult
 	err := call(ctx, c, MethodApprovalAnswer, ans, &r, nil)
 	return r, err
 }
@@ -816,7 +814,7 @@ func (c *Client) Lock(ctx context.Context, passphrase string) error {
 	return call(ctx, c, MethodLock, LockParams{Passphrase: passphrase}, &r, nil)
 }
 
-// Unlock unlocks the agent. A wrong passphrase answers agent.ErrDenied after
+// Unlock unlocks the agent. A wrong passphrase answers api.ErrDenied after
 // a growing delay.
 func (c *Client) Unlock(ctx context.Context, passphrase string) error {
 	var r struct{}

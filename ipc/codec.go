@@ -24,9 +24,9 @@ type MessageConn interface {
 	Close() error
 }
 
-// flusher is implemented by a MessageConn that buffers writes; the server
+// Flusher is implemented by a MessageConn that buffers writes; the server
 // flushes when its outbound queue runs empty.
-type flusher interface {
+type Flusher interface {
 	Flush() error
 }
 
@@ -186,9 +186,9 @@ func (l *LineConn) Flush() error {
 // before closing instead of cancelling them.
 func (l *LineConn) PeerHalfClosed() bool { return peerHalfClosed(l.c) }
 
-// watchPeerClose calls gone once a half-closed peer closes completely;
+// WatchPeerClose calls gone once a half-closed peer closes completely;
 // stop ends the watch.
-func (l *LineConn) watchPeerClose(gone func()) (stop func()) { return watchPeerClose(l.c, gone) }
+func (l *LineConn) WatchPeerClose(gone func()) (stop func()) { return watchPeerClose(l.c, gone) }
 
 // Close closes the connection.
 func (l *LineConn) Close() error { return l.c.Close() }

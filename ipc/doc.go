@@ -1,6 +1,13 @@
 // Package ipc is the wire between the mcpkey agent and local programs: the
-// protocol, the Unix-socket server and the Go client. This comment is the
-// protocol's specification; a client in any language can be written from it.
+// protocol (method names, params and result types, error codes), the
+// framing (LineConn), socket paths, and the Go client (Client, Dial,
+// Client.Transport). It links only package api and the standard library, so
+// a program that asks for a token carries nothing of the agent, the keyring
+// or D-Bus (TestClientLinksOnlyTheWire checks it). The servers that answer
+// this protocol live in ipc/server, which imports the agent.
+//
+// This comment is the protocol's specification; a client in any language can
+// be written from it.
 //
 // # Transports and framing
 //
@@ -13,14 +20,14 @@
 // (DefaultMaxFrame) without its newline: a longer one gets an
 // invalid-request error (id null) and the connection is closed. Once the
 // first byte of a message has arrived, the rest must follow within 30 s
-// (ServerOptions.FrameTimeout) or the connection is closed; a connection may
+// (server.ServerOptions.FrameTimeout) or the connection is closed; a connection may
 // idle between messages for as long as it likes (subscribers do). Arrays
 // and objects may nest at most 64 levels (MaxDepth); a deeper message gets
 // an invalid-request error (id null) before it is decoded, and the
 // connection stays usable.
 //
 // The codec is separate from the transport (MessageConn, LineConn, and
-// Server.ServeConn): the WebSocket transport (below) carries the same
+// server.Server.ServeConn): the WebSocket transport (below) carries the same
 // messages, one per text frame, through the same dispatcher.
 //
 // # Authentication

@@ -41,7 +41,7 @@ type gate struct {
 	err     error
 }
 
-// login is an ipc.AuthTransport Login: it starts the login (or joins the
+// login is an AuthTransport Login: it starts the login (or joins the
 // one running) and waits as long as ctx's login wait allows. bctx bounds
 // the login itself.
 func (g *gate) login(bctx, ctx context.Context, scopes []string) error {

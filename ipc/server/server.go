@@ -1,4 +1,4 @@
-package ipc
+package server
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // ServerOptions configures a Server. The zero value is ready to use.
@@ -67,7 +68,7 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 		opts.AgentVersion = "devel"
 	}
 	if opts.MaxFrame <= 0 {
-		opts.MaxFrame = DefaultMaxFrame
+		opts.MaxFrame = ipc.DefaultMaxFrame
 	}
 	if opts.FrameTimeout == 0 {
 		opts.FrameTimeout = 30 * time.Second
@@ -137,7 +138,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
-	uid, pid, err := peerCred(c)
+	uid, pid, err := ipc.PeerCred(c)
 	if err != nil {
 		s.log.Warn("refused connection: cannot read peer credentials", "err", err)
 		c.Close()
@@ -148,8 +149,8 @@ func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
-	caller := agent.Caller{Transport: "unix", UID: uid, PID: pid, Exe: peerExe(pid)}
-	lc := NewLineConn(c, LineConnOptions{MaxFrame: s.opts.MaxFrame, FrameTimeout: s.opts.FrameTimeout,
+	caller := agent.Caller{Transport: "unix", UID: uid, PID: pid, Exe: ipc.PeerExe(pid)}
+	lc := ipc.NewLineConn(c, ipc.LineConnOptions{MaxFrame: s.opts.MaxFrame, FrameTimeout: s.opts.FrameTimeout,
 		WriteTimeout: s.opts.WriteTimeout})
 	s.ServeConn(ctx, lc, caller)
 }
@@ -159,7 +160,7 @@ func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
 // every request's context and closes mc before it returns. Any transport
 // that yields whole messages (the Unix socket's LineConn, a WebSocket) can
 // use it; the transport authenticates the peer before calling it.
-func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Caller) error {
+func (s *Server) ServeConn(ctx context.Context, mc ipc.MessageConn, caller agent.Caller) error {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &conn{
 		s: s, mc: mc, caller: caller, ctx: ctx, cancel: cancel,
@@ -187,10 +188,10 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		}
 		c.handle(msg)
 	}
-	if errors.Is(err, ErrFrameTooLarge) {
-		c.reply(nil, nil, &Error{Code: CodeInvalidRequest,
+	if errors.Is(err, ipc.ErrFrameTooLarge) {
+		c.reply(nil, nil, &ipc.Error{Code: ipc.CodeInvalidRequest,
 			Message: fmt.Sprintf("message exceeds %d bytes", s.opts.MaxFrame),
-			Data:    &ErrorData{Code: ErrCodeInvalidRequest}})
+			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}})
 		log.Warn("closing connection: frame too large")
 		close(c.quit) // write what is queued, then stop
 		<-writerDone
@@ -206,7 +207,7 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		// goes away completely or the server stops first (ctx ends either
 		// way, and the requests still running are cancelled below).
 		log.Debug("peer half-closed; finishing its requests")
-		stopWatch := hc.watchPeerClose(cancel)
+		stopWatch := hc.WatchPeerClose(cancel)
 		select {
 		case <-idle:
 			close(c.quit) // write what is queued, then stop
@@ -244,13 +245,13 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 // side (LineConn on Linux).
 type halfCloser interface {
 	PeerHalfClosed() bool
-	watchPeerClose(gone func()) (stop func())
+	WatchPeerClose(gone func()) (stop func())
 }
 
 // conn is one served connection.
 type conn struct {
 	s      *Server
-	mc     MessageConn
+	mc     ipc.MessageConn
 	caller agent.Caller
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
@@ -320,7 +321,7 @@ func (c *conn) writeAll(msgs [][]byte) bool {
 			return false
 		}
 	}
-	if f, ok := c.mc.(flusher); ok {
+	if f, ok := c.mc.(ipc.Flusher); ok {
 		if err := f.Flush(); err != nil {
 			c.s.log.Warn("disconnecting client: write failed", "pid", c.caller.PID, "err", err)
 			c.close()
@@ -416,7 +417,7 @@ func (c *conn) enqueue(msg []byte, direct bool) {
 }
 
 // reply queues a response. id nil means null.
-func (c *conn) reply(id json.RawMessage, result any, e *Error) {
+func (c *conn) reply(id json.RawMessage, result any, e *ipc.Error) {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
@@ -428,14 +429,14 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 		b = append(b, `,"result":`...)
 		if r, err := json.Marshal(result); err != nil {
 			c.s.log.Error("cannot encode result", "err", err)
-			e = &Error{Code: CodeInternal, Message: "cannot encode result", Data: &ErrorData{Code: ErrCodeInternal}}
+			e = &ipc.Error{Code: ipc.CodeInternal, Message: "cannot encode result", Data: &ipc.ErrorData{Code: ipc.ErrCodeInternal}}
 		} else {
 			b = append(append(b, r...), '}')
 		}
 	}
 	if e != nil {
 		var err error
-		b, err = json.Marshal(Response{JSONRPC: "2.0", ID: id, Error: e})
+		b, err = json.Marshal(ipc.Response{JSONRPC: "2.0", ID: id, Error: e})
 		if err != nil {
 			return
 		}
@@ -444,7 +445,7 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 }
 
 func (c *conn) notify(method string, params any) {
-	b, err := json.Marshal(Notification{JSONRPC: "2.0", Method: method, Params: params})
+	b, err := json.Marshal(ipc.Notification{JSONRPC: "2.0", Method: method, Params: params})
 	if err != nil {
 		c.s.log.Error("cannot encode notification", "method", method, "err", err)
 		return
@@ -452,8 +453,8 @@ func (c *conn) notify(method string, params any) {
 	c.enqueue(b, false)
 }
 
-func invalidRequest(msg string) *Error {
-	return &Error{Code: CodeInvalidRequest, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+func invalidRequest(msg string) *ipc.Error {
+	return &ipc.Error{Code: ipc.CodeInvalidRequest, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
 // validID reports whether id is a JSON-RPC id: a string, a number or null.
@@ -470,14 +471,14 @@ func validID(id json.RawMessage) bool {
 
 // handle decodes one message and starts its handler.
 func (c *conn) handle(line []byte) {
-	if err := CheckDepth(line, MaxDepth); err != nil {
+	if err := ipc.CheckDepth(line, ipc.MaxDepth); err != nil {
 		c.reply(nil, nil, invalidRequest("message "+err.Error()))
 		return
 	}
-	var m message
+	var m ipc.Message
 	if err := json.Unmarshal(line, &m); err != nil {
-		c.reply(nil, nil, &Error{Code: CodeParseError, Message: "parse error",
-			Data: &ErrorData{Code: ErrCodeInvalidRequest}})
+		c.reply(nil, nil, &ipc.Error{Code: ipc.CodeParseError, Message: "parse error",
+			Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}})
 		return
 	}
 	isNotification := m.ID == nil
@@ -495,8 +496,8 @@ func (c *conn) handle(line []byte) {
 		return
 	}
 	if isNotification {
-		if m.Method == MethodCancel {
-			var p CancelParams
+		if m.Method == ipc.MethodCancel {
+			var p ipc.CancelParams
 			if json.Unmarshal(m.Params, &p) == nil && len(p.ID) > 0 {
 				c.mu.Lock()
 				cancel := c.inflight[string(p.ID)]
@@ -510,7 +511,7 @@ func (c *conn) handle(line []byte) {
 	}
 	h := c.s.handler(m.Method)
 	if h == nil {
-		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
+		c.reply(m.ID, nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
 		return
 	}
 	select {
@@ -534,7 +535,7 @@ func (c *conn) handle(line []byte) {
 	go c.run(reqCtx, cancel, h, &m)
 }
 
-func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {
+func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *ipc.Message) {
 	defer c.wg.Done()
 	defer func() { <-c.sem }()
 	start := time.Now()
@@ -548,8 +549,8 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 			if p := recover(); p != nil {
 				// Never log params: they may hold secrets.
 				c.s.log.Error("handler panic", "method", m.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				result, after, err = nil, nil, &Error{Code: CodeInternal, Message: "internal error",
-					Data: &ErrorData{Code: ErrCodeInternal}}
+				result, after, err = nil, nil, &ipc.Error{Code: ipc.CodeInternal, Message: "internal error",
+					Data: &ipc.ErrorData{Code: ipc.ErrCodeInternal}}
 			}
 		}()
 		result, after, err = h(ctx, c, m)
@@ -561,9 +562,9 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 	c.mu.Unlock()
 	cancel()
 	if err != nil {
-		e := errorFor(err)
+		e := ipc.ErrorFor(err)
 		if cancelled && errors.Is(err, context.Canceled) {
-			e = &Error{Code: CodeCancelled, Message: "request cancelled", Data: &ErrorData{Code: ErrCodeCancelled}}
+			e = &ipc.Error{Code: ipc.CodeCancelled, Message: "request cancelled", Data: &ipc.ErrorData{Code: ipc.ErrCodeCancelled}}
 		}
 		if c.s.log.Enabled(c.ctx, slog.LevelDebug) {
 			c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))

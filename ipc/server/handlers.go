@@ -1,4 +1,4 @@
-package ipc
+package server
 
 import (
 	"bytes"
@@ -14,62 +14,63 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // handler serves one method. after, if not nil, runs once the reply is
 // queued (events.subscribe starts forwarding there).
-type handler func(ctx context.Context, c *conn, m *message) (result any, after func(), err error)
+type handler func(ctx context.Context, c *conn, m *ipc.Message) (result any, after func(), err error)
 
 // methods lists the methods served, in agent.hello's capabilities order.
 func methods() []string {
-	return []string{MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet, MethodSessionLogout,
-		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel,
-		MethodSecretSet, MethodSecretGet, MethodSecretList, MethodSecretDelete, MethodServerResolve,
-		MethodApprovalsList, MethodApprovalAnswer, MethodLock, MethodUnlock,
-		MethodSocketAdd, MethodSocketList, MethodSocketRemove}
+	return []string{ipc.MethodHello, ipc.MethodStatus, ipc.MethodSessionsList, ipc.MethodTokenGet, ipc.MethodSessionLogout,
+		ipc.MethodSessionLogin, ipc.MethodSessionComplete, ipc.MethodEventsSubscribe, ipc.MethodCancel,
+		ipc.MethodSecretSet, ipc.MethodSecretGet, ipc.MethodSecretList, ipc.MethodSecretDelete, ipc.MethodServerResolve,
+		ipc.MethodApprovalsList, ipc.MethodApprovalAnswer, ipc.MethodLock, ipc.MethodUnlock,
+		ipc.MethodSocketAdd, ipc.MethodSocketList, ipc.MethodSocketRemove}
 }
 
 func handlerFor(method string) handler {
 	switch method {
-	case MethodHello:
+	case ipc.MethodHello:
 		return handleHello
-	case MethodStatus:
+	case ipc.MethodStatus:
 		return handleStatus
-	case MethodSessionsList:
+	case ipc.MethodSessionsList:
 		return handleSessions
-	case MethodTokenGet:
+	case ipc.MethodTokenGet:
 		return handleToken
-	case MethodSessionLogout:
+	case ipc.MethodSessionLogout:
 		return handleLogout
-	case MethodSessionLogin:
+	case ipc.MethodSessionLogin:
 		return handleLogin
-	case MethodSessionComplete:
+	case ipc.MethodSessionComplete:
 		return handleComplete
-	case MethodEventsSubscribe:
+	case ipc.MethodEventsSubscribe:
 		return handleSubscribe
-	case MethodApprovalsList:
+	case ipc.MethodApprovalsList:
 		return handleApprovals
-	case MethodApprovalAnswer:
+	case ipc.MethodApprovalAnswer:
 		return handleAnswer
-	case MethodLock:
+	case ipc.MethodLock:
 		return handleLock
-	case MethodUnlock:
+	case ipc.MethodUnlock:
 		return handleUnlock
-	case MethodSocketAdd:
+	case ipc.MethodSocketAdd:
 		return handleSocketAdd
-	case MethodSocketList:
+	case ipc.MethodSocketList:
 		return handleSocketList
-	case MethodSocketRemove:
+	case ipc.MethodSocketRemove:
 		return handleSocketRemove
-	case MethodSecretSet:
+	case ipc.MethodSecretSet:
 		return handleSecretSet
-	case MethodSecretGet:
+	case ipc.MethodSecretGet:
 		return handleSecretGet
-	case MethodSecretList:
+	case ipc.MethodSecretList:
 		return handleSecretList
-	case MethodSecretDelete:
+	case ipc.MethodSecretDelete:
 		return handleSecretDelete
-	case MethodServerResolve:
+	case ipc.MethodServerResolve:
 		return handleResolve
 	}
 	return nil
@@ -120,8 +121,8 @@ func jsonKind(t reflect.Type) string {
 	}
 }
 
-func invalidParams(msg string) *Error {
-	return &Error{Code: CodeInvalidParams, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+func invalidParams(msg string) *ipc.Error {
+	return &ipc.Error{Code: ipc.CodeInvalidParams, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
 func requireServer(server string) error {
@@ -131,20 +132,20 @@ func requireServer(server string) error {
 	return nil
 }
 
-func handleHello(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p HelloParams
+func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.HelloParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
-	if p.ProtocolVersion > ProtocolVersion {
-		return nil, nil, &Error{Code: CodeInvalidReq,
-			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ProtocolVersion),
-			Data:    &ErrorData{Code: ErrCodeInvalidRequest}}
+	if p.ProtocolVersion > ipc.ProtocolVersion {
+		return nil, nil, &ipc.Error{Code: ipc.CodeInvalidReq,
+			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ipc.ProtocolVersion),
+			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 	}
-	return HelloResult{ProtocolVersion: ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: methods()}, nil, nil
+	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: methods()}, nil, nil
 }
 
-func handleStatus(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	st, err := c.s.b.Status(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -152,7 +153,7 @@ func handleStatus(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return st, nil, nil
 }
 
-func handleSessions(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSessions(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	ss, err := c.s.b.Sessions(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -160,11 +161,11 @@ func handleSessions(ctx context.Context, c *conn, m *message) (any, func(), erro
 	if ss == nil {
 		ss = []agent.SessionInfo{}
 	}
-	return SessionsResult{Sessions: ss}, nil, nil
+	return ipc.SessionsResult{Sessions: ss}, nil, nil
 }
 
-func handleToken(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p TokenParams
+func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.TokenParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -182,8 +183,8 @@ func handleToken(ctx context.Context, c *conn, m *message) (any, func(), error) 
 	return tok, nil, nil
 }
 
-func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p LogoutParams
+func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.LogoutParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -197,8 +198,8 @@ func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return res, nil, nil
 }
 
-func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p LoginParams
+func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.LoginParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -215,7 +216,7 @@ func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) 
 		mu.Lock()
 		defer mu.Unlock()
 		if !done {
-			c.notify(NotifyLoginProgress, ProgressParams{ID: m.ID, Event: ev})
+			c.notify(ipc.NotifyLoginProgress, ipc.ProgressParams{ID: m.ID, Event: ev})
 		}
 	}
 	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
@@ -240,8 +241,8 @@ func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) 
 	return info, nil, nil
 }
 
-func handleComplete(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p CompleteParams
+func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.CompleteParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -254,13 +255,13 @@ func handleComplete(ctx context.Context, c *conn, m *message) (any, func(), erro
 	return struct{}{}, nil, nil
 }
 
-func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	c.mu.Lock()
 	already := c.subscribed
 	c.subscribed = true
 	c.mu.Unlock()
 	if already {
-		return SubscribeResult{Subscribed: true}, nil, nil
+		return ipc.SubscribeResult{Subscribed: true}, nil, nil
 	}
 	// The subscription lives as long as the connection, not the request.
 	ch := c.s.b.Subscribe(agent.WithCaller(c.ctx, c.caller))
@@ -272,7 +273,7 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 				select {
 				case ev, ok := <-ch:
 					if ok {
-						c.notify(NotifyEvent, EventParams{Event: ev})
+						c.notify(ipc.NotifyEvent, ipc.EventParams{Event: ev})
 						continue
 					}
 				case <-c.ctx.Done():
@@ -288,21 +289,21 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 			}
 		}()
 	}
-	return SubscribeResult{Subscribed: true}, after, nil
+	return ipc.SubscribeResult{Subscribed: true}, after, nil
 }
 
 // secretBackend returns the connection's backend as a SecretBackend, or a
 // method-not-found error for backends without secrets.
-func secretBackend(c *conn, m *message) (SecretBackend, error) {
+func secretBackend(c *conn, m *ipc.Message) (SecretBackend, error) {
 	sb, ok := c.s.b.(SecretBackend)
 	if !ok {
-		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + m.Method}
+		return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
 	}
 	return sb, nil
 }
 
 func secretName(raw json.RawMessage) (string, error) {
-	var p SecretParams
+	var p ipc.SecretParams
 	if err := decodeParams(raw, &p); err != nil {
 		return "", err
 	}
@@ -312,12 +313,12 @@ func secretName(raw json.RawMessage) (string, error) {
 	return p.Name, nil
 }
 
-func handleSecretSet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p SecretSetParams
+	var p ipc.SecretSetParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -330,7 +331,7 @@ func handleSecretSet(ctx context.Context, c *conn, m *message) (any, func(), err
 	return struct{}{}, nil, nil
 }
 
-func handleSecretGet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -343,10 +344,10 @@ func handleSecretGet(ctx context.Context, c *conn, m *message) (any, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	return SecretValue{Name: name, Value: string(v)}, nil, nil
+	return ipc.SecretValue{Name: name, Value: string(v)}, nil, nil
 }
 
-func handleSecretList(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -358,10 +359,10 @@ func handleSecretList(ctx context.Context, c *conn, m *message) (any, func(), er
 	if names == nil {
 		names = []string{}
 	}
-	return SecretListResult{Names: names}, nil, nil
+	return ipc.SecretListResult{Names: names}, nil, nil
 }
 
-func handleSecretDelete(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -376,12 +377,12 @@ func handleSecretDelete(ctx context.Context, c *conn, m *message) (any, func(), 
 	return struct{}{}, nil, nil
 }
 
-func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p ResolveParams
+	var p ipc.ResolveParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -392,17 +393,17 @@ func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	return ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
+	return ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
 }
 
 func policyBackend(c *conn, method string) (PolicyBackend, error) {
 	if pb, ok := c.s.b.(PolicyBackend); ok {
 		return pb, nil
 	}
-	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method}
+	return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + method}
 }
 
-func handleApprovals(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
@@ -414,15 +415,15 @@ func handleApprovals(ctx context.Context, c *conn, m *message) (any, func(), err
 	if list == nil {
 		list = []agent.Approval{}
 	}
-	return ApprovalsResult{Approvals: list}, nil, nil
+	return ipc.ApprovalsResult{Approvals: list}, nil, nil
 }
 
-func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p AnswerParams
+	var p ipc.AnswerParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -436,20 +437,20 @@ func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return r, nil, nil
 }
 
-func handleLock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleLock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	return lockOrUnlock(ctx, c, m, PolicyBackend.Lock)
 }
 
-func handleUnlock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleUnlock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	return lockOrUnlock(ctx, c, m, PolicyBackend.Unlock)
 }
 
-func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
+func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p LockParams
+	var p ipc.LockParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -459,12 +460,12 @@ func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBacken
 	return struct{}{}, nil, nil
 }
 
-func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	// A locked agent opens no new way in (agent.Agent.Locked).
 	if l, ok := c.s.b.(interface{ Locked() bool }); ok && l.Locked() {
 		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
 	}
-	var p SocketAddParams
+	var p ipc.SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -485,12 +486,12 @@ func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), err
 	return info, nil, nil
 }
 
-func handleSocketList(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	return SocketsResult{Sockets: c.s.RestrictedSockets()}, nil, nil
+func handleSocketList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	return ipc.SocketsResult{Sockets: c.s.RestrictedSockets()}, nil, nil
 }
 
-func handleSocketRemove(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p SocketRemoveParams
+func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.SocketRemoveParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
