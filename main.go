@@ -136,6 +136,9 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
+// errMissingServer is parse's answer when a required <server> is absent.
+var errMissingServer error = usageError{"missing <server>"}
+
 // report prints err the mcpkey way (lowercase, a hint where the fix is known)
 // and maps it to an exit code.
 func report(c *command, err error) int {
@@ -223,7 +226,7 @@ func parse(fs *flag.FlagSet, args []string, npos int) ([]string, error) {
 			return nil, usagef("unexpected argument %q", pos[0])
 		}
 		if len(pos) < npos {
-			return nil, usagef("missing <server>")
+			return nil, errMissingServer
 		}
 		return nil, usagef("too many arguments")
 	}
@@ -786,7 +789,7 @@ func login(ctx context.Context, c *ipc.Client, req agent.LoginRequest) error {
 		if e.Message != "" {
 			fmt.Fprintf(os.Stderr, "mcpkey: %s\n", e.Message)
 		}
-		if e.URL != "" && (req.NoBrowser || strings.Contains(e.Message, "could not open")) {
+		if e.URL != "" && (req.NoBrowser || e.ShowURL) {
 			fmt.Fprintf(os.Stderr, "\n    %s\n\n", e.URL)
 		}
 	})
@@ -1222,7 +1225,7 @@ func runExec(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		before, argv = args[:i], args[i+1:]
 	}
 	pos, err := parse(fs, before, 1) // <server> is optional
-	if err != nil && strings.HasPrefix(err.Error(), "missing") {
+	if errors.Is(err, errMissingServer) {
 		pos, err = parse(fs, before, 0)
 	}
 	if err != nil {

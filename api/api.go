@@ -176,6 +176,9 @@ type Event struct {
 	// URL is set on the login progress step that opens (or would open) the
 	// browser, so a headless caller can show it.
 	URL string `json:"url,omitempty"`
+	// ShowURL: the agent could not open a browser; the caller should show
+	// URL for the user to open (callers branch on it, never on Message).
+	ShowURL bool `json:"show_url,omitempty"`
 	// UserCode is set when a device authorization grant is in use.
 	UserCode string `json:"user_code,omitempty"`
 	Error    string `json:"error,omitempty"`

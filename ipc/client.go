@@ -595,19 +595,10 @@ func callDecode(ctx context.Context, c *Client, method string, params any, decod
 			return err
 		}
 		c.drop(cc)
-		if fresh || attempt > 0 || !(idempotent(method) || re.unsent) {
+		if m, _ := LookupMethod(method); fresh || attempt > 0 || !(m.Idempotent || re.unsent) {
 			return re.err
 		}
 	}
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet,
-		MethodSecretGet, MethodSecretList, MethodServerResolve:
-		return true
-	}
-	return false
 }
 
 // Hello checks that the agent speaks this package's protocol version and

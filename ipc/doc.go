@@ -151,8 +151,9 @@
 // DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.
-// An event may carry url (the authorization URL to open or show) and
-// user_code (device grant). env is the caller's browser environment (as
+// An event may carry url (the authorization URL to open or show; show_url
+// true when the agent could not open a browser and the caller must show
+// it) and user_code (device grant). env is the caller's browser environment (as
 // gpg-agent's updatestartuptty): used only on the main Unix socket from a
 // peer of the agent's uid, ignored on the WebSocket (restricted sockets
 // refuse session.login); a BROWSER from it is never run as root. A login
@@ -165,7 +166,7 @@
 //
 // events.subscribe — no params; result {subscribed: true}. Afterwards the
 // server sends notifications event {event: agent.Event} ({kind, time,
-// server?, account?, session?, message?, url?, user_code?, error?}) on this
+// server?, account?, session?, message?, url?, show_url?, user_code?, error?}) on this
 // connection until it closes. A subscriber that falls behind is
 // disconnected: the connection closing is how a client learns it lost
 // events. Subscribe on a connection of its own.
@@ -207,8 +208,11 @@
 // socket.add — params {servers: [string], path?, ttl?: "8h"}; result
 // {path, servers, expires_at?, from_config?}. Opens a restricted socket
 // (0600, in a 0700 directory; without path, next to this socket) until ttl
-// or the agent ends. socket.list — result {sockets: [...]}. socket.remove —
-// params {path}; result {}.
+// or the agent ends.
+//
+// socket.list — no params; result {sockets: [...]}, as socket.add answers.
+//
+// socket.remove — params {path}; result {}.
 //
 // # Restricted sockets
 //

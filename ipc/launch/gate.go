@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -82,7 +81,7 @@ func (g *gate) start(bctx context.Context, scopes []string) <-chan struct{} {
 			if e.Message != "" {
 				g.statusf("%s", e.Message)
 			}
-			if e.URL != "" && strings.Contains(e.Message, "could not open") {
+			if e.URL != "" && e.ShowURL {
 				g.statusf("open this URL to sign in: %s", e.URL)
 			}
 		})

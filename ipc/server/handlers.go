@@ -21,59 +21,45 @@ import (
 // queued (events.subscribe starts forwarding there).
 type handler func(ctx context.Context, c *conn, m *ipc.Message) (result any, after func(), err error)
 
-// methods lists the methods served, in agent.hello's capabilities order.
-func methods() []string {
-	return []string{ipc.MethodHello, ipc.MethodStatus, ipc.MethodSessionsList, ipc.MethodTokenGet, ipc.MethodSessionLogout,
-		ipc.MethodSessionLogin, ipc.MethodSessionComplete, ipc.MethodEventsSubscribe, ipc.MethodCancel,
-		ipc.MethodSecretSet, ipc.MethodSecretGet, ipc.MethodSecretList, ipc.MethodSecretDelete, ipc.MethodServerResolve,
-		ipc.MethodApprovalsList, ipc.MethodApprovalAnswer, ipc.MethodLock, ipc.MethodUnlock,
-		ipc.MethodSocketAdd, ipc.MethodSocketList, ipc.MethodSocketRemove}
+// handlers serves each method of the protocol table (ipc.Methods);
+// TestEveryMethodHasAHandler checks that they agree. (Set in init: the
+// handlers reach Serve, which reads the map.)
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		ipc.MethodHello:           handleHello,
+		ipc.MethodStatus:          handleStatus,
+		ipc.MethodSessionsList:    handleSessions,
+		ipc.MethodTokenGet:        handleToken,
+		ipc.MethodSessionLogout:   handleLogout,
+		ipc.MethodSessionLogin:    handleLogin,
+		ipc.MethodSessionComplete: handleComplete,
+		ipc.MethodEventsSubscribe: handleSubscribe,
+		ipc.MethodApprovalsList:   handleApprovals,
+		ipc.MethodApprovalAnswer:  handleAnswer,
+		ipc.MethodLock:            handleLock,
+		ipc.MethodUnlock:          handleUnlock,
+		ipc.MethodSocketAdd:       handleSocketAdd,
+		ipc.MethodSocketList:      handleSocketList,
+		ipc.MethodSocketRemove:    handleSocketRemove,
+		ipc.MethodSecretSet:       handleSecretSet,
+		ipc.MethodSecretGet:       handleSecretGet,
+		ipc.MethodSecretList:      handleSecretList,
+		ipc.MethodSecretDelete:    handleSecretDelete,
+		ipc.MethodServerResolve:   handleResolve,
+	}
 }
 
-func handlerFor(method string) handler {
-	switch method {
-	case ipc.MethodHello:
-		return handleHello
-	case ipc.MethodStatus:
-		return handleStatus
-	case ipc.MethodSessionsList:
-		return handleSessions
-	case ipc.MethodTokenGet:
-		return handleToken
-	case ipc.MethodSessionLogout:
-		return handleLogout
-	case ipc.MethodSessionLogin:
-		return handleLogin
-	case ipc.MethodSessionComplete:
-		return handleComplete
-	case ipc.MethodEventsSubscribe:
-		return handleSubscribe
-	case ipc.MethodApprovalsList:
-		return handleApprovals
-	case ipc.MethodApprovalAnswer:
-		return handleAnswer
-	case ipc.MethodLock:
-		return handleLock
-	case ipc.MethodUnlock:
-		return handleUnlock
-	case ipc.MethodSocketAdd:
-		return handleSocketAdd
-	case ipc.MethodSocketList:
-		return handleSocketList
-	case ipc.MethodSocketRemove:
-		return handleSocketRemove
-	case ipc.MethodSecretSet:
-		return handleSecretSet
-	case ipc.MethodSecretGet:
-		return handleSecretGet
-	case ipc.MethodSecretList:
-		return handleSecretList
-	case ipc.MethodSecretDelete:
-		return handleSecretDelete
-	case ipc.MethodServerResolve:
-		return handleResolve
+// capabilities lists the methods of the table that pass keep, in its order.
+func capabilities(keep func(ipc.Method) bool) []string {
+	var names []string
+	for _, m := range ipc.Methods() {
+		if keep(m) {
+			names = append(names, m.Name)
+		}
 	}
-	return nil
+	return names
 }
 
 // decodeParams decodes params (an object, or absent) into v. Unknown fields
@@ -142,7 +128,7 @@ func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ipc.ProtocolVersion),
 			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 	}
-	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: methods()}, nil, nil
+	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: capabilities(func(ipc.Method) bool { return true })}, nil, nil
 }
 
 func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -461,8 +447,9 @@ func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBa
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	// A locked agent opens no new way in (agent.Agent.Locked).
-	if l, ok := c.s.b.(interface{ Locked() bool }); ok && l.Locked() {
+	// A locked agent opens no new way in (agent.Agent.Locked; the table
+	// says socket.add is not answered while locked).
+	if m, _ := ipc.LookupMethod(ipc.MethodSocketAdd); !m.WhileLocked && c.s.locked() {
 		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
 	}
 	var p ipc.SocketAddParams
@@ -502,4 +489,10 @@ func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func
 		return nil, nil, err
 	}
 	return struct{}{}, nil, nil
+}
+
+// locked reports whether the backend says the agent is locked.
+func (s *Server) locked() bool {
+	l, ok := s.b.(interface{ Locked() bool })
+	return ok && l.Locked()
 }

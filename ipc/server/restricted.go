@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,26 +39,34 @@ type restrictedSock struct {
 	timer *time.Timer
 }
 
-// handler picks the handler for method: every method on a normal server; on
-// a restricted one agent.hello and token.get (checked against its servers),
-// and a denied error for anything else, known or not.
+// handler picks the handler for method from the protocol table: every
+// method on a normal server; on a restricted one the methods the table marks
+// Restricted (token.get checked against its servers), and a denied error for
+// anything else, known or not.
 func (s *Server) handler(method string) handler {
-	if s.restrict == nil {
-		return handlerFor(method)
-	}
-	switch method {
-	case ipc.MethodHello:
+	m, ok := ipc.LookupMethod(method)
+	switch {
+	case !ok:
+		if s.restrict != nil {
+			return handleRefused
+		}
+		return nil
+	case s.restrict == nil:
+		return handlers[method]
+	case !m.Restricted:
+		return handleRefused
+	case method == ipc.MethodHello:
 		return handleRestrictedHello
-	case ipc.MethodTokenGet:
+	case method == ipc.MethodTokenGet:
 		return handleRestrictedToken
 	}
-	return handleRefused
+	return handlers[method]
 }
 
 func handleRestrictedHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	res, after, err := handleHello(ctx, c, m)
 	if hr, ok := res.(ipc.HelloResult); ok {
-		hr.Capabilities = []string{ipc.MethodHello, ipc.MethodTokenGet}
+		hr.Capabilities = capabilities(func(m ipc.Method) bool { return m.Restricted })
 		res = hr
 	}
 	return res, after, err
@@ -69,7 +78,7 @@ func handleRestrictedToken(ctx context.Context, c *conn, m *ipc.Message) (any, f
 }
 
 func handleRefused(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	return nil, nil, &ipc.Error{Code: ipc.CodeDenied, Message: "not allowed on a restricted socket (only agent.hello and token.get)",
+	return nil, nil, &ipc.Error{Code: ipc.CodeDenied, Message: "not allowed on a restricted socket (only " + strings.Join(capabilities(func(m ipc.Method) bool { return m.Restricted }), " and ") + ")",
 		Data: &ipc.ErrorData{Code: ipc.ErrCodeDenied}}
 }
 
