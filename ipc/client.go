@@ -41,48 +41,30 @@ type Client struct {
 	cc *clientConn
 }
 
-// clientConn is one connection to the agent.
-//
-// Replies are read by the goroutine waiting for one, not handed over by a
-// reader goroutine: on loopback TCP that hand-off (wake a parked goroutine,
-// often on another thread) cost more than the agent's whole answer. One
-// goroutine at a time holds the reader role (reading): the first caller
-// to find it free reads until its own reply arrives, delivering any other
-// reply it meets on the way. When it leaves while others still wait, a
-// reader goroutine takes over until nobody waits (readFor). A connection
-// left idle gets a reader goroutine too, until it is used again; a Watch
-// connection keeps one for its whole life, for its events.
+// clientConn is one connection to the agent, shaped like
+// x/crypto/ssh/agent's client: one reader goroutine per connection reads
+// every message, hands each reply to the call waiting for its id, login
+// progress to its call and events to onEvent. Callers write their request
+// (one at a time, wmu) and wait; a caller that stops waiting sends
+// rpc.cancel, so the agent stops working for it.
 type clientConn struct {
 	c      net.Conn
-	lc     *LineConn // read by the holder of the reader role only
+	lc     *LineConn // read by the reader goroutine only
 	nextID atomic.Uint64
 	wmu    sync.Mutex // serialises writes to c
 	done   chan struct{}
 
-	// mu guards pending, err, reading and delivered.
-	mu        sync.Mutex
-	pending   map[uint64]*pendingCall
-	err       error
-	reading   bool
-	delivered uint64 // replies delivered so far
-
-	// idle starts a reader goroutine (readFor) on a connection nobody has
-	// read for idleWatch, so the agent's pings get their pongs and a closed
-	// connection is noticed; lastFree is when the reader role was last
-	// given up, as time since epoch.
-	idle     *time.Timer
-	epoch    time.Time
-	lastFree atomic.Int64
+	// mu guards pending and err.
+	mu      sync.Mutex
+	pending map[uint64]*pendingCall
+	err     error
 
 	// onEvent, if set, receives "event" notifications (Watch).
 	onEvent func(api.Event)
 }
 
 type pendingCall struct {
-	// decode decodes the response line into the caller's result; the
-	// holder of the reader role runs it and sends its error on done.
-	decode   func(line []byte) error
-	done     chan error
+	reply    chan []byte // the response line, a copy; buffered
 	progress func(api.Event)
 }
 
@@ -115,52 +97,18 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return nc, err
 }
 
-// idleWatch is how long a connection goes unread before a reader goroutine
-// takes it (see clientConn.idle): well under any keepalive timeout, and
-// long enough that busy callers read their own replies.
-const idleWatch = 100 * time.Millisecond
-
-// newClientConn wraps nc. With onEvent set (Watch) a reader goroutine
-// reads for the connection's whole life and calls onClose when it ends.
+// newClientConn wraps nc and starts its reader goroutine, which calls
+// onClose (if set) when the connection ends.
 func newClientConn(nc net.Conn, onEvent func(api.Event), onClose func()) *clientConn {
 	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent,
-		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame}), epoch: time.Now()}
-	if onEvent != nil {
-		cc.reading = true
-		go func() {
-			if onClose != nil {
-				defer onClose()
-			}
-			for cc.readOne() == nil {
-			}
-		}()
-		return cc
-	}
-	cc.idle = time.AfterFunc(idleWatch, cc.watchIdle)
-	return cc
-}
-
-// watchIdle runs when the idle timer fires: it starts a reader goroutine
-// on a connection whose reader role has been free for idleWatch, and
-// otherwise looks again later.
-func (cc *clientConn) watchIdle() {
-	cc.mu.Lock()
-	if cc.err != nil {
-		cc.mu.Unlock()
-		return
-	}
-	wait := idleWatch
-	if !cc.reading {
-		wait -= time.Since(cc.epoch) - time.Duration(cc.lastFree.Load())
-		if wait <= 0 {
-			cc.reading = true
-			cc.mu.Unlock()
-			cc.readFor(true) // on this timer's goroutine
-			return
+		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})}
+	go func() {
+		if onClose != nil {
+			defer onClose()
 		}
-	}
-	cc.mu.Unlock()
-	cc.idle.Reset(wait)
+		cc.readLoop()
+	}()
+	return cc
 }
 
 // conn returns the shared connection, dialling if needed.
@@ -217,210 +165,57 @@ func (cc *clientConn) fail(err error) {
 		close(cc.done)
 	}
 	cc.mu.Unlock()
-	if cc.idle != nil {
-		cc.idle.Stop()
-	}
 	cc.c.Close()
 }
 
-const responsePrefix = `{"jsonrpc":"2.0","id":`
-
-// responseID returns N when line starts with {"jsonrpc":"2.0","id":N, .
-func responseID(line []byte) (uint64, bool) {
-	if !bytes.HasPrefix(line, []byte(responsePrefix)) {
-		return 0, false
-	}
-	rest := line[len(responsePrefix):]
-	i := 0
-	for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i >= len(rest) || rest[i] != ',' {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(string(rest[:i]), 10, 64)
-	return id, err == nil
-}
-
-// deliver decodes a response line for the call waiting for id, in the
-// reading goroutine, so the line needs no copy.
-func (cc *clientConn) deliver(id uint64, line []byte) {
-	cc.mu.Lock()
-	cl := cc.pending[id]
-	delete(cc.pending, id)
-	if cl != nil {
-		cc.delivered++
-	}
-	cc.mu.Unlock()
-	if cl != nil {
-		cl.done <- cl.decode(line)
-	}
-}
-
-// readOne reads one message and delivers it: a reply to its caller, a
-// login.progress to its call, an event to onEvent. Only the holder of the
-// reader role calls it. A read error is returned as is (a deadline set by
-// lead interrupts a read without losing what was read so far); a
-// malformed message fails the connection.
-func (cc *clientConn) readOne() error {
-	line, err := cc.lc.ReadMessage()
-	if err != nil {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
-		}
-		return err
-	}
-	// Fast path: the agent writes every response as
-	// {"jsonrpc":"2.0","id":N,... ; route it by N without parsing the
-	// rest, which the caller decodes once, straight into its result.
-	if id, ok := responseID(line); ok {
-		cc.deliver(id, line)
-		return nil
-	}
-	var m Message
-	if err := json.Unmarshal(line, &m); err != nil {
-		err = fmt.Errorf("%w: bad message from agent: %w", errConnLost, err)
-		cc.fail(err)
-		return err
-	}
-	switch m.Method {
-	case "":
-		if id, err := strconv.ParseUint(string(m.ID), 10, 64); err == nil {
-			cc.deliver(id, line)
-		} // else not one of ours (an error for an unparsable line has id null)
-	case NotifyLoginProgress:
-		var p ProgressParams
-		if json.Unmarshal(m.Params, &p) != nil {
-			return nil
-		}
-		id, err := strconv.ParseUint(string(p.ID), 10, 64)
-		if err != nil {
-			return nil
-		}
-		cc.mu.Lock()
-		cl := cc.pending[id]
-		cc.mu.Unlock()
-		if cl != nil && cl.progress != nil {
-			cl.progress(p.Event)
-		}
-	case NotifyEvent:
-		var p EventParams
-		if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
-			cc.onEvent(p.Event)
-		}
-	}
-	return nil
-}
-
-// lead reads, holding the reader role, until cl (the caller's call, id)
-// has its reply, ctx ends or the connection fails, then gives up the role.
-// ctx ending interrupts a blocked read with a read deadline in the past;
-// the LineConn keeps what it had read, so the next reader goes on from
-// there.
-func (cc *clientConn) lead(ctx context.Context, id uint64, cl *pendingCall) error {
-	var (
-		stop  func() bool
-		fired chan struct{}
-	)
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			cc.c.SetReadDeadline(time.Unix(1, 0))
-			close(fired)
-		})
-	}
-	var err error
-	for spurious := 0; ; {
-		select {
-		case err := <-cl.done:
-			cc.release(stop, fired)
-			return err
-		default:
-		}
-		err = cc.readOne()
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if ctx.Err() != nil {
-				break
-			}
-			// A deadline left from an earlier, finished call: clear it.
-			if spurious++; spurious > 3 {
-				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
-				break
-			}
-			cc.c.SetReadDeadline(time.Time{})
-			continue
-		}
-		break // readOne failed the connection
-	}
-	// No reply for id: stop waiting for it (nobody else delivers while
-	// this goroutine holds the role, so it is still pending).
-	cc.mu.Lock()
-	delete(cc.pending, id)
-	cerr := cc.err
-	cc.mu.Unlock()
-	cc.release(stop, fired)
-	if ctx.Err() != nil {
-		cc.sendCancel(id)
-		return ctx.Err()
-	}
-	return errRetryable{err: cerr}
-}
-
-// release gives up the reader role after lead: it first clears a read
-// deadline ctx may have set (the next reader must not inherit it), and
-// hands the role to a reader goroutine while other calls wait.
-func (cc *clientConn) release(stop func() bool, fired chan struct{}) {
-	if stop != nil && !stop() {
-		<-fired
-		cc.c.SetReadDeadline(time.Time{})
-	}
-	cc.mu.Lock()
-	if len(cc.pending) == 0 || cc.err != nil {
-		cc.free()
-		cc.mu.Unlock()
-		return
-	}
-	cc.mu.Unlock()
-	go cc.readFor(false)
-}
-
-// free gives up the reader role; cc.mu is held.
-func (cc *clientConn) free() {
-	cc.reading = false
-	cc.lastFree.Store(int64(time.Since(cc.epoch)))
-}
-
-// readFor holds the reader role until no call waits: for an idle
-// connection (idle), until a call has had its reply and no other waits.
-// (It sets no read deadline, and release clears any before handing the
-// role over, so a deadline error here is a broken connection.)
-func (cc *clientConn) readFor(idle bool) {
-	cc.mu.Lock()
-	start := cc.delivered
-	cc.mu.Unlock()
+// readLoop reads messages until the connection fails: a reply goes to the
+// call waiting for its id, a login.progress to its call, an event to
+// onEvent. A malformed message fails the connection.
+func (cc *clientConn) readLoop() {
 	for {
-		cc.mu.Lock()
-		if cc.err != nil || len(cc.pending) == 0 && (!idle || cc.delivered != start) {
-			cc.free()
-			closed := cc.err != nil
-			cc.mu.Unlock()
-			if idle && !closed {
-				cc.idle.Reset(idleWatch)
-			}
+		line, err := cc.lc.ReadMessage()
+		if err != nil {
+			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return
 		}
-		cc.mu.Unlock()
-		if err := cc.readOne(); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+		var m Message
+		if err := json.Unmarshal(line, &m); err != nil {
+			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
+			return
+		}
+		switch m.Method {
+		case "":
+			id, err := strconv.ParseUint(string(m.ID), 10, 64)
+			if err != nil {
+				continue // not one of ours (an error for an unparsable line has id null)
 			}
 			cc.mu.Lock()
-			cc.free()
+			cl := cc.pending[id]
+			delete(cc.pending, id)
 			cc.mu.Unlock()
-			return
+			if cl != nil {
+				cl.reply <- bytes.Clone(line)
+			}
+		case NotifyLoginProgress:
+			var p ProgressParams
+			if json.Unmarshal(m.Params, &p) != nil {
+				continue
+			}
+			id, err := strconv.ParseUint(string(p.ID), 10, 64)
+			if err != nil {
+				continue
+			}
+			cc.mu.Lock()
+			cl := cc.pending[id]
+			cc.mu.Unlock()
+			if cl != nil && cl.progress != nil {
+				cl.progress(p.Event)
+			}
+		case NotifyEvent:
+			var p EventParams
+			if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
+				cc.onEvent(p.Event)
+			}
 		}
 	}
 }
@@ -457,7 +252,7 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	}
 	b = append(b, '}', '\n')
 
-	cl := &pendingCall{decode: decode, done: make(chan error, 1), progress: progress}
+	cl := &pendingCall{reply: make(chan []byte, 1), progress: progress}
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -465,26 +260,18 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		return errRetryable{err: err, unsent: true}
 	}
 	cc.pending[id] = cl
-	leader := !cc.reading
-	cc.reading = true
 	cc.mu.Unlock()
 
-	// abandon stops waiting for id. If a reader already took the call it
-	// is decoding into the caller's result right now: wait for that to end.
-	abandon := func() {
+	// forget stops waiting for id; false when the reply is already in.
+	forget := func() bool {
 		cc.mu.Lock()
+		defer cc.mu.Unlock()
 		_, waiting := cc.pending[id]
 		delete(cc.pending, id)
-		cc.mu.Unlock()
-		if !waiting {
-			<-cl.done
-		}
+		return waiting
 	}
 	if n, err := cc.write(ctx, b); err != nil {
-		abandon()
-		if leader {
-			cc.release(nil, nil)
-		}
+		forget()
 		if n == 0 && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			return ctx.Err() // nothing went out: the connection is intact
 		}
@@ -494,24 +281,21 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		}
 		return errRetryable{err: fmt.Errorf("%w: %w", errConnLost, err), unsent: n == 0}
 	}
-	if leader {
-		return cc.lead(ctx, id, cl)
-	}
 	select {
-	case err := <-cl.done:
-		return err
+	case line := <-cl.reply:
+		return decode(line)
 	case <-cc.done:
+		if !forget() {
+			return decode(<-cl.reply) // the reply made it
+		}
 		cc.mu.Lock()
-		_, waiting := cc.pending[id]
-		delete(cc.pending, id)
 		err := cc.err
 		cc.mu.Unlock()
-		if !waiting {
-			return <-cl.done // the reply made it
-		}
 		return errRetryable{err: err}
 	case <-ctx.Done():
-		abandon()
+		if !forget() {
+			return decode(<-cl.reply)
+		}
 		cc.sendCancel(id)
 		return ctx.Err()
 	}
