@@ -179,8 +179,8 @@ type admission struct {
 }
 
 // admitQuick is admit without waiting and without writing the audit log:
-// it never blocks, so the fast path (CachedToken) and admit share every
-// decision. A remembered "allow" admits here; anything else about an
+// it never blocks; admit runs it first and waits only for what it leaves
+// open. A remembered "allow" admits here; anything else about an
 // approval (a remembered denial included) is left to approve.
 func (a *Agent) admitQuick(ctx context.Context, op string, t target, account string) admission {
 	if r, ok := restrictionFrom(ctx); ok && !a.allows(r, t.url) {

@@ -61,11 +61,11 @@ type session struct {
 	lastRejectAt time.Time
 	lastRejected [sha256.Size]byte
 
-	// hot is what the fast path serves without taking mu: a snapshot of the
+	// hot is what Token serves without taking mu: a snapshot of the
 	// current token while it is servable (nil otherwise). Every change of
 	// rec, needsLogin or unpersisted goes through setLocked, which renews it.
 	hot atomic.Pointer[hotToken]
-	// used is lastUsed for the fast path (Unix nanoseconds).
+	// used is lastUsed for hot serving (Unix nanoseconds).
 	used atomic.Int64
 	// cap is the agent's refresh_margin setting (nanoseconds; 0 = 60 s).
 	cap *marginCap
@@ -120,7 +120,7 @@ func newSession(r store.SessionRecord, cap *marginCap) *session {
 	return s
 }
 
-// lastUsedLocked is the later of the slow and the fast path's last use.
+// lastUsedLocked is the later of the locked and the hot path's last use.
 func (s *session) lastUsedLocked() time.Time {
 	if u := time.Unix(0, s.used.Load()); u.After(s.lastUsed) {
 		return u

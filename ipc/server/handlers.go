@@ -78,10 +78,9 @@ func decodeParams(raw json.RawMessage, v any) error {
 	return nil
 }
 
-// paramsError describes a decoding error by field and type only. Gap:
-// segmentio/encoding/json puts the offending bytes into its messages (a
-// passphrase, a client secret or a token sent with the wrong type), so its
-// messages are never passed on.
+// paramsError describes a decoding error by field and type only: a JSON
+// decoder may quote the offending bytes (a passphrase, a client secret or a
+// token sent with the wrong type), so its messages are never passed on.
 func paramsError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" && te.Type != nil {
