@@ -20,8 +20,9 @@
 // (DefaultMaxFrame) without its newline: a longer one gets an
 // invalid-request error (id null) and the connection is closed. Once the
 // first byte of a message has arrived, the rest must follow within 30 s
-// (server.ServerOptions.FrameTimeout) or the connection is closed; a connection may
-// idle between messages for as long as it likes (subscribers do). Arrays
+// (server.ServerOptions.FrameTimeout) or the connection is closed; a
+// connection may idle between messages for as long as it likes
+// (subscribers do). Arrays
 // and objects may nest at most 64 levels (MaxDepth); a deeper message gets
 // an invalid-request error (id null) before it is decoded, and the
 // connection stays usable.
@@ -119,6 +120,11 @@
 //
 // Field names are snake_case; times are RFC 3339 strings; absent optional
 // fields may be omitted.
+//
+// The methods are the rows of the protocol table, Methods(), in the order
+// below; each row also says whether the method is idempotent (the Go client
+// resends it once on a fresh connection), allowed on a restricted socket,
+// answered while the agent is locked, and subject to approval.
 //
 // agent.hello — params {client?: string, protocol_version?: int}; result
 // {protocol_version: 1, agent_version: string, capabilities: [string]}, the
