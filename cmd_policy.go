@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 func policyCommands() []*command {
@@ -447,7 +448,7 @@ func auditPath(flagValue string) string {
 
 // serveRestricted lets srv serve restricted sockets next to the agent's,
 // opens the config's [[restricted_socket]] ones, and follows config reloads.
-func serveRestricted(ctx context.Context, srv *ipc.Server, a *agent.Agent, socketPath string, log *slog.Logger) {
+func serveRestricted(ctx context.Context, srv *server.Server, a *agent.Agent, socketPath string, log *slog.Logger) {
 	srv.EnableRestricted(ctx, filepath.Dir(socketPath))
 	sync := func() {
 		if err := srv.SyncRestricted(a.CurrentSettings().RestrictedSockets); err != nil {

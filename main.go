@@ -35,6 +35,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mcpkey/mcpkey/internal/safefile"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // version is stamped with -ldflags "-X main.version=…"; otherwise the module
@@ -136,6 +137,9 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
+// errMissingServer is parse's answer when a required <server> is absent.
+var errMissingServer error = usageError{"missing <server>"}
+
 // report prints err the mcpkey way (lowercase, a hint where the fix is known)
 // and maps it to an exit code.
 func report(c *command, err error) int {
@@ -223,7 +227,7 @@ func parse(fs *flag.FlagSet, args []string, npos int) ([]string, error) {
 			return nil, usagef("unexpected argument %q", pos[0])
 		}
 		if len(pos) < npos {
-			return nil, usagef("missing <server>")
+			return nil, errMissingServer
 		}
 		return nil, usagef("too many arguments")
 	}
@@ -417,7 +421,7 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		log.Warn("the agent runs in the foreground here; `mcpkey install` sets it up as a service")
 	}
 	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
-	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: log})
+	srv := server.NewServer(a, server.ServerOptions{Logger: log})
 	serveRestricted(ctx, srv, a, path, log)
 	if wsLn != nil {
 		stopWS, err := serveWebSocket(ctx, srv, wsLn, wsInfo, settings.WSAllowedOrigins, log)
@@ -440,8 +444,8 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 
 // serveWebSocket serves srv's protocol on the loopback WebSocket as well,
 // until stop, which waits for its connections to end.
-func serveWebSocket(ctx context.Context, srv *ipc.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
-	ws, err := ipc.NewWebSocketServer(srv, ipc.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
+func serveWebSocket(ctx context.Context, srv *server.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
+	ws, err := server.NewWebSocketServer(srv, server.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +465,7 @@ func serveWebSocket(ctx context.Context, srv *ipc.Server, ln net.Listener, info 
 // main, goroutine. The tray is still a client: it reaches the agent through
 // c, over the socket, like any other program. Quit in the tray stops both;
 // without a tray host the agent carries on alone.
-func serveWithTray(ctx context.Context, srv *ipc.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
+func serveWithTray(ctx context.Context, srv *server.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)
@@ -786,7 +790,7 @@ func login(ctx context.Context, c *ipc.Client, req agent.LoginRequest) error {
 		if e.Message != "" {
 			fmt.Fprintf(os.Stderr, "mcpkey: %s\n", e.Message)
 		}
-		if e.URL != "" && (req.NoBrowser || strings.Contains(e.Message, "could not open")) {
+		if e.URL != "" && (req.NoBrowser || e.ShowURL) {
 			fmt.Fprintf(os.Stderr, "\n    %s\n\n", e.URL)
 		}
 	})
@@ -836,9 +840,9 @@ func runProbe(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		}
 		return login(ctx, c, agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes})
 	}
-	var res *ipc.ProbeResult
+	var res *launch.ProbeResult
 	err = withAgent(ctx, c, func() (err error) {
-		res, err = ipc.Probe(ctx, c, ipc.ProbeOptions{Server: pos[0], Account: *account, Login: doLogin, Call: *call, Version: buildVersion()})
+		res, err = launch.Probe(ctx, c, launch.ProbeOptions{Server: pos[0], Account: *account, Login: doLogin, Call: *call, Version: buildVersion()})
 		return err
 	})
 	if err != nil {
@@ -1212,7 +1216,7 @@ func runExec(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		before, argv = args[:i], args[i+1:]
 	}
 	pos, err := parse(fs, before, 1) // <server> is optional
-	if err != nil && strings.HasPrefix(err.Error(), "missing") {
+	if errors.Is(err, errMissingServer) {
 		pos, err = parse(fs, before, 0)
 	}
 	if err != nil {

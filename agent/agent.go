@@ -279,7 +279,7 @@ func (a *Agent) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	return out, nil
 }
 
-// Subscribe returns a channel of events; see ipc.Backend.
+// Subscribe returns a channel of events; see server.Backend.
 func (a *Agent) Subscribe(ctx context.Context) <-chan Event { return a.events.subscribe(ctx) }
 
 func (a *Agent) publish(e Event) {

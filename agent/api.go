@@ -2,261 +2,97 @@ package agent
 
 import (
 	"context"
-	"log/slog"
-	"time"
 
-	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/api"
 )
 
-// SessionState is where a session stands.
-type SessionState string
+// The agent's API types live in package api, which imports only the
+// standard library, so that a client links them without the agent. These
+// aliases keep the agent's own names.
+type (
+	SessionState       = api.SessionState
+	SessionInfo        = api.SessionInfo
+	TokenRequest       = api.TokenRequest
+	Token              = api.Token
+	LoginRequest       = api.LoginRequest
+	Status             = api.Status
+	EventKind          = api.EventKind
+	Event              = api.Event
+	Caller             = api.Caller
+	Process            = api.Process
+	LogoutRequest      = api.LogoutRequest
+	LogoutResult       = api.LogoutResult
+	ServerConfig       = api.ServerConfig
+	Decision           = api.Decision
+	Approval           = api.Approval
+	Answer             = api.Answer
+	AnswerResult       = api.AnswerResult
+	NeedsLoginError    = api.NeedsLoginError
+	TokenRejectedError = api.TokenRejectedError
+)
 
 const (
-	// StateReady: an access token is held and valid (or refreshable).
-	StateReady SessionState = "ready"
-	// StateRefreshing: a refresh is in flight.
-	StateRefreshing SessionState = "refreshing"
-	// StateNeedsLogin: the grant is gone (invalid_grant, logout on the AS,
-	// step-up required); only a new login helps.
-	StateNeedsLogin SessionState = "needs_login"
-	// StateAuthorizing: a login is in flight.
-	StateAuthorizing SessionState = "authorizing"
-	// StateError: the last refresh failed for a transient reason (network,
-	// 5xx); credentials are kept and retried with backoff.
-	StateError SessionState = "error"
-	// StateBroken: the stored session cannot be read (a corrupt item);
-	// Error names the item. Logout removes it, a login replaces it.
-	StateBroken SessionState = "broken"
+	StateReady       = api.StateReady
+	StateRefreshing  = api.StateRefreshing
+	StateNeedsLogin  = api.StateNeedsLogin
+	StateAuthorizing = api.StateAuthorizing
+	StateError       = api.StateError
+	StateBroken      = api.StateBroken
+
+	EventSessionChanged    = api.EventSessionChanged
+	EventSessionRemoved    = api.EventSessionRemoved
+	EventLoginNeeded       = api.EventLoginNeeded
+	EventLoginProgress     = api.EventLoginProgress
+	EventLoginFinished     = api.EventLoginFinished
+	EventLocked            = api.EventLocked
+	EventUnlocked          = api.EventUnlocked
+	EventConfigReloaded    = api.EventConfigReloaded
+	EventApprovalRequested = api.EventApprovalRequested
+	EventApprovalAnswered  = api.EventApprovalAnswered
+
+	DecisionAllowOnce = api.DecisionAllowOnce
+	DecisionAllow     = api.DecisionAllow
+	DecisionDeny      = api.DecisionDeny
+	DecisionTimeout   = api.DecisionTimeout
+	DecisionCancelled = api.DecisionCancelled
+	DecisionLocked    = api.DecisionLocked
+	DecisionFailed    = api.DecisionFailed
 )
 
-// SessionInfo is the non-secret view of a session: what sessions.list and the
-// tray show. It never carries token material.
-type SessionInfo struct {
-	// Server is the canonical MCP server (resource) URL, exactly as its
-	// Protected Resource Metadata names it.
-	Server string `json:"server"`
-	// Name is the configured name for Server, if any.
-	Name string `json:"name,omitempty"`
-	// Account is the label that tells several sessions of one server apart
-	// ("" is the default account).
-	Account  string       `json:"account"`
-	Issuer   string       `json:"issuer"`
-	ClientID string       `json:"client_id"`
-	Scopes   []string     `json:"scopes"`
-	State    SessionState `json:"state"`
-	// Error says why State is StateError or StateNeedsLogin; it never
-	// contains secrets.
-	Error        string    `json:"error,omitempty"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	ObtainedAt   time.Time `json:"obtained_at"`
-	HasRefresh   bool      `json:"has_refresh_token"`
-	StoreBackend string    `json:"store_backend"`
-	// ID is the stored session's id, set for a broken session: when its
-	// metadata is unreadable too, it is the only name logout can use.
-	ID string `json:"id,omitempty"`
-}
-
-// TokenRequest asks for an access token for one server.
-type TokenRequest struct {
-	// Server is a configured name or a URL.
-	Server string `json:"server"`
-	// Account selects a session when there are several ("" = default).
-	Account string `json:"account,omitempty"`
-	// Scopes the token must carry. A session lacking one of them answers
-	// ErrNeedsLogin with the union of scopes a step-up login must ask for.
-	Scopes []string `json:"scopes,omitempty"`
-	// MinTTL is the least remaining lifetime the caller accepts; a token
-	// expiring sooner is refreshed first.
-	MinTTL time.Duration `json:"-"`
-	// RejectedToken is the access token a resource server just answered 401
-	// to. When it is still the session's current token the agent refreshes
-	// (once, however many callers report it); otherwise the newer token is
-	// returned. Never logged.
-	RejectedToken string `json:"-"`
-}
-
-// Token is an access token handed to a local caller.
-type Token struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	Scopes      []string  `json:"scopes"`
-	Server      string    `json:"server"`
-	Account     string    `json:"account"`
-}
-
-// LogValue keeps the token out of logs.
-func (t Token) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("server", t.Server), slog.String("account", t.Account),
-		slog.Time("expires_at", t.ExpiresAt), slog.String("access_token", "REDACTED"))
-}
-
-// LoginRequest asks the agent to run (or join) an OAuth login.
-type LoginRequest struct {
-	Server  string   `json:"server"`
-	Account string   `json:"account,omitempty"`
-	Scopes  []string `json:"scopes,omitempty"`
-	// NoBrowser: do not open a browser; the caller is shown the URL (and a
-	// device code when the AS supports RFC 8628) and may paste the redirect
-	// URL back through PasteRedirect.
-	NoBrowser bool `json:"no_browser,omitempty"`
-	// ClientID and ClientSecret pre-register a client for this login. The
-	// secret travels only over the agent's socket, never argv.
-	ClientID          string `json:"client_id,omitempty"`
-	ClientSecret      string `json:"client_secret,omitempty"`
-	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
-	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
-	// browser this login opens (see package browser). Only a trusted
-	// transport sets it: the ipc server does for the main socket's peers,
-	// never for restricted sockets or the WebSocket.
-	Env browser.Env `json:"-"`
-}
-
-// Status describes the agent.
-type Status struct {
-	Version      string `json:"version"`
-	PID          int    `json:"pid"`
-	StoreBackend string `json:"store_backend"`
-	// StoreNotice is what the user should know about the store, such as
-	// store.KeyctlNotice when auto fell back to the kernel keyring.
-	StoreNotice string `json:"store_notice,omitempty"`
-	// StoreUsage is how much of its quota the store uses, where it has one
-	// (the kernel keyring): "1585 of 20000 bytes and 9 of 200 keys in use".
-	StoreUsage string `json:"store_usage,omitempty"`
-	Locked     bool   `json:"locked"`
-	Sessions   int    `json:"sessions"`
-	NeedsLogin int    `json:"needs_login"`
-	// Broken counts stored sessions that cannot be read; Loading those
-	// not read yet (the agent reads them in the background after start).
-	Broken        int       `json:"broken,omitempty"`
-	Loading       int       `json:"loading,omitempty"`
-	Started       time.Time `json:"started"`
-	Socket        string    `json:"socket,omitempty"`
-	WebSocketURL  string    `json:"websocket_url,omitempty"`
-	ConfigPath    string    `json:"config_path,omitempty"`
-	ConfigError   string    `json:"config_error,omitempty"`
-	PendingLogins int       `json:"pending_logins"`
-}
-
-// EventKind names an event.
-type EventKind string
-
-const (
-	EventSessionChanged EventKind = "session.changed"
-	EventSessionRemoved EventKind = "session.removed"
-	EventLoginNeeded    EventKind = "login.needed"
-	EventLoginProgress  EventKind = "login.progress"
-	EventLoginFinished  EventKind = "login.finished"
-	EventLocked         EventKind = "agent.locked"
-	EventUnlocked       EventKind = "agent.unlocked"
-	EventConfigReloaded EventKind = "config.reloaded"
+// Sentinel errors (see package api for their contracts).
+var (
+	ErrNotFound         = api.ErrNotFound
+	ErrNeedsLogin       = api.ErrNeedsLogin
+	ErrLocked           = api.ErrLocked
+	ErrDenied           = api.ErrDenied
+	ErrStoreUnavailable = api.ErrStoreUnavailable
+	ErrInvalidRequest   = api.ErrInvalidRequest
+	ErrTokenRejected    = api.ErrTokenRejected
 )
-
-// Event is published to subscribers (events.subscribe) and, for login
-// progress, to the callers of a login.
-type Event struct {
-	Kind    EventKind    `json:"kind"`
-	Time    time.Time    `json:"time"`
-	Server  string       `json:"server,omitempty"`
-	Account string       `json:"account,omitempty"`
-	Session *SessionInfo `json:"session,omitempty"`
-	// Message is human-readable progress ("discovering https://…").
-	Message string `json:"message,omitempty"`
-	// URL is set on the login progress step that opens (or would open) the
-	// browser, so a headless caller can show it.
-	URL string `json:"url,omitempty"`
-	// UserCode is set when a device authorization grant is in use.
-	UserCode string `json:"user_code,omitempty"`
-	Error    string `json:"error,omitempty"`
-	// Approval is set on EventApprovalRequested and EventApprovalAnswered.
-	Approval *Approval `json:"approval,omitempty"`
-}
-
-// Caller identifies the local process on the other end of a request. The ipc
-// server attaches it to the request context; see WithCaller.
-type Caller struct {
-	Transport string `json:"transport"` // "unix", "websocket", "proxy", "in-process"
-	UID       int    `json:"uid"`
-	PID       int    `json:"pid"`
-	Exe       string `json:"exe,omitempty"`
-	// Cmdline and Parents describe the process further (Linux: /proc);
-	// they are filled in when an approval needs them (see DescribeCaller),
-	// so the token hot path never reads /proc.
-	Cmdline []string  `json:"cmdline,omitempty"`
-	Parents []Process `json:"parents,omitempty"`
-	// Client names a WebSocket or proxy client by the secret it presented
-	// (such as "ws"); those callers have no pid.
-	Client string `json:"client,omitempty"`
-
-	// FindPID, for transports without peer credentials (the WebSocket),
-	// finds the peer's pid when policy needs it (a deny rule, an approval);
-	// it may be costly (a walk of /proc) and is called once per context
-	// WithCaller made. 0: not found.
-	FindPID func() int `json:"-"`
-
-	// memo keeps what policy learnt about the caller from /proc (see
-	// Agent.judge) for the life of the context WithCaller made: the ipc
-	// server makes one per connection for its fast path.
-	memo *callerMemo
-}
 
 type callerKey struct{}
 
+// callerValue is what WithCaller attaches: the caller and the memo of what
+// policy learnt about it from /proc (see Agent.judge), kept for the life of
+// the context.
+type callerValue struct {
+	c    Caller
+	memo *callerMemo
+}
+
 // WithCaller returns ctx carrying c.
 func WithCaller(ctx context.Context, c Caller) context.Context {
-	c.memo = new(callerMemo)
-	return context.WithValue(ctx, callerKey{}, c)
+	return context.WithValue(ctx, callerKey{}, callerValue{c, new(callerMemo)})
 }
 
 // CallerFrom returns the caller attached by WithCaller.
 func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
+	v, ok := ctx.Value(callerKey{}).(callerValue)
+	return v.c, ok
 }
 
-// LogoutRequest removes a session.
-type LogoutRequest struct {
-	Server  string `json:"server"`
-	Account string `json:"account,omitempty"`
-	// KeepRemote skips RFC 7009 revocation at the authorization server.
-	KeepRemote bool `json:"keep_remote,omitempty"`
-	// ForgetClient also deletes the client registration stored for the
-	// session's issuer, so that the next login registers again (for a
-	// registration the server forgot, or one to start over with).
-	ForgetClient bool `json:"forget_client,omitempty"`
-}
-
-// LogoutResult says what a logout did.
-type LogoutResult struct {
-	Server  string `json:"server"`
-	Account string `json:"account"`
-	// Revoked is true when the refresh token was revoked at the AS.
-	Revoked bool `json:"revoked"`
-	// RevokeError explains a failed or skipped revocation (local removal
-	// still happened).
-	RevokeError string `json:"revoke_error,omitempty"`
-	// ForgotClient is the issuer whose stored client registration was
-	// deleted (ForgetClient), "" when none was.
-	ForgotClient string `json:"forgot_client,omitempty"`
-}
-
-// ServerConfig is what a launcher (mcpkey bridge, exec, proxy) needs to know
-// about one server: where it is and which stored secrets it references. It
-// carries references ("secret:NAME", "token"), never secret values.
-type ServerConfig struct {
-	// Name is the configured name ("" for a server named by URL only).
-	Name string `json:"name,omitempty"`
-	// URL is the MCP endpoint as configured (or as given).
-	URL string `json:"url"`
-	// Resource is URL's canonical form: the session key and token audience.
-	Resource string `json:"resource"`
-	// Account is the configured default account label.
-	Account string `json:"account,omitempty"`
-	// Headers maps request header names to "secret:NAME" references.
-	Headers map[string]string `json:"headers,omitempty"`
-	// Env maps environment variables to "token" or "secret:NAME".
-	Env map[string]string `json:"env,omitempty"`
-	// LoginWait is how long a launcher waits for a login (the config's
-	// login_wait, or DefaultLoginWait).
-	LoginWait time.Duration `json:"-"`
+// memoFrom returns the memo WithCaller made for ctx's caller, nil if none.
+func memoFrom(ctx context.Context) *callerMemo {
+	v, _ := ctx.Value(callerKey{}).(callerValue)
+	return v.memo
 }

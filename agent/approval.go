@@ -8,60 +8,6 @@ import (
 	"time"
 )
 
-// Approval events.
-const (
-	// EventApprovalRequested: a request waits for the user's approval;
-	// Event.Approval says who asks for what.
-	EventApprovalRequested EventKind = "approval.requested"
-	// EventApprovalAnswered: an approval was answered, timed out or
-	// withdrawn; Event.Approval.Decision says which.
-	EventApprovalAnswered EventKind = "approval.answered"
-)
-
-// Decision answers an approval.
-type Decision string
-
-const (
-	// DecisionAllowOnce admits the waiting requests only.
-	DecisionAllowOnce Decision = "allow_once"
-	// DecisionAllow admits them and remembers the program for the server's
-	// remember time.
-	DecisionAllow Decision = "allow"
-	// DecisionDeny refuses the waiting requests (remembered when asked to).
-	DecisionDeny Decision = "deny"
-	// The agent's own outcomes, seen in EventApprovalAnswered and the
-	// audit log, never accepted from a client.
-	DecisionTimeout   Decision = "timeout"
-	DecisionCancelled Decision = "cancelled" // every waiting request went away
-	DecisionLocked    Decision = "locked"    // the agent was locked
-)
-
-// Approval is a question to the user: may this program have a token for
-// this server? Requests from the same program for the same server that wait
-// at once share one Approval.
-type Approval struct {
-	ID      int      `json:"id"`
-	Server  string   `json:"server"`
-	Name    string   `json:"name,omitempty"`
-	Account string   `json:"account"`
-	Scopes  []string `json:"scopes,omitempty"`
-	// Caller is the program that asks: path, pid, command line and parent
-	// chain where the platform tells them.
-	Caller    Caller    `json:"caller"`
-	Requested time.Time `json:"requested"`
-	// Deadline is when the waiting requests are refused unanswered.
-	Deadline time.Time `json:"deadline"`
-	// RememberSeconds is how long an "allow" answer holds.
-	RememberSeconds int64 `json:"remember_seconds"`
-	// Waiting is how many requests wait on this approval.
-	Waiting int `json:"waiting"`
-	// Decision is set once answered (EventApprovalAnswered).
-	Decision Decision `json:"decision,omitempty"`
-	// Via names the trusted prompt that alone may allow this request
-	// (ApprovalPolkit, ApprovalTouchID); empty for the tray or a terminal.
-	Via string `json:"via,omitempty"`
-}
-
 type approvalKey struct{ who, server string }
 
 type remembered struct {
@@ -87,7 +33,7 @@ type approval struct {
 // approve makes the request wait for the user's decision, unless a
 // remembered one applies.
 func (a *Agent) approve(ctx context.Context, c Caller, t target, account string, scopes []string, pol ApprovalPolicy) error {
-	c, _, id := a.judge(c, true) // admitQuick has judged c already
+	c, _, id := a.judge(ctx, c, true) // admitQuick has judged c already
 	key := approvalKey{id, t.url}
 	now := a.now()
 	g := &a.g

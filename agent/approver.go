@@ -42,22 +42,6 @@ import (
 // synthetic clicks, a screen reader of the terminal such as tmux
 // capture-pane), or that runs code inside mcpkey's processes (ptrace).
 
-// AnswerResult is what approval.answer returns.
-type AnswerResult struct {
-	// ConfirmInTerminal: the agent wrote the request and a code to the
-	// answering terminal; answer again with that code (Answer.Code).
-	ConfirmInTerminal bool `json:"confirm_in_terminal,omitempty"`
-}
-
-// Answer answers one approval.
-type Answer struct {
-	ID       int      `json:"id"`
-	Decision Decision `json:"decision"`
-	Remember bool     `json:"remember,omitempty"`
-	// Code is the one-time code the agent wrote to the answering terminal.
-	Code string `json:"code,omitempty"`
-}
-
 // challenge is a code written to an answering terminal, waiting to come
 // back. One try: a wrong code drops it.
 type challenge struct {

@@ -5,13 +5,6 @@ import (
 	"strings"
 )
 
-// Process is one process in a caller's parent chain.
-type Process struct {
-	PID     int      `json:"pid"`
-	Exe     string   `json:"exe,omitempty"`
-	Cmdline []string `json:"cmdline,omitempty"`
-}
-
 // Limits on what DescribeCaller reads, so a hostile caller cannot make an
 // approval prompt (or event) arbitrarily large.
 const (
@@ -53,7 +46,7 @@ func DescribeCaller(c Caller) Caller {
 // executable cannot be fingerprinted (see Agent.identityOf): the
 // executable path; the transport and client name for WebSocket and proxy
 // callers, identified by the secret they presented; the pid as a last resort.
-func (c Caller) identity() string {
+func callerIdentity(c Caller) string {
 	switch {
 	case c.Exe != "":
 		return "exe:" + c.Exe
@@ -62,25 +55,6 @@ func (c Caller) identity() string {
 	default:
 		return fmt.Sprintf("pid:%d", c.PID)
 	}
-}
-
-// Describe is a one-line human description: "/usr/bin/python3 (pid 42)".
-func (c Caller) Describe() string {
-	name := c.Exe
-	if name == "" {
-		name = "unknown program"
-		if c.Client != "" {
-			name = c.Client
-		}
-	}
-	var b strings.Builder
-	b.WriteString(name)
-	if c.PID > 0 {
-		fmt.Fprintf(&b, " (pid %d)", c.PID)
-	} else if c.Transport != "" && c.Transport != "unix" {
-		fmt.Fprintf(&b, " (%s)", c.Transport)
-	}
-	return b.String()
 }
 
 // splitCmdline turns /proc/PID/cmdline (NUL-separated) into bounded args.

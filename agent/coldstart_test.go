@@ -13,6 +13,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // gatedStore is a real store whose reads of session items wait until the
@@ -109,7 +110,7 @@ func TestColdStartAnswersBeforeReadingSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ipc.NewServer(a, ipc.ServerOptions{}).Serve(ctx, ln)
+	go server.NewServer(a, server.ServerOptions{}).Serve(ctx, ln)
 	c := &ipc.Client{Path: filepath.Join(sockDir, "a.sock")}
 	defer c.Close()
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -42,8 +43,8 @@ type callerMemo struct {
 // identity (see identityOf). They are read once per caller context and kept
 // in c's memo: /proc and a fingerprint cost some 100 µs, too much for every
 // token.get of a connection.
-func (a *Agent) judge(c Caller, withIdentity bool) (described, principal Caller, id string) {
-	m := c.memo
+func (a *Agent) judge(ctx context.Context, c Caller, withIdentity bool) (described, principal Caller, id string) {
+	m := memoFrom(ctx)
 	if m == nil {
 		m = new(callerMemo)
 	}
@@ -108,7 +109,7 @@ var interpreter = regexp.MustCompile(`^(python[0-9.]*|pypy[0-9.]*|node(js)?|deno
 // last resort.
 func (a *Agent) identityOf(c Caller) string {
 	if c.PID <= 0 || c.Exe == "" {
-		return c.identity()
+		return callerIdentity(c)
 	}
 	var b strings.Builder
 	b.WriteString("exe:" + c.Exe)

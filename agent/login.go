@@ -421,7 +421,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		}
 		if err != nil {
 			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
-				Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
+				ShowURL: true, Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}
 	}
 	step("waiting for you to finish signing in (Ctrl-C cancels)")

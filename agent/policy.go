@@ -179,8 +179,8 @@ type admission struct {
 }
 
 // admitQuick is admit without waiting and without writing the audit log:
-// it never blocks, so the fast path (CachedToken) and admit share every
-// decision. A remembered "allow" admits here; anything else about an
+// it never blocks; admit runs it first and waits only for what it leaves
+// open. A remembered "allow" admits here; anything else about an
 // approval (a remembered denial included) is left to approve.
 func (a *Agent) admitQuick(ctx context.Context, op string, t target, account string) admission {
 	if r, ok := restrictionFrom(ctx); ok && !a.allows(r, t.url) {
@@ -203,7 +203,7 @@ func (a *Agent) admitQuick(ctx context.Context, op string, t target, account str
 	}
 	// Judge the program that asked and its parents, not just the peer
 	// (see principal); this reads /proc, so only when a rule needs it.
-	c, p, id := a.judge(c, confirm)
+	c, p, id := a.judge(ctx, c, confirm)
 	if exe := deniedBy(pol.Deny, c); exe != "" {
 		return admission{auditReason: "deny rule",
 			err: fmt.Errorf("%w: %s may not use %s (a deny rule in the config matches %s)", ErrDenied, c.Describe(), t.url, exe)}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto/sha256"
-	"errors"
 	"time"
 )
 
@@ -32,23 +31,6 @@ const (
 	// (a login may take the user a few minutes).
 	answerWindow = 10 * time.Minute
 )
-
-// ErrTokenRejected: the resource server keeps rejecting freshly issued
-// tokens; another login would not help. See *TokenRejectedError.
-var ErrTokenRejected = errors.New("the server rejected a freshly issued token")
-
-// TokenRejectedError is ErrTokenRejected for one server.
-type TokenRejectedError struct {
-	Server string
-}
-
-func (e *TokenRejectedError) Error() string {
-	return e.Server + ": the server rejected a freshly issued token; its audience may not match " +
-		"(see resource_as_audience, https://github.com/mcpkey/mcpkey#audience)"
-}
-
-// Is makes errors.Is(err, ErrTokenRejected) true.
-func (e *TokenRejectedError) Is(target error) bool { return target == ErrTokenRejected }
 
 // freshLocked reports whether the session's current token was issued
 // moments ago.

@@ -44,7 +44,7 @@ func (a *Agent) admitSecret(ctx context.Context, name string) error {
 		if len(globs) == 0 {
 			return ""
 		}
-		d, _, _ := a.judge(c, false)
+		d, _, _ := a.judge(ctx, c, false)
 		return deniedBy(globs, d)
 	}
 	if exe := denied(s.Deny); exe != "" {

@@ -66,11 +66,11 @@ type session struct {
 	lastRejectAt time.Time
 	lastRejected [sha256.Size]byte
 
-	// hot is what the fast path serves without taking mu: a snapshot of the
+	// hot is what Token serves without taking mu: a snapshot of the
 	// current token while it is servable (nil otherwise). Every change of
 	// rec, needsLogin or unpersisted goes through setLocked, which renews it.
 	hot atomic.Pointer[hotToken]
-	// used is lastUsed for the fast path (Unix nanoseconds).
+	// used is lastUsed for hot serving (Unix nanoseconds).
 	used atomic.Int64
 	// cap is the agent's refresh_margin setting (nanoseconds; 0 = 60 s).
 	cap *marginCap
@@ -125,7 +125,7 @@ func newSession(r store.SessionRecord, cap *marginCap) *session {
 	return s
 }
 
-// lastUsedLocked is the later of the slow and the fast path's last use.
+// lastUsedLocked is the later of the locked and the hot path's last use.
 func (s *session) lastUsedLocked() time.Time {
 	if u := time.Unix(0, s.used.Load()); u.After(s.lastUsed) {
 		return u
@@ -597,4 +597,21 @@ func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
 	}
 	a.asked[key] = window
 	return true
+}
+
+// hotToken returns s's current token, without taking its lock, when it can
+// serve req as is: fresh (before its refresh margin), valid for MinTTL
+// more, with every scope asked for, and not reported rejected. It marks s
+// used.
+func (a *Agent) hotToken(s *session, req TokenRequest) (Token, bool) {
+	h := s.hot.Load()
+	if h == nil || req.RejectedToken != "" {
+		return Token{}, false
+	}
+	now := a.now()
+	if now.Before(h.staleAt) && lastsFor(h.tok.ExpiresAt, now, req.MinTTL) && HasScopes(h.tok.Scopes, req.Scopes) {
+		s.used.Store(now.UnixNano())
+		return h.tok, true
+	}
+	return Token{}, false
 }

@@ -24,11 +24,6 @@ var ApprovalModes = config.ApprovalModes
 // (/usr/share/polkit-1/actions/dev.mcpkey.approve.policy).
 const PolkitAction = "dev.mcpkey.approve"
 
-// DecisionFailed: the trusted prompt could not ask (no polkit, no
-// authentication agent, Touch ID not built). The request is refused: a
-// trusted prompt never falls back to a weaker one.
-const DecisionFailed Decision = "failed"
-
 // askTrusted asks the trusted prompt of mode for p and settles p with its
 // answer: allowed (remembered for the server's remember time, as the
 // dialog offers no choice), denied (a wrong password or a dismissed

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // startWS serves e's agent on a loopback WebSocket too and returns the
@@ -32,7 +33,7 @@ func (e *polEnv) startWS(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := ipc.NewWebSocketServer(e.srv, ipc.WebSocketOptions{Secret: secret})
+	ws, err := server.NewWebSocketServer(e.srv, server.WebSocketOptions{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func TestLoginEnvOnlyFromTheMainSocket(t *testing.T) {
 	defer cancel()
 	var fellBack bool
 	_, err = c.Login(lctx, agent.LoginRequest{Server: as.MCPURL, Env: browser.Env{Browser: rec}}, func(e agent.Event) {
-		if strings.Contains(e.Message, "could not open a browser") {
+		if e.ShowURL && e.URL != "" { // the agent's own browser failed: the caller shows the URL
 			fellBack = true
 			cancel()
 		}

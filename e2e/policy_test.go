@@ -29,6 +29,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 const (
@@ -52,7 +53,7 @@ func (c *polClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.m
 // real Unix socket, with everything it writes kept for the hygiene check.
 type polEnv struct {
 	a      *agent.Agent
-	srv    *ipc.Server
+	srv    *server.Server
 	sock   string
 	dir    string
 	audit  string
@@ -95,7 +96,7 @@ func startPolicyAgent(t *testing.T, settings *agent.Settings) *polEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = ipc.NewServer(e.a, ipc.ServerOptions{Logger: log})
+	e.srv = server.NewServer(e.a, server.ServerOptions{Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	e.srv.EnableRestricted(ctx, dir)
 	done := make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // privateHome gives the test its own HOME, and so its own per-user lock,
@@ -84,7 +85,7 @@ func TestAgentLockPerHome(t *testing.T) {
 // user's agent where its lock says it listens, without MCPKEY_SOCK.
 func TestClientFindsRunningAgent(t *testing.T) {
 	privateHome(t)
-	s := startServer(t, &testBackend{}, ipc.ServerOptions{})
+	s := startServer(t, &testBackend{}, server.ServerOptions{})
 	lockAgent(t).Publish(s.path)
 	c := &ipc.Client{}
 	defer c.Close()

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/internal/userdirs"
 
 	"github.com/mcpkey/mcpkey/internal/safefile"
 )
@@ -25,7 +25,7 @@ type StartOptions struct {
 	// DefaultSocketPath().
 	Path string
 	// LogPath receives the agent's stderr; "" means agent.log in
-	// agent.DefaultStateDir().
+	// userdirs.StateDir().
 	LogPath string
 	// Timeout bounds the wait for the agent to answer; 0 means 10 s.
 	Timeout time.Duration
@@ -50,7 +50,7 @@ func StartAgent(ctx context.Context, opts StartOptions) (pid int, logPath string
 	}
 	logPath = opts.LogPath
 	if logPath == "" {
-		dir, err := agent.DefaultStateDir()
+		dir, err := userdirs.StateDir()
 		if err != nil {
 			return 0, "", fmt.Errorf("start agent: %w", err)
 		}

@@ -7,13 +7,13 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
-	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // realAgentBackend is the real *agent.Agent over a memory store holding one
 // cached session: token.get takes the agent's whole hot path (resolve,
 // admission, cache lookup, freshness check).
-func realAgentBackend(tb testing.TB) ipc.Backend { return benchAgent(tb, nil) }
+func realAgentBackend(tb testing.TB) server.Backend { return benchAgent(tb, nil) }
 
 // benchAgent builds the agent realAgentBackend describes; tweak, when not
 // nil, adjusts its Config first.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // benchToken is a cached token whose token.get reply is about 1.5 KB, the
@@ -28,7 +29,7 @@ var benchToken = agent.Token{
 }
 
 // cachedTokenBackend answers token.get with a prebuilt token.
-func cachedTokenBackend(testing.TB) ipc.Backend {
+func cachedTokenBackend(testing.TB) server.Backend {
 	return &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 		return benchToken, nil
 	}}
@@ -47,9 +48,9 @@ func BenchmarkTokenGet(b *testing.B) {
 // benchTokenGet runs the token.get benchmark over the Unix socket against
 // the Backend newBackend returns; point it at the real agent to measure the
 // whole path.
-func benchTokenGet(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
+func benchTokenGet(b *testing.B, newBackend func(testing.TB) server.Backend) {
 	benchTokenGetOn(b, func(b *testing.B) *testServer {
-		return startServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()})
+		return startServer(b, newBackend(b), server.ServerOptions{Logger: discardLogger()})
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // lateCancelConn holds the write of the first session.login request, after
@@ -58,7 +59,7 @@ func TestCancelRightAfterWrite(t *testing.T) {
 		cancelled <- ctx.Err()
 		return agent.SessionInfo{}, ctx.Err()
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServer(t, b, server.ServerOptions{})
 	lc := &lateCancelConn{written: make(chan struct{}), aborted: make(chan struct{})}
 	c := &ipc.Client{Dial: func(ctx context.Context) (net.Conn, error) {
 		nc, err := ipc.Dial(ctx, s.path)
@@ -125,7 +126,7 @@ func blockingTokenBackend() (b *testBackend, started chan struct{}, cancelled ch
 // halfClosedWithRequest starts a server with opts, sends it a token.get
 // that b never finishes on its own, and half-closes the connection once
 // the backend has the request; it returns when the server has seen the EOF.
-func halfClosedWithRequest(t *testing.T, b ipc.Backend, started <-chan struct{}, opts ipc.ServerOptions) (s *testServer, r *rawConn) {
+func halfClosedWithRequest(t *testing.T, b server.Backend, started <-chan struct{}, opts server.ServerOptions) (s *testServer, r *rawConn) {
 	s = startServer(t, b, opts)
 	r = s.raw(t)
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"a"}}`)
@@ -153,7 +154,7 @@ func TestHalfCloseServerStop(t *testing.T) {
 		<-release
 		return agent.Token{}, ctx.Err()
 	}}
-	s, r := halfClosedWithRequest(t, b, started, ipc.ServerOptions{CancelGrace: 50 * time.Millisecond})
+	s, r := halfClosedWithRequest(t, b, started, server.ServerOptions{CancelGrace: 50 * time.Millisecond})
 	stopped := make(chan struct{})
 	go func() {
 		s.stop()
@@ -183,7 +184,7 @@ func TestHalfCloseServerStop(t *testing.T) {
 func TestHalfCloseThenClose(t *testing.T) {
 	checkNoGoroutineLeak(t)
 	b, started, cancelled := blockingTokenBackend()
-	s, r := halfClosedWithRequest(t, b, started, ipc.ServerOptions{})
+	s, r := halfClosedWithRequest(t, b, started, server.ServerOptions{})
 	r.c.Close()
 	select {
 	case err := <-cancelled:

@@ -3,21 +3,19 @@ package ipc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
-	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // Client talks to the agent. The zero value dials DefaultSocketPath. A
@@ -41,81 +39,33 @@ type Client struct {
 	// mu guards cc.
 	mu sync.Mutex
 	cc *clientConn
-
-	// lastTok is the last token.get result decoded: the agent answers the
-	// same bytes until the token changes, and comparing them is cheaper
-	// than decoding them again.
-	lastTok atomic.Pointer[decodedToken]
 }
 
-// decodedToken is a token.get result and the JSON it was decoded from.
-type decodedToken struct {
-	json []byte
-	tok  agent.Token
-}
-
-// tokenResult returns the result object of a reply of the form
-// {"jsonrpc":"2.0","id":N,"result":RESULT}, which is all a successful
-// token.get reply from the agent holds.
-func tokenResult(line []byte) ([]byte, bool) {
-	rest, ok := bytes.CutPrefix(line, []byte(responsePrefix))
-	if !ok {
-		return nil, false
-	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"result":`))
-	if i == 0 || !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
-		return nil, false
-	}
-	return rest[:len(rest)-1], true
-}
-
-// clientConn is one connection to the agent.
-//
-// Replies are read by the goroutine waiting for one, not handed over by a
-// reader goroutine: on loopback TCP that hand-off (wake a parked goroutine,
-// often on another thread) cost more than the agent's whole answer. One
-// goroutine at a time holds the reader role (reading): the first caller
-// to find it free reads until its own reply arrives, delivering any other
-// reply it meets on the way. When it leaves while others still wait, a
-// reader goroutine takes over until nobody waits (readFor). A connection
-// left idle gets a reader goroutine too, until it is used again; a Watch
-// connection keeps one for its whole life, for its events.
+// clientConn is one connection to the agent, shaped like
+// x/crypto/ssh/agent's client: one reader goroutine per connection reads
+// every message, hands each reply to the call waiting for its id, login
+// progress to its call and events to onEvent. Callers write their request
+// (one at a time, wmu) and wait; a caller that stops waiting sends
+// rpc.cancel, so the agent stops working for it.
 type clientConn struct {
 	c      net.Conn
-	lc     *LineConn // read by the holder of the reader role only
+	lc     *LineConn // read by the reader goroutine only
 	nextID atomic.Uint64
 	wmu    sync.Mutex // serialises writes to c
 	done   chan struct{}
 
-	// mu guards pending, err, reading and delivered.
-	mu        sync.Mutex
-	pending   map[uint64]*pendingCall
-	err       error
-	reading   bool
-	delivered uint64 // replies delivered so far
-
-	// idle starts a reader goroutine (readFor) on a connection nobody has
-	// read for idleWatch, so the agent's pings get their pongs and a closed
-	// connection is noticed; lastFree is when the reader role was last
-	// given up, as time since epoch.
-	idle     *time.Timer
-	epoch    time.Time
-	lastFree atomic.Int64
+	// mu guards pending and err.
+	mu      sync.Mutex
+	pending map[uint64]*pendingCall
+	err     error
 
 	// onEvent, if set, receives "event" notifications (Watch).
-	onEvent func(agent.Event)
+	onEvent func(api.Event)
 }
 
 type pendingCall struct {
-	// decode decodes the response line into the caller's result; the
-	// holder of the reader role runs it and sends its error on done.
-	decode   func(line []byte) error
-	done     chan error
-	progress func(agent.Event)
+	reply    chan []byte // the response line, a copy; buffered
+	progress func(api.Event)
 }
 
 var errConnLost = errors.New("connection to agent lost")
@@ -147,52 +97,18 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return nc, err
 }
 
-// idleWatch is how long a connection goes unread before a reader goroutine
-// takes it (see clientConn.idle): well under any keepalive timeout, and
-// long enough that busy callers read their own replies.
-const idleWatch = 100 * time.Millisecond
-
-// newClientConn wraps nc. With onEvent set (Watch) a reader goroutine
-// reads for the connection's whole life and calls onClose when it ends.
-func newClientConn(nc net.Conn, onEvent func(agent.Event), onClose func()) *clientConn {
+// newClientConn wraps nc and starts its reader goroutine, which calls
+// onClose (if set) when the connection ends.
+func newClientConn(nc net.Conn, onEvent func(api.Event), onClose func()) *clientConn {
 	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent,
-		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame}), epoch: time.Now()}
-	if onEvent != nil {
-		cc.reading = true
-		go func() {
-			if onClose != nil {
-				defer onClose()
-			}
-			for cc.readOne() == nil {
-			}
-		}()
-		return cc
-	}
-	cc.idle = time.AfterFunc(idleWatch, cc.watchIdle)
-	return cc
-}
-
-// watchIdle runs when the idle timer fires: it starts a reader goroutine
-// on a connection whose reader role has been free for idleWatch, and
-// otherwise looks again later.
-func (cc *clientConn) watchIdle() {
-	cc.mu.Lock()
-	if cc.err != nil {
-		cc.mu.Unlock()
-		return
-	}
-	wait := idleWatch
-	if !cc.reading {
-		wait -= time.Since(cc.epoch) - time.Duration(cc.lastFree.Load())
-		if wait <= 0 {
-			cc.reading = true
-			cc.mu.Unlock()
-			cc.readFor(true) // on this timer's goroutine
-			return
+		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})}
+	go func() {
+		if onClose != nil {
+			defer onClose()
 		}
-	}
-	cc.mu.Unlock()
-	cc.idle.Reset(wait)
+		cc.readLoop()
+	}()
+	return cc
 }
 
 // conn returns the shared connection, dialling if needed.
@@ -249,210 +165,57 @@ func (cc *clientConn) fail(err error) {
 		close(cc.done)
 	}
 	cc.mu.Unlock()
-	if cc.idle != nil {
-		cc.idle.Stop()
-	}
 	cc.c.Close()
 }
 
-const responsePrefix = `{"jsonrpc":"2.0","id":`
-
-// responseID returns N when line starts with {"jsonrpc":"2.0","id":N, .
-func responseID(line []byte) (uint64, bool) {
-	if !bytes.HasPrefix(line, []byte(responsePrefix)) {
-		return 0, false
-	}
-	rest := line[len(responsePrefix):]
-	i := 0
-	for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i >= len(rest) || rest[i] != ',' {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(string(rest[:i]), 10, 64)
-	return id, err == nil
-}
-
-// deliver decodes a response line for the call waiting for id, in the
-// reading goroutine, so the line needs no copy.
-func (cc *clientConn) deliver(id uint64, line []byte) {
-	cc.mu.Lock()
-	cl := cc.pending[id]
-	delete(cc.pending, id)
-	if cl != nil {
-		cc.delivered++
-	}
-	cc.mu.Unlock()
-	if cl != nil {
-		cl.done <- cl.decode(line)
-	}
-}
-
-// readOne reads one message and delivers it: a reply to its caller, a
-// login.progress to its call, an event to onEvent. Only the holder of the
-// reader role calls it. A read error is returned as is (a deadline set by
-// lead interrupts a read without losing what was read so far); a
-// malformed message fails the connection.
-func (cc *clientConn) readOne() error {
-	line, err := cc.lc.ReadMessage()
-	if err != nil {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
-		}
-		return err
-	}
-	// Fast path: the agent writes every response as
-	// {"jsonrpc":"2.0","id":N,... ; route it by N without parsing the
-	// rest, which the caller decodes once, straight into its result.
-	if id, ok := responseID(line); ok {
-		cc.deliver(id, line)
-		return nil
-	}
-	var m message
-	if err := json.Unmarshal(line, &m); err != nil {
-		err = fmt.Errorf("%w: bad message from agent: %w", errConnLost, err)
-		cc.fail(err)
-		return err
-	}
-	switch m.Method {
-	case "":
-		if id, err := strconv.ParseUint(string(m.ID), 10, 64); err == nil {
-			cc.deliver(id, line)
-		} // else not one of ours (an error for an unparsable line has id null)
-	case NotifyLoginProgress:
-		var p ProgressParams
-		if json.Unmarshal(m.Params, &p) != nil {
-			return nil
-		}
-		id, err := strconv.ParseUint(string(p.ID), 10, 64)
-		if err != nil {
-			return nil
-		}
-		cc.mu.Lock()
-		cl := cc.pending[id]
-		cc.mu.Unlock()
-		if cl != nil && cl.progress != nil {
-			cl.progress(p.Event)
-		}
-	case NotifyEvent:
-		var p EventParams
-		if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
-			cc.onEvent(p.Event)
-		}
-	}
-	return nil
-}
-
-// lead reads, holding the reader role, until cl (the caller's call, id)
-// has its reply, ctx ends or the connection fails, then gives up the role.
-// ctx ending interrupts a blocked read with a read deadline in the past;
-// the LineConn keeps what it had read, so the next reader goes on from
-// there.
-func (cc *clientConn) lead(ctx context.Context, id uint64, cl *pendingCall) error {
-	var (
-		stop  func() bool
-		fired chan struct{}
-	)
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			cc.c.SetReadDeadline(time.Unix(1, 0))
-			close(fired)
-		})
-	}
-	var err error
-	for spurious := 0; ; {
-		select {
-		case err := <-cl.done:
-			cc.release(stop, fired)
-			return err
-		default:
-		}
-		err = cc.readOne()
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if ctx.Err() != nil {
-				break
-			}
-			// A deadline left from an earlier, finished call: clear it.
-			if spurious++; spurious > 3 {
-				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
-				break
-			}
-			cc.c.SetReadDeadline(time.Time{})
-			continue
-		}
-		break // readOne failed the connection
-	}
-	// No reply for id: stop waiting for it (nobody else delivers while
-	// this goroutine holds the role, so it is still pending).
-	cc.mu.Lock()
-	delete(cc.pending, id)
-	cerr := cc.err
-	cc.mu.Unlock()
-	cc.release(stop, fired)
-	if ctx.Err() != nil {
-		cc.sendCancel(id)
-		return ctx.Err()
-	}
-	return errRetryable{err: cerr}
-}
-
-// release gives up the reader role after lead: it first clears a read
-// deadline ctx may have set (the next reader must not inherit it), and
-// hands the role to a reader goroutine while other calls wait.
-func (cc *clientConn) release(stop func() bool, fired chan struct{}) {
-	if stop != nil && !stop() {
-		<-fired
-		cc.c.SetReadDeadline(time.Time{})
-	}
-	cc.mu.Lock()
-	if len(cc.pending) == 0 || cc.err != nil {
-		cc.free()
-		cc.mu.Unlock()
-		return
-	}
-	cc.mu.Unlock()
-	go cc.readFor(false)
-}
-
-// free gives up the reader role; cc.mu is held.
-func (cc *clientConn) free() {
-	cc.reading = false
-	cc.lastFree.Store(int64(time.Since(cc.epoch)))
-}
-
-// readFor holds the reader role until no call waits: for an idle
-// connection (idle), until a call has had its reply and no other waits.
-// (It sets no read deadline, and release clears any before handing the
-// role over, so a deadline error here is a broken connection.)
-func (cc *clientConn) readFor(idle bool) {
-	cc.mu.Lock()
-	start := cc.delivered
-	cc.mu.Unlock()
+// readLoop reads messages until the connection fails: a reply goes to the
+// call waiting for its id, a login.progress to its call, an event to
+// onEvent. A malformed message fails the connection.
+func (cc *clientConn) readLoop() {
 	for {
-		cc.mu.Lock()
-		if cc.err != nil || len(cc.pending) == 0 && (!idle || cc.delivered != start) {
-			cc.free()
-			closed := cc.err != nil
-			cc.mu.Unlock()
-			if idle && !closed {
-				cc.idle.Reset(idleWatch)
-			}
+		line, err := cc.lc.ReadMessage()
+		if err != nil {
+			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return
 		}
-		cc.mu.Unlock()
-		if err := cc.readOne(); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
+		var m Message
+		if err := json.Unmarshal(line, &m); err != nil {
+			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
+			return
+		}
+		switch m.Method {
+		case "":
+			id, err := strconv.ParseUint(string(m.ID), 10, 64)
+			if err != nil {
+				continue // not one of ours (an error for an unparsable line has id null)
 			}
 			cc.mu.Lock()
-			cc.free()
+			cl := cc.pending[id]
+			delete(cc.pending, id)
 			cc.mu.Unlock()
-			return
+			if cl != nil {
+				cl.reply <- bytes.Clone(line)
+			}
+		case NotifyLoginProgress:
+			var p ProgressParams
+			if json.Unmarshal(m.Params, &p) != nil {
+				continue
+			}
+			id, err := strconv.ParseUint(string(p.ID), 10, 64)
+			if err != nil {
+				continue
+			}
+			cc.mu.Lock()
+			cl := cc.pending[id]
+			cc.mu.Unlock()
+			if cl != nil && cl.progress != nil {
+				cl.progress(p.Event)
+			}
+		case NotifyEvent:
+			var p EventParams
+			if cc.onEvent != nil && json.Unmarshal(m.Params, &p) == nil {
+				cc.onEvent(p.Event)
+			}
 		}
 	}
 }
@@ -471,10 +234,9 @@ func (e errRetryable) Unwrap() error { return e.err }
 
 // do sends one request on cc and waits for its reply, which decode
 // consumes.
-func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
+func (cc *clientConn) do(ctx context.Context, method string, params any, decode func([]byte) error, progress func(api.Event)) error {
 	id := cc.nextID.Add(1)
-	b := getBuf() // written synchronously below, then recycled
-	defer func() { putBuf(b) }()
+	b := make([]byte, 0, 256)
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"method":"`...)
@@ -482,21 +244,15 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	b = append(b, '"')
 	if params != nil {
 		b = append(b, `,"params":`...)
-		n := len(b)
-		ok := false
-		if tp, isToken := params.(*TokenParams); isToken {
-			b, ok = appendTokenParams(b, tp)
+		p, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("%s: encode params: %w", method, err)
 		}
-		if !ok {
-			var err error
-			if b, err = json.Append(b[:n], params, json.EscapeHTML|json.SortMapKeys); err != nil {
-				return fmt.Errorf("%s: encode params: %w", method, err)
-			}
-		}
+		b = append(b, p...)
 	}
 	b = append(b, '}', '\n')
 
-	cl := &pendingCall{decode: decode, done: make(chan error, 1), progress: progress}
+	cl := &pendingCall{reply: make(chan []byte, 1), progress: progress}
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -504,26 +260,18 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		return errRetryable{err: err, unsent: true}
 	}
 	cc.pending[id] = cl
-	leader := !cc.reading
-	cc.reading = true
 	cc.mu.Unlock()
 
-	// abandon stops waiting for id. If a reader already took the call it
-	// is decoding into the caller's result right now: wait for that to end.
-	abandon := func() {
+	// forget stops waiting for id; false when the reply is already in.
+	forget := func() bool {
 		cc.mu.Lock()
+		defer cc.mu.Unlock()
 		_, waiting := cc.pending[id]
 		delete(cc.pending, id)
-		cc.mu.Unlock()
-		if !waiting {
-			<-cl.done
-		}
+		return waiting
 	}
 	if n, err := cc.write(ctx, b); err != nil {
-		abandon()
-		if leader {
-			cc.release(nil, nil)
-		}
+		forget()
 		if n == 0 && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			return ctx.Err() // nothing went out: the connection is intact
 		}
@@ -533,24 +281,21 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 		}
 		return errRetryable{err: fmt.Errorf("%w: %w", errConnLost, err), unsent: n == 0}
 	}
-	if leader {
-		return cc.lead(ctx, id, cl)
-	}
 	select {
-	case err := <-cl.done:
-		return err
+	case line := <-cl.reply:
+		return decode(line)
 	case <-cc.done:
+		if !forget() {
+			return decode(<-cl.reply) // the reply made it
+		}
 		cc.mu.Lock()
-		_, waiting := cc.pending[id]
-		delete(cc.pending, id)
 		err := cc.err
 		cc.mu.Unlock()
-		if !waiting {
-			return <-cl.done // the reply made it
-		}
 		return errRetryable{err: err}
 	case <-ctx.Done():
-		abandon()
+		if !forget() {
+			return decode(<-cl.reply)
+		}
 		cc.sendCancel(id)
 		return ctx.Err()
 	}
@@ -617,12 +362,12 @@ func decodeReply[T any](method string, line []byte, result *T) error {
 // call runs method on the shared connection and decodes the result into
 // result. Idempotent methods are retried once on a fresh connection when a
 // reused one turns out to be dead (the agent restarted).
-func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(agent.Event)) error {
+func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(api.Event)) error {
 	return callDecode(ctx, c, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
 }
 
 // callDecode is call with the reply line decoded by decode.
-func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(agent.Event)) error {
+func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(api.Event)) error {
 	for attempt := 0; ; attempt++ {
 		cc, fresh, err := c.conn(ctx)
 		if err != nil {
@@ -634,19 +379,10 @@ func callDecode(ctx context.Context, c *Client, method string, params any, decod
 			return err
 		}
 		c.drop(cc)
-		if fresh || attempt > 0 || !(idempotent(method) || re.unsent) {
+		if m, _ := LookupMethod(method); fresh || attempt > 0 || !(m.Idempotent || re.unsent) {
 			return re.err
 		}
 	}
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet,
-		MethodSecretGet, MethodSecretList, MethodServerResolve:
-		return true
-	}
-	return false
 }
 
 // Hello checks that the agent speaks this package's protocol version and
@@ -662,51 +398,37 @@ func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
 }
 
 // Status returns the agent's status.
-func (c *Client) Status(ctx context.Context) (agent.Status, error) {
-	var r agent.Status
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var r api.Status
 	err := call(ctx, c, MethodStatus, nil, &r, nil)
 	return r, err
 }
 
 // Sessions lists the agent's sessions (no secrets).
-func (c *Client) Sessions(ctx context.Context) ([]agent.SessionInfo, error) {
+func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
 	var r SessionsResult
 	err := call(ctx, c, MethodSessionsList, nil, &r, nil)
 	return r.Sessions, err
 }
 
 // Token asks the agent for an access token for req.Server. Errors wrap the
-// agent sentinels: errors.Is(err, agent.ErrNeedsLogin), errors.As(err,
-// new(*agent.NeedsLoginError)).
-func (c *Client) Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
-	var r agent.Token
+// agent sentinels: errors.Is(err, api.ErrNeedsLogin), errors.As(err,
+// new(*api.NeedsLoginError)).
+func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, error) {
+	var r api.Token
 	p := &TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
 		RejectedToken: req.RejectedToken}
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
-	err := callDecode(ctx, c, MethodTokenGet, p, func(line []byte) error {
-		res, plain := tokenResult(line)
-		if last := c.lastTok.Load(); plain && last != nil && bytes.Equal(last.json, res) {
-			r = last.tok
-			r.Scopes = slices.Clone(r.Scopes)
-			return nil
-		}
-		if !plain || !parseTokenReply(line, &r) {
-			return decodeReply(MethodTokenGet, line, &r)
-		}
-		last := &decodedToken{json: bytes.Clone(res), tok: r}
-		last.tok.Scopes = slices.Clone(r.Scopes)
-		c.lastTok.Store(last)
-		return nil
-	}, nil)
+	err := call(ctx, c, MethodTokenGet, p, &r, nil)
 	return r, err
 }
 
 // Logout removes a session (and revokes it at the authorization server
 // unless req.KeepRemote).
-func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error) {
-	var r agent.LogoutResult
+func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error) {
+	var r api.LogoutResult
 	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
 		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient}, &r, nil)
 	return r, err
@@ -721,8 +443,8 @@ func (c *Client) Logout(ctx context.Context, req agent.LogoutRequest) (agent.Log
 // It sends req.Env, or when that is empty this process's $BROWSER, $DISPLAY
 // and $WAYLAND_DISPLAY, so the browser opens where the caller is (the agent
 // uses them only from its main socket).
-func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error) {
-	var r agent.SessionInfo
+func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(api.Event)) (api.SessionInfo, error) {
+	var r api.SessionInfo
 	env := req.Env
 	if env.IsZero() {
 		env = callerEnv(os.Getenv)
@@ -740,8 +462,8 @@ func (c *Client) Login(ctx context.Context, req agent.LoginRequest, progress fun
 // callerEnv reads this process's browser environment. Relative entries of
 // $BROWSER ("./open-url") are made absolute here: the agent runs in
 // another directory.
-func callerEnv(getenv func(string) string) browser.Env {
-	e := browser.Env{Browser: getenv("BROWSER"), Display: getenv("DISPLAY"), WaylandDisplay: getenv("WAYLAND_DISPLAY")}
+func callerEnv(getenv func(string) string) api.BrowserEnv {
+	e := api.BrowserEnv{Browser: getenv("BROWSER"), Display: getenv("DISPLAY"), WaylandDisplay: getenv("WAYLAND_DISPLAY")}
 	if e.Browser != "" {
 		progs := filepath.SplitList(e.Browser)
 		for i, p := range progs {
@@ -766,13 +488,13 @@ func (c *Client) CompleteLogin(ctx context.Context, redirectURL string) error {
 // Watch subscribes to the agent's events on a connection of its own. The
 // channel is closed when ctx ends or the connection is lost (the agent also
 // drops subscribers that fall too far behind).
-func (c *Client) Watch(ctx context.Context) (<-chan agent.Event, error) {
+func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 	nc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan agent.Event, 64)
-	cc := newClientConn(nc, func(ev agent.Event) {
+	ch := make(chan api.Event, 64)
+	cc := newClientConn(nc, func(ev api.Event) {
 		select {
 		case ch <- ev:
 		case <-ctx.Done():
@@ -801,7 +523,7 @@ func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error
 	return call(ctx, c, MethodSecretSet, SecretSetParams{Name: name, Value: string(value)}, &r, nil)
 }
 
-// Secret returns a stored static secret; errors.Is(err, agent.ErrNotFound)
+// Secret returns a stored static secret; errors.Is(err, api.ErrNotFound)
 // when there is none.
 func (c *Client) Secret(ctx context.Context, name string) ([]byte, error) {
 	var r SecretValue
@@ -826,10 +548,10 @@ func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 
 // ResolveServer returns a server's launch configuration (URL, header and
 // env references, login wait) from the agent's config.
-func (c *Client) ResolveServer(ctx context.Context, server string) (agent.ServerConfig, error) {
+func (c *Client) ResolveServer(ctx context.Context, server string) (api.ServerConfig, error) {
 	var r ResolveResult
 	if err := call(ctx, c, MethodServerResolve, ResolveParams{Server: server}, &r, nil); err != nil {
-		return agent.ServerConfig{}, err
+		return api.ServerConfig{}, err
 	}
 	sc := r.ServerConfig
 	sc.LoginWait = time.Duration(r.LoginWaitSeconds) * time.Second
@@ -837,17 +559,17 @@ func (c *Client) ResolveServer(ctx context.Context, server string) (agent.Server
 }
 
 // Approvals lists the approvals waiting for an answer.
-func (c *Client) Approvals(ctx context.Context) ([]agent.Approval, error) {
+func (c *Client) Approvals(ctx context.Context) ([]api.Approval, error) {
 	var r ApprovalsResult
 	err := call(ctx, c, MethodApprovalsList, struct{}{}, &r, nil)
 	return r.Approvals, err
 }
 
 // AnswerApproval answers approval id (see agent.Agent.AnswerApproval).
-func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, remember bool) error {
-	r, err := c.Answer(ctx, agent.Answer{ID: id, Decision: d, Remember: remember})
+func (c *Client) AnswerApproval(ctx context.Context, id int, d api.Decision, remember bool) error {
+	r, err := c.Answer(ctx, api.Answer{ID: id, Decision: d, Remember: remember})
 	if err == nil && r.ConfirmInTerminal {
-		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", agent.ErrDenied, id)
+		return fmt.Errorf("%w: approval %d: confirm with the code shown in your terminal (mcpkey approve does)", api.ErrDenied, id)
 	}
 	return err
 }
@@ -855,8 +577,8 @@ func (c *Client) AnswerApproval(ctx context.Context, id int, d agent.Decision, r
 // Answer sends one answer to an approval (approval.answer). An allow from
 // a terminal answers ConfirmInTerminal first: the agent wrote the request
 // and a code to the terminal, and the answer must be sent again with it.
-func (c *Client) Answer(ctx context.Context, ans agent.Answer) (agent.AnswerResult, error) {
-	var r agent.AnswerResult
+func (c *Client) Answer(ctx context.Context, ans api.Answer) (api.AnswerResult, error) {
+	var r api.AnswerResult
 	err := call(ctx, c, MethodApprovalAnswer, ans, &r, nil)
 	return r, err
 }
@@ -867,7 +589,7 @@ func (c *Client) Lock(ctx context.Context, passphrase string) error {
 	return call(ctx, c, MethodLock, LockParams{Passphrase: passphrase}, &r, nil)
 }
 
-// Unlock unlocks the agent. A wrong passphrase answers agent.ErrDenied after
+// Unlock unlocks the agent. A wrong passphrase answers api.ErrDenied after
 // a growing delay.
 func (c *Client) Unlock(ctx context.Context, passphrase string) error {
 	var r struct{}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // countingClient is s.client() that counts its dials: a client that keeps
@@ -57,7 +58,7 @@ func TestClientSurvivesCancelledRead(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr string) {
 		checkNoGoroutineLeak(t)
 		started := make(chan struct{}, 1)
-		s := startServerOn(t, tr, slowBackend(started), ipc.ServerOptions{})
+		s := startServerOn(t, tr, slowBackend(started), server.ServerOptions{})
 		c, dials := countingClient(s)
 		defer c.Close()
 		for i := range 20 {
@@ -104,7 +105,7 @@ func TestClientSharedUnderCancellation(t *testing.T) {
 			}
 			return agent.Token{AccessToken: req.Server, TokenType: "Bearer", Server: req.Server}, nil
 		}}
-		s := startServerOn(t, tr, b, ipc.ServerOptions{})
+		s := startServerOn(t, tr, b, server.ServerOptions{})
 		c, dials := countingClient(s)
 		defer c.Close()
 		if _, err := c.Status(context.Background()); err != nil { // dial outside the short deadlines

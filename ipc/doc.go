@@ -1,6 +1,13 @@
 // Package ipc is the wire between the mcpkey agent and local programs: the
-// protocol, the Unix-socket server and the Go client. This comment is the
-// protocol's specification; a client in any language can be written from it.
+// protocol (method names, params and result types, error codes), the
+// framing (LineConn), socket paths, and the Go client (Client, Dial,
+// Client.Transport). It links only package api and the standard library, so
+// a program that asks for a token carries nothing of the agent, the keyring
+// or D-Bus (TestClientLinksOnlyTheWire checks it). The servers that answer
+// this protocol live in ipc/server, which imports the agent.
+//
+// This comment is the protocol's specification; a client in any language can
+// be written from it.
 //
 // # Transports and framing
 //
@@ -13,14 +20,15 @@
 // (DefaultMaxFrame) without its newline: a longer one gets an
 // invalid-request error (id null) and the connection is closed. Once the
 // first byte of a message has arrived, the rest must follow within 30 s
-// (ServerOptions.FrameTimeout) or the connection is closed; a connection may
-// idle between messages for as long as it likes (subscribers do). Arrays
+// (server.ServerOptions.FrameTimeout) or the connection is closed; a
+// connection may idle between messages for as long as it likes
+// (subscribers do). Arrays
 // and objects may nest at most 64 levels (MaxDepth); a deeper message gets
 // an invalid-request error (id null) before it is decoded, and the
 // connection stays usable.
 //
 // The codec is separate from the transport (MessageConn, LineConn, and
-// Server.ServeConn): the WebSocket transport (below) carries the same
+// server.Server.ServeConn): the WebSocket transport (below) carries the same
 // messages, one per text frame, through the same dispatcher.
 //
 // # Authentication
@@ -113,6 +121,11 @@
 // Field names are snake_case; times are RFC 3339 strings; absent optional
 // fields may be omitted.
 //
+// The methods are the rows of the protocol table, Methods(), in the order
+// below; each row also says whether the method is idempotent (the Go client
+// resends it once on a fresh connection), allowed on a restricted socket,
+// answered while the agent is locked, and subject to approval.
+//
 // agent.hello — params {client?: string, protocol_version?: int}; result
 // {protocol_version: 1, agent_version: string, capabilities: [string]}, the
 // capabilities being the method names this agent serves.
@@ -144,8 +157,9 @@
 // DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.
-// An event may carry url (the authorization URL to open or show) and
-// user_code (device grant). env is the caller's browser environment (as
+// An event may carry url (the authorization URL to open or show; show_url
+// true when the agent could not open a browser and the caller must show
+// it) and user_code (device grant). env is the caller's browser environment (as
 // gpg-agent's updatestartuptty): used only on the main Unix socket from a
 // peer of the agent's uid, ignored on the WebSocket (restricted sockets
 // refuse session.login); a BROWSER from it is never run as root. A login
@@ -158,7 +172,7 @@
 //
 // events.subscribe — no params; result {subscribed: true}. Afterwards the
 // server sends notifications event {event: agent.Event} ({kind, time,
-// server?, account?, session?, message?, url?, user_code?, error?}) on this
+// server?, account?, session?, message?, url?, show_url?, user_code?, error?}) on this
 // connection until it closes. A subscriber that falls behind is
 // disconnected: the connection closing is how a client learns it lost
 // events. Subscribe on a connection of its own.
@@ -200,8 +214,11 @@
 // socket.add — params {servers: [string], path?, ttl?: "8h"}; result
 // {path, servers, expires_at?, from_config?}. Opens a restricted socket
 // (0600, in a 0700 directory; without path, next to this socket) until ttl
-// or the agent ends. socket.list — result {sockets: [...]}. socket.remove —
-// params {path}; result {}.
+// or the agent ends.
+//
+// socket.list — no params; result {sockets: [...]}, as socket.add answers.
+//
+// socket.remove — params {path}; result {}.
 //
 // # Restricted sockets
 //

@@ -19,9 +19,10 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
-// testBackend is a small in-test ipc.Backend: each method calls its func
+// testBackend is a small in-test server.Backend: each method calls its func
 // field, or answers a fixed value when that is nil.
 type testBackend struct {
 	status    func(ctx context.Context) (agent.Status, error)
@@ -33,7 +34,7 @@ type testBackend struct {
 	subscribe func(ctx context.Context) <-chan agent.Event
 }
 
-var _ ipc.Backend = (*testBackend)(nil)
+var _ server.Backend = (*testBackend)(nil)
 
 func (b *testBackend) Status(ctx context.Context) (agent.Status, error) {
 	if b.status != nil {
@@ -127,7 +128,7 @@ type testServer struct {
 }
 
 // startServer serves b on a fresh socket until the test ends.
-func startServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions) *testServer {
+func startServer(t testing.TB, b server.Backend, opts server.ServerOptions) *testServer {
 	t.Helper()
 	path := filepath.Join(shortDir(t), "s", "agent.sock")
 	ln, err := ipc.Listen(path)
@@ -137,13 +138,13 @@ func startServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions) *testServe
 	return serveOn(t, b, opts, ln, path)
 }
 
-func serveOn(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, ln net.Listener, path string) *testServer {
+func serveOn(t testing.TB, b server.Backend, opts server.ServerOptions, ln net.Listener, path string) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := ipc.NewServer(b, opts)
+	srv := server.NewServer(b, opts)
 	stop := serveUntilStopped(t, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	return &testServer{path: path, logs: logs, stop: stop}
 }

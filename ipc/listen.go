@@ -68,7 +68,7 @@ func Dial(ctx context.Context, path string) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("connect to agent on %s: %w", path, err)
 	}
-	uid, _, err := peerCred(c)
+	uid, _, err := PeerCred(c)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connect to agent on %s: %w", path, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 func TestListenPermissions(t *testing.T) {
@@ -97,7 +98,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
-	s := serveOn(t, &testBackend{}, ipc.ServerOptions{}, ln, path)
+	s := serveOn(t, &testBackend{}, server.ServerOptions{}, ln, path)
 	c := s.client()
 	defer c.Close()
 	if _, err := c.Status(context.Background()); err != nil {
@@ -106,7 +107,7 @@ func TestListenReplacesStaleSocket(t *testing.T) {
 }
 
 func TestListenAlreadyRunning(t *testing.T) {
-	s := startServer(t, &testBackend{}, ipc.ServerOptions{})
+	s := startServer(t, &testBackend{}, server.ServerOptions{})
 	_, err := ipc.Listen(s.path)
 	var are *ipc.AlreadyRunningError
 	if !errors.As(err, &are) {

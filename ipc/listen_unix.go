@@ -224,7 +224,7 @@ func probe(path string) (pid int, alive bool) {
 		return 0, false
 	}
 	defer c.Close()
-	_, pid, _ = peerCred(c)
+	_, pid, _ = PeerCred(c)
 	return pid, true
 }
 

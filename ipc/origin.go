@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // ErrOtherOrigin is returned (wrapped) by CheckOrigin and by every
@@ -68,10 +68,10 @@ func origin(u *url.URL) string {
 	return scheme + "://" + host + ":" + port
 }
 
-// authorize sets r's Authorization header to tok, after CheckOrigin of
+// Authorize sets r's Authorization header to tok, after CheckOrigin of
 // r.URL against the server tok was issued for (tok.Server). It is the one
 // place the agent's tokens are attached to a request.
-func authorize(r *http.Request, tok agent.Token) error {
+func Authorize(r *http.Request, tok api.Token) error {
 	if err := CheckOrigin(tok.Server, r.URL); err != nil {
 		return err
 	}

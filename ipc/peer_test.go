@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 const helperEnv = "MCPKEY_IPC_TEST_DIAL"
@@ -68,7 +68,7 @@ func TestOtherUserRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(path, 0o777)
-	s := serveOn(t, &testBackend{}, ipc.ServerOptions{}, ln, path)
+	s := serveOn(t, &testBackend{}, server.ServerOptions{}, ln, path)
 
 	// The test binary may sit in a directory nobody cannot enter: copy it.
 	exe, err := os.Executable()

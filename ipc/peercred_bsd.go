@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// peerCred returns the uid (LOCAL_PEERCRED) and, on macOS, the pid
+// PeerCred returns the uid (LOCAL_PEERCRED) and, on macOS, the pid
 // (LOCAL_PEERPID) of the process on the other end of a Unix socket
 // connection. FreeBSD's xucred carries the pid in a union x/sys does not
 // expose, so pid is 0 there.
-func peerCred(c net.Conn) (uid, pid int, err error) {
+func PeerCred(c net.Conn) (uid, pid int, err error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return -1, 0, errors.New("not a unix socket connection")
@@ -40,5 +40,5 @@ func peerCred(c net.Conn) (uid, pid int, err error) {
 	return int(cred.Uid), pid, nil
 }
 
-// peerExe is not implemented here: macOS needs proc_pidpath (cgo).
-func peerExe(pid int) string { return "" }
+// PeerExe is not implemented here: macOS needs proc_pidpath (cgo).
+func PeerExe(pid int) string { return "" }

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// peerCred returns the uid and pid of the process on the other end of a Unix
+// PeerCred returns the uid and pid of the process on the other end of a Unix
 // socket connection (SO_PEERCRED).
-func peerCred(c net.Conn) (uid, pid int, err error) {
+func PeerCred(c net.Conn) (uid, pid int, err error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return -1, 0, errors.New("not a unix socket connection")
@@ -35,8 +35,8 @@ func peerCred(c net.Conn) (uid, pid int, err error) {
 	return int(cred.Uid), int(cred.Pid), nil
 }
 
-// peerExe returns the executable of pid, or "" if it cannot be read.
-func peerExe(pid int) string {
+// PeerExe returns the executable of pid, or "" if it cannot be read.
+func PeerExe(pid int) string {
 	if pid <= 0 {
 		return ""
 	}

@@ -7,10 +7,10 @@ import (
 	"net"
 )
 
-// peerCred is not implemented on this system: connections are refused
+// PeerCred is not implemented on this system: connections are refused
 // (fail closed) rather than served unauthenticated.
-func peerCred(c net.Conn) (uid, pid int, err error) {
+func PeerCred(c net.Conn) (uid, pid int, err error) {
 	return -1, 0, errors.ErrUnsupported
 }
 
-func peerExe(pid int) string { return "" }
+func PeerExe(pid int) string { return "" }

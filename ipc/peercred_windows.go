@@ -5,12 +5,12 @@ import (
 	"os"
 )
 
-// peerCred on Windows: AF_UNIX sockets carry no peer uid. The socket lives in
+// PeerCred on Windows: AF_UNIX sockets carry no peer uid. The socket lives in
 // the user's %LOCALAPPDATA%, whose ACL admits only that user (and
 // administrators), so the directory is the access check. The uid reported is
 // os.Getuid() (-1 on Windows), which the server's check accepts.
-func peerCred(c net.Conn) (uid, pid int, err error) {
+func PeerCred(c net.Conn) (uid, pid int, err error) {
 	return os.Getuid(), 0, nil
 }
 
-func peerExe(pid int) string { return "" }
+func PeerExe(pid int) string { return "" }

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // ProtocolVersion is the major version of the wire protocol this package
@@ -113,9 +114,9 @@ type Notification struct {
 	Params  any    `json:"params"`
 }
 
-// message is what a peer decodes any incoming line into: request,
+// Message is what a peer decodes any incoming line into: request,
 // notification or response.
-type message struct {
+type Message struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Method  string          `json:"method"`
@@ -125,7 +126,7 @@ type message struct {
 }
 
 // Error is a JSON-RPC error object. ipc.Client returns it (or an
-// *agent.NeedsLoginError) for error replies; errors.Is matches it against
+// *api.NeedsLoginError) for error replies; errors.Is matches it against
 // the agent sentinel named by Data.Code.
 type Error struct {
 	Code    int        `json:"code"`
@@ -154,11 +155,11 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the agent sentinel for Data.Code, so errors.Is(err,
-// agent.ErrNotFound) and friends work on client errors.
+// api.ErrNotFound) and friends work on client errors.
 func (e *Error) Unwrap() error {
 	if e.Data == nil {
 		if e.Code == CodeInvalidParams || e.Code == CodeInvalidRequest {
-			return agent.ErrInvalidRequest
+			return api.ErrInvalidRequest
 		}
 		return nil
 	}
@@ -168,49 +169,49 @@ func (e *Error) Unwrap() error {
 func sentinelFor(code string) error {
 	switch code {
 	case ErrCodeNotFound:
-		return agent.ErrNotFound
+		return api.ErrNotFound
 	case ErrCodeNeedsLogin:
-		return agent.ErrNeedsLogin
+		return api.ErrNeedsLogin
 	case ErrCodeLocked:
-		return agent.ErrLocked
+		return api.ErrLocked
 	case ErrCodeDenied:
-		return agent.ErrDenied
+		return api.ErrDenied
 	case ErrCodeStoreUnavailable:
-		return agent.ErrStoreUnavailable
+		return api.ErrStoreUnavailable
 	case ErrCodeInvalidRequest:
-		return agent.ErrInvalidRequest
+		return api.ErrInvalidRequest
 	case ErrCodeTokenRejected:
-		return agent.ErrTokenRejected
+		return api.ErrTokenRejected
 	}
 	return nil
 }
 
-// errorFor maps a Backend error to its wire form. Backend errors must be
+// ErrorFor maps a Backend error to its wire form. Backend errors must be
 // secret-free: the message is sent to the client as is.
-func errorFor(err error) *Error {
+func ErrorFor(err error) *Error {
 	var we *Error
 	if errors.As(err, &we) {
 		return we
 	}
-	var nl *agent.NeedsLoginError
+	var nl *api.NeedsLoginError
 	switch {
 	case errors.As(err, &nl):
 		return &Error{Code: CodeNeedsLogin, Message: err.Error(), Data: &ErrorData{
 			Code: ErrCodeNeedsLogin, Server: nl.Server, Account: nl.Account, Scopes: nl.Scopes, Reason: nl.Reason,
 		}}
-	case errors.Is(err, agent.ErrNeedsLogin):
+	case errors.Is(err, api.ErrNeedsLogin):
 		return appError(CodeNeedsLogin, ErrCodeNeedsLogin, err)
-	case errors.Is(err, agent.ErrNotFound):
+	case errors.Is(err, api.ErrNotFound):
 		return appError(CodeNotFound, ErrCodeNotFound, err)
-	case errors.Is(err, agent.ErrLocked):
+	case errors.Is(err, api.ErrLocked):
 		return appError(CodeLocked, ErrCodeLocked, err)
-	case errors.Is(err, agent.ErrDenied):
+	case errors.Is(err, api.ErrDenied):
 		return appError(CodeDenied, ErrCodeDenied, err)
-	case errors.Is(err, agent.ErrStoreUnavailable):
+	case errors.Is(err, api.ErrStoreUnavailable):
 		return appError(CodeStoreUnavailable, ErrCodeStoreUnavailable, err)
-	case errors.Is(err, agent.ErrInvalidRequest):
+	case errors.Is(err, api.ErrInvalidRequest):
 		return appError(CodeInvalidReq, ErrCodeInvalidRequest, err)
-	case errors.Is(err, agent.ErrTokenRejected):
+	case errors.Is(err, api.ErrTokenRejected):
 		return appError(CodeTokenRejected, ErrCodeTokenRejected, err)
 	}
 	return appError(CodeInternal, ErrCodeInternal, err)
@@ -220,11 +221,11 @@ func appError(code int, s string, err error) *Error {
 	return &Error{Code: code, Message: err.Error(), Data: &ErrorData{Code: s}}
 }
 
-// clientError turns a wire error back into a Go error: *agent.NeedsLoginError
+// clientError turns a wire error back into a Go error: *api.NeedsLoginError
 // for needs_login with details, else the *Error itself.
 func clientError(e *Error) error {
 	if e.Data != nil && e.Data.Code == ErrCodeNeedsLogin && e.Data.Server != "" {
-		return &agent.NeedsLoginError{Server: e.Data.Server, Account: e.Data.Account, Scopes: e.Data.Scopes, Reason: e.Data.Reason}
+		return &api.NeedsLoginError{Server: e.Data.Server, Account: e.Data.Account, Scopes: e.Data.Scopes, Reason: e.Data.Reason}
 	}
 	return e
 }
@@ -248,10 +249,10 @@ type HelloResult struct {
 
 // SessionsResult is sessions.list's result.
 type SessionsResult struct {
-	Sessions []agent.SessionInfo `json:"sessions"`
+	Sessions []api.SessionInfo `json:"sessions"`
 }
 
-// TokenParams are token.get's params. The result is an agent.Token.
+// TokenParams are token.get's params. The result is an api.Token.
 type TokenParams struct {
 	Server        string   `json:"server"`
 	Account       string   `json:"account,omitempty"`
@@ -262,7 +263,7 @@ type TokenParams struct {
 }
 
 // LogoutParams are session.logout's params; the result is an
-// agent.LogoutResult.
+// api.LogoutResult.
 type LogoutParams struct {
 	Server     string `json:"server"`
 	Account    string `json:"account,omitempty"`
@@ -272,7 +273,7 @@ type LogoutParams struct {
 }
 
 // LoginParams are session.login's params; the result is an
-// agent.SessionInfo.
+// api.SessionInfo.
 type LoginParams struct {
 	Server            string   `json:"server"`
 	Account           string   `json:"account,omitempty"`
@@ -314,12 +315,12 @@ type CancelParams struct {
 type ProgressParams struct {
 	// ID is the id of the session.login request this progress belongs to.
 	ID    json.RawMessage `json:"id"`
-	Event agent.Event     `json:"event"`
+	Event api.Event       `json:"event"`
 }
 
 // EventParams are event's params.
 type EventParams struct {
-	Event agent.Event `json:"event"`
+	Event api.Event `json:"event"`
 }
 
 // SecretParams are secret.get's and secret.delete's params. secret.get's
@@ -354,22 +355,22 @@ type ResolveParams struct {
 // ResolveResult is server.resolve's result: the server's launch
 // configuration, with secret references, never values.
 type ResolveResult struct {
-	agent.ServerConfig
+	api.ServerConfig
 	// LoginWaitSeconds is how long launchers wait for a login.
 	LoginWaitSeconds int64 `json:"login_wait_seconds"`
 }
 
 // ApprovalsResult is approvals.list's result.
 type ApprovalsResult struct {
-	Approvals []agent.Approval `json:"approvals"`
+	Approvals []api.Approval `json:"approvals"`
 }
 
 // AnswerParams are approval.answer's params: id, decision (allow_once,
 // allow (remembered) or deny), remember (a deny holds for the server's
 // remember time too) and code (the one-time code the agent wrote to the
-// answering terminal). The result is an agent.AnswerResult: an allow from
+// answering terminal). The result is an api.AnswerResult: an allow from
 // a terminal first answers {"confirm_in_terminal": true}.
-type AnswerParams = agent.Answer
+type AnswerParams = api.Answer
 
 // LockParams are agent.lock's and agent.unlock's params; the result is {}.
 // The passphrase travels only over the socket, never argv.
@@ -394,4 +395,19 @@ type SocketsResult struct {
 // SocketRemoveParams are socket.remove's params; the result is {}.
 type SocketRemoveParams struct {
 	Path string `json:"path"`
+}
+
+// RestrictedSocket is an extra socket, served by the same agent, that
+// answers only agent.hello and token.get, and token.get only for Servers.
+// It is made for forwarding to another machine (ssh -R): a program there
+// gets short-lived access tokens for chosen servers, and nothing else.
+type RestrictedSocket struct {
+	Path string `json:"path"`
+	// Servers are configured names or URLs.
+	Servers []string `json:"servers"`
+	// ExpiresAt is when the socket is removed (zero: with the agent).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// FromConfig marks sockets declared by [[restricted_socket]] tables;
+	// config reloads manage them.
+	FromConfig bool `json:"from_config,omitempty"`
 }

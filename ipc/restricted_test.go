@@ -13,9 +13,10 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
-var _ ipc.PolicyBackend = (*agent.Agent)(nil)
+var _ server.PolicyBackend = (*agent.Agent)(nil)
 
 const (
 	rsA = "https://mcp.example.com/mcp"
@@ -47,7 +48,7 @@ func policyAgent(t *testing.T, cfg agent.Config) *agent.Agent {
 
 // serveWithRestricted serves b on a fresh socket with restricted sockets
 // enabled in the same directory; it returns the server and the main path.
-func serveWithRestricted(t *testing.T, b ipc.Backend) (*ipc.Server, string) {
+func serveWithRestricted(t *testing.T, b server.Backend) (*server.Server, string) {
 	t.Helper()
 	dir := filepath.Join(shortDir(t), "s")
 	path := filepath.Join(dir, "agent.sock")
@@ -55,7 +56,7 @@ func serveWithRestricted(t *testing.T, b ipc.Backend) (*ipc.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := ipc.NewServer(b, ipc.ServerOptions{Logger: discardLogger()})
+	srv := server.NewServer(b, server.ServerOptions{Logger: discardLogger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	srv.EnableRestricted(ctx, dir)
 	done := make(chan struct{})

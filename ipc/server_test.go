@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 func TestMethodsRoundTrip(t *testing.T) { forEachTransport(t, testMethodsRoundTrip) }
@@ -43,7 +44,7 @@ func testMethodsRoundTrip(t *testing.T, tr string) {
 		},
 		complete: func(ctx context.Context, url string) error { gotURL = url; return nil },
 	}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{AgentVersion: "1.2.3"})
+	s := startServerOn(t, tr, b, server.ServerOptions{AgentVersion: "1.2.3"})
 	c := s.client()
 	defer c.Close()
 	ctx := context.Background()
@@ -110,7 +111,7 @@ func testMethodsRoundTrip(t *testing.T, tr string) {
 func TestHelloRefusesNewerProtocol(t *testing.T) { forEachTransport(t, testHelloRefusesNewerProtocol) }
 
 func testHelloRefusesNewerProtocol(t *testing.T, tr string) {
-	s := startServerOn(t, tr, &testBackend{}, ipc.ServerOptions{})
+	s := startServerOn(t, tr, &testBackend{}, server.ServerOptions{})
 	r := s.raw(t)
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"agent.hello","params":{"client":"x","protocol_version":2}}`)
 	code, s2 := errCode(t, r.recv())
@@ -147,7 +148,7 @@ func testErrorCodes(t *testing.T, tr string) {
 	b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 		return agent.Token{}, *current.Load()
 	}}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	r := s.raw(t)
@@ -195,7 +196,7 @@ func TestHostileInput(t *testing.T) { forEachTransport(t, testHostileInput) }
 
 func testHostileInput(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
-	s := startServerOn(t, tr, &testBackend{}, ipc.ServerOptions{MaxFrame: 4096, FrameTimeout: 200 * time.Millisecond})
+	s := startServerOn(t, tr, &testBackend{}, server.ServerOptions{MaxFrame: 4096, FrameTimeout: 200 * time.Millisecond})
 	ok := func(t *testing.T, r *rawConn) {
 		t.Helper()
 		r.send(`{"jsonrpc":"2.0","id":99,"method":"agent.status"}`)
@@ -282,7 +283,7 @@ func TestPanicInHandlerIsInternalError(t *testing.T) {
 
 func testPanicInHandlerIsInternalError(t *testing.T, tr string) {
 	b := &testBackend{status: func(ctx context.Context) (agent.Status, error) { panic("boom with secret-ish params") }}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	_, err := c.Status(context.Background())
@@ -318,7 +319,7 @@ func testCancel(t *testing.T, tr string) {
 			return agent.Token{}, ctx.Err()
 		},
 	}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	t.Run("rpc.cancel", func(t *testing.T) {
 		c := s.client()
 		defer c.Close()
@@ -390,7 +391,7 @@ func testLoginProgressBeforeResult(t *testing.T, tr string) {
 		}
 		return agent.SessionInfo{Server: req.Server, State: agent.StateReady}, nil
 	}}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	var mu sync.Mutex
@@ -424,7 +425,7 @@ func testWatch(t *testing.T, tr string) {
 		feeds <- ch
 		return ch
 	}}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	c := s.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -475,7 +476,7 @@ func TestSlowClientsAreDropped(t *testing.T) { forEachTransport(t, testSlowClien
 
 func testSlowClientsAreDropped(t *testing.T, tr string) {
 	checkNoGoroutineLeak(t)
-	opts := ipc.ServerOptions{QueueSize: 16, WriteTimeout: 500 * time.Millisecond}
+	opts := server.ServerOptions{QueueSize: 16, WriteTimeout: 500 * time.Millisecond}
 	big := strings.Repeat("x", 8192)
 	feeds := make(chan chan agent.Event, 1)
 	b := &testBackend{
@@ -565,7 +566,7 @@ func testConcurrentClients(t *testing.T, tr string) {
 		served.Add(1)
 		return agent.Token{AccessToken: "tok-" + req.Server, Server: req.Server}, nil
 	}}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -608,7 +609,7 @@ func testClientConcurrentOnOneConnection(t *testing.T, tr string) {
 		}
 		return agent.Token{AccessToken: req.Server}, nil
 	}}
-	s := startServerOn(t, tr, b, ipc.ServerOptions{})
+	s := startServerOn(t, tr, b, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -635,7 +636,7 @@ func testClientConcurrentOnOneConnection(t *testing.T, tr string) {
 }
 
 func TestClientRedialsAfterAgentRestart(t *testing.T) {
-	s := startServer(t, &testBackend{}, ipc.ServerOptions{})
+	s := startServer(t, &testBackend{}, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
 	if _, err := c.Status(context.Background()); err != nil {
@@ -646,7 +647,7 @@ func TestClientRedialsAfterAgentRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveOn(t, &testBackend{}, ipc.ServerOptions{}, ln, s.path)
+	serveOn(t, &testBackend{}, server.ServerOptions{}, ln, s.path)
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Fatalf("status after agent restart: %v", err)
 	}
@@ -664,7 +665,7 @@ func TestHalfCloseGetsReplies(t *testing.T) {
 			return agent.Token{}, ctx.Err()
 		}
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServer(t, b, server.ServerOptions{})
 	r := s.raw(t)
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"server":"a"}}`)
 	<-started

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // Transport returns an http.RoundTripper for requests to the MCP server
@@ -20,7 +20,7 @@ import (
 // refused with an error wrapping ErrOtherOrigin, before any token is sent
 // or refreshed (see CheckOrigin).
 //
-// Errors from the agent (agent.ErrNeedsLogin, ErrNoAgent, ...) are returned
+// Errors from the agent (api.ErrNeedsLogin, ErrNoAgent, ...) are returned
 // as the RoundTrip error, wrapped. The token is never logged.
 func (c *Client) Transport(server string, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
@@ -48,7 +48,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
-	send := func(tok agent.Token, first bool) (*http.Response, error) {
+	send := func(tok api.Token, first bool) (*http.Response, error) {
 		r := req.Clone(ctx)
 		if getBody != nil && (!first || req.GetBody == nil) {
 			body, err := getBody()
@@ -58,14 +58,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 			r.GetBody = getBody
 		}
-		if err := authorize(r, tok); err != nil {
+		if err := Authorize(r, tok); err != nil {
 			closeBody(r)
 			return nil, fmt.Errorf("mcpkey: %s: %w", t.server, err)
 		}
 		return t.base.RoundTrip(r)
 	}
 
-	tok, err := t.c.Token(ctx, agent.TokenRequest{Server: t.server})
+	tok, err := t.c.Token(ctx, api.TokenRequest{Server: t.server})
 	if err != nil {
 		closeBody(req)
 		return nil, fmt.Errorf("mcpkey: token for %s: %w", t.server, err)
@@ -74,7 +74,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	fresh, err := t.c.Token(ctx, agent.TokenRequest{Server: t.server, RejectedToken: tok.AccessToken})
+	fresh, err := t.c.Token(ctx, api.TokenRequest{Server: t.server, RejectedToken: tok.AccessToken})
 	if err != nil {
 		resp.Body.Close()
 		return nil, fmt.Errorf("mcpkey: token for %s after 401: %w", t.server, err)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/launch"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // rotatingBackend hands out "stale" until a caller reports it rejected, then
@@ -57,7 +59,7 @@ func bearer(next http.Handler, unauthorized *atomic.Int64) http.Handler {
 
 func TestTransportWithGoSDKStreamableClient(t *testing.T) {
 	b := newRotatingBackend()
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServer(t, b, server.ServerOptions{})
 
 	server := mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1.0.0"}, nil)
 	type in struct {
@@ -104,7 +106,7 @@ func TestTransportWithGoSDKStreamableClient(t *testing.T) {
 func TestTransport(t *testing.T) {
 	t.Run("replays a body without GetBody", func(t *testing.T) {
 		b := newRotatingBackend()
-		s := startServer(t, b, ipc.ServerOptions{})
+		s := startServer(t, b, server.ServerOptions{})
 		var unauthorized atomic.Int64
 		var bodies []string
 		var mu sync.Mutex
@@ -139,7 +141,7 @@ func TestTransport(t *testing.T) {
 	})
 	t.Run("second 401 returned as is", func(t *testing.T) {
 		b := newRotatingBackend()
-		s := startServer(t, b, ipc.ServerOptions{})
+		s := startServer(t, b, server.ServerOptions{})
 		var calls atomic.Int64
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			calls.Add(1)
@@ -162,7 +164,7 @@ func TestTransport(t *testing.T) {
 		b := &testBackend{token: func(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 			return agent.Token{}, &agent.NeedsLoginError{Server: req.Server, Reason: "no session"}
 		}}
-		s := startServer(t, b, ipc.ServerOptions{})
+		s := startServer(t, b, server.ServerOptions{})
 		c := s.client()
 		defer c.Close()
 		_, err := (&http.Client{Transport: c.Transport("https://x.example/mcp", nil)}).Get("http://127.0.0.1:1/")
@@ -187,10 +189,10 @@ func TestAuthTransportRedirectStartsNoLogin(t *testing.T) {
 		}
 		return agent.Token{}, &agent.NeedsLoginError{Server: req.Server, Reason: "expired"}
 	}}
-	s := startServer(t, b, ipc.ServerOptions{})
+	s := startServer(t, b, server.ServerOptions{})
 	c := s.client()
 	defer c.Close()
-	at := &ipc.AuthTransport{Client: c, Server: ha.URL + "/mcp",
+	at := &launch.AuthTransport{Client: c, Server: ha.URL + "/mcp",
 		Login: func(context.Context, []string) error { logins.Add(1); return nil }}
 	_, err := (&http.Client{Transport: at}).Post(ha.URL+"/mcp", "application/json", strings.NewReader(`{}`))
 	if !errors.Is(err, ipc.ErrOtherOrigin) {

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // The protocol conformance tests (server_test.go) run over both transports.
@@ -37,17 +38,17 @@ func forEachTransport(t *testing.T, f func(t *testing.T, tr string)) {
 // startServerOn serves b over transport tr until the test ends. The
 // WebSocket server has no rate or connection limit here (the limit tests
 // set their own): the conformance tests flood on purpose.
-func startServerOn(t testing.TB, tr string, b ipc.Backend, opts ipc.ServerOptions) *testServer {
+func startServerOn(t testing.TB, tr string, b server.Backend, opts server.ServerOptions) *testServer {
 	t.Helper()
 	if tr != "websocket" {
 		return startServer(t, b, opts)
 	}
-	return startWSServer(t, b, opts, ipc.WebSocketOptions{MaxConns: 4096, RateLimit: -1})
+	return startWSServer(t, b, opts, server.WebSocketOptions{MaxConns: 4096, RateLimit: -1})
 }
 
 // startWSServer serves b over a loopback WebSocket with wsOpts (Secret and
 // Logger filled in) and writes agent.ws.json next to the returned path.
-func startWSServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, wsOpts ipc.WebSocketOptions) *testServer {
+func startWSServer(t testing.TB, b server.Backend, opts server.ServerOptions, wsOpts server.WebSocketOptions) *testServer {
 	t.Helper()
 	path := filepath.Join(shortDir(t), "agent.sock") // never listened on: only its directory matters
 	ln, err := ipc.ListenWebSocket("127.0.0.1:0")
@@ -70,7 +71,7 @@ func startWSServer(t testing.TB, b ipc.Backend, opts ipc.ServerOptions, wsOpts i
 	if wsOpts.Logger == nil {
 		wsOpts.Logger = opts.Logger
 	}
-	ws, err := ipc.NewWebSocketServer(ipc.NewServer(b, opts), wsOpts)
+	ws, err := server.NewWebSocketServer(server.NewServer(b, opts), wsOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func addrOf(s *testServer) string {
 const extOrigin = "chrome-extension://abcdefghijklmnop"
 
 func TestWebSocketUpgradeChecks(t *testing.T) {
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{AllowedOrigins: []string{extOrigin}})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{}, server.WebSocketOptions{AllowedOrigins: []string{extOrigin}})
 	addr := addrOf(s)
 	_, port, _ := net.SplitHostPort(addr)
 	bearer := [2]string{"Authorization", "Bearer " + s.secret}
@@ -351,7 +352,7 @@ func TestWebSocketInfoFile(t *testing.T) {
 }
 
 func TestWebSocketClientAddressing(t *testing.T) {
-	s := startServerOn(t, "websocket", &testBackend{}, ipc.ServerOptions{})
+	s := startServerOn(t, "websocket", &testBackend{}, server.ServerOptions{})
 	ctx := context.Background()
 	info := ipc.WebSocketInfoPath(s.path)
 
@@ -446,7 +447,7 @@ func wantClose(t testing.TB, err error, code int, text string) {
 const statusReq = `{"jsonrpc":"2.0","id":1,"method":"agent.status"}`
 
 func TestWebSocketRateLimit(t *testing.T) {
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{RateLimit: 5, RateBurst: 5})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{}, server.WebSocketOptions{RateLimit: 5, RateBurst: 5})
 	flooder := gorillaDial(t, s)
 	for i := range 20 {
 		if err := flooder.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"agent.status"}`, i)); err != nil {
@@ -470,7 +471,7 @@ func TestWebSocketRateLimit(t *testing.T) {
 }
 
 func TestWebSocketMaxConns(t *testing.T) {
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{MaxConns: 2})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{}, server.WebSocketOptions{MaxConns: 2})
 	roundTrip := func(ws *websocket.Conn) error {
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(statusReq)); err != nil {
 			return err
@@ -499,7 +500,7 @@ func TestWebSocketMaxConns(t *testing.T) {
 }
 
 func TestWebSocketFrames(t *testing.T) {
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{MaxFrame: 4096}, ipc.WebSocketOptions{})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{MaxFrame: 4096}, server.WebSocketOptions{})
 	t.Run("binary frame closes 1003", func(t *testing.T) {
 		ws := gorillaDial(t, s)
 		ws.WriteMessage(websocket.BinaryMessage, []byte(statusReq))
@@ -540,7 +541,7 @@ func TestWebSocketFrames(t *testing.T) {
 
 func TestWebSocketKeepalive(t *testing.T) {
 	idle := 300 * time.Millisecond
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{PingInterval: 50 * time.Millisecond, IdleTimeout: idle})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{}, server.WebSocketOptions{PingInterval: 50 * time.Millisecond, IdleTimeout: idle})
 	t.Run("a peer that never answers pings is closed", func(t *testing.T) {
 		// A raw handshake, then silence: nothing reads the pings, so no pong.
 		resp, stream := upgradeConn(t, addrOf(s), ipc.WebSocketPath, [][2]string{{"Authorization", "Bearer " + s.secret}})
@@ -589,7 +590,7 @@ func TestWebSocketAbruptDrops(t *testing.T) {
 		<-ctx.Done()
 		return agent.Token{}, ctx.Err()
 	}}
-	s := startWSServer(t, b, ipc.ServerOptions{}, ipc.WebSocketOptions{MaxConns: 2 * n})
+	s := startWSServer(t, b, server.ServerOptions{}, server.WebSocketOptions{MaxConns: 2 * n})
 	addr := addrOf(s)
 	// Warm up once, so lazily started runtime goroutines count in the
 	// baseline; wait until the server has finished with that connection.
@@ -664,8 +665,8 @@ const fuzzOrigin = "chrome-extension://fuzz"
 // gets a 101 unless every check passes, every refusal has the status of the
 // first failing check, and nothing panics.
 func FuzzWebSocketUpgrade(f *testing.F) {
-	s := startWSServer(f, &testBackend{}, ipc.ServerOptions{Logger: discardLogger()},
-		ipc.WebSocketOptions{AllowedOrigins: []string{fuzzOrigin}, MaxConns: 1 << 16})
+	s := startWSServer(f, &testBackend{}, server.ServerOptions{Logger: discardLogger()},
+		server.WebSocketOptions{AllowedOrigins: []string{fuzzOrigin}, MaxConns: 1 << 16})
 	addr := addrOf(s)
 	_, port, _ := net.SplitHostPort(addr)
 	for _, seed := range [][4]string{
@@ -798,7 +799,7 @@ func TestWebSocketInfoPerAgent(t *testing.T) {
 // the backlog and is served once their time is up.
 func TestWebSocketHandshakeBounds(t *testing.T) {
 	const max, timeout = 4, 800 * time.Millisecond
-	s := startWSServer(t, &testBackend{}, ipc.ServerOptions{}, ipc.WebSocketOptions{MaxHandshakes: max, HandshakeTimeout: timeout})
+	s := startWSServer(t, &testBackend{}, server.ServerOptions{}, server.WebSocketOptions{MaxHandshakes: max, HandshakeTimeout: timeout})
 	addr := addrOf(s)
 	var idle []net.Conn
 	for range max {

@@ -4,7 +4,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // BenchmarkTokenGetWebSocket is BenchmarkTokenGet over the loopback
@@ -25,10 +25,10 @@ func BenchmarkTokenGetWebSocketAgent(b *testing.B) {
 	benchTokenGetWebSocket(b, realAgentBackend)
 }
 
-func benchTokenGetWebSocket(b *testing.B, newBackend func(testing.TB) ipc.Backend) {
+func benchTokenGetWebSocket(b *testing.B, newBackend func(testing.TB) server.Backend) {
 	benchTokenGetOn(b, func(b *testing.B) *testServer {
-		return startWSServer(b, newBackend(b), ipc.ServerOptions{Logger: discardLogger()},
-			ipc.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
+		return startWSServer(b, newBackend(b), server.ServerOptions{Logger: discardLogger()},
+			server.WebSocketOptions{MaxConns: 1024, RateLimit: 1e9, RateBurst: 1e9})
 	})
 }
 

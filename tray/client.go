@@ -7,18 +7,18 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // agentAPI is the part of the agent's protocol the tray uses: the tray is an
 // ordinary client and never touches tokens or the keyring itself.
 type agentAPI interface {
-	Status(ctx context.Context) (agent.Status, error)
-	Sessions(ctx context.Context) ([]agent.SessionInfo, error)
-	Watch(ctx context.Context) (<-chan agent.Event, error)
-	Login(ctx context.Context, req agent.LoginRequest, progress func(agent.Event)) (agent.SessionInfo, error)
-	Logout(ctx context.Context, req agent.LogoutRequest) (agent.LogoutResult, error)
+	Status(ctx context.Context) (api.Status, error)
+	Sessions(ctx context.Context) ([]api.SessionInfo, error)
+	Watch(ctx context.Context) (<-chan api.Event, error)
+	Login(ctx context.Context, req api.LoginRequest, progress func(api.Event)) (api.SessionInfo, error)
+	Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error)
 
 	// Lock and Unlock lock and unlock the agent (agent.lock, agent.unlock).
 	Lock(ctx context.Context) error
@@ -42,7 +42,7 @@ var _ agentAPI = client{}
 func (c client) Lock(ctx context.Context) error { return c.Client.Lock(ctx, "") }
 
 // Unlock unlocks a lock set without a passphrase (one set with `mcpkey lock
-// --passphrase` answers agent.ErrDenied).
+// --passphrase` answers api.ErrDenied).
 func (c client) Unlock(ctx context.Context) error { return c.Client.Unlock(ctx, "") }
 
 func (c client) Approvals(ctx context.Context) ([]Approval, error) {
@@ -65,15 +65,15 @@ func (c client) Approvals(ctx context.Context) ([]Approval, error) {
 func (c client) Answer(ctx context.Context, id string, d Decision) error {
 	n, err := strconv.Atoi(id)
 	if err != nil {
-		return fmt.Errorf("approval %q: %w", id, agent.ErrInvalidRequest)
+		return fmt.Errorf("approval %q: %w", id, api.ErrInvalidRequest)
 	}
 	switch d {
 	case AllowOnce:
-		return c.AnswerApproval(ctx, n, agent.DecisionAllowOnce, false)
+		return c.AnswerApproval(ctx, n, api.DecisionAllowOnce, false)
 	case AllowRemember:
-		return c.AnswerApproval(ctx, n, agent.DecisionAllow, true)
+		return c.AnswerApproval(ctx, n, api.DecisionAllow, true)
 	}
-	return c.AnswerApproval(ctx, n, agent.DecisionDeny, false)
+	return c.AnswerApproval(ctx, n, api.DecisionDeny, false)
 }
 
 // Capable asks agent.hello which methods the agent serves.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // view is everything the tray knows about the agent: the input of the menu
@@ -17,8 +17,8 @@ type view struct {
 	// Reachable is false when no agent answers; Err says why.
 	Reachable bool
 	Err       string
-	Status    agent.Status
-	Sessions  []agent.SessionInfo
+	Status    api.Status
+	Sessions  []api.SessionInfo
 	Approvals []Approval
 	// CanLock and CanApprove say whether the agent serves lock/unlock and
 	// the approval methods; items for what it lacks are left out.
@@ -128,7 +128,7 @@ func menuFor(v view, now time.Time) []item {
 		// Sorted: the agent lists sessions in no particular order, and a
 		// reordered menu would be rebuilt under the user's pointer.
 		ss := slices.Clone(v.Sessions)
-		slices.SortStableFunc(ss, func(a, b agent.SessionInfo) int {
+		slices.SortStableFunc(ss, func(a, b api.SessionInfo) int {
 			return cmp.Or(cmp.Compare(serverName(a), serverName(b)), cmp.Compare(a.Account, b.Account), cmp.Compare(a.Server, b.Server))
 		})
 		for _, s := range ss {
@@ -158,7 +158,7 @@ func menuFor(v view, now time.Time) []item {
 	return m
 }
 
-func sessionItem(s agent.SessionInfo, now time.Time) item {
+func sessionItem(s api.SessionInfo, now time.Time) item {
 	id := s.Server + "\x00" + s.Account
 	who := serverName(s)
 	if s.Account != "" {
@@ -172,13 +172,13 @@ func sessionItem(s agent.SessionInfo, now time.Time) item {
 		tip += "; scopes: " + strings.Join(s.Scopes, " ")
 	}
 	login := "Log in"
-	if s.State == agent.StateNeedsLogin {
+	if s.State == api.StateNeedsLogin {
 		login = "Log in again"
 	}
 	at := action{server: s.Server, account: s.Account}
 	with := func(k actionKind) action { a := at; a.kind = k; return a }
 	return item{key: "session/" + id, label: who + ": " + stateLabel(s, now), tooltip: tip, kids: []item{
-		{key: "session/" + id + "/login", label: login, disabled: s.State == agent.StateAuthorizing, act: with(actLogin)},
+		{key: "session/" + id + "/login", label: login, disabled: s.State == api.StateAuthorizing, act: with(actLogin)},
 		{key: "session/" + id + "/logout", label: "Log out", tooltip: "remove the session here; keep the grant at the authorization server", act: with(actLogout)},
 		{key: "session/" + id + "/revoke", label: "Log out and revoke", tooltip: "remove the session and revoke it at the authorization server", act: with(actLogoutRevoke)},
 	}}
@@ -219,15 +219,15 @@ func approvalItem(a Approval) item {
 
 // stateLabel is a session's state in a few words: "valid 42 min",
 // "refreshing", "needs login", "error: …".
-func stateLabel(s agent.SessionInfo, now time.Time) string {
+func stateLabel(s api.SessionInfo, now time.Time) string {
 	switch s.State {
-	case agent.StateRefreshing:
+	case api.StateRefreshing:
 		return "refreshing"
-	case agent.StateAuthorizing:
+	case api.StateAuthorizing:
 		return "signing in…"
-	case agent.StateNeedsLogin:
+	case api.StateNeedsLogin:
 		return "needs login"
-	case agent.StateError:
+	case api.StateError:
 		if s.Error == "" {
 			return "error"
 		}
@@ -280,9 +280,9 @@ func iconFor(v view) iconState {
 	failing := false
 	for _, s := range v.Sessions {
 		switch s.State {
-		case agent.StateNeedsLogin:
+		case api.StateNeedsLogin:
 			return iconAttention
-		case agent.StateError:
+		case api.StateError:
 			failing = true
 		}
 	}
@@ -306,9 +306,9 @@ func summary(v view) string {
 	n, needs, failing := len(v.Sessions), 0, 0
 	for _, s := range v.Sessions {
 		switch s.State {
-		case agent.StateNeedsLogin:
+		case api.StateNeedsLogin:
 			needs++
-		case agent.StateError:
+		case api.StateError:
 			failing++
 		}
 	}
@@ -333,7 +333,7 @@ func plural(n int, one, many string) string {
 }
 
 // serverName is a session's configured name, else its URL's host and path.
-func serverName(s agent.SessionInfo) string {
+func serverName(s api.SessionInfo) string {
 	if s.Name != "" {
 		return s.Name
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -46,8 +46,8 @@ func find(items []item, label string) *item {
 	return nil
 }
 
-func sess(server, account string, st agent.SessionState, exp time.Duration) agent.SessionInfo {
-	s := agent.SessionInfo{Server: server, Account: account, State: st, Issuer: "https://as.example", HasRefresh: true, Scopes: []string{"mcp:tools"}}
+func sess(server, account string, st api.SessionState, exp time.Duration) api.SessionInfo {
+	s := api.SessionInfo{Server: server, Account: account, State: st, Issuer: "https://as.example", HasRefresh: true, Scopes: []string{"mcp:tools"}}
 	if exp != 0 {
 		s.ExpiresAt = now.Add(exp)
 	}
@@ -84,9 +84,9 @@ func TestMenuFor(t *testing.T) {
 		tooltip: "mcpkey: 0 sessions",
 	}, {
 		name: "ready, named, with account",
-		v: view{Reachable: true, Sessions: []agent.SessionInfo{
-			func() agent.SessionInfo {
-				s := sess(gh, "alice", agent.StateReady, 42*time.Minute+30*time.Second)
+		v: view{Reachable: true, Sessions: []api.SessionInfo{
+			func() api.SessionInfo {
+				s := sess(gh, "alice", api.StateReady, 42*time.Minute+30*time.Second)
 				s.Name = "github"
 				return s
 			}(),
@@ -96,16 +96,16 @@ func TestMenuFor(t *testing.T) {
 		tooltip: "mcpkey: 1 session",
 	}, {
 		name: "every session state",
-		v: view{Reachable: true, Sessions: []agent.SessionInfo{
-			sess(gh, "", agent.StateRefreshing, time.Minute),
-			sess(lin, "", agent.StateNeedsLogin, 0),
-			func() agent.SessionInfo {
-				s := sess("https://x.example/", "", agent.StateError, -time.Minute)
+		v: view{Reachable: true, Sessions: []api.SessionInfo{
+			sess(gh, "", api.StateRefreshing, time.Minute),
+			sess(lin, "", api.StateNeedsLogin, 0),
+			func() api.SessionInfo {
+				s := sess("https://x.example/", "", api.StateError, -time.Minute)
 				s.Error = "refresh: dial tcp: connection refused"
 				return s
 			}(),
-			sess("https://y.example/mcp", "bob", agent.StateAuthorizing, 0),
-			sess("https://z.example/mcp", "", agent.StateReady, -time.Minute),
+			sess("https://y.example/mcp", "bob", api.StateAuthorizing, 0),
+			sess("https://z.example/mcp", "", api.StateReady, -time.Minute),
 		}},
 		want: cat([]string{"mcpkey: 5 sessions, 1 needs login, 1 failing [x]", "---",
 			"linear.example/mcp: needs login"}, sessionKids("Log in again"),
@@ -118,28 +118,28 @@ func TestMenuFor(t *testing.T) {
 		tooltip: "mcpkey: 5 sessions, 1 needs login, 1 failing",
 	}, {
 		name: "refresh failing",
-		v: view{Reachable: true, Sessions: []agent.SessionInfo{
-			sess(gh, "", agent.StateError, time.Hour),
+		v: view{Reachable: true, Sessions: []api.SessionInfo{
+			sess(gh, "", api.StateError, time.Hour),
 		}},
 		want:    cat([]string{"mcpkey: 1 session, 1 failing [x]", "---", "mcp.github.example/mcp: error"}, sessionKids("Log in"), []string{"---"}, tail),
 		icon:    iconError,
 		tooltip: "mcpkey: 1 session, 1 failing",
 	}, {
 		name: "lock offered",
-		v:    view{Reachable: true, CanLock: true, Sessions: []agent.SessionInfo{sess(gh, "", agent.StateReady, 3*time.Hour+5*time.Minute)}},
+		v:    view{Reachable: true, CanLock: true, Sessions: []api.SessionInfo{sess(gh, "", api.StateReady, 3*time.Hour+5*time.Minute)}},
 		want: cat([]string{"mcpkey: 1 session [x]", "---", "mcp.github.example/mcp: valid 3 h 5 min"}, sessionKids("Log in"),
 			[]string{"---", "Lock"}, tail),
 		icon:    iconReady,
 		tooltip: "mcpkey: 1 session",
 	}, {
 		name:    "locked",
-		v:       view{Reachable: true, CanLock: true, Status: agent.Status{Locked: true}},
+		v:       view{Reachable: true, CanLock: true, Status: api.Status{Locked: true}},
 		want:    cat([]string{"mcpkey: locked, 0 sessions [x]", "---", "No sessions (run: mcpkey login <server>) [x]", "---", "Unlock"}, tail),
 		icon:    iconLocked,
 		tooltip: "mcpkey: locked, 0 sessions",
 	}, {
 		name: "locked beats needs login",
-		v:    view{Reachable: true, Status: agent.Status{Locked: true}, Sessions: []agent.SessionInfo{sess(gh, "", agent.StateNeedsLogin, 0)}},
+		v:    view{Reachable: true, Status: api.Status{Locked: true}, Sessions: []api.SessionInfo{sess(gh, "", api.StateNeedsLogin, 0)}},
 		want: cat([]string{"mcpkey: locked, 1 session, 1 needs login [x]", "---", "mcp.github.example/mcp: needs login"},
 			sessionKids("Log in again"), []string{"---"}, tail),
 		icon:    iconLocked,
@@ -147,7 +147,7 @@ func TestMenuFor(t *testing.T) {
 	}, {
 		name: "approval waiting",
 		v: view{Reachable: true, CanApprove: true, Approvals: []Approval{appr},
-			Sessions: []agent.SessionInfo{sess(gh, "", agent.StateReady, 2*24*time.Hour)}},
+			Sessions: []api.SessionInfo{sess(gh, "", api.StateReady, 2*24*time.Hour)}},
 		want: cat([]string{"mcpkey: 1 session, 1 approval waiting [x]", "---", "mcp.github.example/mcp: valid 2 days"}, sessionKids("Log in"),
 			[]string{"---", "/usr/bin/node [4242] asks for mcp.github.example/mcp: mcp:tools repo",
 				"  Allow once", "  Allow for 8 h", "  Deny", "---"}, tail),
@@ -166,7 +166,7 @@ func TestMenuFor(t *testing.T) {
 		icon: iconReady, tooltip: "mcpkey: 0 sessions",
 	}, {
 		name: "config rejected",
-		v:    view{Reachable: true, Status: agent.Status{ConfigError: "line 3: unknown key \"bakend\""}},
+		v:    view{Reachable: true, Status: api.Status{ConfigError: "line 3: unknown key \"bakend\""}},
 		want: cat([]string{"mcpkey: 0 sessions [x]", "config rejected: line 3: unknown key \"bakend\" [x]", "---",
 			"No sessions (run: mcpkey login <server>) [x]", "---"}, tail),
 		icon: iconReady, tooltip: "mcpkey: 0 sessions",
@@ -203,7 +203,7 @@ func TestMenuFor(t *testing.T) {
 func TestMenuActions(t *testing.T) {
 	const gh = "https://mcp.github.example/mcp"
 	v := view{Reachable: true, CanLock: true, CanApprove: true,
-		Sessions:  []agent.SessionInfo{sess(gh, "alice", agent.StateNeedsLogin, 0)},
+		Sessions:  []api.SessionInfo{sess(gh, "alice", api.StateNeedsLogin, 0)},
 		Approvals: []Approval{{ID: "a7", Program: "python3", Server: gh, Remember: 10 * time.Minute}}}
 	m := menuFor(v, now)
 	want := map[string]action{
@@ -241,21 +241,21 @@ func TestMenuActions(t *testing.T) {
 
 func TestStateLabel(t *testing.T) {
 	tests := []struct {
-		s    agent.SessionInfo
+		s    api.SessionInfo
 		want string
 	}{
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(42 * time.Minute)}, "valid 42 min"},
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(30 * time.Second)}, "valid <1 min"},
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(12 * time.Hour)}, "valid 12 h"},
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(time.Hour)}, "valid 1 h"},
-		{agent.SessionInfo{State: agent.StateReady}, "valid, no expiry given"},
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(-time.Second)}, "expired"},
-		{agent.SessionInfo{State: agent.StateReady, ExpiresAt: now.Add(-time.Second), HasRefresh: true}, "expired, refreshes on use"},
-		{agent.SessionInfo{State: agent.StateRefreshing}, "refreshing"},
-		{agent.SessionInfo{State: agent.StateAuthorizing}, "signing in…"},
-		{agent.SessionInfo{State: agent.StateNeedsLogin, Error: "refresh token rejected"}, "needs login"},
-		{agent.SessionInfo{State: agent.StateError, Error: strings.Repeat("x", 100)}, "error: " + strings.Repeat("x", 59) + "…"},
-		{agent.SessionInfo{State: agent.StateError, Error: "line one\nline two"}, "error: line one line two"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(42 * time.Minute)}, "valid 42 min"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(30 * time.Second)}, "valid <1 min"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(12 * time.Hour)}, "valid 12 h"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(time.Hour)}, "valid 1 h"},
+		{api.SessionInfo{State: api.StateReady}, "valid, no expiry given"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(-time.Second)}, "expired"},
+		{api.SessionInfo{State: api.StateReady, ExpiresAt: now.Add(-time.Second), HasRefresh: true}, "expired, refreshes on use"},
+		{api.SessionInfo{State: api.StateRefreshing}, "refreshing"},
+		{api.SessionInfo{State: api.StateAuthorizing}, "signing in…"},
+		{api.SessionInfo{State: api.StateNeedsLogin, Error: "refresh token rejected"}, "needs login"},
+		{api.SessionInfo{State: api.StateError, Error: strings.Repeat("x", 100)}, "error: " + strings.Repeat("x", 59) + "…"},
+		{api.SessionInfo{State: api.StateError, Error: "line one\nline two"}, "error: line one line two"},
 	}
 	for _, tc := range tests {
 		if got := stateLabel(tc.s, now); got != tc.want {
@@ -265,12 +265,12 @@ func TestStateLabel(t *testing.T) {
 }
 
 func TestMenuSortsSessions(t *testing.T) {
-	a := sess("https://b.example/mcp", "", agent.StateReady, time.Hour)
+	a := sess("https://b.example/mcp", "", api.StateReady, time.Hour)
 	a.Name = "alpha"
-	b := sess("https://a.example/mcp", "zed", agent.StateReady, time.Hour)
-	c := sess("https://a.example/mcp", "amy", agent.StateReady, time.Hour)
-	want := flat(menuFor(view{Reachable: true, Sessions: []agent.SessionInfo{a, c, b}}, now))
-	for _, order := range [][]agent.SessionInfo{{b, c, a}, {c, a, b}, {a, b, c}} {
+	b := sess("https://a.example/mcp", "zed", api.StateReady, time.Hour)
+	c := sess("https://a.example/mcp", "amy", api.StateReady, time.Hour)
+	want := flat(menuFor(view{Reachable: true, Sessions: []api.SessionInfo{a, c, b}}, now))
+	for _, order := range [][]api.SessionInfo{{b, c, a}, {c, a, b}, {a, b, c}} {
 		if got := flat(menuFor(view{Reachable: true, Sessions: order}, now)); !slices.Equal(got, want) {
 			t.Errorf("order depends on the agent's:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
@@ -281,7 +281,7 @@ func TestMenuSortsSessions(t *testing.T) {
 }
 
 func TestShapeOf(t *testing.T) {
-	v := view{Reachable: true, Sessions: []agent.SessionInfo{sess("https://a.example/", "", agent.StateReady, time.Hour)}}
+	v := view{Reachable: true, Sessions: []api.SessionInfo{sess("https://a.example/", "", api.StateReady, time.Hour)}}
 	a := menuFor(v, now)
 	b := menuFor(v, now.Add(10*time.Minute))
 	if shapeOf(a) != shapeOf(b) {
@@ -290,7 +290,7 @@ func TestShapeOf(t *testing.T) {
 	if slices.Equal(flat(a), flat(b)) {
 		t.Error("time passing did not change the labels")
 	}
-	v.Sessions = append(v.Sessions, sess("https://b.example/", "", agent.StateReady, time.Hour))
+	v.Sessions = append(v.Sessions, sess("https://b.example/", "", api.StateReady, time.Hour))
 	if shapeOf(menuFor(v, now)) == shapeOf(a) {
 		t.Error("a new session did not change the shape")
 	}

@@ -26,7 +26,8 @@ import (
 	"fyne.io/systray"
 	"github.com/godbus/dbus/v5"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
+	"github.com/mcpkey/mcpkey/internal/userdirs"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
@@ -38,10 +39,10 @@ type Options struct {
 	// means os.Stderr.
 	Stderr io.Writer
 	// ConfigPath is what "Open config" opens; "" means the path the agent
-	// reports, else agent.DefaultConfigPath().
+	// reports, else userdirs.ConfigPath().
 	ConfigPath string
 	// LogPath is what "Open log" opens; "" means agent.log in
-	// agent.DefaultStateDir(), where an agent started on demand logs.
+	// userdirs.StateDir(), where an agent started on demand logs.
 	LogPath string
 	// StartAgent runs for "Start agent"; nil means ipc.StartAgent on the
 	// client's socket.
@@ -211,7 +212,7 @@ func (t *tray) loop(ctx context.Context) {
 
 // follow handles events until the subscription ends. A ticker re-renders
 // the remaining lifetimes; it does not call the agent.
-func (t *tray) follow(ctx context.Context, events <-chan agent.Event) {
+func (t *tray) follow(ctx context.Context, events <-chan api.Event) {
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
 	for {
@@ -272,7 +273,7 @@ func (t *tray) refresh(ctx context.Context) {
 	}
 	v := view{Reachable: true, Status: st}
 	v.CanLock, v.CanApprove = t.api.Capable(rctx)
-	if v.Sessions, err = t.api.Sessions(rctx); err != nil && !errors.Is(err, agent.ErrLocked) {
+	if v.Sessions, err = t.api.Sessions(rctx); err != nil && !errors.Is(err, api.ErrLocked) {
 		t.log.Info("list sessions", "err", err)
 	}
 	if v.CanApprove {
@@ -299,17 +300,17 @@ func (t *tray) refresh(ctx context.Context) {
 }
 
 // event turns an agent event into a notification.
-func (t *tray) event(ctx context.Context, ev agent.Event) {
+func (t *tray) event(ctx context.Context, ev api.Event) {
 	t.log.Debug("event", "kind", ev.Kind, "server", ev.Server)
 	name := t.nameOf(ev.Server)
 	switch ev.Kind {
-	case agent.EventLoginNeeded:
+	case api.EventLoginNeeded:
 		login := func(string) { t.act(ctx, action{kind: actLogin, server: ev.Server, account: ev.Account}) }
 		t.notify(ctx, notification{Key: "login-needed\x00" + ev.Server + "\x00" + ev.Account,
 			Summary: "Login needed for " + name, Body: ev.Message,
 			Actions:  []notifyAction{{"default", "Log in"}, {"login", "Log in"}},
 			OnAction: login})
-	case agent.EventLoginFinished:
+	case api.EventLoginFinished:
 		if ev.Error != "" {
 			t.notify(ctx, notification{Key: "login-failed\x00" + ev.Server + "\x00" + ev.Account,
 				Summary: "Sign-in to " + name + " failed", Body: clip(ev.Error, 200)})
@@ -391,11 +392,11 @@ func (t *tray) run(ctx context.Context, a action) error {
 			return nil
 		}
 		defer func() { t.mu.Lock(); delete(t.logins, key); t.mu.Unlock() }()
-		if _, err := t.api.Login(ctx, agent.LoginRequest{Server: a.server, Account: a.account}, nil); err != nil {
+		if _, err := t.api.Login(ctx, api.LoginRequest{Server: a.server, Account: a.account}, nil); err != nil {
 			return fmt.Errorf("log in to %s: %w", hostOf(a.server), err)
 		}
 	case actLogout, actLogoutRevoke:
-		if _, err := t.api.Logout(ctx, agent.LogoutRequest{Server: a.server, Account: a.account, KeepRemote: a.kind == actLogout}); err != nil {
+		if _, err := t.api.Logout(ctx, api.LogoutRequest{Server: a.server, Account: a.account, KeepRemote: a.kind == actLogout}); err != nil {
 			return fmt.Errorf("log out of %s: %w", hostOf(a.server), err)
 		}
 	case actApprove:
@@ -424,7 +425,7 @@ func (t *tray) configFile() string {
 	p := t.v.Status.ConfigPath
 	t.mu.Unlock()
 	if p == "" {
-		p, _ = agent.DefaultConfigPath()
+		p, _ = userdirs.ConfigPath()
 	}
 	return p
 }
@@ -433,7 +434,7 @@ func (t *tray) logFile() string {
 	if t.logPath != "" {
 		return t.logPath
 	}
-	dir, err := agent.DefaultStateDir()
+	dir, err := userdirs.StateDir()
 	if err != nil {
 		return ""
 	}

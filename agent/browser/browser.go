@@ -41,6 +41,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mcpkey/mcpkey/api"
 	"net/url"
 	"os"
 	"os/exec"
@@ -61,16 +62,8 @@ var ErrRoot = errors.New("refusing to launch the desktop browser as root (set $B
 // caller would run as root.
 var ErrCallerBrowserRoot = errors.New("refusing to run a $BROWSER sent by a client as root (set $BROWSER for the agent itself, or open the URL yourself)")
 
-// Env is what a login's caller passes for its browser; empty fields leave
-// the agent's own value.
-type Env struct {
-	Browser        string // $BROWSER
-	Display        string // $DISPLAY
-	WaylandDisplay string // $WAYLAND_DISPLAY
-}
-
-// IsZero reports whether e sets nothing.
-func (e Env) IsZero() bool { return e == Env{} }
+// Env is what a login's caller passes for its browser (api.BrowserEnv).
+type Env = api.BrowserEnv
 
 type envKey struct{}
 

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
+	"encoding/json"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"

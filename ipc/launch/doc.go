@@ -26,7 +26,7 @@
 // reported to the agent, which refreshes once however many launchers report
 // the same token; when the grant is gone, one login runs for all of them
 // (the agent joins concurrent logins), and a 403 insufficient_scope starts a
-// step-up login with the union of scopes (ipc.AuthTransport).
+// step-up login with the union of scopes (AuthTransport).
 //
 // A server whose config has [servers.NAME.headers] is an API-key server: the
 // launchers send those headers (values from `mcpkey secret set`) and no

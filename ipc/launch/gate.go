@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +40,7 @@ type gate struct {
 	err     error
 }
 
-// login is an ipc.AuthTransport Login: it starts the login (or joins the
+// login is an AuthTransport Login: it starts the login (or joins the
 // one running) and waits as long as ctx's login wait allows. bctx bounds
 // the login itself.
 func (g *gate) login(bctx, ctx context.Context, scopes []string) error {
@@ -82,7 +81,7 @@ func (g *gate) start(bctx context.Context, scopes []string) <-chan struct{} {
 			if e.Message != "" {
 				g.statusf("%s", e.Message)
 			}
-			if e.URL != "" && strings.Contains(e.Message, "could not open") {
+			if e.URL != "" && e.ShowURL {
 				g.statusf("open this URL to sign in: %s", e.URL)
 			}
 		})

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -124,7 +125,7 @@ func (g *gatedBrowser) hold() (release func()) {
 func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	t.Helper()
 	s := &stack{t: t, apiKey: "key-" + fmt.Sprint(time.Now().UnixNano()), cancelled: make(chan struct{}, 4)}
-	server := newTestServer(s)
+	mcpSrv := newTestServer(s)
 
 	mux := http.NewServeMux()
 	hs := httptest.NewServer(mux)
@@ -136,7 +137,7 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 		json.NewEncoder(w).Encode(map[string]any{"resource": s.mcpURL, "authorization_servers": []string{s.as.Issuer},
 			"scopes_supported": []string{"mcp:tools"}})
 	})
-	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, nil)
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.rejectMu.Lock()
@@ -151,7 +152,7 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 		s.authorized.Add(1)
 		streamable.ServeHTTP(w, r)
 	}))
-	sse := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	sse := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return mcpSrv }, nil)
 	mux.Handle("/sse", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.sseSeen.Store(r.Header.Get("X-Api-Key"))
 		if r.Header.Get("X-Api-Key") != s.apiKey || r.Header.Get("Authorization") != "" {
@@ -205,7 +206,7 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ipc.NewServer(a, ipc.ServerOptions{Logger: slog.New(methodCounter{method: ipc.MethodTokenGet, n: &s.tokenGets})}).Serve(ctx, ln)
+		server.NewServer(a, server.ServerOptions{Logger: slog.New(methodCounter{method: ipc.MethodTokenGet, n: &s.tokenGets})}).Serve(ctx, ln)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	s.client = &ipc.Client{Path: s.sock}

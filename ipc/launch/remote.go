@@ -11,9 +11,10 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
-var _ ipc.SecretBackend = (*agent.Agent)(nil)
+var _ server.SecretBackend = (*agent.Agent)(nil)
 
 // MissingSecretsError names the stored secrets a launch needs but the agent
 // does not hold. Nothing is started when it is returned.
@@ -114,7 +115,7 @@ func resolve(ctx context.Context, c *ipc.Client, server string) (*target, error)
 }
 
 // transport returns the RoundTripper for requests to t: static headers for
-// an API-key server, else an ipc.AuthTransport (token per request, from
+// an API-key server, else an AuthTransport (token per request, from
 // tokens when not nil, refresh on 401, login, step-up on 403), under a
 // guard that refuses any other origin, so a token is never sent to a server
 // it was not issued for.
@@ -132,7 +133,7 @@ func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper
 		if account == "" {
 			account = t.sc.Account
 		}
-		at := &ipc.AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
+		at := &AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
 		if tokens != nil {
 			at.Token = tokens.Token
 		}

@@ -49,7 +49,7 @@ func newTokenCache(c *ipc.Client) *tokenCache {
 	return &tokenCache{client: c, now: time.Now}
 }
 
-// Token is an ipc.AuthTransport Token.
+// Token is an AuthTransport Token.
 func (c *tokenCache) Token(ctx context.Context, req agent.TokenRequest) (agent.Token, error) {
 	c.mu.Lock()
 	if req.RejectedToken == "" && c.watching && c.tok.AccessToken != "" && c.account == req.Account &&

@@ -1,20 +1,20 @@
-package ipc
+package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // ServerOptions configures a Server. The zero value is ready to use.
@@ -68,7 +68,7 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 		opts.AgentVersion = "devel"
 	}
 	if opts.MaxFrame <= 0 {
-		opts.MaxFrame = DefaultMaxFrame
+		opts.MaxFrame = ipc.DefaultMaxFrame
 	}
 	if opts.FrameTimeout == 0 {
 		opts.FrameTimeout = 30 * time.Second
@@ -138,7 +138,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
-	uid, pid, err := peerCred(c)
+	uid, pid, err := ipc.PeerCred(c)
 	if err != nil {
 		s.log.Warn("refused connection: cannot read peer credentials", "err", err)
 		c.Close()
@@ -149,8 +149,8 @@ func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
-	caller := agent.Caller{Transport: "unix", UID: uid, PID: pid, Exe: peerExe(pid)}
-	lc := NewLineConn(c, LineConnOptions{MaxFrame: s.opts.MaxFrame, FrameTimeout: s.opts.FrameTimeout,
+	caller := agent.Caller{Transport: "unix", UID: uid, PID: pid, Exe: ipc.PeerExe(pid)}
+	lc := ipc.NewLineConn(c, ipc.LineConnOptions{MaxFrame: s.opts.MaxFrame, FrameTimeout: s.opts.FrameTimeout,
 		WriteTimeout: s.opts.WriteTimeout})
 	s.ServeConn(ctx, lc, caller)
 }
@@ -160,7 +160,7 @@ func (s *Server) serveNetConn(ctx context.Context, c net.Conn) {
 // every request's context and closes mc before it returns. Any transport
 // that yields whole messages (the Unix socket's LineConn, a WebSocket) can
 // use it; the transport authenticates the peer before calling it.
-func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Caller) error {
+func (s *Server) ServeConn(ctx context.Context, mc ipc.MessageConn, caller agent.Caller) error {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &conn{
 		s: s, mc: mc, caller: caller, ctx: ctx, cancel: cancel,
@@ -169,13 +169,6 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		quit:     make(chan struct{}),
 		sem:      make(chan struct{}, s.opts.MaxInFlight),
 		inflight: make(map[string]context.CancelFunc),
-	}
-	if ct, ok := s.b.(cachedTokener); ok {
-		c.cached = ct
-		c.inlineCtx = agent.WithCaller(ctx, caller)
-		if r := s.restrict; r != nil {
-			c.inlineCtx = agent.WithRestriction(c.inlineCtx, r.path, r.servers)
-		}
 	}
 	log := s.log.With("transport", caller.Transport, "pid", caller.PID)
 	log.Debug("connection opened", "exe", caller.Exe)
@@ -195,10 +188,10 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		}
 		c.handle(msg)
 	}
-	if errors.Is(err, ErrFrameTooLarge) {
-		c.reply(nil, nil, &Error{Code: CodeInvalidRequest,
+	if errors.Is(err, ipc.ErrFrameTooLarge) {
+		c.reply(nil, nil, &ipc.Error{Code: ipc.CodeInvalidRequest,
 			Message: fmt.Sprintf("message exceeds %d bytes", s.opts.MaxFrame),
-			Data:    &ErrorData{Code: ErrCodeInvalidRequest}})
+			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}})
 		log.Warn("closing connection: frame too large")
 		close(c.quit) // write what is queued, then stop
 		<-writerDone
@@ -214,7 +207,7 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		// goes away completely or the server stops first (ctx ends either
 		// way, and the requests still running are cancelled below).
 		log.Debug("peer half-closed; finishing its requests")
-		stopWatch := hc.watchPeerClose(cancel)
+		stopWatch := hc.WatchPeerClose(cancel)
 		select {
 		case <-idle:
 			close(c.quit) // write what is queued, then stop
@@ -240,7 +233,6 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 		t.Stop()
 	}
 	<-writerDone
-	clear(c.lastJSON) // a token: leave no copy in freed memory
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil || c.isClosed() {
 		log.Debug("connection closed")
 		return nil
@@ -253,13 +245,13 @@ func (s *Server) ServeConn(ctx context.Context, mc MessageConn, caller agent.Cal
 // side (LineConn on Linux).
 type halfCloser interface {
 	PeerHalfClosed() bool
-	watchPeerClose(gone func()) (stop func())
+	WatchPeerClose(gone func()) (stop func())
 }
 
 // conn is one served connection.
 type conn struct {
 	s      *Server
-	mc     MessageConn
+	mc     ipc.MessageConn
 	caller agent.Caller
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
@@ -278,16 +270,6 @@ type conn struct {
 	qmu     sync.Mutex
 	queue   [][]byte
 	writing bool
-
-	// cached is the backend's non-blocking token.get, if it has one;
-	// inlineCtx (caller, restriction) is the context of the requests it
-	// serves on the reader goroutine. See tokenInline.
-	cached    cachedTokener
-	inlineCtx context.Context
-	// lastTok and lastJSON are the last token tokenInline encoded (reader
-	// goroutine only).
-	lastTok  agent.Token
-	lastJSON []byte
 
 	// mu guards inflight and subscribed.
 	mu         sync.Mutex
@@ -339,7 +321,7 @@ func (c *conn) writeAll(msgs [][]byte) bool {
 			return false
 		}
 	}
-	if f, ok := c.mc.(flusher); ok {
+	if f, ok := c.mc.(ipc.Flusher); ok {
 		if err := f.Flush(); err != nil {
 			c.s.log.Warn("disconnecting client: write failed", "pid", c.caller.PID, "err", err)
 			c.close()
@@ -435,7 +417,7 @@ func (c *conn) enqueue(msg []byte, direct bool) {
 }
 
 // reply queues a response. id nil means null.
-func (c *conn) reply(id json.RawMessage, result any, e *Error) {
+func (c *conn) reply(id json.RawMessage, result any, e *ipc.Error) {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
@@ -445,17 +427,16 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 		b = append(b, `{"jsonrpc":"2.0","id":`...)
 		b = append(b, id...)
 		b = append(b, `,"result":`...)
-		var err error
-		if b, err = json.Append(b, result, json.EscapeHTML|json.SortMapKeys); err != nil {
+		if r, err := json.Marshal(result); err != nil {
 			c.s.log.Error("cannot encode result", "err", err)
-			e = &Error{Code: CodeInternal, Message: "cannot encode result", Data: &ErrorData{Code: ErrCodeInternal}}
+			e = &ipc.Error{Code: ipc.CodeInternal, Message: "cannot encode result", Data: &ipc.ErrorData{Code: ipc.ErrCodeInternal}}
 		} else {
-			b = append(b, '}')
+			b = append(append(b, r...), '}')
 		}
 	}
 	if e != nil {
 		var err error
-		b, err = json.Marshal(Response{JSONRPC: "2.0", ID: id, Error: e})
+		b, err = json.Marshal(ipc.Response{JSONRPC: "2.0", ID: id, Error: e})
 		if err != nil {
 			return
 		}
@@ -464,7 +445,7 @@ func (c *conn) reply(id json.RawMessage, result any, e *Error) {
 }
 
 func (c *conn) notify(method string, params any) {
-	b, err := json.Marshal(Notification{JSONRPC: "2.0", Method: method, Params: params})
+	b, err := json.Marshal(ipc.Notification{JSONRPC: "2.0", Method: method, Params: params})
 	if err != nil {
 		c.s.log.Error("cannot encode notification", "method", method, "err", err)
 		return
@@ -472,8 +453,8 @@ func (c *conn) notify(method string, params any) {
 	c.enqueue(b, false)
 }
 
-func invalidRequest(msg string) *Error {
-	return &Error{Code: CodeInvalidRequest, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+func invalidRequest(msg string) *ipc.Error {
+	return &ipc.Error{Code: ipc.CodeInvalidRequest, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
 // validID reports whether id is a JSON-RPC id: a string, a number or null.
@@ -490,25 +471,14 @@ func validID(id json.RawMessage) bool {
 
 // handle decodes one message and starts its handler.
 func (c *conn) handle(line []byte) {
-	tried := false
-	if c.cached != nil {
-		// The hot path: a plain token.get (see parseTokenGet), answered
-		// from the cache without the general decoder.
-		if id, p, ok := parseTokenGet(line); ok {
-			if c.tokenInline(id, &p) {
-				return
-			}
-			tried = true
-		}
-	}
-	if err := CheckDepth(line, MaxDepth); err != nil {
+	if err := ipc.CheckDepth(line, ipc.MaxDepth); err != nil {
 		c.reply(nil, nil, invalidRequest("message "+err.Error()))
 		return
 	}
-	var m message
+	var m ipc.Message
 	if err := json.Unmarshal(line, &m); err != nil {
-		c.reply(nil, nil, &Error{Code: CodeParseError, Message: "parse error",
-			Data: &ErrorData{Code: ErrCodeInvalidRequest}})
+		c.reply(nil, nil, &ipc.Error{Code: ipc.CodeParseError, Message: "parse error",
+			Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}})
 		return
 	}
 	isNotification := m.ID == nil
@@ -526,8 +496,8 @@ func (c *conn) handle(line []byte) {
 		return
 	}
 	if isNotification {
-		if m.Method == MethodCancel {
-			var p CancelParams
+		if m.Method == ipc.MethodCancel {
+			var p ipc.CancelParams
 			if json.Unmarshal(m.Params, &p) == nil && len(p.ID) > 0 {
 				c.mu.Lock()
 				cancel := c.inflight[string(p.ID)]
@@ -539,15 +509,9 @@ func (c *conn) handle(line []byte) {
 		}
 		return // unknown notifications are ignored
 	}
-	if m.Method == MethodTokenGet && c.cached != nil && !tried {
-		var p TokenParams
-		if decodeParams(m.Params, &p) == nil && c.tokenInline(m.ID, &p) {
-			return
-		}
-	}
 	h := c.s.handler(m.Method)
 	if h == nil {
-		c.reply(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
+		c.reply(m.ID, nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + truncate(m.Method, 64)})
 		return
 	}
 	select {
@@ -571,85 +535,7 @@ func (c *conn) handle(line []byte) {
 	go c.run(reqCtx, cancel, h, &m)
 }
 
-// tokenInline answers a token.get (id, p) on the reader goroutine when the
-// backend can answer it from its cache without waiting (cachedTokener):
-// no goroutine, no per-request context, and the reply is written directly
-// when nothing else is queued. It reports false, having sent nothing, for
-// everything else (bad params, a duplicate id, a refusal, an approval to
-// wait for, a refresh), which the handler goroutine then serves: errors
-// and waits keep a single code path.
-func (c *conn) tokenInline(id []byte, p *TokenParams) (done bool) {
-	if p.Server == "" || p.MinTTLSeconds < 0 || p.RejectedToken != "" {
-		return false
-	}
-	c.mu.Lock()
-	_, dup := c.inflight[string(id)]
-	c.mu.Unlock()
-	if dup {
-		return false
-	}
-	var start time.Time
-	logDebug := c.s.log.Enabled(c.ctx, slog.LevelDebug)
-	if logDebug {
-		start = time.Now()
-	}
-	tok, ok := c.cachedToken(agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
-		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second})
-	if !ok {
-		return false
-	}
-	if logDebug {
-		c.s.log.Debug("request", "method", MethodTokenGet, "pid", c.caller.PID, "dur", time.Since(start), "cached", true)
-	}
-	c.replyToken(id, &tok)
-	return true
-}
-
-// replyToken sends a token.get result from the reader goroutine, encoded
-// by appendToken when it can. The last encoding is kept (lastTok): the
-// cache hands out the same token, whose strings compare equal at once
-// (same memory), until it is refreshed.
-func (c *conn) replyToken(id []byte, tok *agent.Token) {
-	b := getBuf()
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, id...)
-	b = append(b, `,"result":`...)
-	if c.lastJSON != nil && sameToken(&c.lastTok, tok) {
-		b = append(b, c.lastJSON...)
-	} else {
-		n := len(b)
-		var ok bool
-		if b, ok = appendToken(b, tok); !ok {
-			putBuf(b)
-			c.reply(id, *tok, nil)
-			return
-		}
-		c.lastTok, c.lastJSON = *tok, append(c.lastJSON[:0], b[n:]...)
-	}
-	c.enqueue(append(b, '}'), true)
-}
-
-// sameToken reports whether a and b encode to the same JSON.
-func sameToken(a, b *agent.Token) bool {
-	return a.AccessToken == b.AccessToken && a.TokenType == b.TokenType && a.ExpiresAt == b.ExpiresAt &&
-		slices.Equal(a.Scopes, b.Scopes) && (a.Scopes == nil) == (b.Scopes == nil) &&
-		a.Server == b.Server && a.Account == b.Account
-}
-
-// cachedToken calls the backend's CachedToken; a panic there is reported
-// like a handler's, as false: the handler goroutine then runs (and
-// answers) the request.
-func (c *conn) cachedToken(req agent.TokenRequest) (tok agent.Token, ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.s.log.Error("handler panic", "method", MethodTokenGet, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			tok, ok = agent.Token{}, false
-		}
-	}()
-	return c.cached.CachedToken(c.inlineCtx, req)
-}
-
-func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *message) {
+func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m *ipc.Message) {
 	defer c.wg.Done()
 	defer func() { <-c.sem }()
 	start := time.Now()
@@ -663,8 +549,8 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 			if p := recover(); p != nil {
 				// Never log params: they may hold secrets.
 				c.s.log.Error("handler panic", "method", m.Method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				result, after, err = nil, nil, &Error{Code: CodeInternal, Message: "internal error",
-					Data: &ErrorData{Code: ErrCodeInternal}}
+				result, after, err = nil, nil, &ipc.Error{Code: ipc.CodeInternal, Message: "internal error",
+					Data: &ipc.ErrorData{Code: ipc.ErrCodeInternal}}
 			}
 		}()
 		result, after, err = h(ctx, c, m)
@@ -676,9 +562,9 @@ func (c *conn) run(ctx context.Context, cancel context.CancelFunc, h handler, m 
 	c.mu.Unlock()
 	cancel()
 	if err != nil {
-		e := errorFor(err)
+		e := ipc.ErrorFor(err)
 		if cancelled && errors.Is(err, context.Canceled) {
-			e = &Error{Code: CodeCancelled, Message: "request cancelled", Data: &ErrorData{Code: ErrCodeCancelled}}
+			e = &ipc.Error{Code: ipc.CodeCancelled, Message: "request cancelled", Data: &ipc.ErrorData{Code: ipc.ErrCodeCancelled}}
 		}
 		if c.s.log.Enabled(c.ctx, slog.LevelDebug) {
 			c.s.log.Debug("request failed", "method", m.Method, "pid", c.caller.PID, "code", e.Code, "dur", time.Since(start))

@@ -1,4 +1,4 @@
-package ipc
+package launch
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // AuthTransport is an http.RoundTripper for MCP clients that act for the
@@ -34,7 +35,7 @@ import (
 // Client.Transport is the simple form without Login.
 type AuthTransport struct {
 	// Client is the agent client. Required.
-	Client *Client
+	Client *ipc.Client
 	// Server is the MCP server (configured name or URL); Account selects a
 	// session.
 	Server, Account string
@@ -72,7 +73,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	server := t.server
 	t.mu.Unlock()
 	if server != "" {
-		if err := CheckOrigin(server, req.URL); err != nil {
+		if err := ipc.CheckOrigin(server, req.URL); err != nil {
 			closeBody(req)
 			return nil, err
 		}
@@ -105,7 +106,7 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.mu.Unlock()
 		r2 := req.Clone(ctx)
 		r2.Body, r2.GetBody = body()
-		if err := authorize(r2, tok); err != nil {
+		if err := ipc.Authorize(r2, tok); err != nil {
 			closeBody(r2)
 			return nil, err
 		}
@@ -210,4 +211,10 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }

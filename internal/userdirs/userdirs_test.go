@@ -1,4 +1,4 @@
-package agent
+package userdirs
 
 import (
 	"os"
@@ -78,16 +78,16 @@ func TestDefaultPathsFromEnvironment(t *testing.T) {
 		f    func() (string, error)
 		want string
 	}{
-		{DefaultConfigPath, filepath.Join(dir, "c", "mcpkey", "config.toml")},
-		{DefaultStateDir, filepath.Join(dir, "s", "mcpkey")},
-		{DefaultDataDir, filepath.Join(dir, "home", ".local", "share", "mcpkey")},
+		{ConfigPath, filepath.Join(dir, "c", "mcpkey", "config.toml")},
+		{StateDir, filepath.Join(dir, "s", "mcpkey")},
+		{DataDir, filepath.Join(dir, "home", ".local", "share", "mcpkey")},
 	} {
 		if got, err := c.f(); err != nil || got != c.want {
 			t.Errorf("got (%q, %v), want %q", got, err, c.want)
 		}
 	}
 	os.Unsetenv("HOME")
-	if _, err := DefaultDataDir(); err == nil {
+	if _, err := DataDir(); err == nil {
 		t.Error("no HOME and no XDG_DATA_HOME: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package ipc
+package server
 
 import (
 	"context"
@@ -9,26 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/ipc"
 )
-
-// RestrictedSocket is an extra socket, served by the same agent, that
-// answers only agent.hello and token.get, and token.get only for Servers.
-// It is made for forwarding to another machine (ssh -R): a program there
-// gets short-lived access tokens for chosen servers, and nothing else.
-type RestrictedSocket struct {
-	Path string `json:"path"`
-	// Servers are configured names or URLs.
-	Servers []string `json:"servers"`
-	// ExpiresAt is when the socket is removed (zero: with the agent).
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// FromConfig marks sockets declared by [[restricted_socket]] tables;
-	// config reloads manage them.
-	FromConfig bool `json:"from_config,omitempty"`
-}
 
 // restriction marks a Server that serves a restricted socket.
 type restriction struct {
@@ -46,45 +33,53 @@ type restrictedSet struct {
 }
 
 type restrictedSock struct {
-	info  RestrictedSocket
+	info  ipc.RestrictedSocket
 	stop  context.CancelFunc
 	done  chan struct{}
 	timer *time.Timer
 }
 
-// handler picks the handler for method: every method on a normal server; on
-// a restricted one agent.hello and token.get (checked against its servers),
-// and a denied error for anything else, known or not.
+// handler picks the handler for method from the protocol table: every
+// method on a normal server; on a restricted one the methods the table marks
+// Restricted (token.get checked against its servers), and a denied error for
+// anything else, known or not.
 func (s *Server) handler(method string) handler {
-	if s.restrict == nil {
-		return handlerFor(method)
-	}
-	switch method {
-	case MethodHello:
+	m, ok := ipc.LookupMethod(method)
+	switch {
+	case !ok:
+		if s.restrict != nil {
+			return handleRefused
+		}
+		return nil
+	case s.restrict == nil:
+		return handlers[method]
+	case !m.Restricted:
+		return handleRefused
+	case method == ipc.MethodHello:
 		return handleRestrictedHello
-	case MethodTokenGet:
+	case method == ipc.MethodTokenGet:
 		return handleRestrictedToken
 	}
-	return handleRefused
+	return handlers[method]
 }
 
-func handleRestrictedHello(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleRestrictedHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	res, after, err := handleHello(ctx, c, m)
-	if hr, ok := res.(HelloResult); ok {
-		hr.Capabilities = []string{MethodHello, MethodTokenGet}
+	if hr, ok := res.(ipc.HelloResult); ok {
+		hr.Capabilities = capabilities(func(m ipc.Method) bool { return m.Restricted })
 		res = hr
 	}
 	return res, after, err
 }
 
-func handleRestrictedToken(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleRestrictedToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	r := c.s.restrict
 	return handleToken(agent.WithRestriction(ctx, r.path, r.servers), c, m)
 }
 
-func handleRefused(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	return nil, nil, &Error{Code: CodeDenied, Message: "not allowed on a restricted socket (only agent.hello and token.get)",
-		Data: &ErrorData{Code: ErrCodeDenied}}
+func handleRefused(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	return nil, nil, &ipc.Error{Code: ipc.CodeDenied, Message: "not allowed on a restricted socket (only " + strings.Join(capabilities(func(m ipc.Method) bool { return m.Restricted }), " and ") + ")",
+		Data: &ipc.ErrorData{Code: ipc.ErrCodeDenied}}
 }
 
 // EnableRestricted lets s serve restricted sockets until ctx ends, when
@@ -109,22 +104,22 @@ func (s *Server) EnableRestricted(ctx context.Context, dir string) {
 // fresh name in the directory given to EnableRestricted), removed after ttl
 // (0: when the agent stops). The socket is created as Listen creates the
 // agent's: 0600 in a directory closed to others.
-func (s *Server) AddRestricted(path string, servers []string, ttl time.Duration) (RestrictedSocket, error) {
-	return s.addRestricted(RestrictedSocket{Path: path, Servers: servers}, ttl)
+func (s *Server) AddRestricted(path string, servers []string, ttl time.Duration) (ipc.RestrictedSocket, error) {
+	return s.addRestricted(ipc.RestrictedSocket{Path: path, Servers: servers}, ttl)
 }
 
-func (s *Server) addRestricted(info RestrictedSocket, ttl time.Duration) (RestrictedSocket, error) {
+func (s *Server) addRestricted(info ipc.RestrictedSocket, ttl time.Duration) (ipc.RestrictedSocket, error) {
 	rs := &s.rs
 	if len(info.Servers) == 0 {
-		return RestrictedSocket{}, fmt.Errorf("%w: a restricted socket needs at least one server", agent.ErrInvalidRequest)
+		return ipc.RestrictedSocket{}, fmt.Errorf("%w: a restricted socket needs at least one server", agent.ErrInvalidRequest)
 	}
 	if ttl < 0 {
-		return RestrictedSocket{}, fmt.Errorf("%w: negative ttl", agent.ErrInvalidRequest)
+		return ipc.RestrictedSocket{}, fmt.Errorf("%w: negative ttl", agent.ErrInvalidRequest)
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.ctx == nil || rs.ctx.Err() != nil {
-		return RestrictedSocket{}, errors.New("this agent serves no restricted sockets")
+		return ipc.RestrictedSocket{}, errors.New("this agent serves no restricted sockets")
 	}
 	if info.Path == "" {
 		var b [6]byte
@@ -132,15 +127,15 @@ func (s *Server) addRestricted(info RestrictedSocket, ttl time.Duration) (Restri
 		info.Path = filepath.Join(rs.dir, "restricted-"+hex.EncodeToString(b[:])+".sock")
 	}
 	if !filepath.IsAbs(info.Path) {
-		return RestrictedSocket{}, fmt.Errorf("%w: the socket path must be absolute", agent.ErrInvalidRequest)
+		return ipc.RestrictedSocket{}, fmt.Errorf("%w: the socket path must be absolute", agent.ErrInvalidRequest)
 	}
 	info.Path = filepath.Clean(info.Path)
 	if _, dup := rs.socks[info.Path]; dup {
-		return RestrictedSocket{}, fmt.Errorf("%w: a restricted socket already listens on %s", agent.ErrInvalidRequest, info.Path)
+		return ipc.RestrictedSocket{}, fmt.Errorf("%w: a restricted socket already listens on %s", agent.ErrInvalidRequest, info.Path)
 	}
-	ln, err := Listen(info.Path)
+	ln, err := ipc.Listen(info.Path)
 	if err != nil {
-		return RestrictedSocket{}, fmt.Errorf("restricted socket: %w", err)
+		return ipc.RestrictedSocket{}, fmt.Errorf("restricted socket: %w", err)
 	}
 	info.Servers = slices.Clone(info.Servers)
 	if ttl > 0 {
@@ -188,10 +183,10 @@ func (s *Server) RemoveRestricted(path string) error {
 }
 
 // RestrictedSockets lists the restricted sockets, by path.
-func (s *Server) RestrictedSockets() []RestrictedSocket {
+func (s *Server) RestrictedSockets() []ipc.RestrictedSocket {
 	rs := &s.rs
 	rs.mu.Lock()
-	out := make([]RestrictedSocket, 0, len(rs.socks))
+	out := make([]ipc.RestrictedSocket, 0, len(rs.socks))
 	for _, r := range rs.socks {
 		out = append(out, r.info)
 	}
@@ -223,7 +218,7 @@ func (s *Server) SyncRestricted(specs []agent.RestrictedSocketSettings) error {
 		s.RemoveRestricted(cur.Path)
 	}
 	for _, sp := range want {
-		if _, err := s.addRestricted(RestrictedSocket{Path: sp.Path, Servers: sp.Servers, FromConfig: true}, sp.TTL); err != nil {
+		if _, err := s.addRestricted(ipc.RestrictedSocket{Path: sp.Path, Servers: sp.Servers, FromConfig: true}, sp.TTL); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package ipc
+package server
 
 import (
 	"bytes"
@@ -10,78 +10,56 @@ import (
 	"sync"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
+	"encoding/json"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/browser"
+	"github.com/mcpkey/mcpkey/ipc"
 )
-
-// cachedTokener is the optional non-blocking part of a Backend that
-// *agent.Agent implements: CachedToken answers a token.get from the cache
-// when that needs no wait (see agent.Agent.CachedToken), else reports
-// false having done nothing. The server then answers on the connection's
-// reader goroutine.
-type cachedTokener interface {
-	CachedToken(ctx context.Context, req agent.TokenRequest) (agent.Token, bool)
-}
 
 // handler serves one method. after, if not nil, runs once the reply is
 // queued (events.subscribe starts forwarding there).
-type handler func(ctx context.Context, c *conn, m *message) (result any, after func(), err error)
+type handler func(ctx context.Context, c *conn, m *ipc.Message) (result any, after func(), err error)
 
-// methods lists the methods served, in agent.hello's capabilities order.
-func methods() []string {
-	return []string{MethodHello, MethodStatus, MethodSessionsList, MethodTokenGet, MethodSessionLogout,
-		MethodSessionLogin, MethodSessionComplete, MethodEventsSubscribe, MethodCancel,
-		MethodSecretSet, MethodSecretGet, MethodSecretList, MethodSecretDelete, MethodServerResolve,
-		MethodApprovalsList, MethodApprovalAnswer, MethodLock, MethodUnlock,
-		MethodSocketAdd, MethodSocketList, MethodSocketRemove}
+// handlers serves each method of the protocol table (ipc.Methods);
+// TestEveryMethodHasAHandler checks that they agree. (Set in init: the
+// handlers reach Serve, which reads the map.)
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		ipc.MethodHello:           handleHello,
+		ipc.MethodStatus:          handleStatus,
+		ipc.MethodSessionsList:    handleSessions,
+		ipc.MethodTokenGet:        handleToken,
+		ipc.MethodSessionLogout:   handleLogout,
+		ipc.MethodSessionLogin:    handleLogin,
+		ipc.MethodSessionComplete: handleComplete,
+		ipc.MethodEventsSubscribe: handleSubscribe,
+		ipc.MethodApprovalsList:   handleApprovals,
+		ipc.MethodApprovalAnswer:  handleAnswer,
+		ipc.MethodLock:            handleLock,
+		ipc.MethodUnlock:          handleUnlock,
+		ipc.MethodSocketAdd:       handleSocketAdd,
+		ipc.MethodSocketList:      handleSocketList,
+		ipc.MethodSocketRemove:    handleSocketRemove,
+		ipc.MethodSecretSet:       handleSecretSet,
+		ipc.MethodSecretGet:       handleSecretGet,
+		ipc.MethodSecretList:      handleSecretList,
+		ipc.MethodSecretDelete:    handleSecretDelete,
+		ipc.MethodServerResolve:   handleResolve,
+	}
 }
 
-func handlerFor(method string) handler {
-	switch method {
-	case MethodHello:
-		return handleHello
-	case MethodStatus:
-		return handleStatus
-	case MethodSessionsList:
-		return handleSessions
-	case MethodTokenGet:
-		return handleToken
-	case MethodSessionLogout:
-		return handleLogout
-	case MethodSessionLogin:
-		return handleLogin
-	case MethodSessionComplete:
-		return handleComplete
-	case MethodEventsSubscribe:
-		return handleSubscribe
-	case MethodApprovalsList:
-		return handleApprovals
-	case MethodApprovalAnswer:
-		return handleAnswer
-	case MethodLock:
-		return handleLock
-	case MethodUnlock:
-		return handleUnlock
-	case MethodSocketAdd:
-		return handleSocketAdd
-	case MethodSocketList:
-		return handleSocketList
-	case MethodSocketRemove:
-		return handleSocketRemove
-	case MethodSecretSet:
-		return handleSecretSet
-	case MethodSecretGet:
-		return handleSecretGet
-	case MethodSecretList:
-		return handleSecretList
-	case MethodSecretDelete:
-		return handleSecretDelete
-	case MethodServerResolve:
-		return handleResolve
+// capabilities lists the methods of the table that pass keep, in its order.
+func capabilities(keep func(ipc.Method) bool) []string {
+	var names []string
+	for _, m := range ipc.Methods() {
+		if keep(m) {
+			names = append(names, m.Name)
+		}
 	}
-	return nil
+	return names
 }
 
 // decodeParams decodes params (an object, or absent) into v. Unknown fields
@@ -100,10 +78,9 @@ func decodeParams(raw json.RawMessage, v any) error {
 	return nil
 }
 
-// paramsError describes a decoding error by field and type only. Gap:
-// segmentio/encoding/json puts the offending bytes into its messages (a
-// passphrase, a client secret or a token sent with the wrong type), so its
-// messages are never passed on.
+// paramsError describes a decoding error by field and type only: a JSON
+// decoder may quote the offending bytes (a passphrase, a client secret or a
+// token sent with the wrong type), so its messages are never passed on.
 func paramsError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" && te.Type != nil {
@@ -129,8 +106,8 @@ func jsonKind(t reflect.Type) string {
 	}
 }
 
-func invalidParams(msg string) *Error {
-	return &Error{Code: CodeInvalidParams, Message: msg, Data: &ErrorData{Code: ErrCodeInvalidRequest}}
+func invalidParams(msg string) *ipc.Error {
+	return &ipc.Error{Code: ipc.CodeInvalidParams, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
 func requireServer(server string) error {
@@ -140,20 +117,20 @@ func requireServer(server string) error {
 	return nil
 }
 
-func handleHello(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p HelloParams
+func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.HelloParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
-	if p.ProtocolVersion > ProtocolVersion {
-		return nil, nil, &Error{Code: CodeInvalidReq,
-			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ProtocolVersion),
-			Data:    &ErrorData{Code: ErrCodeInvalidRequest}}
+	if p.ProtocolVersion > ipc.ProtocolVersion {
+		return nil, nil, &ipc.Error{Code: ipc.CodeInvalidReq,
+			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ipc.ProtocolVersion),
+			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 	}
-	return HelloResult{ProtocolVersion: ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: methods()}, nil, nil
+	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: capabilities(func(ipc.Method) bool { return true })}, nil, nil
 }
 
-func handleStatus(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	st, err := c.s.b.Status(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -161,7 +138,7 @@ func handleStatus(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return st, nil, nil
 }
 
-func handleSessions(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSessions(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	ss, err := c.s.b.Sessions(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -169,11 +146,11 @@ func handleSessions(ctx context.Context, c *conn, m *message) (any, func(), erro
 	if ss == nil {
 		ss = []agent.SessionInfo{}
 	}
-	return SessionsResult{Sessions: ss}, nil, nil
+	return ipc.SessionsResult{Sessions: ss}, nil, nil
 }
 
-func handleToken(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p TokenParams
+func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.TokenParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -191,8 +168,8 @@ func handleToken(ctx context.Context, c *conn, m *message) (any, func(), error) 
 	return tok, nil, nil
 }
 
-func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p LogoutParams
+func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.LogoutParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -206,8 +183,8 @@ func handleLogout(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return res, nil, nil
 }
 
-func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p LoginParams
+func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.LoginParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -224,7 +201,7 @@ func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) 
 		mu.Lock()
 		defer mu.Unlock()
 		if !done {
-			c.notify(NotifyLoginProgress, ProgressParams{ID: m.ID, Event: ev})
+			c.notify(ipc.NotifyLoginProgress, ipc.ProgressParams{ID: m.ID, Event: ev})
 		}
 	}
 	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
@@ -249,8 +226,8 @@ func handleLogin(ctx context.Context, c *conn, m *message) (any, func(), error) 
 	return info, nil, nil
 }
 
-func handleComplete(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p CompleteParams
+func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.CompleteParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -263,13 +240,13 @@ func handleComplete(ctx context.Context, c *conn, m *message) (any, func(), erro
 	return struct{}{}, nil, nil
 }
 
-func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	c.mu.Lock()
 	already := c.subscribed
 	c.subscribed = true
 	c.mu.Unlock()
 	if already {
-		return SubscribeResult{Subscribed: true}, nil, nil
+		return ipc.SubscribeResult{Subscribed: true}, nil, nil
 	}
 	// The subscription lives as long as the connection, not the request.
 	ch := c.s.b.Subscribe(agent.WithCaller(c.ctx, c.caller))
@@ -281,7 +258,7 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 				select {
 				case ev, ok := <-ch:
 					if ok {
-						c.notify(NotifyEvent, EventParams{Event: ev})
+						c.notify(ipc.NotifyEvent, ipc.EventParams{Event: ev})
 						continue
 					}
 				case <-c.ctx.Done():
@@ -297,21 +274,21 @@ func handleSubscribe(ctx context.Context, c *conn, m *message) (any, func(), err
 			}
 		}()
 	}
-	return SubscribeResult{Subscribed: true}, after, nil
+	return ipc.SubscribeResult{Subscribed: true}, after, nil
 }
 
 // secretBackend returns the connection's backend as a SecretBackend, or a
 // method-not-found error for backends without secrets.
-func secretBackend(c *conn, m *message) (SecretBackend, error) {
+func secretBackend(c *conn, m *ipc.Message) (SecretBackend, error) {
 	sb, ok := c.s.b.(SecretBackend)
 	if !ok {
-		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + m.Method}
+		return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
 	}
 	return sb, nil
 }
 
 func secretName(raw json.RawMessage) (string, error) {
-	var p SecretParams
+	var p ipc.SecretParams
 	if err := decodeParams(raw, &p); err != nil {
 		return "", err
 	}
@@ -321,12 +298,12 @@ func secretName(raw json.RawMessage) (string, error) {
 	return p.Name, nil
 }
 
-func handleSecretSet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p SecretSetParams
+	var p ipc.SecretSetParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -339,7 +316,7 @@ func handleSecretSet(ctx context.Context, c *conn, m *message) (any, func(), err
 	return struct{}{}, nil, nil
 }
 
-func handleSecretGet(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -352,10 +329,10 @@ func handleSecretGet(ctx context.Context, c *conn, m *message) (any, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	return SecretValue{Name: name, Value: string(v)}, nil, nil
+	return ipc.SecretValue{Name: name, Value: string(v)}, nil, nil
 }
 
-func handleSecretList(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -367,10 +344,10 @@ func handleSecretList(ctx context.Context, c *conn, m *message) (any, func(), er
 	if names == nil {
 		names = []string{}
 	}
-	return SecretListResult{Names: names}, nil, nil
+	return ipc.SecretListResult{Names: names}, nil, nil
 }
 
-func handleSecretDelete(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
@@ -385,12 +362,12 @@ func handleSecretDelete(ctx context.Context, c *conn, m *message) (any, func(), 
 	return struct{}{}, nil, nil
 }
 
-func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, err := secretBackend(c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p ResolveParams
+	var p ipc.ResolveParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -401,17 +378,17 @@ func handleResolve(ctx context.Context, c *conn, m *message) (any, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	return ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
+	return ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
 }
 
 func policyBackend(c *conn, method string) (PolicyBackend, error) {
 	if pb, ok := c.s.b.(PolicyBackend); ok {
 		return pb, nil
 	}
-	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method}
+	return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + method}
 }
 
-func handleApprovals(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
@@ -423,15 +400,15 @@ func handleApprovals(ctx context.Context, c *conn, m *message) (any, func(), err
 	if list == nil {
 		list = []agent.Approval{}
 	}
-	return ApprovalsResult{Approvals: list}, nil, nil
+	return ipc.ApprovalsResult{Approvals: list}, nil, nil
 }
 
-func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p AnswerParams
+	var p ipc.AnswerParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -445,20 +422,20 @@ func handleAnswer(ctx context.Context, c *conn, m *message) (any, func(), error)
 	return r, nil, nil
 }
 
-func handleLock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleLock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	return lockOrUnlock(ctx, c, m, PolicyBackend.Lock)
 }
 
-func handleUnlock(ctx context.Context, c *conn, m *message) (any, func(), error) {
+func handleUnlock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	return lockOrUnlock(ctx, c, m, PolicyBackend.Unlock)
 }
 
-func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
+func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
 	pb, err := policyBackend(c, m.Method)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p LockParams
+	var p ipc.LockParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -468,12 +445,13 @@ func lockOrUnlock(ctx context.Context, c *conn, m *message, do func(PolicyBacken
 	return struct{}{}, nil, nil
 }
 
-func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	// A locked agent opens no new way in (agent.Agent.Locked).
-	if l, ok := c.s.b.(interface{ Locked() bool }); ok && l.Locked() {
+func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	// A locked agent opens no new way in (agent.Agent.Locked; the table
+	// says socket.add is not answered while locked).
+	if m, _ := ipc.LookupMethod(ipc.MethodSocketAdd); !m.WhileLocked && c.s.locked() {
 		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
 	}
-	var p SocketAddParams
+	var p ipc.SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -494,12 +472,12 @@ func handleSocketAdd(ctx context.Context, c *conn, m *message) (any, func(), err
 	return info, nil, nil
 }
 
-func handleSocketList(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	return SocketsResult{Sockets: c.s.RestrictedSockets()}, nil, nil
+func handleSocketList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	return ipc.SocketsResult{Sockets: c.s.RestrictedSockets()}, nil, nil
 }
 
-func handleSocketRemove(ctx context.Context, c *conn, m *message) (any, func(), error) {
-	var p SocketRemoveParams
+func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	var p ipc.SocketRemoveParams
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -510,4 +488,10 @@ func handleSocketRemove(ctx context.Context, c *conn, m *message) (any, func(), 
 		return nil, nil, err
 	}
 	return struct{}{}, nil, nil
+}
+
+// locked reports whether the backend says the agent is locked.
+func (s *Server) locked() bool {
+	l, ok := s.b.(interface{ Locked() bool })
+	return ok && l.Locked()
 }

@@ -1,4 +1,4 @@
-package ipc
+package launch
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/api"
+	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -42,19 +43,19 @@ type ProbeResult struct {
 // go-sdk client and tokens from the agent (through an AuthTransport, so a
 // 401 refreshes and a 403 insufficient_scope steps up via login), initializes,
 // and lists the tools. login may be nil (then a missing session is an error).
-func Probe(ctx context.Context, c *Client, opts ProbeOptions) (*ProbeResult, error) {
+func Probe(ctx context.Context, c *ipc.Client, opts ProbeOptions) (*ProbeResult, error) {
 	server, account, login := opts.Server, opts.Account, opts.Login
 	// Resolve the server's canonical URL through the agent (it knows the
 	// config's names), signing in first when there is no session.
-	tok, err := c.Token(ctx, agent.TokenRequest{Server: server, Account: account})
-	var nl *agent.NeedsLoginError
+	tok, err := c.Token(ctx, api.TokenRequest{Server: server, Account: account})
+	var nl *api.NeedsLoginError
 	url := tok.Server
 	switch {
 	case errors.As(err, &nl) && login != nil:
 		if err := login(ctx, nl.Scopes); err != nil {
 			return nil, err
 		}
-		if tok, err = c.Token(ctx, agent.TokenRequest{Server: server, Account: account}); err != nil {
+		if tok, err = c.Token(ctx, api.TokenRequest{Server: server, Account: account}); err != nil {
 			return nil, err
 		}
 		url = tok.Server

@@ -1,4 +1,4 @@
-package ipc
+package server
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/ipc"
 )
 
 // fuzzBackend answers everything at once, calling login progress once.
@@ -63,7 +64,7 @@ func fuzzOne(t *testing.T, data []byte) {
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			s.ServeConn(ctx, NewLineConn(srvConn, LineConnOptions{MaxFrame: 2048, FrameTimeout: time.Second}),
+			s.ServeConn(ctx, ipc.NewLineConn(srvConn, ipc.LineConnOptions{MaxFrame: 2048, FrameTimeout: time.Second}),
 				agent.Caller{Transport: "test"})
 		}()
 		go func() {

@@ -1,0 +1,14 @@
+// Package server answers the ipc protocol for an agent: the Unix socket
+// (Server, NewServer, Serve: peer-uid check, frame cap, per-connection
+// in-flight limit), the WebSocket on loopback (WebSocketServer: Host,
+// Origin and secret checks, rate limit, keepalive), and restricted sockets
+// (token.get for chosen servers only, for forwarding with ssh -R).
+//
+// It is the only part of ipc that imports the agent: it calls a Backend
+// (the part of *agent.Agent it needs), attaches the peer to each request
+// as an agent.Caller, and maps agent errors to wire codes (ipc.ErrorFor).
+// Framing, paths, listeners and the wire types come from package ipc; the
+// protocol itself is specified in ipc's package documentation.
+//
+//	api ← ipc ← ipc/server → agent → api
+package server
