@@ -432,6 +432,7 @@ func (c *conn) reply(id json.RawMessage, result any, e *ipc.Error) {
 			e = &ipc.Error{Code: ipc.CodeInternal, Message: "cannot encode result", Data: &ipc.ErrorData{Code: ipc.ErrCodeInternal}}
 		} else {
 			b = append(append(b, r...), '}')
+			clear(r) // a token: only b, cleared once written, keeps it
 		}
 	}
 	if e != nil {
