@@ -3,7 +3,6 @@ package ipc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/api"
+	json "github.com/segmentio/encoding/json"
 )
 
 // Client talks to the agent. The zero value dials DefaultSocketPath. A

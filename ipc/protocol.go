@@ -1,12 +1,12 @@
 package ipc
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mcpkey/mcpkey/api"
+	json "github.com/segmentio/encoding/json"
 )
 
 // ProtocolVersion is the major version of the wire protocol this package

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"encoding/json"
-
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/ipc"
+	json "github.com/segmentio/encoding/json"
 )
 
 // handler serves one method. after, if not nil, runs once the reply is
