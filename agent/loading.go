@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"sync/atomic"
 	"time"
 
@@ -126,8 +127,11 @@ func (a *Agent) load(p *pendingLoad) {
 	key := sessionKey{rec.Server, rec.Account}
 	switch {
 	case err == nil:
-		if a.sessions[key] == nil { // a login meanwhile wrote a newer one
+		if a.sessions[key] == nil {
 			a.sessions[key] = newLoadedSession(rec, &a.marginCap)
+		} else { // a login meanwhile wrote a newer one: drop what was read
+			wipe.String(rec.AccessToken)
+			wipe.String(rec.RefreshToken)
 		}
 	case errors.Is(err, store.ErrCorrupt):
 		a.broken[p.id] = &brokenSession{id: p.id, server: rec.Server, account: rec.Account, err: err.Error()}
