@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
 
