@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mcpkey/mcpkey/agent/config"
 	"os"
+
+	"github.com/mcpkey/mcpkey/agent/config"
 )
 
 // Who answers an approval (Settings.Approval, per server too); see package

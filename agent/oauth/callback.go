@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"github.com/mcpkey/mcpkey/internal/tcppeer"
 	"io"
 	"log"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/assets"
+	"github.com/mcpkey/mcpkey/internal/tcppeer"
 )
 
 // ErrCallbackClosed is returned by Wait and Deliver once the callback server

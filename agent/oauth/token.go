@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"io"
 	"math"
 	"mime"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 )
 
 // maxTokenResponse caps a token, revocation or device endpoint answer.
