@@ -9,9 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -291,24 +289,24 @@ func runSocket(ctx context.Context, fs *flag.FlagSet, args []string) error {
 
 func runLog(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	follow := fs.Bool("f", false, "follow: print records as they are written")
-	server := fs.String("server", "", "only records for this server (name or URL)")
+	only := fs.String("server", "", "only records for this server (name or URL)")
 	asJSON := fs.Bool("json", false, "print the JSON lines as stored")
-	path := fs.String("path", "", "audit log (default "+defaultAuditPath()+")")
+	path := fs.String("path", "", "audit log (default "+server.DefaultAuditPath()+")")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	p := firstNonEmpty(*path, defaultAuditPath())
+	p := firstNonEmpty(*path, server.DefaultAuditPath())
 	want := ""
-	if *server != "" {
-		if strings.Contains(*server, "://") {
-			want, _ = agent.CanonicalServerURL(*server)
+	if *only != "" {
+		if strings.Contains(*only, "://") {
+			want, _ = agent.CanonicalServerURL(*only)
 		} else if s, err := agent.LoadSettings(defaultConfigPath()); err == nil {
-			if ss, ok := s.Server(*server); ok {
+			if ss, ok := s.Server(*only); ok {
 				want, _ = agent.CanonicalServerURL(ss.URL)
 			}
 		}
 		if want == "" {
-			return usagef("--server: %q is neither a configured server nor a URL", *server)
+			return usagef("--server: %q is neither a configured server nor a URL", *only)
 		}
 	}
 	out := bufio.NewWriter(os.Stdout)
@@ -332,17 +330,6 @@ func runLog(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("no audit log at %s yet", p)
 	}
 	return err
-}
-
-func defaultAuditPath() string {
-	if p := os.Getenv("MCPKEY_AUDIT_LOG"); p != "" {
-		return p
-	}
-	p, err := agent.DefaultAuditPath()
-	if err != nil {
-		return "audit.jsonl"
-	}
-	return p
 }
 
 const approvalsHelp = `With confirm = true in the config (or mcpkey agent --confirm), a program not
@@ -435,42 +422,3 @@ examples:
   mcpkey log -f --server github
   mcpkey log --json | jq 'select(.event == "denied")'
 `
-
-// auditPath is the agent's audit log: flag, then $MCPKEY_AUDIT_LOG, then
-// the default; "off" means none.
-func auditPath(flagValue string) string {
-	p := firstNonEmpty(flagValue, defaultAuditPath())
-	if p == "off" {
-		return ""
-	}
-	return p
-}
-
-// serveRestricted lets srv serve restricted sockets next to the agent's,
-// opens the config's [[restricted_socket]] ones, and follows config reloads.
-func serveRestricted(ctx context.Context, srv *server.Server, a *agent.Agent, socketPath string, log *slog.Logger) {
-	srv.EnableRestricted(ctx, filepath.Dir(socketPath))
-	sync := func() {
-		if err := srv.SyncRestricted(a.CurrentSettings().RestrictedSockets); err != nil {
-			log.Warn("restricted socket not opened", "err", err)
-		}
-	}
-	events := a.Subscribe(ctx) // before the first sync: no reload is missed
-	sync()
-	go func() {
-		for {
-			ev, ok := <-events
-			if !ok {
-				if ctx.Err() != nil {
-					return
-				}
-				events = a.Subscribe(ctx) // dropped as a slow subscriber
-				sync()
-				continue
-			}
-			if ev.Kind == agent.EventConfigReloaded && ev.Error == "" {
-				sync()
-			}
-		}
-	}()
-}

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
-	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/launch"
 	"github.com/mcpkey/mcpkey/packaging"
@@ -281,203 +280,41 @@ func runAgent(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	wsOn := fs.Bool("ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket; X.ws.json for a socket X.sock)")
 	wsListen := fs.String("ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
 	confirm := fs.Bool("confirm", false, "ask before handing a token to any program not on the config's allow list")
-	auditLog := fs.String("audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+defaultAuditPath()+")")
+	auditLog := fs.String("audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+server.DefaultAuditPath()+")")
 	withTray := fs.Bool("tray", false, "also show the tray icon; it talks to this agent over the socket (with an agent already running, only the tray starts)")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	cfgPath := *config
-	if cfgPath == "" {
-		cfgPath = defaultConfigPath()
+	o := server.Options{
+		ConfigPath: firstNonEmpty(*config, defaultConfigPath()), Backend: *backend, PassphraseFile: *passFile,
+		KeyringTimeout: *timeout, WebSocket: *wsOn, WSListen: *wsListen, Confirm: *confirm, AuditLog: *auditLog,
+		Version: buildVersion(), Foreground: isTerminal(os.Stdin),
 	}
-	settings, err := agent.LoadSettings(cfgPath)
-	if err != nil {
-		return err
-	}
-	lv := settings.LogLevel
 	if *logLevel != "" {
+		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(*logLevel)); err != nil {
 			return usagef("--log-level: %q is not one of debug, info, warn, error", *logLevel)
 		}
+		o.LogLevel = &lv
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	be := firstNonEmpty(*backend, os.Getenv("MCPKEY_BACKEND"), settings.Backend, "auto")
-
-	// The file backend's passphrase leaves the environment block (a re-exec,
-	// same pid), so /proc/PID/environ and children never show it.
-	if err := store.HidePassphrase(); err != nil {
-		return err
+	if isTerminal(os.Stdin) {
+		o.Passphrase = promptPassphrase
 	}
-	// 99designs/keyring decides at package init whether Secret Service is
-	// usable, and mcpkey keeps that init off D-Bus unless asked (see
-	// agent/store/internal/busguard): the agent re-executes itself, same
-	// pid, with the marker that lets the init talk to the bus.
-	if store.SecretServiceNeedsReexec(be) {
-		exe, err := os.Executable()
-		if err == nil {
-			err = syscall.Exec(exe, os.Args, store.ReexecEnv())
-		}
-		return fmt.Errorf("re-exec for the Secret Service: %w", err)
-	}
-	os.Unsetenv(store.ReexecMarker) // not for the browser and other children
-	// Taken now, whatever the backend, so its descriptor reaches no child.
-	envPass, err := store.TakePassphrase()
-	if err != nil {
-		return err
-	}
-
-	path := *socket
-	if path == "" {
-		if path, err = ipc.DefaultSocketPath(); err != nil {
+	if o.Socket = *socket; o.Socket == "" {
+		var err error
+		if o.Socket, err = ipc.DefaultSocketPath(); err != nil {
 			return err
 		}
 	}
-	if strings.HasPrefix(path, "ws://") {
+	if strings.HasPrefix(o.Socket, "ws://") {
 		return usagef("MCPKEY_SOCK holds a WebSocket URL, which only clients use; pass the agent a socket path with --socket")
 	}
-	// Socket activation (systemd's mcpkey.socket) hands the listener over.
-	ln, activated, err := packaging.ActivationListener()
-	if err == nil && !activated {
-		ln, err = ipc.Listen(path)
-	}
-	// One agent per user, whatever its socket: the per-user lock, taken
-	// once the socket is ours (so that probing systemd's socket, which
-	// starts the service, never finds the lock taken by this process).
-	var userLock *ipc.AgentLock
-	if err == nil {
-		if userLock, err = ipc.LockAgent(); err != nil {
-			ln.Close()
-		}
-	}
-	var running *ipc.AlreadyRunningError
-	if *withTray && errors.As(err, &running) && running.Path != "" {
-		// Desktop autostart runs "agent --tray" even where a service
-		// already runs the agent: then the tray alone is wanted.
-		log.Info("an agent is already running; starting only the tray", "socket", running.Path)
-		return trayOnly(ctx, &ipc.Client{Path: running.Path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
-	}
-	if err != nil {
-		return err
-	}
-	defer userLock.Close()
-	if a := ln.Addr().String(); activated && a != "" {
-		path = a
-	}
-	defer ln.Close()
-	if err := userLock.Publish(path); err != nil {
-		return err
-	}
-
-	// The loopback WebSocket, for clients that cannot open the socket.
-	wsAddr := firstNonEmpty(*wsListen, settings.WSListen)
-	if wsAddr == "" && *wsOn {
-		wsAddr = agent.DefaultWSListen
-	}
-	var wsLn net.Listener
-	var wsInfo ipc.WebSocketInfo
-	if wsAddr != "" {
-		if wsLn, wsInfo, err = ipc.PublishWebSocket(wsAddr, ipc.WebSocketInfoPath(path)); err != nil {
-			return err
-		}
-		defer wsLn.Close() // removes agent.ws.json if still ours
-	}
-
-	st, err := openStore(ctx, be, firstNonEmpty(*passFile, settings.PassphraseFile), envPass, firstDuration(*timeout, settings.KeyringTimeout), log)
-	if err != nil {
-		return err
-	}
-	a, err := agent.New(ctx, agent.Config{
-		Store: st, Settings: settings, ConfigPath: cfgPath, Logger: log,
-		Version: buildVersion(), Socket: path, WebSocketURL: wsInfo.URL,
-		Confirm: *confirm, Audit: agent.AuditOptions{Path: auditPath(*auditLog)},
-	})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-
-	w, err := agent.WatchSettings(ctx, cfgPath, agent.WatchOptions{Current: settings, Logger: log}, a.ApplySettings, a.ConfigRejected)
-	if err != nil {
-		// Not fatal: SIGHUP still reloads.
-		log.Warn("not watching the config file", "err", err)
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			if w != nil {
-				w.Reload() // the outcome reaches ApplySettings or ConfigRejected
-				continue
-			}
-			if s, err := agent.LoadSettings(cfgPath); err != nil {
-				a.ConfigRejected(err)
-			} else {
-				a.ApplySettings(s)
-			}
-		}
-	}()
-	if isTerminal(os.Stdin) {
-		log.Warn("the agent runs in the foreground here; `mcpkey install` sets it up as a service")
-	}
-	log.Info("listening", "socket", path, "backend", st.Backend(), "pid", os.Getpid())
-	srv := server.NewServer(a, server.ServerOptions{Logger: log})
-	serveRestricted(ctx, srv, a, path, log)
-	if wsLn != nil {
-		stopWS, err := serveWebSocket(ctx, srv, wsLn, wsInfo, settings.WSAllowedOrigins, log)
-		if err != nil {
-			return err
-		}
-		defer stopWS()
-	}
 	if *withTray {
-		err = serveWithTray(ctx, srv, ln, &ipc.Client{Path: path, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: cfgPath})
-	} else {
-		err = srv.Serve(ctx, ln)
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	log.Info("agent stopped")
-	return nil
-}
-
-// serveWebSocket serves srv's protocol on the loopback WebSocket as well,
-// until stop, which waits for its connections to end.
-func serveWebSocket(ctx context.Context, srv *server.Server, ln net.Listener, info ipc.WebSocketInfo, origins []string, log *slog.Logger) (stop func(), err error) {
-	ws, err := server.NewWebSocketServer(srv, server.WebSocketOptions{Secret: info.Secret, AllowedOrigins: origins, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := ws.Serve(ctx, ln); err != nil {
-			log.Error("websocket stopped", "err", err)
+		o.Tray = func(ctx context.Context, socket string, log *slog.Logger, configPath string) error {
+			return trayOnly(ctx, &ipc.Client{Path: socket, Name: "mcpkey-tray"}, tray.Options{Logger: log, ConfigPath: configPath})
 		}
-	}()
-	log.Info("listening", "websocket", info.URL, "origins", len(origins))
-	return func() { cancel(); <-done }, nil
-}
-
-// serveWithTray serves the agent in goroutines and the tray on this, the
-// main, goroutine. The tray is still a client: it reaches the agent through
-// c, over the socket, like any other program. Quit in the tray stops both;
-// without a tray host the agent carries on alone.
-func serveWithTray(ctx context.Context, srv *server.Server, ln net.Listener, c *ipc.Client, opts tray.Options) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	err := tray.Run(ctx, c, opts)
-	c.Close()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mcpkey: %v; the agent carries on without it\n", err)
-		return <-served
 	}
-	cancel() // Quit
-	return <-served
+	return server.Run(ctx, o)
 }
 
 // trayOnly runs the tray as a client of the agent on c.
@@ -500,30 +337,6 @@ func runTray(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	return trayOnly(ctx, &ipc.Client{Name: "mcpkey-tray"}, tray.Options{Logger: log, NoNotifications: *noNotify})
-}
-
-// openStore opens the credential store; envPass is the passphrase taken
-// from the environment or a descriptor (store.TakePassphrase).
-func openStore(ctx context.Context, backend, passFile, envPass string, timeout time.Duration, log *slog.Logger) (store.Store, error) {
-	if backend == "memory" {
-		return store.NewMemory(), nil
-	}
-	cfg := store.KeyringConfig{Backend: backend, Timeout: timeout, Logger: log}
-	if backend == "file" {
-		cfg.Passphrase = func(prompt string) (string, error) {
-			if passFile != "" {
-				return agent.ReadSecretFile(passFile)
-			}
-			if envPass != "" {
-				return envPass, nil
-			}
-			if isTerminal(os.Stdin) {
-				return promptPassphrase(prompt)
-			}
-			return "", errors.New("the file backend needs a passphrase: set MCPKEY_FILE_PASSPHRASE, pass --passphrase-file, or run the agent in a terminal")
-		}
-	}
-	return store.OpenContext(ctx, cfg)
 }
 
 func firstNonEmpty(s ...string) string {
