@@ -24,14 +24,6 @@ import (
 	"github.com/mcpkey/mcpkey/ipc/cli"
 )
 
-// runOr runs runF, or def when runF is nil.
-func runOr[O any](ctx context.Context, runF func(context.Context, *O) error, o *O, def func(context.Context, *cli.Factory, *O) error, f *cli.Factory) error {
-	if runF != nil {
-		return runF(ctx, o)
-	}
-	return def(ctx, f, o)
-}
-
 // BridgeOptions is what `mcpkey bridge` was asked.
 type BridgeOptions struct {
 	Server, Account string
@@ -50,7 +42,10 @@ func NewCmdBridge(f *cli.Factory, runF func(context.Context, *BridgeOptions) err
 				return err
 			}
 			o.Server = pos[0]
-			return runOr(ctx, runF, o, BridgeRun, f)
+			if runF != nil {
+				return runF(ctx, o)
+			}
+			return BridgeRun(ctx, f, o)
 		}}
 }
 
@@ -96,7 +91,10 @@ func NewCmdExec(f *cli.Factory, runF func(context.Context, *ExecOptions) error) 
 			if len(pos) == 1 {
 				o.Server = pos[0]
 			}
-			return runOr(ctx, runF, o, ExecRun, f)
+			if runF != nil {
+				return runF(ctx, o)
+			}
+			return ExecRun(ctx, f, o)
 		}}
 }
 
@@ -143,7 +141,10 @@ func NewCmdProxy(f *cli.Factory, runF func(context.Context, *ProxyOptions) error
 			if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 				return cli.Usagef("--listen %s: must be a loopback address such as 127.0.0.1:PORT", o.Listen)
 			}
-			return runOr(ctx, runF, o, ProxyRun, f)
+			if runF != nil {
+				return runF(ctx, o)
+			}
+			return ProxyRun(ctx, f, o)
 		}}
 }
 
@@ -220,7 +221,10 @@ func NewCmdProbe(f *cli.Factory, runF func(context.Context, *ProbeCmdOptions) er
 				return err
 			}
 			o.Server = pos[0]
-			return runOr(ctx, runF, o, ProbeRun, f)
+			if runF != nil {
+				return runF(ctx, o)
+			}
+			return ProbeRun(ctx, f, o)
 		}}
 }
 
@@ -291,7 +295,10 @@ func NewCmdConfig(f *cli.Factory, runF func(context.Context, *ConfigOptions) err
 				return err
 			}
 			o.Host, o.Server = pos[0], pos[1]
-			return runOr(ctx, runF, o, ConfigRun, f)
+			if runF != nil {
+				return runF(ctx, o)
+			}
+			return ConfigRun(ctx, f, o)
 		}}
 }
 

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpkey/mcpkey/api"
+	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/server"
+)
+
+// lockedBuffer is a goroutine-safe log sink.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runEnv gives the test its own HOME (so its own per-user agent lock) and a
+// short directory for the socket.
+func runEnv(t *testing.T) (dir string) {
+	dir, err := os.MkdirTemp("", "mkr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Setenv("HOME", filepath.Join(dir, "home"))
+	t.Setenv("MCPKEY_BACKEND", "")
+	return dir
+}
+
+// startRun runs server.Run with o until the test ends; it returns Run's
+// result channel and a stop function.
+func startRun(t *testing.T, o server.Options) (done <-chan error, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- server.Run(ctx, o) }()
+	t.Cleanup(cancel)
+	return errc, cancel
+}
+
+// status polls the agent on socket until it answers.
+func status(t *testing.T, socket string) api.Status {
+	t.Helper()
+	c := &ipc.Client{Path: socket}
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		st, err := c.Status(ctx)
+		cancel()
+		if err == nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent never answered on %s: %v", socket, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunServesUntilCancelled: Run takes the socket and the per-user lock,
+// publishes the WebSocket, serves, refuses a second agent of the same user,
+// and cleans up when its context ends.
+func TestRunServesUntilCancelled(t *testing.T) {
+	dir := runEnv(t)
+	sock := filepath.Join(dir, "agent.sock")
+	logs := &lockedBuffer{}
+	lv := slog.LevelDebug
+	done, stop := startRun(t, server.Options{Socket: sock, ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory",
+		AuditLog: "off", WebSocket: true, Version: "run-test", LogLevel: &lv, Stderr: logs})
+	st := status(t, sock)
+	if st.Version != "run-test" || st.Socket != sock || st.StoreBackend != "memory" || st.WebSocketURL == "" {
+		t.Errorf("status: %+v", st)
+	}
+	if _, err := os.Stat(ipc.WebSocketInfoPath(sock)); err != nil {
+		t.Errorf("WebSocket info: %v", err)
+	}
+
+	// A second agent of the same user is refused, naming the first.
+	err := server.Run(t.Context(), server.Options{Socket: filepath.Join(dir, "second.sock"), ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory", AuditLog: "off", Stderr: logs})
+	var running *ipc.AlreadyRunningError
+	if !errors.As(err, &running) || running.Path != sock {
+		t.Errorf("second Run: %v, want AlreadyRunningError for %s", err, sock)
+	}
+	// With a tray, the second one starts only the tray, for the first.
+	var traySocket string
+	err = server.Run(t.Context(), server.Options{Socket: filepath.Join(dir, "third.sock"), ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory", AuditLog: "off", Stderr: logs,
+		Tray: func(ctx context.Context, socket string, log *slog.Logger, configPath string) error {
+			traySocket = socket
+			return nil
+		}})
+	if err != nil || traySocket != sock {
+		t.Errorf("Run with a tray beside a running agent: %v; tray for %q, want %q", err, traySocket, sock)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if _, err := os.Stat(ipc.WebSocketInfoPath(sock)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WebSocket info left behind: %v", err)
+	}
+}
+
+// TestRunWithTray: the tray runs on Run's goroutine as a client of the
+// agent, which serves meanwhile; Quit (the tray returning nil) stops it.
+func TestRunWithTray(t *testing.T) {
+	dir := runEnv(t)
+	sock := filepath.Join(dir, "agent.sock")
+	quit := make(chan error)
+	seen := make(chan api.Status, 1)
+	done, stop := startRun(t, server.Options{Socket: sock, ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory", AuditLog: "off", Stderr: &lockedBuffer{},
+		Tray: func(ctx context.Context, socket string, log *slog.Logger, configPath string) error {
+			seen <- status(t, socket) // the agent serves while the tray runs
+			return <-quit
+		}})
+	defer stop()
+	if st := <-seen; st.Socket != sock {
+		t.Errorf("the tray's agent reports socket %q, want %q", st.Socket, sock)
+	}
+	quit <- nil // Quit
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Quit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Quit in the tray did not stop the agent")
+	}
+}
