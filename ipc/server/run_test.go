@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpkey/mcpkey/api"
 	"github.com/mcpkey/mcpkey/ipc"
+	"github.com/mcpkey/mcpkey/ipc/cli"
 	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
@@ -150,5 +153,43 @@ func TestRunWithTray(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Quit in the tray did not stop the agent")
+	}
+}
+
+// TestAgentCommandLine: `mcpkey agent`'s flags make Run's Options; bad
+// ones are usage errors and nothing runs.
+func TestAgentCommandLine(t *testing.T) {
+	dir := runEnv(t)
+	agentCmd := func(errOut *bytes.Buffer, runF func(context.Context, server.Options) error) (*cli.Factory, []cli.Group) {
+		f := &cli.Factory{IO: &cli.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: errOut}, NoAutostart: true}
+		hook := func(context.Context, string, *slog.Logger, string) error { return nil }
+		return f, []cli.Group{{Title: "t", Commands: []*cli.Command{server.NewCmdAgent(f, hook, runF)}}}
+	}
+	mustNotRun := func(context.Context, server.Options) error { t.Error("the agent ran"); return nil }
+
+	t.Setenv("MCPKEY_SOCK", "ws://127.0.0.1:1/v1/ws#/x.ws.json")
+	var errOut bytes.Buffer
+	f, table := agentCmd(&errOut, mustNotRun)
+	if code := cli.Run(t.Context(), f, table, []string{"agent"}); code != cli.ExitUsage || !strings.Contains(errOut.String(), "MCPKEY_SOCK holds a WebSocket URL") {
+		t.Errorf("a WebSocket URL for a socket: exit %d, %q", code, errOut.String())
+	}
+	t.Setenv("MCPKEY_SOCK", filepath.Join(dir, "env.sock"))
+	errOut.Reset()
+	f, table = agentCmd(&errOut, mustNotRun)
+	if code := cli.Run(t.Context(), f, table, []string{"agent", "--log-level", "loud"}); code != cli.ExitUsage ||
+		errOut.String() != "mcpkey agent: --log-level: \"loud\" is not one of debug, info, warn, error\nhint: run mcpkey help agent\n" {
+		t.Errorf("--log-level loud: exit %d, %q", code, errOut.String())
+	}
+
+	var got server.Options
+	f, table = agentCmd(&errOut, func(_ context.Context, o server.Options) error { got = o; return nil })
+	cli.Run(t.Context(), f, table, []string{"agent", "--backend", "file", "--ws-listen", "127.0.0.1:0", "--log-level", "debug", "--tray", "--audit-log", "off"})
+	if got.Socket != filepath.Join(dir, "env.sock") || got.Backend != "file" || got.WSListen != "127.0.0.1:0" ||
+		got.LogLevel == nil || *got.LogLevel != slog.LevelDebug || got.Tray == nil || got.AuditLog != "off" || got.ConfigPath == "" {
+		t.Errorf("options: %+v", got)
+	}
+	cli.Run(t.Context(), f, table, []string{"agent", "--socket", filepath.Join(dir, "flag.sock")})
+	if got.Socket != filepath.Join(dir, "flag.sock") || got.Tray != nil || got.LogLevel != nil {
+		t.Errorf("options without --tray or --log-level: %+v", got)
 	}
 }
