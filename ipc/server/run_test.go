@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 	"github.com/mcpkey/mcpkey/ipc/cli"
 	"github.com/mcpkey/mcpkey/ipc/server"
 )
-
-// lockedBuffer is a goroutine-safe log sink.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runEnv gives the test its own HOME (so its own per-user agent lock) and a
 // short directory for the socket.
@@ -86,7 +67,7 @@ func status(t *testing.T, socket string) api.Status {
 func TestRunServesUntilCancelled(t *testing.T) {
 	dir := runEnv(t)
 	sock := filepath.Join(dir, "agent.sock")
-	logs := &lockedBuffer{}
+	logs := io.Discard
 	lv := slog.LevelDebug
 	done, stop := startRun(t, server.Options{Socket: sock, ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory",
 		AuditLog: "off", WebSocket: true, Version: "run-test", LogLevel: &lv, Stderr: logs})
@@ -136,7 +117,7 @@ func TestRunWithTray(t *testing.T) {
 	sock := filepath.Join(dir, "agent.sock")
 	quit := make(chan error)
 	seen := make(chan api.Status, 1)
-	done, stop := startRun(t, server.Options{Socket: sock, ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory", AuditLog: "off", Stderr: &lockedBuffer{},
+	done, stop := startRun(t, server.Options{Socket: sock, ConfigPath: filepath.Join(dir, "config.toml"), Backend: "memory", AuditLog: "off", Stderr: io.Discard,
 		Tray: func(ctx context.Context, socket string, log *slog.Logger, configPath string) error {
 			seen <- status(t, socket) // the agent serves while the tray runs
 			return <-quit
