@@ -10,7 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"unicode"
+
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // Who may answer an approval. ssh-agent's confirm shows its own dialog
@@ -194,13 +195,5 @@ func (a *Agent) checkChallenge(p *approval, pid int, d Decision, code string) bo
 }
 
 // Printable replaces control characters (terminal escapes among them) in
-// s, so text a caller controls (its command line) can be shown on a
-// terminal.
-func Printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// s (see api.Printable).
+func Printable(s string) string { return api.Printable(s) }

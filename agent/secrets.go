@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/mcpkey/mcpkey/agent/store"
+	"github.com/mcpkey/mcpkey/api"
 )
 
 // Static secrets are API keys and other values that are not OAuth grants:
@@ -17,7 +18,7 @@ import (
 // them reads no value.
 
 // MaxSecretSize is the largest static secret the agent stores (64 KiB).
-const MaxSecretSize = 64 << 10
+const MaxSecretSize = api.MaxSecretSize
 
 // SetSecret stores value under name, replacing any previous value.
 // Like reading it, it passes admitSecret: a locked agent or a deny rule

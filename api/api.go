@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // SessionState is where a session stands.
@@ -428,3 +429,18 @@ func (e *TokenRejectedError) Error() string {
 
 // Is makes errors.Is(err, ErrTokenRejected) true.
 func (e *TokenRejectedError) Is(target error) bool { return target == ErrTokenRejected }
+
+// MaxSecretSize is the largest static secret the agent stores (64 KiB).
+const MaxSecretSize = 64 << 10
+
+// Printable replaces control characters (terminal escapes among them) in
+// s, so text a caller controls (its command line) can be shown on a
+// terminal.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return '?'
+		}
+		return r
+	}, s)
+}

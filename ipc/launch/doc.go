@@ -12,7 +12,10 @@
 //     injected.
 //
 // Snippet prints the host configuration (Claude Desktop, Claude Code,
-// Cursor, VS Code) that uses them.
+// Cursor, VS Code) that uses them, and Probe checks a server end to end.
+// Their commands (NewCmdBridge, NewCmdExec, NewCmdProxy, NewCmdProbe,
+// NewCmdConfig) are built like ipc/cli's and live here, since the
+// launchers link the MCP SDK, which ipc/cli must not.
 //
 // # Tokens
 //

@@ -10,5 +10,12 @@
 // Framing, paths, listeners and the wire types come from package ipc; the
 // protocol itself is specified in ipc's package documentation.
 //
-//	api ← ipc ← ipc/server → agent → api
+// Run is the whole agent process (`mcpkey agent`): config, credential
+// store, the socket (or systemd's), the per-user lock, the WebSocket,
+// restricted sockets, config reloads, and the tray through a hook main
+// passes (this package never imports the tray). The `agent` and `log`
+// commands (NewCmdAgent, NewCmdLog) live here, built like ipc/cli's,
+// because they need the agent.
+//
+//	api ← ipc ← ipc/cli ← ipc/server → agent → api
 package server
