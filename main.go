@@ -30,6 +30,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/launch"
+	"github.com/mcpkey/mcpkey/ipc/mcpremote"
 	"github.com/mcpkey/mcpkey/packaging"
 	"github.com/mcpkey/mcpkey/tray"
 	"golang.org/x/term"
@@ -75,6 +76,7 @@ func init() {
 		{name: "bridge", args: "<server> [flags]", short: "be a stdio MCP server relaying to a remote one, with the agent's token", long: bridgeHelp, run: runBridge},
 		{name: "exec", args: "[<server>] [flags] -- <command> [args]", short: "run a command with tokens and secrets in its environment", long: execHelp, run: runExec},
 		{name: "proxy", args: "[flags]", short: "serve local HTTP MCP endpoints that add the agent's tokens", long: proxyHelp, run: runProxy},
+		{name: "import", args: "mcp-remote [flags]", short: "move logins other tools keep in plain files (mcp-remote) into the keyring", long: mcpremote.Help, run: runImport},
 		{name: "secret", args: "set|get|list|rm [<name>]", short: "store API keys and other static secrets in the keyring", long: secretHelp, run: runSecret},
 		{name: "config", args: "snippet <host> <server> [flags]", short: "print an MCP host's configuration for a server", long: configHelp, run: runConfig},
 		{name: "install", args: "[--tray] [--dry-run]", short: "start the agent at login (systemd user units, LaunchAgents, Run key)", long: installHelp, run: runInstall},
@@ -237,7 +239,8 @@ func parse(fs *flag.FlagSet, args []string, npos int) ([]string, error) {
 // multiFlag is a repeatable string flag (--scope a --scope b).
 type multiFlag []string
 
-func (m *multiFlag) String() string { return strings.Join(*m, " ") }
+func (m *multiFlag) String() string   { return strings.Join(*m, " ") }
+func (m *multiFlag) Repeatable() bool { return true }
 func (m *multiFlag) Set(v string) error {
 	for _, s := range strings.Fields(v) {
 		*m = append(*m, s)
@@ -1153,7 +1156,7 @@ func commandDefs() []packaging.Command {
 		_ = c.run(context.Background(), fs, []string{"--help"}) // defines the flags, does nothing else
 		flags := packaging.FlagsOf(fs)
 		for i := range flags {
-			if _, ok := fs.Lookup(flags[i].Name).Value.(*multiFlag); ok {
+			if r, ok := fs.Lookup(flags[i].Name).Value.(interface{ Repeatable() bool }); ok && r.Repeatable() {
 				flags[i].Repeatable = true
 			}
 		}
@@ -1206,6 +1209,15 @@ func runBridge(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	return launch.Bridge(ctx, launch.BridgeConfig{Client: c, Server: pos[0], Account: *account, LoginWait: *wait,
 		In: os.Stdin, Out: os.Stdout, Status: os.Stderr})
+}
+
+func runImport(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	c := &ipc.Client{}
+	defer c.Close()
+	home, _ := os.UserHomeDir()
+	wd, _ := os.Getwd()
+	return mcpremote.Run(ctx, fs, args, mcpremote.Env{Client: c, Agent: func(call func() error) error { return withAgent(ctx, c, call) },
+		Parse: parse, Usagef: usagef, Getenv: os.Getenv, Home: home, WD: wd, In: os.Stdin, Err: os.Stderr, Interactive: isTerminal(os.Stdin)})
 }
 
 func runExec(ctx context.Context, fs *flag.FlagSet, args []string) error {
