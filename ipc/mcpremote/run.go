@@ -147,10 +147,12 @@ func Run(ctx context.Context, fs *flag.FlagSet, args []string, env Env) error {
 		}
 	}
 	if failed > 0 {
+		msg := fmt.Sprintf("%d of %d mcp-remote session(s) not imported; their files are left as they were", failed, len(outs))
 		if hasUnknownURL(outs) {
-			fmt.Fprintln(w, "hint: name the server: mcpkey import mcp-remote --url <the URL mcp-remote was run with>")
+			// The CLI prints the error, then this hint under it.
+			msg += "\nhint: name the server: mcpkey import mcp-remote --url <the URL mcp-remote was run with>"
 		}
-		return fmt.Errorf("%d of %d mcp-remote session(s) not imported; their files are left as they were", failed, len(outs))
+		return errors.New(msg)
 	}
 	return nil
 }
@@ -214,7 +216,7 @@ func report(w io.Writer, o outcome) {
 	case "imported":
 		life := "the server gave no token lifetime"
 		if !o.info.ExpiresAt.IsZero() {
-			life = "token valid for " + time.Until(o.info.ExpiresAt).Round(time.Minute).String()
+			life = fmt.Sprintf("token valid for %d min", int(time.Until(o.info.ExpiresAt).Round(time.Minute).Minutes()))
 		}
 		fmt.Fprintf(w, "mcpkey: imported %s (issuer %s, client %s; refreshed once, %s)\n", o.info.Server, o.info.Issuer, o.info.ClientID, life)
 	case "would import":

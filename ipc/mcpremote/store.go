@@ -212,6 +212,8 @@ func readJSON(path string, v any) error {
 		switch {
 		case errors.As(err, &se):
 			return fmt.Errorf("%s is not valid JSON (at byte %d)", filepath.Base(path), se.Offset)
+		case errors.As(err, &te) && te.Field == "":
+			return fmt.Errorf("%s does not hold a JSON object", filepath.Base(path))
 		case errors.As(err, &te):
 			return fmt.Errorf("%s: %s is a JSON %s, not a %s", filepath.Base(path), te.Field, te.Value, te.Type)
 		}
