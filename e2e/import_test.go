@@ -178,3 +178,34 @@ func TestImportMCPRemote(t *testing.T) {
 		t.Fatalf("files left after --delete: %v", left)
 	}
 }
+
+// TestImportMCPRemoteRefreshFails: a session whose refresh token the
+// authorization server no longer accepts is reported, not kept, and its
+// files are left alone, even with --delete.
+func TestImportMCPRemoteRefreshFails(t *testing.T) {
+	chromium(t)
+	f := startFixture(t)
+	ctx := deadline(t, 180*time.Second)
+	home := t.TempDir()
+	tokensFile := mcpRemoteSignIn(t, ctx, home, f.MCP.URL)
+	if n := f.AS.RevokeGrants(t); n == 0 {
+		t.Fatal("the AS revoked no grant")
+	}
+	before, err := os.ReadFile(tokensFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentIn(t, "/bin/false", home, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
+	r := a.run(t, 60*time.Second, "import", "mcp-remote", "--url", f.MCP.URL, "--delete")
+	t.Logf("mcpkey import:\n%s", r.Stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "the refresh token does not work") || !strings.Contains(r.Stderr, "invalid_grant") ||
+		strings.Contains(r.Stderr, "deleted") {
+		t.Fatalf("import of a revoked session: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if ss := a.list(t); len(ss) != 0 {
+		t.Fatalf("kept a session whose refresh failed: %+v", ss)
+	}
+	if after, err := os.ReadFile(tokensFile); err != nil || string(after) != string(before) {
+		t.Fatalf("mcp-remote's tokens file changed: %v", err)
+	}
+}
