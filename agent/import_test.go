@@ -36,7 +36,10 @@ func importer(t *testing.T, f *fixture) (*agent.Agent, store.Store) {
 	t.Helper()
 	st := store.NewMemory()
 	b, err := agent.New(t.Context(), agent.Config{Store: st, Now: f.clk.Now,
-		OpenURL: func(context.Context, string) error { t.Error("the importing agent opened a browser"); return errors.New("no") }})
+		OpenURL: func(context.Context, string) error {
+			t.Error("the importing agent opened a browser")
+			return errors.New("no")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
