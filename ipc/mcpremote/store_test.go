@@ -292,3 +292,34 @@ func TestOfferDelete(t *testing.T) {
 		})
 	}
 }
+
+// TestHostCandidates: URLs passed to mcp-remote in MCP hosts'
+// configurations (home and project files) are candidates; other URLs and
+// unreadable files are not; Scan matches an entry by one.
+func TestHostCandidates(t *testing.T) {
+	home, wd := t.TempDir(), t.TempDir()
+	write := func(p, content string) {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(home, ".cursor", "mcp.json"), `{"mcpServers":{"a":{"command":"npx","args":["-y","mcp-remote@0.15.1","`+testURL+`","--allow-http"]},
+		"b":{"command":"node","args":["server.js","https://not-mcp-remote.example/"]}}}`)
+	write(filepath.Join(home, ".config", "Claude", "claude_desktop_config.json"), `{"mcpServers": {`)
+	write(filepath.Join(wd, ".vscode", "mcp.json"), `{"servers":{"c":{"command":"mcp-remote","args":[],"env":{}},"d":{"args":["/usr/bin/mcp-remote","http://127.0.0.1:9/mcp"]}}}`)
+	got := HostCandidates(home, wd)
+	var urls []string
+	for _, c := range got {
+		urls = append(urls, c.URL)
+	}
+	if !slices.Equal(urls, []string{testURL, "http://127.0.0.1:9/mcp"}) {
+		t.Fatalf("candidates %v", got)
+	}
+	base := t.TempDir()
+	writeStore(t, base, map[string]string{Hash(testURL) + "_tokens.json": goodTokens("1"), Hash(testURL) + "_client_info.json": goodClient})
+	es, err := Scan(base, got)
+	if err != nil || len(es) != 1 || es[0].URL != testURL || es[0].URLFrom != filepath.Join(home, ".cursor", "mcp.json") {
+		t.Fatalf("Scan: %+v, %v", es, err)
+	}
+}
