@@ -88,16 +88,23 @@ func mcpRemoteSignIn(t *testing.T, ctx context.Context, home, server string) str
 	return files[0]
 }
 
+// mcpRemoteSession starts the fixture and lets mcp-remote sign in to its
+// MCP server with HOME home; it returns the tokens file mcp-remote wrote.
+func mcpRemoteSession(t *testing.T) (f *fixture, ctx context.Context, home, tokensFile string) {
+	t.Helper()
+	chromium(t)
+	f = startFixture(t)
+	ctx = deadline(t, 180*time.Second)
+	home = t.TempDir()
+	return f, ctx, home, mcpRemoteSignIn(t, ctx, home, f.MCP.URL)
+}
+
 // TestImportMCPRemote: a session mcp-remote signed in to is imported
 // (one refresh at the AS), served through mcpkey bridge with no browser
 // opening for mcpkey; the files are kept until --delete; no token reaches
 // the CLI's output or the agent's log.
 func TestImportMCPRemote(t *testing.T) {
-	chromium(t)
-	f := startFixture(t)
-	ctx := deadline(t, 180*time.Second)
-	home := t.TempDir()
-	tokensFile := mcpRemoteSignIn(t, ctx, home, f.MCP.URL)
+	f, ctx, home, tokensFile := mcpRemoteSession(t)
 	var plain struct {
 		AccessToken  string `json:"access_token"`
 		RefreshToken string `json:"refresh_token"`
@@ -183,11 +190,7 @@ func TestImportMCPRemote(t *testing.T) {
 // authorization server no longer accepts is reported, not kept, and its
 // files are left alone, even with --delete.
 func TestImportMCPRemoteRefreshFails(t *testing.T) {
-	chromium(t)
-	f := startFixture(t)
-	ctx := deadline(t, 180*time.Second)
-	home := t.TempDir()
-	tokensFile := mcpRemoteSignIn(t, ctx, home, f.MCP.URL)
+	f, _, home, tokensFile := mcpRemoteSession(t)
 	if n := f.AS.RevokeGrants(t); n == 0 {
 		t.Fatal("the AS revoked no grant")
 	}
