@@ -26,14 +26,14 @@ import (
 // mcpRemoteSignIn runs mcp-remote's client (dist/client.js: connect, list
 // the tools, exit) for server with HOME home, signs in through chromebrowser
 // at the URL it prints, and returns its store's tokens file.
-func mcpRemoteSignIn(t *testing.T, ctx context.Context, home, server string) string {
+func mcpRemoteSignIn(t *testing.T, ctx context.Context, home, server string, args ...string) string {
 	t.Helper()
 	node := nodeBin(t)
 	client := filepath.Join(repoRoot, "e2e", "node", "node_modules", "mcp-remote", "dist", "client.js")
 	if _, err := os.Stat(client); err != nil {
 		skipOrFail(t, "mcp-remote missing (%s); run: cd e2e/node && npm ci", client)
 	}
-	cmd := exec.CommandContext(ctx, node, client, server)
+	cmd := exec.CommandContext(ctx, node, append([]string{client, server}, args...)...)
 	// BROWSER=/bin/true: mcp-remote's opener succeeds without a browser;
 	// the test hands the URL it prints to Chromium itself.
 	cmd.Env = append(baseEnv(home), "BROWSER=/bin/true")
@@ -88,15 +88,16 @@ func mcpRemoteSignIn(t *testing.T, ctx context.Context, home, server string) str
 	return files[0]
 }
 
-// mcpRemoteSession starts the fixture and lets mcp-remote sign in to its
-// MCP server with HOME home; it returns the tokens file mcp-remote wrote.
-func mcpRemoteSession(t *testing.T) (f *fixture, ctx context.Context, home, tokensFile string) {
+// mcpRemoteSession starts the fixture and lets mcp-remote (with args) sign
+// in to its MCP server with HOME home; it returns the tokens file
+// mcp-remote wrote.
+func mcpRemoteSession(t *testing.T, args ...string) (f *fixture, ctx context.Context, home, tokensFile string) {
 	t.Helper()
 	chromium(t)
 	f = startFixture(t)
 	ctx = deadline(t, 180*time.Second)
 	home = t.TempDir()
-	return f, ctx, home, mcpRemoteSignIn(t, ctx, home, f.MCP.URL)
+	return f, ctx, home, mcpRemoteSignIn(t, ctx, home, f.MCP.URL, args...)
 }
 
 // TestImportMCPRemote: a session mcp-remote signed in to is imported
@@ -186,11 +187,12 @@ func TestImportMCPRemote(t *testing.T) {
 	}
 }
 
-// TestImportMCPRemoteRefreshFails: a session whose refresh token the
-// authorization server no longer accepts is reported, not kept, and its
-// files are left alone, even with --delete.
+// TestImportMCPRemoteRefreshFails: a locked agent imports nothing; a
+// session whose refresh token the authorization server no longer accepts
+// is reported, not kept, and its files are left alone, even with --delete.
+// mcp-remote ran with --debug here: its debug log names the server URL.
 func TestImportMCPRemoteRefreshFails(t *testing.T) {
-	f, _, home, tokensFile := mcpRemoteSession(t)
+	f, _, home, tokensFile := mcpRemoteSession(t, "--debug")
 	if n := f.AS.RevokeGrants(t); n == 0 {
 		t.Fatal("the AS revoked no grant")
 	}
@@ -199,10 +201,16 @@ func TestImportMCPRemoteRefreshFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startAgentIn(t, "/bin/false", home, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
-	r := a.run(t, 60*time.Second, "import", "mcp-remote", "--url", f.MCP.URL, "--delete")
+	a.mustRun(t, 20*time.Second, "lock")
+	r := a.run(t, 60*time.Second, "import", "mcp-remote", "--delete")
+	if r.Code != 5 || !strings.Contains(r.Stderr, "hint: run mcpkey unlock") {
+		t.Fatalf("import into a locked agent: exit %d\n%s", r.Code, r.Stderr)
+	}
+	a.mustRun(t, 20*time.Second, "unlock")
+	r = a.run(t, 60*time.Second, "import", "mcp-remote", "--delete")
 	t.Logf("mcpkey import:\n%s", r.Stderr)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "the refresh token does not work") || !strings.Contains(r.Stderr, "invalid_grant") ||
-		strings.Contains(r.Stderr, "deleted") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "skipped "+f.MCP.URL) || !strings.Contains(r.Stderr, "the refresh token does not work") ||
+		!strings.Contains(r.Stderr, "invalid_grant") || strings.Contains(r.Stderr, "deleted") {
 		t.Fatalf("import of a revoked session: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if ss := a.list(t); len(ss) != 0 {

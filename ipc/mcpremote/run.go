@@ -124,7 +124,10 @@ func Run(ctx context.Context, fs *flag.FlagSet, args []string, env Env) error {
 					return err
 				}
 			}
-			o.status, o.reason, o.info = importOne(ctx, env, e, *account, held)
+			o.status, o.reason, o.info, err = importOne(ctx, env, e, *account, held)
+			if err != nil {
+				return err // the agent cannot import anything now (locked, no keyring, ...)
+			}
 		}
 		outs = append(outs, o)
 		report(w, o)
@@ -183,14 +186,19 @@ func heldSessions(ctx context.Context, env Env, account string) (map[string]bool
 	return held, nil
 }
 
-// importOne hands e to the agent.
-func importOne(ctx context.Context, env Env, e Entry, account string, held map[string]bool) (status, reason string, info api.SessionInfo) {
+// importOne hands e to the agent. It returns an error only when the agent
+// cannot import anything now (locked, its keyring unavailable, gone, or
+// the caller refused): every other failure is e's reason.
+func importOne(ctx context.Context, env Env, e Entry, account string, held map[string]bool) (status, reason string, info api.SessionInfo, err error) {
 	sc, err := env.Client.ResolveServer(ctx, e.URL)
 	if err != nil {
-		return "skipped", err.Error(), info
+		if stopsAll(err) {
+			return "", "", info, err
+		}
+		return "skipped", err.Error(), info, nil
 	}
 	if held[sc.URL] {
-		return "held", "mcpkey already holds a session for it", info
+		return "held", "mcpkey already holds a session for it", info, nil
 	}
 	t, c := e.Tokens, e.Client
 	info, err = env.Client.Import(ctx, api.ImportRequest{
@@ -201,10 +209,20 @@ func importOne(ctx context.Context, env Env, e Entry, account string, held map[s
 			TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Issuer: c.Issuer},
 	})
 	if err != nil {
-		return "skipped", err.Error(), info
+		if stopsAll(err) {
+			return "", "", info, err
+		}
+		return "skipped", err.Error(), info, nil
 	}
 	held[info.Server] = true
-	return "imported", "", info
+	return "imported", "", info, nil
+}
+
+// stopsAll reports whether err ends the whole import rather than one
+// session's.
+func stopsAll(err error) bool {
+	return errors.Is(err, api.ErrLocked) || errors.Is(err, api.ErrStoreUnavailable) ||
+		errors.Is(err, ipc.ErrNoAgent) || errors.Is(err, context.Canceled)
 }
 
 func report(w io.Writer, o outcome) {
