@@ -16,7 +16,7 @@
 //	<hash>_client_info.json   the dynamic client registration (RFC 7591),
 //	                          plus the issuer it was registered with
 //	<hash>_code_verifier_*, <hash>_discovery_state_*   a sign-in in flight
-//	<hash>_refresh_in_progress.json   a refresh lease
+//	<hash>_refresh_in_progress.json   a refresh lease {pid, nonce, at}
 //	<hash>_lock.json          older versions' callback-server lock
 //	<hash>_debug.log          with --debug: "Starting mcp-remote with server
 //	                          URL: <url>"
@@ -169,6 +169,10 @@ func (e *Entry) read() {
 	if fi, err := os.Stat(e.path("tokens.json")); err == nil {
 		e.Modified = fi.ModTime()
 	}
+	if e.refreshing(time.Now()) {
+		e.Problem = "mcp-remote is refreshing it right now (a refresh lease younger than 30 s): run the import again in a minute"
+		return
+	}
 	t, err := readTokens(e.path("tokens.json"), e.Modified)
 	if err != nil {
 		e.Problem = err.Error()
@@ -189,6 +193,26 @@ func (e *Entry) read() {
 		return
 	}
 	e.Client = c
+}
+
+// leaseTTL is how long mcp-remote holds its refresh lease
+// (REFRESH_LEASE_MS): a younger lease is a refresh in flight, whose
+// rotated refresh token is not in the tokens file yet.
+const leaseTTL = 30 * time.Second
+
+// refreshing reports whether mcp-remote holds a live refresh lease on e.
+func (e *Entry) refreshing(now time.Time) bool {
+	if !e.has("refresh_in_progress.json") {
+		return false
+	}
+	var lease struct {
+		At json.RawMessage `json:"at"`
+	}
+	if readJSON(e.path("refresh_in_progress.json"), &lease) != nil {
+		return false // mcp-remote itself treats an unreadable lease as none
+	}
+	ms, ok := number(lease.At)
+	return ok && now.Sub(time.UnixMilli(int64(ms))) < leaseTTL
 }
 
 // readJSON decodes the file at path into v. Its errors name the file and

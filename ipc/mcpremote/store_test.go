@@ -78,14 +78,15 @@ func TestScanReadsTheStore(t *testing.T) {
 	hu := Hash("https://unknown.example/mcp")
 	at := time.Now().Add(30 * time.Minute).Truncate(time.Millisecond)
 	writeStore(t, base, map[string]string{
-		h + "_tokens.json":       goodTokens(fmt.Sprint(at.UnixMilli())),
-		h + "_client_info.json":  goodClient,
-		ho + "_tokens.json":      goodTokens(fmt.Sprintf("%q", fmt.Sprint(at.UnixMilli()))), // coerced string
-		ho + "_client_info.json": `{"client_id":"xyz"}`,
-		ho + "_debug.log":        "[2026] Starting mcp-remote with server URL: https://not-this-one.example/mcp\n[2026] Starting mcp-remote with server URL: " + other + "\n",
-		hu + "_tokens.json":      goodTokens("null"),
-		hu + "_client_info.json": `{"client_id":"u"}`,
-		"unrelated.txt":          "x",
+		h + "_tokens.json":               goodTokens(fmt.Sprint(at.UnixMilli())),
+		h + "_client_info.json":          goodClient,
+		ho + "_tokens.json":              goodTokens(fmt.Sprintf("%q", fmt.Sprint(at.UnixMilli()))), // coerced string
+		ho + "_client_info.json":         `{"client_id":"xyz"}`,
+		ho + "_refresh_in_progress.json": fmt.Sprintf(`{"pid":1,"nonce":"n","at":%d}`, time.Now().Add(-time.Hour).UnixMilli()), // abandoned
+		ho + "_debug.log":                "[2026] Starting mcp-remote with server URL: https://not-this-one.example/mcp\n[2026] Starting mcp-remote with server URL: " + other + "\n",
+		hu + "_tokens.json":              goodTokens("null"),
+		hu + "_client_info.json":         `{"client_id":"u"}`,
+		"unrelated.txt":                  "x",
 	})
 	es, err := Scan(base, []Candidate{{URL: testURL, From: "--url"}})
 	if err != nil {
@@ -109,8 +110,8 @@ func TestScanReadsTheStore(t *testing.T) {
 	if c := e.Client; c.ClientID != "abc" || c.ClientSecret != testSecret || c.TokenEndpointAuthMethod != "client_secret_post" || c.Issuer != "https://as.example.com" {
 		t.Errorf("client: %+v", c)
 	}
-	if e := by[ho]; e.URL != other || e.URLFrom != "mcp-remote's debug log" || !e.Tokens.ExpiresAt.Equal(at) {
-		t.Errorf("debug-log entry: url %q from %q, expires %v", e.URL, e.URLFrom, e.Tokens.ExpiresAt)
+	if e := by[ho]; e.Problem != "" || e.URL != other || e.URLFrom != "mcp-remote's debug log" || !e.Tokens.ExpiresAt.Equal(at) {
+		t.Errorf("debug-log entry: problem %q, url %q from %q, expires %v", e.Problem, e.URL, e.URLFrom, e.Tokens.ExpiresAt)
 	}
 	if e := by[hu]; e.URL != "" || e.Problem != "" {
 		t.Errorf("unknown entry: url %q, problem %q", e.URL, e.Problem)
@@ -138,6 +139,8 @@ func TestScanBadInput(t *testing.T) {
 		{"client without id", map[string]string{"tokens.json": goodTokens("1"), "client_info.json": `{"client_secret":"` + testSecret + `"}`}, "client_info.json has no client_id"},
 		{"garbage client", map[string]string{"tokens.json": goodTokens("1"), "client_info.json": "\x00\x01" + testSecret}, "client_info.json is not valid JSON"},
 		{"expired client secret", map[string]string{"tokens.json": goodTokens("1"), "client_info.json": `{"client_id":"a","client_secret":"s","client_secret_expires_at":1000}`}, "client_info.json expired on 1970-01-01"},
+		{"refresh in flight", map[string]string{"tokens.json": goodTokens("1"), "client_info.json": goodClient,
+			"refresh_in_progress.json": fmt.Sprintf(`{"pid":1,"nonce":"n","at":%d}`, time.Now().UnixMilli())}, "mcp-remote is refreshing it right now"},
 		{"sign-in in flight", map[string]string{"code_verifier_abc": "v", "discovery_state_abc.json": "{}"}, "no tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
