@@ -20,7 +20,9 @@ import (
 // caller's files are the only copy and are left alone. A server that
 // already has a usable session for the account is refused (invalid
 // request): the import never replaces a session; a session that needs a
-// login is replaced.
+// login is replaced. Once the refresh is sent, the import finishes (bounded
+// by the refresh timeout) even if the caller leaves: the other tool's copy
+// of the refresh token may already be spent.
 func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, error) {
 	t, err := a.resolve(req.Server)
 	if err != nil {
@@ -72,6 +74,10 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, err
 		ExpiresAt: req.ExpiresAt, ObtainedAt: a.now(), Scopes: req.Scopes,
 		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
 	}
+	// From the refresh on, the caller leaving (Ctrl-C) must not lose the
+	// rotated refresh token: the one in the other tool's file is spent.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
 	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, rec.Resource, rec.RefreshToken, rec.Scopes,
 		oauth.WithAudience(a.audienceFor(t, as.Issuer, rec.Resource)))
 	if err != nil {
