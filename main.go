@@ -6,7 +6,7 @@
 // This file is the command table and the dispatch only. The commands are
 // built in package ipc/cli (client commands: sessions, access control,
 // secrets, sockets, service), ipc/launch (bridge, exec, proxy, probe,
-// config), ipc/server (agent, log) and tray (tray); see ipc/cli's package
+// config), ipc/mcpremote (import), ipc/server (agent, log) and tray (tray); see ipc/cli's package
 // documentation for how to add a command or a flag.
 package main
 
@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/ipc/cli"
 	"github.com/mcpkey/mcpkey/ipc/launch"
+	"github.com/mcpkey/mcpkey/ipc/mcpremote"
 	"github.com/mcpkey/mcpkey/ipc/server"
 	"github.com/mcpkey/mcpkey/tray"
 )
@@ -45,6 +46,7 @@ func commands(f *cli.Factory) []cli.Group {
 			launch.NewCmdBridge(f, nil),
 			launch.NewCmdExec(f, nil),
 			launch.NewCmdProxy(f, nil),
+			mcpremote.NewCmdImport(f),
 			cli.NewCmdSecret(f, nil),
 			launch.NewCmdConfig(f, nil),
 		}},

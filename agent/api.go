@@ -15,6 +15,8 @@ type (
 	TokenRequest       = api.TokenRequest
 	Token              = api.Token
 	LoginRequest       = api.LoginRequest
+	ImportRequest      = api.ImportRequest
+	ImportedClient     = api.ImportedClient
 	Status             = api.Status
 	EventKind          = api.EventKind
 	Event              = api.Event

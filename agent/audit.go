@@ -23,6 +23,7 @@ const (
 	AuditTokenIssued       = "token_issued"
 	AuditRefresh           = "refresh"
 	AuditLogin             = "login"
+	AuditImport            = "import" // a session adopted from another tool's file; Reason names the tool
 	AuditLogout            = "logout"
 	AuditApprovalRequested = "approval_requested"
 	AuditApprovalAnswered  = "approval_answered"

@@ -239,21 +239,8 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		}
 		return SessionInfo{}, fmt.Errorf("login %s: save session: %w", t.url, storeErr(err))
 	}
-	s := newSession(rec, &a.marginCap)
+	info := a.adoptStored(key, rec, now)
 	ts.Wipe() // the session holds its own copies
-	s.lastUsed = now
-	a.mu.Lock()
-	s.inheritRejects(a.sessions[key])
-	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
-		a.sessions[key] = s
-		id := store.SessionID(key.server, key.account)
-		delete(a.broken, id) // its items were just replaced
-		delete(a.pending, id)
-	}
-	a.mu.Unlock()
-	a.nudge()
-	info := a.sessionInfo(s)
-	a.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
 	who := "signed in to " + key.server
 	if key.account != "" {
 		who += " as " + key.account
@@ -269,6 +256,26 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
 	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
+}
+
+// adoptStored makes rec, just stored, key's session in memory (last used
+// at used) and announces it.
+func (a *Agent) adoptStored(key sessionKey, rec store.SessionRecord, used time.Time) SessionInfo {
+	s := newSession(rec, &a.marginCap)
+	s.lastUsed = used
+	a.mu.Lock()
+	s.inheritRejects(a.sessions[key])
+	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
+		a.sessions[key] = s
+		id := store.SessionID(key.server, key.account)
+		delete(a.broken, id) // its items were just replaced
+		delete(a.pending, id)
+	}
+	a.mu.Unlock()
+	a.nudge()
+	info := a.sessionInfo(s)
+	a.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
+	return info
 }
 
 // discover finds t's authorization server: probe, then RFC 9728 / 8414

@@ -392,20 +392,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		}
 		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 	}
-	next := r
-	recordClient(&next, client) // a record from before clients were recorded gets its client
-	next.AccessToken = ts.AccessToken
-	if ts.TokenType != "" {
-		next.TokenType = ts.TokenType
-	}
-	if ts.RefreshToken != "" {
-		next.RefreshToken = ts.RefreshToken
-	}
-	next.ExpiresAt = a.onOurClock(ts.ExpiresAt)
-	next.ObtainedAt = a.now()
-	if len(ts.Scopes) > 0 {
-		next.Scopes = ts.Scopes
-	}
+	next := a.refreshedRecord(r, client, ts)
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
@@ -435,6 +422,27 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	err = a.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
+}
+
+// refreshedRecord is r after the refresh grant ts, made with client. Its
+// tokens are ts's (not copies): the caller wipes ts only after the session
+// took its own.
+func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) store.SessionRecord {
+	next := r
+	recordClient(&next, client) // a record from before clients were recorded gets its client
+	next.AccessToken = ts.AccessToken
+	if ts.TokenType != "" {
+		next.TokenType = ts.TokenType
+	}
+	if ts.RefreshToken != "" {
+		next.RefreshToken = ts.RefreshToken
+	}
+	next.ExpiresAt = a.onOurClock(ts.ExpiresAt)
+	next.ObtainedAt = a.now()
+	if len(ts.Scopes) > 0 {
+		next.Scopes = ts.Scopes
+	}
+	return next
 }
 
 // persist writes r (a refreshed record) before its tokens may be served.

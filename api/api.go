@@ -124,6 +124,44 @@ type LoginRequest struct {
 	Env BrowserEnv `json:"-"`
 }
 
+// ImportRequest hands the agent a session another tool obtained and kept
+// in a plain file (mcpkey import mcp-remote): its tokens and the client
+// they were issued to. The agent discovers the server's authorization
+// server, checks the refresh token with one refresh, and stores the
+// session as a login's result; the tokens travel only over the agent's
+// socket, never argv or logs.
+type ImportRequest struct {
+	Server  string `json:"server"`
+	Account string `json:"account,omitempty"`
+	// From names the tool the session comes from ("mcp-remote"), for the
+	// agent's log and audit trail.
+	From         string         `json:"from,omitempty"`
+	AccessToken  string         `json:"access_token,omitempty"`
+	RefreshToken string         `json:"refresh_token"`
+	TokenType    string         `json:"token_type,omitempty"`
+	ExpiresAt    time.Time      `json:"expires_at"`
+	Scopes       []string       `json:"scopes,omitempty"`
+	Client       ImportedClient `json:"client"`
+}
+
+// ImportedClient is the OAuth client an imported session's tokens were
+// issued to (the other tool's registration).
+type ImportedClient struct {
+	ClientID                string `json:"client_id"`
+	ClientSecret            string `json:"client_secret,omitempty"`
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// Issuer is the authorization server the client was registered with,
+	// when the tool recorded it; the agent refuses the import when
+	// discovery names another one.
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// LogValue keeps the tokens and the client secret out of logs.
+func (r ImportRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("server", r.Server), slog.String("account", r.Account),
+		slog.String("from", r.From), slog.String("client_id", r.Client.ClientID), slog.String("tokens", "REDACTED"))
+}
+
 // Status describes the agent.
 type Status struct {
 	Version      string `json:"version"`

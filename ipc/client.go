@@ -516,6 +516,17 @@ func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 	return ch, nil
 }
 
+// Import hands the agent a session another tool kept in a plain file
+// (mcpkey import mcp-remote). The agent discovers the server's
+// authorization server, refreshes once to prove the refresh token works,
+// and stores the session as a login's result; a session whose refresh
+// fails is not kept. The tokens travel only over the agent's socket.
+func (c *Client) Import(ctx context.Context, req api.ImportRequest) (api.SessionInfo, error) {
+	var r api.SessionInfo
+	err := call(ctx, c, MethodSessionImport, ImportParams(req), &r, nil)
+	return r, err
+}
+
 // SetSecret stores a static secret (an API key) in the agent's store. The
 // value travels only over the agent's socket.
 func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error {

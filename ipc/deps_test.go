@@ -24,9 +24,10 @@ func TestClientLinksOnlyTheWire(t *testing.T) {
 		"github.com/modelcontextprotocol/go-sdk",
 	}
 	for pkg, also := range map[string][]string{
-		"github.com/mcpkey/mcpkey/ipc":  {"github.com/godbus/"},
-		"github.com/mcpkey/mcpkey/api":  {"github.com/godbus/", "github.com/mcpkey/mcpkey/ipc"},
-		"github.com/mcpkey/mcpkey/tray": nil,
+		"github.com/mcpkey/mcpkey/ipc":           {"github.com/godbus/"},
+		"github.com/mcpkey/mcpkey/ipc/mcpremote": {"github.com/godbus/"},
+		"github.com/mcpkey/mcpkey/api":           {"github.com/godbus/", "github.com/mcpkey/mcpkey/ipc"},
+		"github.com/mcpkey/mcpkey/tray":          nil,
 	} {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
 		if err != nil {

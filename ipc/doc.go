@@ -170,6 +170,18 @@
 // session.complete — params {url}; result {}. Hands a pasted redirect URL
 // to the headless login whose state it carries.
 //
+// session.import — params {server, account?, from?, access_token?,
+// refresh_token, token_type?, expires_at?, scopes?, client: {client_id,
+// client_secret?, token_endpoint_auth_method?, issuer?}}; result
+// agent.SessionInfo. Adopts a session another tool kept in a plain file
+// (mcpkey import mcp-remote): the agent discovers the server's
+// authorization server (refusing when client.issuer names another one),
+// runs one refresh with the given client to prove the refresh token works,
+// and stores the refreshed session as a login's result, recording the
+// client it was issued to. A refresh that fails answers its error and
+// keeps nothing; a server that already has a session for the account
+// answers invalid_request. Not served on restricted sockets.
+//
 // events.subscribe — no params; result {subscribed: true}. Afterwards the
 // server sends notifications event {event: agent.Event} ({kind, time,
 // server?, account?, session?, message?, url?, show_url?, user_code?, error?}) on this

@@ -43,6 +43,7 @@ var table = []Method{
 	{Name: MethodSessionLogout, Params: LogoutParams{}, Result: api.LogoutResult{}},
 	{Name: MethodSessionLogin, Params: LoginParams{}, Result: api.SessionInfo{}},
 	{Name: MethodSessionComplete, Params: CompleteParams{}, Result: Empty{}, WhileLocked: true},
+	{Name: MethodSessionImport, Params: ImportParams{}, Result: api.SessionInfo{}},
 	{Name: MethodEventsSubscribe, Result: SubscribeResult{}, WhileLocked: true},
 	{Name: MethodCancel, Params: CancelParams{}, WhileLocked: true, Notification: true},
 	{Name: MethodSecretSet, Params: SecretSetParams{}, Result: Empty{}},

@@ -26,6 +26,7 @@ const (
 	MethodSessionLogout   = "session.logout"
 	MethodSessionLogin    = "session.login"
 	MethodSessionComplete = "session.complete"
+	MethodSessionImport   = "session.import"
 	MethodEventsSubscribe = "events.subscribe"
 	// Static secrets and launcher configuration (SecretBackend).
 	MethodSecretSet     = "secret.set"
@@ -287,6 +288,12 @@ type LoginParams struct {
 	// sockets and the WebSocket never pass environment.
 	Env *CallerEnv `json:"env,omitempty"`
 }
+
+// ImportParams are session.import's params (a session another tool kept
+// in a plain file, with the client it was issued to); the result is an
+// api.SessionInfo. They carry tokens and a client secret: only over the
+// agent's socket, and never logged (api.ImportRequest.LogValue).
+type ImportParams = api.ImportRequest
 
 // CallerEnv carries a login caller's $BROWSER, $DISPLAY and
 // $WAYLAND_DISPLAY, as gpg-agent's updatestartuptty does for pinentry.

@@ -214,6 +214,10 @@ type MultiFlag []string
 
 func (m *MultiFlag) String() string { return strings.Join(*m, " ") }
 
+// Repeatable marks the flag "may be repeated" in the man page and
+// completions; another repeatable flag type implements it too.
+func (m *MultiFlag) Repeatable() bool { return true }
+
 // Set adds v's words.
 func (m *MultiFlag) Set(v string) error {
 	*m = append(*m, strings.Fields(v)...)

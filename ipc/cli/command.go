@@ -157,7 +157,7 @@ func Defs(groups []Group) []packaging.Command {
 		fs := flagsOf(c)
 		flags := packaging.FlagsOf(fs)
 		for i := range flags {
-			if _, ok := fs.Lookup(flags[i].Name).Value.(*MultiFlag); ok {
+			if r, ok := fs.Lookup(flags[i].Name).Value.(interface{ Repeatable() bool }); ok && r.Repeatable() {
 				flags[i].Repeatable = true
 			}
 		}

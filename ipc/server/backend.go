@@ -26,6 +26,13 @@ type Backend interface {
 	Subscribe(ctx context.Context) <-chan agent.Event
 }
 
+// ImportBackend is the optional part of a Backend that adopts sessions
+// other tools kept in plain files (session.import). A Backend without it
+// answers that method with method-not-found.
+type ImportBackend interface {
+	Import(ctx context.Context, req agent.ImportRequest) (agent.SessionInfo, error)
+}
+
 // SecretBackend is the optional part of a Backend that serves static
 // secrets and launcher configuration (secret.*, server.resolve). A Backend
 // without it answers those methods with "method not found".

@@ -34,6 +34,7 @@ func init() {
 		ipc.MethodSessionLogout:   handleLogout,
 		ipc.MethodSessionLogin:    handleLogin,
 		ipc.MethodSessionComplete: handleComplete,
+		ipc.MethodSessionImport:   handleImport,
 		ipc.MethodEventsSubscribe: handleSubscribe,
 		ipc.MethodApprovalsList:   handleApprovals,
 		ipc.MethodApprovalAnswer:  handleAnswer,
@@ -237,6 +238,37 @@ func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), 
 		return nil, nil, err
 	}
 	return struct{}{}, nil, nil
+}
+
+func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
+	ib, ok := c.s.b.(ImportBackend)
+	if !ok {
+		return nil, nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
+	}
+	// Tokens handed in from a plain file are accepted only from the main
+	// Unix socket, whose peer is checked to be us: not from a restricted
+	// socket's sandbox nor from a web page's WebSocket.
+	if c.s.restrict != nil || c.caller.Transport != "unix" {
+		return nil, nil, fmt.Errorf("%w: session.import is served only on the agent's main socket", agent.ErrDenied)
+	}
+	var p ipc.ImportParams
+	if err := decodeParams(m.Params, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := requireServer(p.Server); err != nil {
+		return nil, nil, err
+	}
+	if p.RefreshToken == "" {
+		return nil, nil, invalidParams("params.refresh_token is required")
+	}
+	if p.Client.ClientID == "" {
+		return nil, nil, invalidParams("params.client.client_id is required")
+	}
+	info, err := ib.Import(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, nil, nil
 }
 
 func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
