@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/policy"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
 
@@ -115,8 +116,9 @@ type Agent struct {
 	wg     sync.WaitGroup
 	wake   chan struct{} // nudges the refresh scheduler
 
-	// g is the access-control state: lock, approvals, audit (policy.go).
-	g guard
+	// pol is the access control: lock, approvals, deny rules, audit
+	// (package policy; access.go is its facade).
+	pol *policy.Policy
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and
@@ -178,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.wg.Wait()
 		return nil, fmt.Errorf("list sessions: %w", storeErr(err))
 	}
-	if err := a.startGuard(); err != nil {
+	if a.pol, err = a.newPolicy(); err != nil {
 		cancel()
 		a.wg.Wait()
 		return nil, err
@@ -193,7 +195,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 func (a *Agent) Close() error {
 	a.cancel()
 	a.wg.Wait()
-	a.stopGuard()
+	a.pol.Close()
 	return nil
 }
 
@@ -209,7 +211,7 @@ func (a *Agent) ApplySettings(s *Settings) {
 	clear(a.resolved)
 	a.mu.Unlock()
 	a.publish(Event{Kind: EventConfigReloaded})
-	a.settingsChanged()
+	a.pol.SettingsChanged()
 	a.log.Info("config applied", "servers", len(s.Servers))
 }
 
@@ -243,7 +245,7 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		ConfigPath:    a.cfg.ConfigPath,
 		PendingLogins: len(a.logins),
 		ConfigError:   a.configErr,
-		Locked:        a.g.locked.Load(),
+		Locked:        a.pol.Locked(),
 	}
 	for _, s := range a.sessions {
 		if s.info(a.now()).State == StateNeedsLogin {

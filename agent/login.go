@@ -244,7 +244,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	s.lastUsed = now
 	a.mu.Lock()
 	s.inheritRejects(a.sessions[key])
-	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
+	if !a.pol.Locked() { // locked meanwhile: the keyring has it for unlock
 		a.sessions[key] = s
 		id := store.SessionID(key.server, key.account)
 		delete(a.broken, id) // its items were just replaced
@@ -267,7 +267,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		step(n) // once per agent: the first login on a machine without a keyring
 	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
-	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
+	a.pol.Audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
 }
 
@@ -541,7 +541,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	}
 	a.mu.Unlock()
 	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
-	a.audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+	a.pol.Audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
 
 	// The client the session was issued to revokes its token, even when
 	// the user asked to forget that client's registration below.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/mcpkey/mcpkey/agent/policy"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
 
@@ -20,10 +21,10 @@ import (
 const MaxSecretSize = 64 << 10
 
 // SetSecret stores value under name, replacing any previous value.
-// Like reading it, it passes admitSecret: a locked agent or a deny rule
+// Like reading it, it passes the policy (policy.Policy.Decide): a locked agent or a deny rule
 // against the caller refuses it.
 func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretSet, Secret: name}); err != nil {
 		return err
 	}
 	if len(value) == 0 {
@@ -40,10 +41,10 @@ func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error 
 }
 
 // Secret returns the value stored under name; ErrNotFound if there is none.
-// The caller must pass admitSecret: not on a restricted socket, not while
+// The caller must pass the policy (policy.Policy.Decide): not on a restricted socket, not while
 // locked, no deny rule against it.
 func (a *Agent) Secret(ctx context.Context, name string) ([]byte, error) {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretGet, Secret: name}); err != nil {
 		return nil, err
 	}
 	v, err := store.LoadSecret(ctx, a.cfg.Store, name)
@@ -64,9 +65,9 @@ func (a *Agent) Secrets(ctx context.Context) ([]string, error) {
 }
 
 // DeleteSecret removes the secret name; ErrNotFound if there is none. Like
-// reading it, it passes admitSecret.
+// reading it, it passes the policy (policy.Policy.Decide).
 func (a *Agent) DeleteSecret(ctx context.Context, name string) error {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretDel, Secret: name}); err != nil {
 		return err
 	}
 	if err := store.DeleteSecret(ctx, a.cfg.Store, name); err != nil {

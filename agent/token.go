@@ -186,7 +186,7 @@ func sortSessions(ss []SessionInfo) {
 func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err error) {
 	defer func() {
 		if err == nil {
-			a.auditIssued(ctx, tok)
+			a.pol.AuditIssued(ctx, tok)
 		}
 	}()
 	t, err := a.resolve(req.Server)
@@ -431,7 +431,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
 	}
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
-	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
+	a.pol.Audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
 	err = a.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
