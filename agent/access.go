@@ -65,21 +65,6 @@ func DefaultAuditPath() (string, error) {
 	return filepath.Join(d, "audit.jsonl"), nil
 }
 
-// newPolicy makes the agent's policy (New calls it once).
-func (a *Agent) newPolicy() (*policy.Policy, error) {
-	cfg := a.cfg
-	return policy.New(policy.Options{
-		Settings: a.CurrentSettings,
-		Resolve: func(ref string) (string, error) {
-			t, err := a.resolve(ref)
-			return t.url, err
-		},
-		Confirm: cfg.Confirm, Audit: cfg.Audit, Executable: cfg.Executable,
-		DBusSessionAddress: cfg.DBusSessionAddress, DBusSystemAddress: cfg.DBusSystemAddress,
-		Logger: a.log, Now: a.now, Publish: a.publish, OnLock: a.dropAll,
-	})
-}
-
 // admit passes a request for the server t through the policy (see
 // policy.Policy.Decide): op is "token.get", "session.login" or
 // "session.logout".
@@ -137,7 +122,7 @@ func (a *Agent) dropAll() int {
 		f.cancel()
 	}
 	forget(dropped...)
-	a.releaseMemory()
+	a.http.releaseMemory()
 	return len(dropped)
 }
 

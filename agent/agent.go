@@ -88,17 +88,14 @@ type Agent struct {
 	configErr string
 	sessions  map[sessionKey]*session
 	logins    map[sessionKey]*loginFlight
-	// resolved caches resolve's answers for the current settings.
-	resolved map[string]target
 	// asked records when a caller without a session was last announced
 	// (login.needed), per window; see firstAskSince.
 	asked map[sessionKey]time.Time
 
-	clientsOnce [2]sync.Once
-	clients     [2]*http.Client // see httpClient
-	trimPending atomic.Bool     // see trimSoon
-	noticeShown atomic.Bool     // the store's notice reached a login's caller
-	marginCap   marginCap       // refresh_margin, read by every session
+	names       resolver    // server names and URLs to targets (resolve.go)
+	http        outbound    // HTTP clients and the memory they leave (outbound.go)
+	noticeShown atomic.Bool // the store's notice reached a login's caller
+	marginCap   marginCap   // refresh_margin, read by every session
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -158,17 +155,18 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		started:  cfg.Now(),
-		events:   newHub(),
+		events:   newHub(cfg.Now),
 		settings: cfg.Settings,
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
-		resolved: make(map[string]target),
 		asked:    make(map[sessionKey]time.Time),
 		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
+		http:     outbound{make: cfg.HTTPClient},
 	}
+	a.names.settings = a.CurrentSettings
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
@@ -180,7 +178,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.wg.Wait()
 		return nil, fmt.Errorf("list sessions: %w", storeErr(err))
 	}
-	if a.pol, err = a.newPolicy(); err != nil {
+	a.pol, err = policy.New(policy.Options{
+		Settings: a.CurrentSettings,
+		Resolve: func(ref string) (string, error) {
+			t, err := a.names.resolve(ref)
+			return t.url, err
+		},
+		Confirm: cfg.Confirm, Audit: cfg.Audit, Executable: cfg.Executable,
+		DBusSessionAddress: cfg.DBusSessionAddress, DBusSystemAddress: cfg.DBusSystemAddress,
+		Logger: a.log, Now: a.now, Publish: a.events.publish, OnLock: a.dropAll,
+	})
+	if err != nil {
 		cancel()
 		a.wg.Wait()
 		return nil, err
@@ -208,9 +216,9 @@ func (a *Agent) ApplySettings(s *Settings) {
 	a.mu.Lock()
 	a.settings = s
 	a.configErr = ""
-	clear(a.resolved)
 	a.mu.Unlock()
-	a.publish(Event{Kind: EventConfigReloaded})
+	a.names.reset()
+	a.events.publish(Event{Kind: EventConfigReloaded})
 	a.pol.SettingsChanged()
 	a.log.Info("config applied", "servers", len(s.Servers))
 }
@@ -223,7 +231,7 @@ func (a *Agent) ConfigRejected(err error) {
 	a.configErr = err.Error()
 	a.mu.Unlock()
 	a.log.Error("config not applied; keeping the previous one", "err", err)
-	a.publish(Event{Kind: EventConfigReloaded, Error: err.Error()})
+	a.events.publish(Event{Kind: EventConfigReloaded, Error: err.Error()})
 }
 
 // Status describes the agent.
@@ -284,13 +292,6 @@ func (a *Agent) Sessions(ctx context.Context) ([]SessionInfo, error) {
 // Subscribe returns a channel of events; see server.Backend.
 func (a *Agent) Subscribe(ctx context.Context) <-chan Event { return a.events.subscribe(ctx) }
 
-func (a *Agent) publish(e Event) {
-	if e.Time.IsZero() {
-		e.Time = a.now()
-	}
-	a.events.publish(e)
-}
-
 // decorateLocked adds what only the agent knows (configured name, backend).
 func (a *Agent) decorateLocked(si SessionInfo) SessionInfo {
 	si.Name = a.settings.NameFor(si.Server)
@@ -302,76 +303,6 @@ func (a *Agent) sessionInfo(s *session) SessionInfo {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.decorateLocked(s.info(a.now()))
-}
-
-// target is a resolved server reference.
-type target struct {
-	url      string         // canonical MCP endpoint URL: the session key
-	settings ServerSettings // zero when not configured
-}
-
-// maxResolved bounds the resolve cache (callers may name any URL).
-const maxResolved = 256
-
-// resolve turns a configured name or a URL into a target. Results are
-// cached until the settings change: token.get resolves on every call.
-func (a *Agent) resolve(ref string) (target, error) {
-	a.mu.RLock()
-	t, ok := a.resolved[ref]
-	a.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	t, err := a.resolveSlow(ref)
-	if err == nil {
-		a.mu.Lock()
-		if len(a.resolved) >= maxResolved {
-			clear(a.resolved)
-		}
-		a.resolved[ref] = t
-		a.mu.Unlock()
-	}
-	return t, err
-}
-
-func (a *Agent) resolveSlow(ref string) (target, error) {
-	if ref == "" {
-		return target{}, fmt.Errorf("%w: no server given", ErrInvalidRequest)
-	}
-	a.mu.RLock()
-	ss, ok := a.settings.Server(ref)
-	a.mu.RUnlock()
-	if ok {
-		u, err := CanonicalServerURL(ss.URL)
-		if err != nil {
-			return target{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
-		}
-		return target{url: u, settings: ss}, nil
-	}
-	u, err := CanonicalServerURL(ref)
-	if err != nil {
-		return target{}, fmt.Errorf("%w: %q is neither a configured server nor a URL (%v)", ErrNotFound, redactURL(ref), err)
-	}
-	return target{url: u}, nil
-}
-
-func (a *Agent) accountFor(t target, account string) string {
-	if account == "" {
-		return t.settings.Account
-	}
-	return account
-}
-
-// httpClient returns the agent's hardened client for t. There are two, made
-// once (with and without allow_private_network), so connections to an AS are
-// reused and no per-login client leaves idle connections behind.
-func (a *Agent) httpClient(t target) *http.Client {
-	i := 0
-	if t.settings.AllowPrivateNetwork {
-		i = 1
-	}
-	a.clientsOnce[i].Do(func() { a.clients[i] = a.cfg.HTTPClient(i == 1) })
-	return a.clients[i]
 }
 
 // storeErr maps store failures onto the agent's sentinels.

@@ -81,7 +81,7 @@ func (a *Agent) DeleteSecret(ctx context.Context, name string) error {
 // or URL resolves to its [servers.NAME] entry; any other http(s) URL to
 // itself, with no headers or env.
 func (a *Agent) ResolveServer(ctx context.Context, ref string) (ServerConfig, error) {
-	t, err := a.resolve(ref)
+	t, err := a.names.resolve(ref)
 	if err != nil {
 		return ServerConfig{}, err
 	}
