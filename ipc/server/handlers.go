@@ -168,14 +168,14 @@ func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 }
 
 func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	var p ipc.LogoutParams
-	if err := decodeParams(m.Params, &p); err != nil {
+	var req agent.LogoutRequest
+	if err := decodeParams(m.Params, &req); err != nil {
 		return nil, nil, err
 	}
-	if err := requireServer(p.Server); err != nil {
+	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote, ForgetClient: p.ForgetClient})
+	res, err := c.s.b.Logout(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,11 +183,11 @@ func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 }
 
 func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	var p ipc.LoginParams
-	if err := decodeParams(m.Params, &p); err != nil {
+	var req agent.LoginRequest
+	if err := decodeParams(m.Params, &req); err != nil {
 		return nil, nil, err
 	}
-	if err := requireServer(p.Server); err != nil {
+	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
 	// Progress sent after Login returned would arrive after the result;
@@ -203,16 +203,12 @@ func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 			c.notify(ipc.NotifyLoginProgress, ipc.ProgressParams{ID: m.ID, Event: ev})
 		}
 	}
-	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
-		NoBrowser: p.NoBrowser, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-		ClientMetadataURL: p.ClientMetadataURL}
-	if p.Env != nil {
+	if !req.Env.IsZero() {
 		// The caller's $BROWSER is a program the agent will run: accepted
 		// only from the main socket, whose peer is checked to be us.
-		if c.s.restrict == nil && c.caller.Transport == "unix" && c.caller.UID == os.Getuid() {
-			req.Env = browser.Env{Browser: p.Env.Browser, Display: p.Env.Display, WaylandDisplay: p.Env.WaylandDisplay}
-		} else {
+		if c.s.restrict != nil || c.caller.Transport != "unix" || c.caller.UID != os.Getuid() {
 			c.s.log.Debug("ignoring a login caller's environment", "transport", c.caller.Transport)
+			req.Env = browser.Env{}
 		}
 	}
 	info, err := c.s.b.Login(ctx, req, progress)
