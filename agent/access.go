@@ -72,6 +72,14 @@ func (a *Agent) admit(ctx context.Context, op policy.Op, t target, account strin
 	return a.pol.Admit(ctx, policy.Request{Op: op, Server: t.url, Name: t.settings.Name, Account: account, Scopes: scopes})
 }
 
+// Admit asks the policy whether the caller in ctx may make a request that
+// names no server or secret: method is a protocol method (socket.add; the
+// agent's own methods ask the policy themselves). It answers ErrLocked or
+// ErrDenied when not.
+func (a *Agent) Admit(ctx context.Context, method string) error {
+	return a.pol.Admit(ctx, policy.Request{Op: policy.Op(method)})
+}
+
 // Locked reports whether the agent is locked.
 func (a *Agent) Locked() bool { return a.pol.Locked() }
 

@@ -198,6 +198,9 @@ const (
 	OpSecretGet Op = "secret.get"
 	OpSecretSet Op = "secret.set"
 	OpSecretDel Op = "secret.delete"
+	// OpSocketAdd opens a restricted socket: a new way in, which a locked
+	// agent does not open.
+	OpSocketAdd Op = "socket.add"
 	// OpManage covers the requests that manage the agent itself: the
 	// approvals (list, answer) and the lock; a restricted socket serves
 	// none of them, and they are answered while locked.
@@ -284,8 +287,9 @@ func (po *Policy) Admit(ctx context.Context, req Request) error {
 // access-control point, and never blocks. In this order:
 //
 //   - a restricted socket serves tokens for its servers only: no logins,
-//     logouts, secrets or management;
-//   - a locked agent serves no token, login, logout or secret;
+//     logouts, secrets, restricted sockets or management;
+//   - a locked agent serves no token, login, logout or secret, and opens
+//     no restricted socket;
 //   - the config's deny rules, against the caller's whole chain (see
 //     principal): for a server, its rules (the top-level ones merged in);
 //     for a secret, the top-level rules and those of every server whose
@@ -315,6 +319,14 @@ func (po *Policy) Decide(ctx context.Context, req Request) Decision {
 			return deny(KindRestricted, fmt.Errorf("%w: this socket serves only tokens for %s", api.ErrDenied, strings.Join(r.servers, ", ")),
 				&AuditRecord{Event: AuditDenied, Reason: "secret " + req.Secret + ": not served by this restricted socket"})
 		}
+	case OpSocketAdd:
+		switch {
+		case restricted:
+			return deny(KindRestricted, fmt.Errorf("%w: not on a restricted socket", api.ErrDenied), nil)
+		case po.locked.Load():
+			return deny(KindLocked, fmt.Errorf("%w: run `mcpkey unlock`", api.ErrLocked), nil)
+		}
+		return Decision{Verdict: Allow}
 	default:
 		if restricted {
 			return deny(KindRestricted, fmt.Errorf("%w: not on a restricted socket", api.ErrDenied), nil)

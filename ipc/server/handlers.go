@@ -441,10 +441,12 @@ func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBa
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	// A locked agent opens no new way in (agent.Agent.Locked; the table
-	// says socket.add is not answered while locked).
-	if m, _ := ipc.LookupMethod(ipc.MethodSocketAdd); !m.WhileLocked && c.s.locked() {
-		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
+	// A locked agent opens no new way in: the agent's policy decides (the
+	// table says socket.add is not answered while locked).
+	if pb, ok := c.s.b.(PolicyBackend); ok {
+		if err := pb.Admit(ctx, ipc.MethodSocketAdd); err != nil {
+			return nil, nil, err
+		}
 	}
 	var p ipc.SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
@@ -483,10 +485,4 @@ func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func
 		return nil, nil, err
 	}
 	return struct{}{}, nil, nil
-}
-
-// locked reports whether the backend says the agent is locked.
-func (s *Server) locked() bool {
-	l, ok := s.b.(interface{ Locked() bool })
-	return ok && l.Locked()
 }
