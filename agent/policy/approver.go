@@ -110,7 +110,7 @@ func (po *Policy) approverTerminal(ctx context.Context, p *approval) (string, ui
 }
 
 // isTray reports whether pid runs this mcpkey executable's tray: the same
-// file as Config.Executable (default: the agent's own executable), with
+// file as Options.Executable (default: the agent's own executable), with
 // the command `tray` or `agent --tray`.
 func (po *Policy) isTray(pid int, cmdline []string) bool {
 	if len(cmdline) < 2 || !(cmdline[1] == "tray" || cmdline[1] == "agent" && slices.Contains(cmdline[2:], "--tray")) {

@@ -20,7 +20,7 @@ const (
 // ActiveChanged(true) on the session bus (freedesktop and GNOME names), and
 // logind's Session.Lock on the system bus for a session of this user. Either
 // bus may be missing; only when neither can be watched is it an error.
-// Config.DBusSessionAddress and DBusSystemAddress choose the buses.
+// Options.DBusSessionAddress and DBusSystemAddress choose the buses.
 func (po *Policy) watchScreenLock(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var conns []*dbus.Conn
