@@ -92,10 +92,11 @@ type Agent struct {
 	// (login.needed), per window; see firstAskSince.
 	asked map[sessionKey]time.Time
 
-	names       resolver    // server names and URLs to targets (resolve.go)
-	http        outbound    // HTTP clients and the memory they leave (outbound.go)
-	noticeShown atomic.Bool // the store's notice reached a login's caller
-	marginCap   marginCap   // refresh_margin, read by every session
+	names       resolver      // server names and URLs to targets (resolve.go)
+	regs        registrations // stored client registrations (client.go)
+	http        outbound      // HTTP clients and the memory they leave (outbound.go)
+	noticeShown atomic.Bool   // the store's notice reached a login's caller
+	marginCap   marginCap     // refresh_margin, read by every session
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -167,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		http:     outbound{make: cfg.HTTPClient},
 	}
 	a.names.settings = a.CurrentSettings
+	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg, load: a.loadClient}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))

@@ -89,6 +89,8 @@
 //     settings version;
 //   - outbound (http): the two hardened HTTP clients, and handing memory
 //     that held tokens back to the OS;
+//   - registrations (regs): the client registrations stored per issuer,
+//     as sessions use them (which client a session's tokens belong to);
 //   - marginCap, session, flight: one session's tokens and its refresh.
 //
 // # Threat model

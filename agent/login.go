@@ -548,12 +548,12 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	var client *oauth.Client
 	var clientErr error
 	if !req.KeepRemote && rec.RevocationEndpoint != "" {
-		client, clientErr = a.sessionClient(lctx, t, rec)
+		client, clientErr = a.regs.forSession(lctx, t, rec)
 	}
 	if req.ForgetClient && rec.Issuer != "" {
 		// Whichever client the issuer's stored registration is: the user
 		// asked for the next login to register anew.
-		forgot, err := a.forgetClient(lctx, rec.Issuer, "")
+		forgot, err := a.regs.forget(lctx, rec.Issuer, "")
 		if err != nil {
 			forget(s)
 			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
@@ -627,7 +627,7 @@ func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionK
 	if err != nil {
 		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
 	}
-	forgot, err := a.forgetClient(ctx, d.AS.Issuer, "")
+	forgot, err := a.regs.forget(ctx, d.AS.Issuer, "")
 	if err != nil {
 		return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, d.AS.Issuer, err)
 	}

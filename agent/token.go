@@ -361,7 +361,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	client, err := a.sessionClient(ctx, t, r)
+	client, err := a.regs.forSession(ctx, t, r)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
 			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
@@ -480,7 +480,7 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	reason := s.lastErr
 	s.mu.Unlock()
 	if oauth.IsInvalidClient(err) {
-		if note := a.forgetRejectedClient(r); note != "" {
+		if note := a.regs.forgetRejected(r); note != "" {
 			reason += "; " + note
 			s.mu.Lock()
 			s.lastErr = reason

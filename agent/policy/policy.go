@@ -303,13 +303,9 @@ func (po *Policy) Admit(ctx context.Context, req Request) error {
 func (po *Policy) Decide(ctx context.Context, req Request) Decision {
 	r, restricted := restrictionFrom(ctx)
 	switch req.Op {
-	case OpToken:
-		if restricted && !po.allows(r, req.Server) {
-			return deny(KindRestricted, fmt.Errorf("%w: this socket serves only %s", api.ErrDenied, strings.Join(r.servers, ", ")),
-				&AuditRecord{Event: AuditDenied, Server: req.Server, Account: req.Account, Scopes: req.Scopes, Reason: "not served by this restricted socket"})
-		}
-	case OpLogin, OpLogout:
-		// The ipc server does not route these to a restricted socket.
+	case OpToken, OpLogin, OpLogout:
+		// (The ipc server refuses logins and logouts on a restricted socket
+		// before they get here; the decision is the same.)
 		if restricted && !po.allows(r, req.Server) {
 			return deny(KindRestricted, fmt.Errorf("%w: this socket serves only %s", api.ErrDenied, strings.Join(r.servers, ", ")),
 				&AuditRecord{Event: AuditDenied, Server: req.Server, Account: req.Account, Scopes: req.Scopes, Reason: "not served by this restricted socket"})
