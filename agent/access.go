@@ -13,12 +13,11 @@ import (
 // servers. These names keep the agent's API as it was.
 type (
 	AuditRecord      = policy.AuditRecord
-	AuditCaller      = policy.AuditCaller
 	AuditOptions     = policy.AuditOptions
 	AuditReadOptions = policy.AuditReadOptions
 )
 
-// Audit event names (AuditRecord.Event) and log defaults.
+// Audit event names (AuditRecord.Event).
 const (
 	AuditTokenIssued       = policy.AuditTokenIssued
 	AuditRefresh           = policy.AuditRefresh
@@ -29,22 +28,14 @@ const (
 	AuditDenied            = policy.AuditDenied
 	AuditLock              = policy.AuditLock
 	AuditUnlock            = policy.AuditUnlock
-
-	DefaultAuditMaxSize = policy.DefaultAuditMaxSize
-	DefaultAuditKeep    = policy.DefaultAuditKeep
 )
 
 // Who answers an approval (Settings.Approval, per server too); see package
-// config. PolkitAction is the polkit action approval = "polkit" asks for.
+// config.
 const (
-	ApprovalPrompt  = config.ApprovalPrompt
 	ApprovalPolkit  = config.ApprovalPolkit
 	ApprovalTouchID = config.ApprovalTouchID
-	PolkitAction    = policy.PolkitAction
 )
-
-// ApprovalModes are the values the approval key accepts.
-var ApprovalModes = config.ApprovalModes
 
 // The request context's caller and restricted socket (package policy).
 var (
