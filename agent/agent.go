@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/policy"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
 
@@ -87,17 +88,15 @@ type Agent struct {
 	configErr string
 	sessions  map[sessionKey]*session
 	logins    map[sessionKey]*loginFlight
-	// resolved caches resolve's answers for the current settings.
-	resolved map[string]target
 	// asked records when a caller without a session was last announced
 	// (login.needed), per window; see firstAskSince.
 	asked map[sessionKey]time.Time
 
-	clientsOnce [2]sync.Once
-	clients     [2]*http.Client // see httpClient
-	trimPending atomic.Bool     // see trimSoon
-	noticeShown atomic.Bool     // the store's notice reached a login's caller
-	marginCap   marginCap       // refresh_margin, read by every session
+	names       resolver      // server names and URLs to targets (resolve.go)
+	regs        registrations // stored client registrations (client.go)
+	http        outbound      // HTTP clients and the memory they leave (outbound.go)
+	noticeShown atomic.Bool   // the store's notice reached a login's caller
+	marginCap   marginCap     // refresh_margin, read by every session
 	// flows maps a pending authorization's state to its callback, for
 	// headless logins completed by a pasted redirect URL.
 	flows map[string]*oauth.CallbackServer
@@ -115,8 +114,9 @@ type Agent struct {
 	wg     sync.WaitGroup
 	wake   chan struct{} // nudges the refresh scheduler
 
-	// g is the access-control state: lock, approvals, audit (policy.go).
-	g guard
+	// pol is the access control: lock, approvals, deny rules, audit
+	// (package policy; access.go is its facade).
+	pol *policy.Policy
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and
@@ -156,17 +156,19 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		started:  cfg.Now(),
-		events:   newHub(),
+		events:   newHub(cfg.Now),
 		settings: cfg.Settings,
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
-		resolved: make(map[string]target),
 		asked:    make(map[sessionKey]time.Time),
 		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
+		http:     outbound{make: cfg.HTTPClient},
 	}
+	a.names.settings = a.CurrentSettings
+	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg, load: a.loadClient}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
@@ -178,7 +180,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.wg.Wait()
 		return nil, fmt.Errorf("list sessions: %w", storeErr(err))
 	}
-	if err := a.startGuard(); err != nil {
+	a.pol, err = policy.New(policy.Options{
+		Settings: a.CurrentSettings,
+		Resolve: func(ref string) (string, error) {
+			t, err := a.names.resolve(ref)
+			return t.url, err
+		},
+		Confirm: cfg.Confirm, Audit: cfg.Audit, Executable: cfg.Executable,
+		DBusSessionAddress: cfg.DBusSessionAddress, DBusSystemAddress: cfg.DBusSystemAddress,
+		Logger: a.log, Now: a.now, Publish: a.events.publish, OnLock: a.dropAll,
+	})
+	if err != nil {
 		cancel()
 		a.wg.Wait()
 		return nil, err
@@ -193,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 func (a *Agent) Close() error {
 	a.cancel()
 	a.wg.Wait()
-	a.stopGuard()
+	a.pol.Close()
 	return nil
 }
 
@@ -206,10 +218,10 @@ func (a *Agent) ApplySettings(s *Settings) {
 	a.mu.Lock()
 	a.settings = s
 	a.configErr = ""
-	clear(a.resolved)
 	a.mu.Unlock()
-	a.publish(Event{Kind: EventConfigReloaded})
-	a.settingsChanged()
+	a.names.reset()
+	a.events.publish(Event{Kind: EventConfigReloaded})
+	a.pol.SettingsChanged()
 	a.log.Info("config applied", "servers", len(s.Servers))
 }
 
@@ -221,7 +233,7 @@ func (a *Agent) ConfigRejected(err error) {
 	a.configErr = err.Error()
 	a.mu.Unlock()
 	a.log.Error("config not applied; keeping the previous one", "err", err)
-	a.publish(Event{Kind: EventConfigReloaded, Error: err.Error()})
+	a.events.publish(Event{Kind: EventConfigReloaded, Error: err.Error()})
 }
 
 // Status describes the agent.
@@ -243,7 +255,7 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		ConfigPath:    a.cfg.ConfigPath,
 		PendingLogins: len(a.logins),
 		ConfigError:   a.configErr,
-		Locked:        a.g.locked.Load(),
+		Locked:        a.pol.Locked(),
 	}
 	for _, s := range a.sessions {
 		if s.info(a.now()).State == StateNeedsLogin {
@@ -282,13 +294,6 @@ func (a *Agent) Sessions(ctx context.Context) ([]SessionInfo, error) {
 // Subscribe returns a channel of events; see server.Backend.
 func (a *Agent) Subscribe(ctx context.Context) <-chan Event { return a.events.subscribe(ctx) }
 
-func (a *Agent) publish(e Event) {
-	if e.Time.IsZero() {
-		e.Time = a.now()
-	}
-	a.events.publish(e)
-}
-
 // decorateLocked adds what only the agent knows (configured name, backend).
 func (a *Agent) decorateLocked(si SessionInfo) SessionInfo {
 	si.Name = a.settings.NameFor(si.Server)
@@ -300,76 +305,6 @@ func (a *Agent) sessionInfo(s *session) SessionInfo {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.decorateLocked(s.info(a.now()))
-}
-
-// target is a resolved server reference.
-type target struct {
-	url      string         // canonical MCP endpoint URL: the session key
-	settings ServerSettings // zero when not configured
-}
-
-// maxResolved bounds the resolve cache (callers may name any URL).
-const maxResolved = 256
-
-// resolve turns a configured name or a URL into a target. Results are
-// cached until the settings change: token.get resolves on every call.
-func (a *Agent) resolve(ref string) (target, error) {
-	a.mu.RLock()
-	t, ok := a.resolved[ref]
-	a.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	t, err := a.resolveSlow(ref)
-	if err == nil {
-		a.mu.Lock()
-		if len(a.resolved) >= maxResolved {
-			clear(a.resolved)
-		}
-		a.resolved[ref] = t
-		a.mu.Unlock()
-	}
-	return t, err
-}
-
-func (a *Agent) resolveSlow(ref string) (target, error) {
-	if ref == "" {
-		return target{}, fmt.Errorf("%w: no server given", ErrInvalidRequest)
-	}
-	a.mu.RLock()
-	ss, ok := a.settings.Server(ref)
-	a.mu.RUnlock()
-	if ok {
-		u, err := CanonicalServerURL(ss.URL)
-		if err != nil {
-			return target{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
-		}
-		return target{url: u, settings: ss}, nil
-	}
-	u, err := CanonicalServerURL(ref)
-	if err != nil {
-		return target{}, fmt.Errorf("%w: %q is neither a configured server nor a URL (%v)", ErrNotFound, redactURL(ref), err)
-	}
-	return target{url: u}, nil
-}
-
-func (a *Agent) accountFor(t target, account string) string {
-	if account == "" {
-		return t.settings.Account
-	}
-	return account
-}
-
-// httpClient returns the agent's hardened client for t. There are two, made
-// once (with and without allow_private_network), so connections to an AS are
-// reused and no per-login client leaves idle connections behind.
-func (a *Agent) httpClient(t target) *http.Client {
-	i := 0
-	if t.settings.AllowPrivateNetwork {
-		i = 1
-	}
-	a.clientsOnce[i].Do(func() { a.clients[i] = a.cfg.HTTPClient(i == 1) })
-	return a.clients[i]
 }
 
 // storeErr maps store failures onto the agent's sentinels.

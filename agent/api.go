@@ -1,10 +1,6 @@
 package agent
 
-import (
-	"context"
-
-	"github.com/mcpkey/mcpkey/api"
-)
+import "github.com/mcpkey/mcpkey/api"
 
 // The agent's API types live in package api, which imports only the
 // standard library, so that a client links them without the agent. These
@@ -71,30 +67,3 @@ var (
 	ErrInvalidRequest   = api.ErrInvalidRequest
 	ErrTokenRejected    = api.ErrTokenRejected
 )
-
-type callerKey struct{}
-
-// callerValue is what WithCaller attaches: the caller and the memo of what
-// policy learnt about it from /proc (see Agent.judge), kept for the life of
-// the context.
-type callerValue struct {
-	c    Caller
-	memo *callerMemo
-}
-
-// WithCaller returns ctx carrying c.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, callerValue{c, new(callerMemo)})
-}
-
-// CallerFrom returns the caller attached by WithCaller.
-func CallerFrom(ctx context.Context) (Caller, bool) {
-	v, ok := ctx.Value(callerKey{}).(callerValue)
-	return v.c, ok
-}
-
-// memoFrom returns the memo WithCaller made for ctx's caller, nil if none.
-func memoFrom(ctx context.Context) *callerMemo {
-	v, _ := ctx.Value(callerKey{}).(callerValue)
-	return v.memo
-}

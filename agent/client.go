@@ -4,17 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
+
+// registrations is the agent's room for the client registrations stored
+// per issuer, as sessions use them: which client a session's tokens were
+// issued to, and forgetting one the server refused.
+type registrations struct {
+	st   store.Store
+	log  *slog.Logger
+	bg   context.Context // the agent's: cancelled by Close
+	load func(ctx context.Context, issuer string) (*oauth.Client, error)
+}
 
 // errClientGone: the client a session was issued to can no longer be found
 // (a record written before sessions recorded their client, whose
 // registration has since been replaced or forgotten). Only a login helps.
 var errClientGone = errors.New("the client registration this session was issued to is no longer stored; log in again")
 
-// sessionClient returns the client r's tokens were issued to: refresh and
+// forSession returns the client r's tokens were issued to: refresh and
 // revocation must use exactly that one, not whatever registration is stored
 // for the issuer now (a pre-registered client has none there; a newer
 // dynamic registration is another client, and the server answers
@@ -25,14 +36,14 @@ var errClientGone = errors.New("the client registration this session was issued 
 // A registration stored for the issuer under the very client id the session
 // recorded is used as stored: an RFC 7592 update may have given that client
 // a new secret.
-func (a *Agent) sessionClient(ctx context.Context, t target, r store.SessionRecord) (*oauth.Client, error) {
+func (g *registrations) forSession(ctx context.Context, t target, r store.SessionRecord) (*oauth.Client, error) {
 	if r.ClientSource == oauth.SourcePreregistered && r.ClientID != "" {
 		return recordedClient(r), nil
 	}
-	c, err := a.loadClient(ctx, r.Issuer)
+	c, err := g.load(ctx, r.Issuer)
 	if r.ClientSource != "" && r.ClientID != "" && (err != nil || c.ClientID != r.ClientID) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			a.log.Warn("could not read the stored client registration; using the session's", "issuer", r.Issuer, "err", err)
+			g.log.Warn("could not read the stored client registration; using the session's", "issuer", r.Issuer, "err", err)
 		}
 		return recordedClient(r), nil
 	}
@@ -72,20 +83,20 @@ func recordClient(r *store.SessionRecord, c *oauth.Client) {
 	}
 }
 
-// forgetRejectedClient drops the issuer's stored registration when it is
+// forgetRejected drops the issuer's stored registration when it is
 // the client the authorization server just refused (invalid_client), so
 // that the next login registers again instead of offering it once more. It
 // returns a note for the user.
-func (a *Agent) forgetRejectedClient(r store.SessionRecord) string {
+func (g *registrations) forgetRejected(r store.SessionRecord) string {
 	if r.ClientSource == oauth.SourcePreregistered {
 		return "check the pre-registered client id and secret (--client-id, --client-secret-file, or client_id in the config)"
 	}
-	ctx, cancel := context.WithTimeout(a.bg, refreshTimeout)
+	ctx, cancel := context.WithTimeout(g.bg, refreshTimeout)
 	defer cancel()
-	forgot, err := a.forgetClient(ctx, r.Issuer, r.ClientID)
+	forgot, err := g.forget(ctx, r.Issuer, r.ClientID)
 	switch {
 	case err != nil:
-		a.log.Warn("could not drop a client registration the server refused", "issuer", r.Issuer, "err", err)
+		g.log.Warn("could not drop a client registration the server refused", "issuer", r.Issuer, "err", err)
 		return ""
 	case forgot:
 		return "its registration was dropped and the next login registers again"
@@ -93,10 +104,10 @@ func (a *Agent) forgetRejectedClient(r store.SessionRecord) string {
 	return ""
 }
 
-// forgetClient deletes the registration stored for issuer; with clientID
+// forget deletes the registration stored for issuer; with clientID
 // set, only when it is that client. It reports whether one was deleted.
-func (a *Agent) forgetClient(ctx context.Context, issuer, clientID string) (bool, error) {
-	c, err := a.loadClient(ctx, issuer)
+func (g *registrations) forget(ctx context.Context, issuer, clientID string) (bool, error) {
+	c, err := g.load(ctx, issuer)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -106,9 +117,9 @@ func (a *Agent) forgetClient(ctx context.Context, issuer, clientID string) (bool
 	if err == nil && clientID != "" && c.ClientID != clientID {
 		return false, nil
 	}
-	if err := store.DeleteClient(ctx, a.cfg.Store, issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := store.DeleteClient(ctx, g.st, issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, storeErr(err)
 	}
-	a.log.Info("client registration forgotten", "issuer", issuer)
+	g.log.Info("client registration forgotten", "issuer", issuer)
 	return true, nil
 }

@@ -66,10 +66,32 @@
 //
 // # Policy
 //
-// Before a token is served the agent applies the user's policy: the lock
-// (Lock/Unlock, lock.go), deny rules and approvals (policy.go, approval.go,
-// approver.go), with the caller identified by its peer credentials
-// (caller.go), and writes the audit log (audit.go).
+// Before a token, a login, a logout or a secret is served, the agent asks
+// its policy (package policy): one decision function, Policy.Decide, judges
+// every such request — from the main socket, a restricted socket, the
+// WebSocket or the proxy, locked or not — by the caller in the request's
+// context (WithCaller, WithRestriction), and answers allow, deny (with a
+// kind and a reason) or ask the user. The lock, approvals, deny and allow
+// rules, caller identity and the audit log live there; Agent.Lock,
+// Unlock, Approvals and Answer are its facade.
+//
+// # Rooms
+//
+// The Agent is the facade the ipc server uses (see ipc/server.Backend). It
+// owns the session table (mu: sessions, logins, the loader's pending and
+// broken sessions) and the token and login paths (token.go, login.go,
+// loading.go, client.go); the rest is in rooms of their own, each a small
+// type with its own state:
+//
+//   - policy.Policy (pol): lock, approvals, deny rules, audit, callers;
+//   - hub (events): events, stamped and fanned out without blocking;
+//   - resolver (names): configured names and URLs to targets, cached per
+//     settings version;
+//   - outbound (http): the two hardened HTTP clients, and handing memory
+//     that held tokens back to the OS;
+//   - registrations (regs): the client registrations stored per issuer,
+//     as sessions use them (which client a session's tokens belong to);
+//   - marginCap, session, flight: one session's tokens and its refresh.
 //
 // # Threat model
 //

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // subscriberBuffer is how many events a subscriber may fall behind before it
@@ -11,8 +12,11 @@ import (
 // re-reads state with Sessions.
 const subscriberBuffer = 128
 
-// hub fans events out to subscribers without ever blocking the publisher.
+// hub is the agent's room for events: it stamps them with the agent's
+// clock and fans them out to subscribers without ever blocking the
+// publisher.
 type hub struct {
+	now  func() time.Time
 	mu   sync.Mutex // guards subs
 	subs map[*subscriber]struct{}
 }
@@ -22,7 +26,7 @@ type subscriber struct {
 	closed bool // guarded by hub.mu
 }
 
-func newHub() *hub { return &hub{subs: make(map[*subscriber]struct{})} }
+func newHub(now func() time.Time) *hub { return &hub{now: now, subs: make(map[*subscriber]struct{})} }
 
 // subscribe returns a channel of events that is closed when ctx ends or when
 // the subscriber falls subscriberBuffer events behind.
@@ -49,7 +53,11 @@ func (h *hub) dropLocked(s *subscriber) {
 }
 
 // publish delivers e to every subscriber that has room and drops the rest.
+// An e without a time gets the clock's.
 func (h *hub) publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = h.now()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {

@@ -24,11 +24,11 @@ import (
 // by the refresh timeout) even if the caller leaves: the other tool's copy
 // of the refresh token may already be spent.
 func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, error) {
-	t, err := a.resolve(req.Server)
+	t, err := a.names.resolve(req.Server)
 	if err != nil {
 		return SessionInfo{}, err
 	}
-	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	key := sessionKey{t.url, t.account(req.Account)}
 	if req.RefreshToken == "" {
 		return SessionInfo{}, fmt.Errorf("%w: import %s: no refresh token", ErrInvalidRequest, t.url)
 	}
@@ -78,7 +78,7 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, err
 	// rotated refresh token: the one in the other tool's file is spent.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
-	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, rec.Resource, rec.RefreshToken, rec.Scopes,
+	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, rec.Resource, rec.RefreshToken, rec.Scopes,
 		oauth.WithAudience(a.audienceFor(t, as.Issuer, rec.Resource)))
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("import %s: the refresh token does not work: %w", t.url, err)
@@ -98,7 +98,7 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, err
 	}
 	info := a.adoptStored(key, rec, rec.ObtainedAt)
 	a.log.Info("session imported", "server", key.server, "account", key.account, "issuer", as.Issuer, "from", req.From)
-	a.audit(a.bg, AuditRecord{Event: AuditImport, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt, Reason: req.From})
+	a.pol.Audit(a.bg, AuditRecord{Event: AuditImport, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt, Reason: req.From})
 	return info, nil
 }
 

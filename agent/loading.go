@@ -204,8 +204,8 @@ func (a *Agent) logoutBroken(ctx context.Context, b *brokenSession) (LogoutResul
 	a.mu.Lock()
 	delete(a.broken, b.id)
 	a.mu.Unlock()
-	a.publish(Event{Kind: EventSessionRemoved, Server: b.server, Account: b.account})
-	a.audit(ctx, AuditRecord{Event: AuditLogout, Server: b.server, Account: b.account})
+	a.events.publish(Event{Kind: EventSessionRemoved, Server: b.server, Account: b.account})
+	a.pol.Audit(ctx, AuditRecord{Event: AuditLogout, Server: b.server, Account: b.account})
 	a.log.Info("removed a broken session", "id", b.id, "server", b.server)
 	return LogoutResult{Server: b.server, Account: b.account, RevokeError: "the stored session could not be read, so there was nothing to revoke"}, nil
 }

@@ -70,11 +70,11 @@ func (f *loginFlight) emit(e Event) {
 // EventLoginProgress events until Login returns. When every caller has gone
 // (ctx cancelled: Ctrl-C in the CLI), the flow itself is cancelled.
 func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event)) (SessionInfo, error) {
-	t, err := a.resolve(req.Server)
+	t, err := a.names.resolve(req.Server)
 	if err != nil {
 		return SessionInfo{}, err
 	}
-	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	key := sessionKey{t.url, t.account(req.Account)}
 	if err := a.admit(ctx, "session.login", t, key.account, req.Scopes); err != nil {
 		return SessionInfo{}, err
 	}
@@ -99,14 +99,14 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 			f.info, f.err = info, err
 			f.mu.Unlock()
 			close(f.done)
-			a.trimSoon()
+			a.http.trimSoon()
 			ev := Event{Kind: EventLoginFinished, Server: key.server, Account: key.account}
 			if err != nil {
 				ev.Error = err.Error()
 			} else {
 				ev.Session = &info
 			}
-			a.publish(ev)
+			a.events.publish(ev)
 		}()
 	}
 	id := f.join(progress)
@@ -254,7 +254,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		step(n) // once per agent: the first login on a machine without a keyring
 	}
 	a.log.Info("login finished", "server", key.server, "account", key.account, "issuer", as.Issuer)
-	a.audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
+	a.pol.Audit(a.bg, AuditRecord{Event: AuditLogin, Server: key.server, Account: key.account, Scopes: rec.Scopes, ExpiresAt: rec.ExpiresAt})
 	return info, nil
 }
 
@@ -265,7 +265,7 @@ func (a *Agent) adoptStored(key sessionKey, rec store.SessionRecord, used time.T
 	s.lastUsed = used
 	a.mu.Lock()
 	s.inheritRejects(a.sessions[key])
-	if !a.g.locked.Load() { // locked meanwhile: the keyring has it for unlock
+	if !a.pol.Locked() { // locked meanwhile: the keyring has it for unlock
 		a.sessions[key] = s
 		id := store.SessionID(key.server, key.account)
 		delete(a.broken, id) // its items were just replaced
@@ -274,14 +274,14 @@ func (a *Agent) adoptStored(key sessionKey, rec store.SessionRecord, used time.T
 	a.mu.Unlock()
 	a.nudge()
 	info := a.sessionInfo(s)
-	a.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
+	a.events.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
 	return info
 }
 
 // discover finds t's authorization server: probe, then RFC 9728 / 8414
 // discovery.
 func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error) {
-	hc := a.httpClient(t)
+	hc := a.http.client(t)
 	ch, err := oauth.Probe(ctx, hc, t.url)
 	if err != nil {
 		return nil, err
@@ -305,7 +305,7 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 // issued to, else the issuer's stored or a new registration.
 func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
-	hc := a.httpClient(t)
+	hc := a.http.client(t)
 	aud := a.audienceFor(t, as.Issuer, d.Resource)
 	existing, err := a.loadClient(ctx, as.Issuer)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -506,11 +506,11 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		}
 		return a.logoutBroken(ctx, b)
 	}
-	t, err := a.resolve(req.Server)
+	t, err := a.names.resolve(req.Server)
 	if err != nil {
 		return LogoutResult{}, err
 	}
-	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	key := sessionKey{t.url, t.account(req.Account)}
 	if err := a.admit(ctx, "session.logout", t, key.account, nil); err != nil {
 		return LogoutResult{}, err
 	}
@@ -547,20 +547,20 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		delete(a.sessions, key)
 	}
 	a.mu.Unlock()
-	a.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
-	a.audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
+	a.events.publish(Event{Kind: EventSessionRemoved, Server: key.server, Account: key.account})
+	a.pol.Audit(lctx, AuditRecord{Event: AuditLogout, Server: key.server, Account: key.account})
 
 	// The client the session was issued to revokes its token, even when
 	// the user asked to forget that client's registration below.
 	var client *oauth.Client
 	var clientErr error
 	if !req.KeepRemote && rec.RevocationEndpoint != "" {
-		client, clientErr = a.sessionClient(lctx, t, rec)
+		client, clientErr = a.regs.forSession(lctx, t, rec)
 	}
 	if req.ForgetClient && rec.Issuer != "" {
 		// Whichever client the issuer's stored registration is: the user
 		// asked for the next login to register anew.
-		forgot, err := a.forgetClient(lctx, rec.Issuer, "")
+		forgot, err := a.regs.forget(lctx, rec.Issuer, "")
 		if err != nil {
 			forget(s)
 			return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, rec.Issuer, err)
@@ -588,7 +588,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 			defer cancel()
 			err := a.revoke(rctx, t, rec, client)
 			forget(s) // rec shares s's tokens: wiped once revoked
-			a.releaseMemory()
+			a.http.releaseMemory()
 			if err != nil {
 				a.log.Warn("revocation after logout failed", "server", key.server, "account", key.account, "err", err)
 			} else {
@@ -610,7 +610,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		return res, nil
 	}
 	forget(s)
-	a.releaseMemory()
+	a.http.releaseMemory()
 	a.log.Info("logged out", "server", key.server, "account", key.account, "revoked", res.Revoked)
 	return res, nil
 }
@@ -623,7 +623,7 @@ func (a *Agent) revoke(ctx context.Context, t target, rec store.SessionRecord, c
 	if tok == "" {
 		tok, hint = rec.AccessToken, "access_token"
 	}
-	return oauth.Revoke(ctx, a.httpClient(t), as, client, tok, hint)
+	return oauth.Revoke(ctx, a.http.client(t), as, client, tok, hint)
 }
 
 // forgetWithoutSession serves logout --forget-client for a server without a
@@ -634,7 +634,7 @@ func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionK
 	if err != nil {
 		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
 	}
-	forgot, err := a.forgetClient(ctx, d.AS.Issuer, "")
+	forgot, err := a.regs.forget(ctx, d.AS.Issuer, "")
 	if err != nil {
 		return res, fmt.Errorf("logout %s: forget the client registration with %s: %w", key.server, d.AS.Issuer, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/mcpkey/mcpkey/agent/policy"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/api"
 )
@@ -21,10 +22,10 @@ import (
 const MaxSecretSize = api.MaxSecretSize
 
 // SetSecret stores value under name, replacing any previous value.
-// Like reading it, it passes admitSecret: a locked agent or a deny rule
+// Like reading it, it passes the policy (policy.Policy.Decide): a locked agent or a deny rule
 // against the caller refuses it.
 func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretSet, Secret: name}); err != nil {
 		return err
 	}
 	if len(value) == 0 {
@@ -41,10 +42,10 @@ func (a *Agent) SetSecret(ctx context.Context, name string, value []byte) error 
 }
 
 // Secret returns the value stored under name; ErrNotFound if there is none.
-// The caller must pass admitSecret: not on a restricted socket, not while
+// The caller must pass the policy (policy.Policy.Decide): not on a restricted socket, not while
 // locked, no deny rule against it.
 func (a *Agent) Secret(ctx context.Context, name string) ([]byte, error) {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretGet, Secret: name}); err != nil {
 		return nil, err
 	}
 	v, err := store.LoadSecret(ctx, a.cfg.Store, name)
@@ -65,9 +66,9 @@ func (a *Agent) Secrets(ctx context.Context) ([]string, error) {
 }
 
 // DeleteSecret removes the secret name; ErrNotFound if there is none. Like
-// reading it, it passes admitSecret.
+// reading it, it passes the policy (policy.Policy.Decide).
 func (a *Agent) DeleteSecret(ctx context.Context, name string) error {
-	if err := a.admitSecret(ctx, name); err != nil {
+	if err := a.pol.Admit(ctx, policy.Request{Op: policy.OpSecretDel, Secret: name}); err != nil {
 		return err
 	}
 	if err := store.DeleteSecret(ctx, a.cfg.Store, name); err != nil {
@@ -81,7 +82,7 @@ func (a *Agent) DeleteSecret(ctx context.Context, name string) error {
 // or URL resolves to its [servers.NAME] entry; any other http(s) URL to
 // itself, with no headers or env.
 func (a *Agent) ResolveServer(ctx context.Context, ref string) (ServerConfig, error) {
-	t, err := a.resolve(ref)
+	t, err := a.names.resolve(ref)
 	if err != nil {
 		return ServerConfig{}, err
 	}

@@ -186,14 +186,14 @@ func sortSessions(ss []SessionInfo) {
 func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err error) {
 	defer func() {
 		if err == nil {
-			a.auditIssued(ctx, tok)
+			a.pol.AuditIssued(ctx, tok)
 		}
 	}()
-	t, err := a.resolve(req.Server)
+	t, err := a.names.resolve(req.Server)
 	if err != nil {
 		return Token{}, err
 	}
-	key := sessionKey{t.url, a.accountFor(t, req.Account)}
+	key := sessionKey{t.url, t.account(req.Account)}
 	if err := a.admit(ctx, "token.get", t, key.account, req.Scopes); err != nil {
 		return Token{}, err
 	}
@@ -221,7 +221,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		}
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
 		if a.firstAskSince(key, a.now().Truncate(loginNeededEvery)) {
-			a.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
+			a.events.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
 		}
 		return Token{}, nl
 	}
@@ -346,9 +346,9 @@ func (a *Agent) startRefreshLocked(s *session) *flight {
 		f.err = err
 		s.mu.Unlock()
 		close(f.done)
-		a.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: ptr(a.sessionInfo(s))})
+		a.events.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: ptr(a.sessionInfo(s))})
 	}()
-	a.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: &SessionInfo{Server: snapshot.Server, Account: snapshot.Account, State: StateRefreshing}})
+	a.events.publish(Event{Kind: EventSessionChanged, Server: snapshot.Server, Account: snapshot.Account, Session: &SessionInfo{Server: snapshot.Server, Account: snapshot.Account, State: StateRefreshing}})
 	return f
 }
 
@@ -357,11 +357,11 @@ func ptr[T any](v T) *T { return &v }
 // refresh runs one refresh_token grant for the record r and applies its
 // outcome to s.
 func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
-	t, err := a.resolve(r.Server)
+	t, err := a.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	client, err := a.sessionClient(ctx, t, r)
+	client, err := a.regs.forSession(ctx, t, r)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
 			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
@@ -369,7 +369,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	ts, err := oauth.Refresh(ctx, a.httpClient(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
+	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
 		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
@@ -418,7 +418,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
 	}
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
-	a.audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
+	a.pol.Audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
 	err = a.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
@@ -488,7 +488,7 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	reason := s.lastErr
 	s.mu.Unlock()
 	if oauth.IsInvalidClient(err) {
-		if note := a.forgetRejectedClient(r); note != "" {
+		if note := a.regs.forgetRejected(r); note != "" {
 			reason += "; " + note
 			s.mu.Lock()
 			s.lastErr = reason
@@ -496,7 +496,7 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 		}
 	}
 	a.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
-	a.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
+	a.events.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
 	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
 }
 

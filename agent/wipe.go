@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/internal/wipe"
@@ -15,7 +13,7 @@ import (
 // the copies decoded from a token response or read from the store are
 // overwritten once the session has its own; the ipc server clears its reply
 // buffers. After a lock or a logout the agent returns freed memory to the OS
-// (releaseMemory), which zeroes whole free pages. Copies made inside
+// (outbound.releaseMemory), which zeroes whole free pages. Copies made inside
 // libraries (net/http's and the keyring's buffers) are not ours to wipe;
 // e2e's TestLockScrubsMemory counts what remains in a core dump.
 
@@ -87,23 +85,6 @@ func forget(ss ...*session) {
 		s.wipeLocked()
 		s.mu.Unlock()
 	}
-}
-
-// releaseMemory closes idle connections to authorization servers (net/http
-// keeps the last request, a refresh token in its form, in each connection's
-// write buffer), collects garbage twice and returns free pages to the OS, so the
-// tokens in them are gone too (the kernel hands back zeroed pages).
-func (a *Agent) releaseMemory() {
-	for i := range a.clients {
-		a.clientsOnce[i].Do(func() {}) // pairs with httpClient's write
-		if c := a.clients[i]; c != nil {
-			c.CloseIdleConnections()
-		}
-	}
-	// Two collections: sync.Pools (encoding/json's encoder buffers hold the
-	// last replies) are emptied only by the second.
-	runtime.GC()
-	debug.FreeOSMemory()
 }
 
 // newLoadedSession is newSession for a record just read from the store,

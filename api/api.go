@@ -103,7 +103,8 @@ func (t Token) LogValue() slog.Value {
 		slog.Time("expires_at", t.ExpiresAt), slog.String("access_token", "REDACTED"))
 }
 
-// LoginRequest asks the agent to run (or join) an OAuth login.
+// LoginRequest asks the agent to run (or join) an OAuth login; it is
+// session.login's params on the wire too.
 type LoginRequest struct {
 	Server  string   `json:"server"`
 	Account string   `json:"account,omitempty"`
@@ -118,10 +119,11 @@ type LoginRequest struct {
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
 	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
-	// browser this login opens (see agent/browser). Only a trusted
-	// transport sets it: the ipc server does for the main socket's peers,
-	// never for restricted sockets or the WebSocket.
-	Env BrowserEnv `json:"-"`
+	// browser this login opens (see agent/browser), as gpg-agent's
+	// updatestartuptty does for pinentry. The agent uses it only from a
+	// peer of its own uid on its main socket: the ipc server clears it for
+	// restricted sockets and the WebSocket.
+	Env BrowserEnv `json:"env,omitzero"`
 }
 
 // ImportRequest hands the agent a session another tool obtained and kept
@@ -267,7 +269,8 @@ func (c Caller) Describe() string {
 	return b.String()
 }
 
-// LogoutRequest removes a session.
+// LogoutRequest removes a session; it is session.logout's params on the
+// wire too.
 type LogoutRequest struct {
 	Server  string `json:"server"`
 	Account string `json:"account,omitempty"`
@@ -317,9 +320,9 @@ type ServerConfig struct {
 // BrowserEnv is what a login's caller passes for its browser; empty fields
 // leave the agent's own value.
 type BrowserEnv struct {
-	Browser        string // $BROWSER
-	Display        string // $DISPLAY
-	WaylandDisplay string // $WAYLAND_DISPLAY
+	Browser        string `json:"BROWSER,omitempty"`
+	Display        string `json:"DISPLAY,omitempty"`
+	WaylandDisplay string `json:"WAYLAND_DISPLAY,omitempty"`
 }
 
 // IsZero reports whether e sets nothing.

@@ -429,8 +429,7 @@ func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, er
 // unless req.KeepRemote).
 func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error) {
 	var r api.LogoutResult
-	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
-		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient}, &r, nil)
+	err := call(ctx, c, MethodSessionLogout, req, &r, nil)
 	return r, err
 }
 
@@ -445,17 +444,13 @@ func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutR
 // uses them only from its main socket).
 func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(api.Event)) (api.SessionInfo, error) {
 	var r api.SessionInfo
-	env := req.Env
-	if env.IsZero() {
-		env = callerEnv(os.Getenv)
+	switch {
+	case req.NoBrowser:
+		req.Env = api.BrowserEnv{}
+	case req.Env.IsZero():
+		req.Env = callerEnv(os.Getenv)
 	}
-	p := LoginParams{Server: req.Server, Account: req.Account,
-		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
-		ClientMetadataURL: req.ClientMetadataURL}
-	if !env.IsZero() && !req.NoBrowser {
-		p.Env = &CallerEnv{Browser: env.Browser, Display: env.Display, WaylandDisplay: env.WaylandDisplay}
-	}
-	err := call(ctx, c, MethodSessionLogin, p, &r, progress)
+	err := call(ctx, c, MethodSessionLogin, req, &r, progress)
 	return r, err
 }
 
@@ -523,7 +518,7 @@ func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 // fails is not kept. The tokens travel only over the agent's socket.
 func (c *Client) Import(ctx context.Context, req api.ImportRequest) (api.SessionInfo, error) {
 	var r api.SessionInfo
-	err := call(ctx, c, MethodSessionImport, ImportParams(req), &r, nil)
+	err := call(ctx, c, MethodSessionImport, req, &r, nil)
 	return r, err
 }
 

@@ -263,46 +263,6 @@ type TokenParams struct {
 	RejectedToken string `json:"rejected_token,omitempty"`
 }
 
-// LogoutParams are session.logout's params; the result is an
-// api.LogoutResult.
-type LogoutParams struct {
-	Server     string `json:"server"`
-	Account    string `json:"account,omitempty"`
-	KeepRemote bool   `json:"keep_remote,omitempty"`
-	// ForgetClient also drops the issuer's stored client registration.
-	ForgetClient bool `json:"forget_client,omitempty"`
-}
-
-// LoginParams are session.login's params; the result is an
-// api.SessionInfo.
-type LoginParams struct {
-	Server            string   `json:"server"`
-	Account           string   `json:"account,omitempty"`
-	Scopes            []string `json:"scopes,omitempty"`
-	NoBrowser         bool     `json:"no_browser,omitempty"`
-	ClientID          string   `json:"client_id,omitempty"`
-	ClientSecret      string   `json:"client_secret,omitempty"`
-	ClientMetadataURL string   `json:"client_metadata_url,omitempty"`
-	// Env is the caller's environment for the login's browser. The agent
-	// uses it only from a peer of its own uid on its main socket; restricted
-	// sockets and the WebSocket never pass environment.
-	Env *CallerEnv `json:"env,omitempty"`
-}
-
-// ImportParams are session.import's params (a session another tool kept
-// in a plain file, with the client it was issued to); the result is an
-// api.SessionInfo. They carry tokens and a client secret: only over the
-// agent's socket, and never logged (api.ImportRequest.LogValue).
-type ImportParams = api.ImportRequest
-
-// CallerEnv carries a login caller's $BROWSER, $DISPLAY and
-// $WAYLAND_DISPLAY, as gpg-agent's updatestartuptty does for pinentry.
-type CallerEnv struct {
-	Browser        string `json:"BROWSER,omitempty"`
-	Display        string `json:"DISPLAY,omitempty"`
-	WaylandDisplay string `json:"WAYLAND_DISPLAY,omitempty"`
-}
-
 // CompleteParams are session.complete's params; the result is {}.
 type CompleteParams struct {
 	URL string `json:"url"`

@@ -206,6 +206,11 @@ func TestLockAndApprovalsOverTheProtocol(t *testing.T) {
 	if st, _ := c.Status(t.Context()); !st.Locked {
 		t.Fatal("status not locked")
 	}
+	// A locked agent opens no new way in: the agent's policy refuses
+	// socket.add, which the server serves itself.
+	if _, err := c.AddSocket(t.Context(), []string{rsA}, "", 0); !errors.Is(err, agent.ErrLocked) {
+		t.Fatalf("socket.add while locked: %v, want locked", err)
+	}
 	if err := c.Unlock(t.Context(), "s3cret"); err != nil {
 		t.Fatal(err)
 	}

@@ -52,4 +52,7 @@ type PolicyBackend interface {
 	Answer(ctx context.Context, ans agent.Answer) (agent.AnswerResult, error)
 	Lock(ctx context.Context, passphrase string) error
 	Unlock(ctx context.Context, passphrase string) error
+	// Admit asks the agent's policy about a request the server serves
+	// itself (socket.add): nil, or why not (locked, denied).
+	Admit(ctx context.Context, method string) error
 }

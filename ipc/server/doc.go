@@ -6,7 +6,11 @@
 //
 // It is the only part of ipc that imports the agent: it calls a Backend
 // (the part of *agent.Agent it needs), attaches the peer to each request
-// as an agent.Caller, and maps agent errors to wire codes (ipc.ErrorFor).
+// as an agent.Caller (and a restricted socket's servers, WithRestriction),
+// and maps agent errors to wire codes (ipc.ErrorFor). It decides nothing
+// about callers itself: the protocol table says which methods a restricted
+// socket serves, and the agent's policy (agent/policy, Decide) judges the
+// rest, socket.add included.
 // Framing, paths, listeners and the wire types come from package ipc; the
 // protocol itself is specified in ipc's package documentation.
 //

@@ -169,14 +169,14 @@ func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 }
 
 func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	var p ipc.LogoutParams
-	if err := decodeParams(m.Params, &p); err != nil {
+	var req agent.LogoutRequest
+	if err := decodeParams(m.Params, &req); err != nil {
 		return nil, nil, err
 	}
-	if err := requireServer(p.Server); err != nil {
+	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote, ForgetClient: p.ForgetClient})
+	res, err := c.s.b.Logout(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,11 +184,11 @@ func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 }
 
 func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	var p ipc.LoginParams
-	if err := decodeParams(m.Params, &p); err != nil {
+	var req agent.LoginRequest
+	if err := decodeParams(m.Params, &req); err != nil {
 		return nil, nil, err
 	}
-	if err := requireServer(p.Server); err != nil {
+	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
 	// Progress sent after Login returned would arrive after the result;
@@ -204,16 +204,12 @@ func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 			c.notify(ipc.NotifyLoginProgress, ipc.ProgressParams{ID: m.ID, Event: ev})
 		}
 	}
-	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
-		NoBrowser: p.NoBrowser, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-		ClientMetadataURL: p.ClientMetadataURL}
-	if p.Env != nil {
+	if !req.Env.IsZero() {
 		// The caller's $BROWSER is a program the agent will run: accepted
 		// only from the main socket, whose peer is checked to be us.
-		if c.s.restrict == nil && c.caller.Transport == "unix" && c.caller.UID == os.Getuid() {
-			req.Env = browser.Env{Browser: p.Env.Browser, Display: p.Env.Display, WaylandDisplay: p.Env.WaylandDisplay}
-		} else {
+		if c.s.restrict != nil || c.caller.Transport != "unix" || c.caller.UID != os.Getuid() {
 			c.s.log.Debug("ignoring a login caller's environment", "transport", c.caller.Transport)
+			req.Env = browser.Env{}
 		}
 	}
 	info, err := c.s.b.Login(ctx, req, progress)
@@ -251,7 +247,7 @@ func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if c.s.restrict != nil || c.caller.Transport != "unix" {
 		return nil, nil, fmt.Errorf("%w: session.import is served only on the agent's main socket", agent.ErrDenied)
 	}
-	var p ipc.ImportParams
+	var p agent.ImportRequest
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
@@ -477,10 +473,12 @@ func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBa
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	// A locked agent opens no new way in (agent.Agent.Locked; the table
-	// says socket.add is not answered while locked).
-	if m, _ := ipc.LookupMethod(ipc.MethodSocketAdd); !m.WhileLocked && c.s.locked() {
-		return nil, nil, fmt.Errorf("%w: run `mcpkey unlock`", agent.ErrLocked)
+	// A locked agent opens no new way in: the agent's policy decides (the
+	// table says socket.add is not answered while locked).
+	if pb, ok := c.s.b.(PolicyBackend); ok {
+		if err := pb.Admit(ctx, ipc.MethodSocketAdd); err != nil {
+			return nil, nil, err
+		}
 	}
 	var p ipc.SocketAddParams
 	if err := decodeParams(m.Params, &p); err != nil {
@@ -519,10 +517,4 @@ func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func
 		return nil, nil, err
 	}
 	return struct{}{}, nil, nil
-}
-
-// locked reports whether the backend says the agent is locked.
-func (s *Server) locked() bool {
-	l, ok := s.b.(interface{ Locked() bool })
-	return ok && l.Locked()
 }

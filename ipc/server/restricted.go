@@ -41,8 +41,9 @@ type restrictedSock struct {
 
 // handler picks the handler for method from the protocol table: every
 // method on a normal server; on a restricted one the methods the table marks
-// Restricted (token.get checked against its servers), and a denied error for
-// anything else, known or not.
+// Restricted (the agent's policy checks token.get against its servers: the
+// request's context carries them), and a denied error for anything else,
+// known or not.
 func (s *Server) handler(method string) handler {
 	m, ok := ipc.LookupMethod(method)
 	switch {
@@ -57,8 +58,6 @@ func (s *Server) handler(method string) handler {
 		return handleRefused
 	case method == ipc.MethodHello:
 		return handleRestrictedHello
-	case method == ipc.MethodTokenGet:
-		return handleRestrictedToken
 	}
 	return handlers[method]
 }
@@ -70,11 +69,6 @@ func handleRestrictedHello(ctx context.Context, c *conn, m *ipc.Message) (any, f
 		res = hr
 	}
 	return res, after, err
-}
-
-func handleRestrictedToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	r := c.s.restrict
-	return handleToken(agent.WithRestriction(ctx, r.path, r.servers), c, m)
 }
 
 func handleRefused(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {

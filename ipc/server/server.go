@@ -520,7 +520,13 @@ func (c *conn) handle(line []byte) {
 	case <-c.ctx.Done():
 		return
 	}
-	reqCtx, cancel := context.WithCancel(agent.WithCaller(c.ctx, c.caller))
+	// The agent's policy judges every request by its caller and, on a
+	// restricted socket, by the socket's servers.
+	ctx := agent.WithCaller(c.ctx, c.caller)
+	if r := c.s.restrict; r != nil {
+		ctx = agent.WithRestriction(ctx, r.path, r.servers)
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
 	key := string(m.ID)
 	c.mu.Lock()
 	if _, dup := c.inflight[key]; dup {

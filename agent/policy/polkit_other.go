@@ -1,6 +1,6 @@
 //go:build !linux
 
-package agent
+package policy
 
 import (
 	"context"
@@ -9,6 +9,6 @@ import (
 )
 
 // polkitAuthorize: polkit approvals are built for Linux only.
-func (a *Agent) polkitAuthorize(ctx context.Context, cancelID string) (bool, error) {
+func (po *Policy) polkitAuthorize(ctx context.Context, cancelID string) (bool, error) {
 	return false, fmt.Errorf("polkit approvals need Linux: %w", errors.ErrUnsupported)
 }

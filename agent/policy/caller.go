@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"fmt"
@@ -43,7 +43,7 @@ func DescribeCaller(c Caller) Caller {
 }
 
 // identity is what an approval is remembered for when the caller's
-// executable cannot be fingerprinted (see Agent.identityOf): the
+// executable cannot be fingerprinted (see Policy.identityOf): the
 // executable path; the transport and client name for WebSocket and proxy
 // callers, identified by the secret they presented; the pid as a last resort.
 func callerIdentity(c Caller) string {

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"context"
@@ -44,8 +44,8 @@ type polkitResult struct {
 // details (the server, the caller) are refused to callers other than root,
 // so the dialog shows the action's fixed message and the tray, `mcpkey
 // approvals` and the audit log say who asks.
-func (a *Agent) polkitAuthorize(ctx context.Context, cancelID string) (bool, error) {
-	conn, err := connectBus(a.cfg.DBusSystemAddress, dbus.ConnectSystemBus)
+func (po *Policy) polkitAuthorize(ctx context.Context, cancelID string) (bool, error) {
+	conn, err := connectBus(po.opts.DBusSystemAddress, dbus.ConnectSystemBus)
 	if err != nil {
 		return false, fmt.Errorf("polkit: no system bus: %v", err)
 	}

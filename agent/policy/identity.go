@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"context"
@@ -43,7 +43,7 @@ type callerMemo struct {
 // identity (see identityOf). They are read once per caller context and kept
 // in c's memo: /proc and a fingerprint cost some 100 µs, too much for every
 // token.get of a connection.
-func (a *Agent) judge(ctx context.Context, c Caller, withIdentity bool) (described, principal Caller, id string) {
+func (po *Policy) judge(ctx context.Context, c Caller, withIdentity bool) (described, principal Caller, id string) {
 	m := memoFrom(ctx)
 	if m == nil {
 		m = new(callerMemo)
@@ -53,18 +53,18 @@ func (a *Agent) judge(ctx context.Context, c Caller, withIdentity bool) (describ
 			c.PID = c.FindPID()
 		}
 		m.described = DescribeCaller(c)
-		m.principal = a.principal(m.described)
+		m.principal = po.principal(m.described)
 	})
 	if withIdentity {
-		m.identityOnce.Do(func() { m.identity = a.identityOf(m.principal) })
+		m.identityOnce.Do(func() { m.identity = po.identityOf(m.principal) })
 	}
 	return m.described, m.principal, m.identity
 }
 
 // principal returns the program policy judges for c (described: see
 // DescribeCaller).
-func (a *Agent) principal(c Caller) Caller {
-	if c.PID <= 0 || len(c.Parents) == 0 || !a.isLauncher(c) {
+func (po *Policy) principal(c Caller) Caller {
+	if c.PID <= 0 || len(c.Parents) == 0 || !po.isLauncher(c) {
 		return c
 	}
 	pp := c.Parents[0]
@@ -73,11 +73,11 @@ func (a *Agent) principal(c Caller) Caller {
 
 // isLauncher reports whether c runs mcpkey: named mcpkey, or the same file
 // as the agent's executable.
-func (a *Agent) isLauncher(c Caller) bool {
+func (po *Policy) isLauncher(c Caller) bool {
 	if base := filepath.Base(c.Exe); base == "mcpkey" || base == "mcpkey.exe" {
 		return true
 	}
-	self, err := a.selfID()
+	self, err := po.selfID()
 	if err != nil {
 		return false
 	}
@@ -107,13 +107,13 @@ var interpreter = regexp.MustCompile(`^(python[0-9.]*|pypy[0-9.]*|node(js)?|deno
 // interpreter its script's (or its command line); the transport and client
 // name for WebSocket and proxy callers without a process; the pid as a
 // last resort.
-func (a *Agent) identityOf(c Caller) string {
+func (po *Policy) identityOf(c Caller) string {
 	if c.PID <= 0 || c.Exe == "" {
 		return callerIdentity(c)
 	}
 	var b strings.Builder
 	b.WriteString("exe:" + c.Exe)
-	if fp, err := a.g.fp.of("/proc/" + strconv.Itoa(c.PID) + "/exe"); err == nil {
+	if fp, err := po.fp.of("/proc/" + strconv.Itoa(c.PID) + "/exe"); err == nil {
 		b.WriteString("@" + fp)
 	} else {
 		fmt.Fprintf(&b, "@pid:%d", c.PID) // unreadable: this process only
@@ -124,7 +124,7 @@ func (a *Agent) identityOf(c Caller) string {
 			if !path.IsAbs(p) {
 				p = "/proc/" + strconv.Itoa(c.PID) + "/cwd/" + p
 			}
-			if fp, err := a.g.fp.of(p); err == nil {
+			if fp, err := po.fp.of(p); err == nil {
 				b.WriteString(" script:" + script + "@" + fp)
 				return b.String()
 			}

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpkey/mcpkey/api"
 	"github.com/mcpkey/mcpkey/internal/safefile"
 )
 
@@ -136,15 +137,6 @@ type AuditOptions struct {
 	MaxSize int64
 	// Keep is how many rotated files to keep; 0 means DefaultAuditKeep.
 	Keep int
-}
-
-// DefaultAuditPath is audit.jsonl in DefaultStateDir.
-func DefaultAuditPath() (string, error) {
-	d, err := DefaultStateDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "audit.jsonl"), nil
 }
 
 // auditLog writes records asynchronously: a request only does a
@@ -332,14 +324,15 @@ func (l *auditLog) rotate() {
 	}
 }
 
-// audit records one event; see AuditRecord.
-func (a *Agent) audit(ctx context.Context, r AuditRecord) {
-	l := a.g.audit
+// Audit records one event; see AuditRecord. The caller in ctx (nil: none)
+// is recorded unless r names one.
+func (po *Policy) Audit(ctx context.Context, r AuditRecord) {
+	l := po.alog
 	if l == nil {
 		return
 	}
 	if r.Time.IsZero() {
-		r.Time = a.now()
+		r.Time = po.now()
 	}
 	if r.Caller == nil && ctx != nil {
 		r.Caller = auditCallerOf(ctx)
@@ -347,10 +340,10 @@ func (a *Agent) audit(ctx context.Context, r AuditRecord) {
 	l.add(r)
 }
 
-// auditIssued records a token handed out by Token.
-func (a *Agent) auditIssued(ctx context.Context, tok Token) {
-	if a.g.audit == nil {
+// AuditIssued records a token handed out.
+func (po *Policy) AuditIssued(ctx context.Context, tok api.Token) {
+	if po.alog == nil {
 		return
 	}
-	a.audit(ctx, AuditRecord{Event: AuditTokenIssued, Server: tok.Server, Account: tok.Account, Scopes: tok.Scopes, ExpiresAt: tok.ExpiresAt})
+	po.Audit(ctx, AuditRecord{Event: AuditTokenIssued, Server: tok.Server, Account: tok.Account, Scopes: tok.Scopes, ExpiresAt: tok.ExpiresAt})
 }

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"context"
@@ -7,18 +7,8 @@ import (
 	"os"
 
 	"github.com/mcpkey/mcpkey/agent/config"
+	"github.com/mcpkey/mcpkey/api"
 )
-
-// Who answers an approval (Settings.Approval, per server too); see package
-// config.
-const (
-	ApprovalPrompt  = config.ApprovalPrompt
-	ApprovalPolkit  = config.ApprovalPolkit
-	ApprovalTouchID = config.ApprovalTouchID
-)
-
-// ApprovalModes are the values the approval key accepts.
-var ApprovalModes = config.ApprovalModes
 
 // PolkitAction is the polkit action an approval under approval = "polkit"
 // asks for; packaging installs its definition
@@ -30,9 +20,9 @@ const PolkitAction = "dev.mcpkey.approve"
 // dialog offers no choice), denied (a wrong password or a dismissed
 // dialog), or failed. When p is settled otherwise first (a denial from the
 // tray or a terminal, the timeout, the lock), the question is withdrawn.
-func (a *Agent) askTrusted(p *approval, mode string) {
-	defer a.wg.Done()
-	ctx, cancel := context.WithCancel(a.bg)
+func (po *Policy) askTrusted(p *approval, mode string) {
+	defer po.wg.Done()
+	ctx, cancel := context.WithCancel(po.ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -44,8 +34,8 @@ func (a *Agent) askTrusted(p *approval, mode string) {
 	var ok bool
 	var err error
 	switch mode {
-	case ApprovalPolkit:
-		ok, err = a.polkitAuthorize(ctx, fmt.Sprintf("mcpkey-%d-%d", os.Getpid(), p.ID))
+	case config.ApprovalPolkit:
+		ok, err = po.polkitAuthorize(ctx, fmt.Sprintf("mcpkey-%d-%d", os.Getpid(), p.ID))
 	default:
 		err = fmt.Errorf("Touch ID approvals are not built yet (set approval = \"prompt\" or \"polkit\"): %w", errors.ErrUnsupported)
 	}
@@ -53,16 +43,16 @@ func (a *Agent) askTrusted(p *approval, mode string) {
 	case ctx.Err() != nil:
 		return // settled otherwise, or the agent stops
 	case err != nil:
-		a.g.mu.Lock()
+		po.mu.Lock()
 		if p.Decision == "" {
 			p.failure = err.Error()
 		}
-		a.g.mu.Unlock()
-		a.log.Warn("approval: the trusted prompt could not ask", "id", p.ID, "via", mode, "err", err)
-		a.decide(p, DecisionFailed, false)
+		po.mu.Unlock()
+		po.log.Warn("approval: the trusted prompt could not ask", "id", p.ID, "via", mode, "err", err)
+		po.decide(p, api.DecisionFailed, false)
 	case ok:
-		a.decide(p, DecisionAllow, true)
+		po.decide(p, api.DecisionAllow, true)
 	default:
-		a.decide(p, DecisionDeny, false)
+		po.decide(p, api.DecisionDeny, false)
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"context"
@@ -20,14 +20,14 @@ const (
 // ActiveChanged(true) on the session bus (freedesktop and GNOME names), and
 // logind's Session.Lock on the system bus for a session of this user. Either
 // bus may be missing; only when neither can be watched is it an error.
-// Config.DBusSessionAddress and DBusSystemAddress choose the buses.
-func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
+// Options.DBusSessionAddress and DBusSystemAddress choose the buses.
+func (po *Policy) watchScreenLock(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var conns []*dbus.Conn
 	var errs []error
 	sigs := make(chan *dbus.Signal, 16)
 
-	if sess, err := connectBus(a.cfg.DBusSessionAddress, sessionBus); err != nil {
+	if sess, err := connectBus(po.opts.DBusSessionAddress, sessionBus); err != nil {
 		errs = append(errs, err)
 	} else {
 		for _, iface := range []string{ifaceFreedesktopScreenSaver, ifaceGnomeScreenSaver} {
@@ -38,7 +38,7 @@ func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
 		sess.Signal(sigs)
 		conns = append(conns, sess)
 	}
-	if sys, err := connectBus(a.cfg.DBusSystemAddress, dbus.ConnectSystemBus); err != nil {
+	if sys, err := connectBus(po.opts.DBusSystemAddress, dbus.ConnectSystemBus); err != nil {
 		errs = append(errs, err)
 	} else if err := sys.AddMatchSignal(dbus.WithMatchInterface(ifaceLogindSession), dbus.WithMatchMember("Lock")); err != nil {
 		errs = append(errs, err)
@@ -52,7 +52,7 @@ func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(errs) > 0 {
-		a.log.Debug("screen lock: some D-Bus signals are not watched", "err", errors.Join(errs...))
+		po.log.Debug("screen lock: some D-Bus signals are not watched", "err", errors.Join(errs...))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -62,8 +62,8 @@ func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
 			case <-ctx.Done():
 				return
 			case s := <-sigs:
-				if s != nil && a.isScreenLock(s, conns) {
-					a.lockBy("screen locked")
+				if s != nil && po.isScreenLock(s, conns) {
+					po.lockBy("screen locked")
 				}
 			}
 		}
@@ -77,7 +77,7 @@ func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
 	}, nil
 }
 
-func (a *Agent) isScreenLock(s *dbus.Signal, conns []*dbus.Conn) bool {
+func (po *Policy) isScreenLock(s *dbus.Signal, conns []*dbus.Conn) bool {
 	switch s.Name {
 	case ifaceFreedesktopScreenSaver + ".ActiveChanged", ifaceGnomeScreenSaver + ".ActiveChanged":
 		active, ok := false, len(s.Body) == 1

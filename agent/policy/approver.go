@@ -1,4 +1,4 @@
-package agent
+package policy
 
 import (
 	"cmp"
@@ -48,35 +48,35 @@ import (
 type challenge struct {
 	pid      int
 	code     string
-	decision Decision
+	decision api.Decision
 }
 
 // refuseApprover audits and returns a refusal of an answer.
-func (a *Agent) refuseApprover(ctx context.Context, p *approval, why string) error {
-	a.audit(ctx, AuditRecord{Event: AuditDenied, Server: p.Server, Approval: p.ID, Reason: "approval answer refused: " + why})
-	a.log.Warn("approval answer refused", "id", p.ID, "reason", why)
-	return fmt.Errorf("%w: %s", ErrDenied, why)
+func (po *Policy) refuseApprover(ctx context.Context, p *approval, why string) error {
+	po.Audit(ctx, AuditRecord{Event: AuditDenied, Server: p.Server, Approval: p.ID, Reason: "approval answer refused: " + why})
+	po.log.Warn("approval answer refused", "id", p.ID, "reason", why)
+	return fmt.Errorf("%w: %s", api.ErrDenied, why)
 }
 
 // approverTerminal decides whether the caller in ctx may allow p: "" and
 // nil for a trusted answerer (in-process, the agent's own process, the
 // tray), the terminal's path and device for a terminal answerer that must
 // confirm with a code, or an error.
-func (a *Agent) approverTerminal(ctx context.Context, p *approval) (string, uint64, error) {
+func (po *Policy) approverTerminal(ctx context.Context, p *approval) (string, uint64, error) {
 	c, ok := CallerFrom(ctx)
 	if !ok || c.Transport == "in-process" {
 		return "", 0, nil
 	}
 	const hint = "answer in the tray or with `mcpkey approve` in a terminal"
 	if c.Transport != "unix" || c.PID <= 0 {
-		return "", 0, a.refuseApprover(ctx, p, "approvals are not answered over "+c.Transport+"; "+hint)
+		return "", 0, po.refuseApprover(ctx, p, "approvals are not answered over "+c.Transport+"; "+hint)
 	}
 	chain := DescribeCaller(Caller{PID: c.PID})
 	if asker := p.Caller.PID; asker > 0 {
 		parentOf := func(pp Process) bool { return pp.PID == c.PID }
 		childOf := func(pp Process) bool { return pp.PID == asker }
 		if c.PID == asker || slices.ContainsFunc(p.Caller.Parents, parentOf) || slices.ContainsFunc(chain.Parents, childOf) {
-			return "", 0, a.refuseApprover(ctx, p, "a program may not answer its own approval, nor may its parents or children")
+			return "", 0, po.refuseApprover(ctx, p, "a program may not answer its own approval, nor may its parents or children")
 		}
 	}
 	if c.PID == os.Getpid() {
@@ -84,38 +84,38 @@ func (a *Agent) approverTerminal(ctx context.Context, p *approval) (string, uint
 	}
 	me, err := readStat(c.PID)
 	if err != nil {
-		return "", 0, a.refuseApprover(ctx, p, "cannot tell who answers ("+err.Error()+"); "+hint)
+		return "", 0, po.refuseApprover(ctx, p, "cannot tell who answers ("+err.Error()+"); "+hint)
 	}
 	// The tray's answers are clicks: where it runs in the process tree
 	// does not matter (desktop programs share a session with it).
-	if a.isTray(c.PID, chain.Cmdline) {
+	if po.isTray(c.PID, chain.Cmdline) {
 		return "", 0, nil
 	}
 	if asker := p.Caller.PID; asker > 0 {
 		if st, err := readStat(asker); err == nil {
 			if st.session == me.session || st.pgrp == me.pgrp || (st.tty != 0 && st.tty == me.tty) {
-				return "", 0, a.refuseApprover(ctx, p, "a program may not answer an approval asked from its own session or terminal; "+hint)
+				return "", 0, po.refuseApprover(ctx, p, "a program may not answer an approval asked from its own session or terminal; "+hint)
 			}
 		}
 	}
 	if me.tty == 0 {
-		return "", 0, a.refuseApprover(ctx, p, "the answering program has no terminal; "+hint)
+		return "", 0, po.refuseApprover(ctx, p, "the answering program has no terminal; "+hint)
 	}
 	path, err := ttyPath(me.tty)
 	if err != nil {
-		return "", 0, a.refuseApprover(ctx, p, err.Error())
+		return "", 0, po.refuseApprover(ctx, p, err.Error())
 	}
 	return path, me.tty, nil
 }
 
 // isTray reports whether pid runs this mcpkey executable's tray: the same
-// file as Config.Executable (default: the agent's own executable), with
+// file as Options.Executable (default: the agent's own executable), with
 // the command `tray` or `agent --tray`.
-func (a *Agent) isTray(pid int, cmdline []string) bool {
+func (po *Policy) isTray(pid int, cmdline []string) bool {
 	if len(cmdline) < 2 || !(cmdline[1] == "tray" || cmdline[1] == "agent" && slices.Contains(cmdline[2:], "--tray")) {
 		return false
 	}
-	want, err := a.selfID()
+	want, err := po.selfID()
 	if err != nil {
 		return false
 	}
@@ -124,31 +124,31 @@ func (a *Agent) isTray(pid int, cmdline []string) bool {
 }
 
 // selfID identifies the mcpkey executable whose tray is trusted.
-func (a *Agent) selfID() (fileID, error) {
-	if a.cfg.Executable != "" {
-		return pathID(a.cfg.Executable)
+func (po *Policy) selfID() (fileID, error) {
+	if po.opts.Executable != "" {
+		return pathID(po.opts.Executable)
 	}
 	return exeID(os.Getpid())
 }
 
 // challengeTerminal writes p and a fresh code to the terminal at path and
 // keeps the code for the answering process pid.
-func (a *Agent) challengeTerminal(p *approval, pid int, d Decision, path string, dev uint64) error {
+func (po *Policy) challengeTerminal(p *approval, pid int, d api.Decision, path string, dev uint64) error {
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
 		return fmt.Errorf("approval %d: %w", p.ID, err)
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
-	a.g.mu.Lock()
+	po.mu.Lock()
 	if p.Decision != "" {
-		a.g.mu.Unlock()
-		return fmt.Errorf("%w: approval %d was already settled", ErrNotFound, p.ID)
+		po.mu.Unlock()
+		return fmt.Errorf("%w: approval %d was already settled", api.ErrNotFound, p.ID)
 	}
 	p.challenge = &challenge{pid: pid, code: code, decision: d}
 	snap := p.snapshotLocked()
-	a.g.mu.Unlock()
+	po.mu.Unlock()
 	verb := "allow it once"
-	if d == DecisionAllow {
+	if d == api.DecisionAllow {
 		verb = "allow it and remember the answer"
 	}
 	var b strings.Builder
@@ -165,7 +165,7 @@ func (a *Agent) challengeTerminal(p *approval, pid int, d Decision, path string,
 	}
 	fmt.Fprintf(&b, "mcpkey agent: to %s, type %s and Enter (anything else cancels): ", verb, code)
 	if err := writeTTY(path, dev, b.String()); err != nil {
-		return a.refuseApprover(context.Background(), p, err.Error())
+		return po.refuseApprover(context.Background(), p, err.Error())
 	}
 	return nil
 }
@@ -177,8 +177,8 @@ const maxWrongCodes = 3
 
 // checkChallenge consumes p's challenge and reports whether code answers
 // it for pid and d; the maxWrongCodes-th wrong code denies p.
-func (a *Agent) checkChallenge(p *approval, pid int, d Decision, code string) bool {
-	a.g.mu.Lock()
+func (po *Policy) checkChallenge(p *approval, pid int, d api.Decision, code string) bool {
+	po.mu.Lock()
 	ch := p.challenge
 	p.challenge = nil
 	ok := ch != nil && ch.pid == pid && ch.decision == d &&
@@ -187,9 +187,9 @@ func (a *Agent) checkChallenge(p *approval, pid int, d Decision, code string) bo
 		p.wrongCodes++
 	}
 	deny := p.wrongCodes >= maxWrongCodes
-	a.g.mu.Unlock()
+	po.mu.Unlock()
 	if deny {
-		a.decide(p, DecisionDeny, false)
+		po.decide(p, api.DecisionDeny, false)
 	}
 	return ok
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package agent
+package policy
 
 import (
 	"context"
@@ -9,6 +9,6 @@ import (
 
 // watchScreenLock is only implemented on Linux (logind and screensaver
 // D-Bus signals); macOS and Windows would need their session notifications.
-func (a *Agent) watchScreenLock(ctx context.Context) (func(), error) {
+func (po *Policy) watchScreenLock(ctx context.Context) (func(), error) {
 	return nil, errors.ErrUnsupported
 }
