@@ -180,7 +180,13 @@ func (cc *clientConn) readLoop() {
 			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return
 		}
-		var m Message
+		// Only what routes the message: a reply's result and error are
+		// decoded once, by its caller (decodeReply).
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
 		if err := json.Unmarshal(line, &m); err != nil {
 			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
 			return
