@@ -90,14 +90,7 @@ func TestCancelDuringWrite(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the request whose caller gave up during the write never reached the agent (the write was aborted)")
 		}
-		select {
-		case err := <-cancelled:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("backend ctx err = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend context not cancelled by rpc.cancel")
-		}
+		wantCancelled(t, cancelled, "backend context not cancelled by rpc.cancel")
 		if _, err := c.Status(context.Background()); err != nil {
 			t.Errorf("status after cancel: %v", err)
 		}
@@ -163,14 +156,7 @@ func TestHalfCloseServerStop(t *testing.T) {
 		s.stop()
 		close(stopped)
 	}()
-	select {
-	case err := <-cancelled:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("backend ctx err = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("request on a half-closed connection not cancelled by server shutdown")
-	}
+	wantCancelled(t, cancelled, "request on a half-closed connection not cancelled by server shutdown")
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
@@ -189,13 +175,6 @@ func TestHalfCloseThenClose(t *testing.T) {
 	b, started, cancelled := blockingTokenBackend()
 	s, r := halfClosedWithRequest(t, b, started, server.ServerOptions{})
 	r.c.Close()
-	select {
-	case err := <-cancelled:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("backend ctx err = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("request of a half-closed peer not cancelled when it closed")
-	}
+	wantCancelled(t, cancelled, "request of a half-closed peer not cancelled when it closed")
 	waitFor(t, 5*time.Second, "connection closed", func() bool { return contains(s.logs.String(), "connection closed") })
 }

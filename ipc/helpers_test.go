@@ -302,3 +302,18 @@ func checkNoGoroutineLeak(t *testing.T) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// wantCancelled waits for a backend call to report on cancelled that its
+// context was cancelled, and fails the test with notCancelled if none does
+// within 5 s.
+func wantCancelled(t testing.TB, cancelled <-chan error, notCancelled string) {
+	t.Helper()
+	select {
+	case err := <-cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("backend ctx err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal(notCancelled)
+	}
+}
