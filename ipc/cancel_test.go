@@ -73,12 +73,7 @@ func TestCancelDuringWrite(t *testing.T) {
 			return hc, nil
 		}
 		defer c.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := c.Login(ctx, agent.LoginRequest{Server: "a"}, nil)
-			errc <- err
-		}()
+		cancel, errc := loginAsync(c)
 		<-hc.holding
 		cancel()
 		close(hc.release)

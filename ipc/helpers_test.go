@@ -317,3 +317,15 @@ func wantCancelled(t testing.TB, cancelled <-chan error, notCancelled string) {
 		t.Fatal(notCancelled)
 	}
 }
+
+// loginAsync starts a login for server "a" on c in a goroutine; cancel
+// cancels its context, and its error arrives on errc.
+func loginAsync(c *ipc.Client) (cancel context.CancelFunc, errc <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.Login(ctx, agent.LoginRequest{Server: "a"}, nil)
+		ch <- err
+	}()
+	return cancel, ch
+}

@@ -323,12 +323,7 @@ func testCancel(t *testing.T, tr string) {
 	t.Run("rpc.cancel", func(t *testing.T) {
 		c := s.client()
 		defer c.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := c.Login(ctx, agent.LoginRequest{Server: "a"}, nil)
-			errc <- err
-		}()
+		cancel, errc := loginAsync(c)
 		<-started
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
