@@ -45,13 +45,14 @@ type Client struct {
 // x/crypto/ssh/agent's client: one reader goroutine per connection reads
 // every message, hands each reply to the call waiting for its id, login
 // progress to its call and events to onEvent. Callers write their request
-// (one at a time, wmu) and wait; a caller that stops waiting sends
-// rpc.cancel, so the agent stops working for it.
+// (one at a time, wsem; a write once started is never aborted) and wait; a
+// caller that stops waiting drops its reply and sends rpc.cancel, so the
+// agent stops working for it.
 type clientConn struct {
 	c      net.Conn
 	lc     *LineConn // read by the reader goroutine only
 	nextID atomic.Uint64
-	wmu    sync.Mutex // serialises writes to c
+	wsem   chan struct{} // the write turn: one writer at a time
 	done   chan struct{}
 
 	// mu guards pending and err.
@@ -101,7 +102,8 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 // onClose (if set) when the connection ends.
 func newClientConn(nc net.Conn, onEvent func(api.Event), onClose func()) *clientConn {
 	cc := &clientConn{c: nc, done: make(chan struct{}), pending: make(map[uint64]*pendingCall), onEvent: onEvent,
-		lc: NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})}
+		wsem: make(chan struct{}, 1),
+		lc:   NewLineConn(nc, LineConnOptions{MaxFrame: 16 * DefaultMaxFrame})}
 	go func() {
 		if onClose != nil {
 			defer onClose()
@@ -178,7 +180,13 @@ func (cc *clientConn) readLoop() {
 			cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 			return
 		}
-		var m Message
+		// Only what routes the message: a reply's result and error are
+		// decoded once, by its caller (decodeReply).
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
 		if err := json.Unmarshal(line, &m); err != nil {
 			cc.fail(fmt.Errorf("%w: bad message from agent: %w", errConnLost, err))
 			return
@@ -272,12 +280,8 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	}
 	if n, err := cc.write(ctx, b); err != nil {
 		forget()
-		if n == 0 && ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, os.ErrDeadlineExceeded)) {
-			return ctx.Err() // nothing went out: the connection is intact
-		}
-		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return ctx.Err() // nothing went out, or the connection failed anyway
 		}
 		return errRetryable{err: fmt.Errorf("%w: %w", errConnLost, err), unsent: n == 0}
 	}
@@ -301,44 +305,51 @@ func (cc *clientConn) do(ctx context.Context, method string, params any, decode 
 	}
 }
 
-// sendCancel tells the agent the caller stopped waiting for id.
+// sendCancel tells the agent the caller stopped waiting for id. When
+// another write is under way it is sent from a goroutine, so the caller who
+// gave up returns at once.
 func (cc *clientConn) sendCancel(id uint64) {
-	cancel := `{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n"
-	wctx, stop := context.WithTimeout(context.Background(), time.Second)
-	_, err := cc.write(wctx, []byte(cancel))
-	stop()
-	if err != nil {
-		// The agent was not told (or got half a line): closing the
-		// connection cancels the call there instead.
-		cc.fail(fmt.Errorf("%w: send rpc.cancel: %w", errConnLost, err))
+	cancel := []byte(`{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":` + strconv.FormatUint(id, 10) + "}}\n")
+	select {
+	case cc.wsem <- struct{}{}:
+		cc.writeHeld(cancel)
+	default:
+		go cc.write(context.Background(), cancel)
 	}
 }
 
-// write sends b whole and returns how many bytes went out. When ctx ends
-// first the write is aborted by a write deadline in the past; if any byte
-// went out the framing is broken and the caller must fail the connection.
+// writeTimeout bounds one write: only an agent that stopped reading (hung,
+// or its machine suspended mid-write) hits it, and then the connection is
+// failed.
+const writeTimeout = 30 * time.Second
+
+// write sends b whole, after the writes before it. A caller whose ctx ends
+// while it waits for its turn returns ctx.Err() having sent nothing; once
+// its write has started it is never aborted (half a message would break
+// the framing, and gorilla's WebSocket fails for good on any write error):
+// it completes, and the caller's cancellation is an rpc.cancel after it.
+// A write error fails the connection.
 func (cc *clientConn) write(ctx context.Context, b []byte) (int, error) {
-	cc.wmu.Lock()
-	defer cc.wmu.Unlock()
-	if ctx.Done() == nil {
-		return cc.c.Write(b)
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		cc.c.SetWriteDeadline(time.Unix(1, 0))
-		close(fired)
-	})
+	select {
+	case cc.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-cc.done:
+		return 0, errConnLost
+	}
+	return cc.writeHeld(b)
+}
+
+// writeHeld writes b with the write turn (wsem) held, and releases it.
+func (cc *clientConn) writeHeld(b []byte) (int, error) {
+	defer func() { <-cc.wsem }()
+	cc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	n, err := cc.c.Write(b)
-	if !stop() {
-		// ctx ended during the write or just after it: the deadline in
-		// the past is set, or about to be. Left there it would fail every
-		// later write on this connection, the rpc.cancel for this very
-		// call first, so the agent would never hear of the cancellation.
-		<-fired
-		cc.c.SetWriteDeadline(time.Time{})
+	if err != nil {
+		cc.fail(fmt.Errorf("%w: %w", errConnLost, err))
 	}
 	return n, err
 }
@@ -359,30 +370,42 @@ func decodeReply[T any](method string, line []byte, result *T) error {
 	return nil
 }
 
-// call runs method on the shared connection and decodes the result into
-// result. Idempotent methods are retried once on a fresh connection when a
-// reused one turns out to be dead (the agent restarted).
-func call[T any](ctx context.Context, c *Client, method string, params any, result *T, progress func(api.Event)) error {
-	return callDecode(ctx, c, method, params, func(line []byte) error { return decodeReply(method, line, result) }, progress)
-}
-
-// callDecode is call with the reply line decoded by decode.
-func callDecode(ctx context.Context, c *Client, method string, params any, decode func([]byte) error, progress func(api.Event)) error {
+// call runs m on the shared connection and returns its result. Idempotent
+// methods are retried once on a fresh connection when a reused one turns
+// out to be dead (the agent restarted).
+func (m rpc[P, R]) call(ctx context.Context, c *Client, params P, progress func(api.Event)) (R, error) {
+	var r R
+	decode := func(line []byte) error { return decodeReply(string(m), line, &r) }
 	for attempt := 0; ; attempt++ {
 		cc, fresh, err := c.conn(ctx)
 		if err != nil {
-			return err
+			return r, err
 		}
-		err = cc.do(ctx, method, params, decode, progress)
+		err = cc.do(ctx, string(m), m.params(params), decode, progress)
 		var re errRetryable
 		if !errors.As(err, &re) {
-			return err
+			return r, err
 		}
 		c.drop(cc)
-		if m, _ := LookupMethod(method); fresh || attempt > 0 || !(m.Idempotent || re.unsent) {
-			return re.err
+		if row, _ := LookupMethod(string(m)); fresh || attempt > 0 || !(row.Idempotent || re.unsent) {
+			return r, re.err
 		}
 	}
+}
+
+// on runs m on cc only: no retry on another connection.
+func (m rpc[P, R]) on(ctx context.Context, cc *clientConn, params P) (R, error) {
+	var r R
+	err := cc.do(ctx, string(m), m.params(params), func(line []byte) error { return decodeReply(string(m), line, &r) }, nil)
+	return r, err
+}
+
+// params is what goes on the wire as p: nothing for a method without params.
+func (m rpc[P, R]) params(p P) any {
+	if _, isNone := any(p).(none); isNone {
+		return nil
+	}
+	return p
 }
 
 // Hello checks that the agent speaks this package's protocol version and
@@ -392,22 +415,17 @@ func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
 	if name == "" {
 		name = "mcpkey-go"
 	}
-	var r HelloResult
-	err := call(ctx, c, MethodHello, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, &r, nil)
-	return r, err
+	return rpcHello.call(ctx, c, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, nil)
 }
 
 // Status returns the agent's status.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
-	var r api.Status
-	err := call(ctx, c, MethodStatus, nil, &r, nil)
-	return r, err
+	return rpcStatus.call(ctx, c, none{}, nil)
 }
 
 // Sessions lists the agent's sessions (no secrets).
 func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
-	var r SessionsResult
-	err := call(ctx, c, MethodSessionsList, nil, &r, nil)
+	r, err := rpcSessionsList.call(ctx, c, none{}, nil)
 	return r.Sessions, err
 }
 
@@ -415,22 +433,18 @@ func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
 // agent sentinels: errors.Is(err, api.ErrNeedsLogin), errors.As(err,
 // new(*api.NeedsLoginError)).
 func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, error) {
-	var r api.Token
-	p := &TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
+	p := TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
 		RejectedToken: req.RejectedToken}
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
-	err := call(ctx, c, MethodTokenGet, p, &r, nil)
-	return r, err
+	return rpcTokenGet.call(ctx, c, p, nil)
 }
 
 // Logout removes a session (and revokes it at the authorization server
 // unless req.KeepRemote).
 func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error) {
-	var r api.LogoutResult
-	err := call(ctx, c, MethodSessionLogout, req, &r, nil)
-	return r, err
+	return rpcSessionLogout.call(ctx, c, req, nil)
 }
 
 // Login runs (or joins) a login and returns the new session. progress, if
@@ -443,15 +457,13 @@ func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutR
 // and $WAYLAND_DISPLAY, so the browser opens where the caller is (the agent
 // uses them only from its main socket).
 func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(api.Event)) (api.SessionInfo, error) {
-	var r api.SessionInfo
 	switch {
 	case req.NoBrowser:
 		req.Env = api.BrowserEnv{}
 	case req.Env.IsZero():
 		req.Env = callerEnv(os.Getenv)
 	}
-	err := call(ctx, c, MethodSessionLogin, req, &r, progress)
-	return r, err
+	return rpcSessionLogin.call(ctx, c, req, progress)
 }
 
 // callerEnv reads this process's browser environment. Relative entries of
@@ -476,8 +488,8 @@ func callerEnv(getenv func(string) string) api.BrowserEnv {
 // CompleteLogin hands a pasted redirect URL to the headless login it belongs
 // to.
 func (c *Client) CompleteLogin(ctx context.Context, redirectURL string) error {
-	var r struct{}
-	return call(ctx, c, MethodSessionComplete, CompleteParams{URL: redirectURL}, &r, nil)
+	_, err := rpcSessionComplete.call(ctx, c, CompleteParams{URL: redirectURL}, nil)
+	return err
 }
 
 // Watch subscribes to the agent's events on a connection of its own. The
@@ -495,10 +507,7 @@ func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 		case <-ctx.Done():
 		}
 	}, func() { close(ch) })
-	var r SubscribeResult
-	err = cc.do(ctx, MethodEventsSubscribe, nil, func(line []byte) error {
-		return decodeReply(MethodEventsSubscribe, line, &r)
-	}, nil)
+	_, err = rpcEventsSubscribe.on(ctx, cc, none{})
 	if err != nil {
 		cc.fail(errors.New("watch failed"))
 		var re errRetryable
@@ -517,23 +526,21 @@ func (c *Client) Watch(ctx context.Context) (<-chan api.Event, error) {
 // and stores the session as a login's result; a session whose refresh
 // fails is not kept. The tokens travel only over the agent's socket.
 func (c *Client) Import(ctx context.Context, req api.ImportRequest) (api.SessionInfo, error) {
-	var r api.SessionInfo
-	err := call(ctx, c, MethodSessionImport, req, &r, nil)
-	return r, err
+	return rpcSessionImport.call(ctx, c, req, nil)
 }
 
 // SetSecret stores a static secret (an API key) in the agent's store. The
 // value travels only over the agent's socket.
 func (c *Client) SetSecret(ctx context.Context, name string, value []byte) error {
-	var r struct{}
-	return call(ctx, c, MethodSecretSet, SecretSetParams{Name: name, Value: string(value)}, &r, nil)
+	_, err := rpcSecretSet.call(ctx, c, SecretSetParams{Name: name, Value: string(value)}, nil)
+	return err
 }
 
 // Secret returns a stored static secret; errors.Is(err, api.ErrNotFound)
 // when there is none.
 func (c *Client) Secret(ctx context.Context, name string) ([]byte, error) {
-	var r SecretValue
-	if err := call(ctx, c, MethodSecretGet, SecretParams{Name: name}, &r, nil); err != nil {
+	r, err := rpcSecretGet.call(ctx, c, SecretParams{Name: name}, nil)
+	if err != nil {
 		return nil, err
 	}
 	return []byte(r.Value), nil
@@ -541,22 +548,21 @@ func (c *Client) Secret(ctx context.Context, name string) ([]byte, error) {
 
 // Secrets lists the stored static secrets' names.
 func (c *Client) Secrets(ctx context.Context) ([]string, error) {
-	var r SecretListResult
-	err := call(ctx, c, MethodSecretList, nil, &r, nil)
+	r, err := rpcSecretList.call(ctx, c, none{}, nil)
 	return r.Names, err
 }
 
 // DeleteSecret removes a stored static secret.
 func (c *Client) DeleteSecret(ctx context.Context, name string) error {
-	var r struct{}
-	return call(ctx, c, MethodSecretDelete, SecretParams{Name: name}, &r, nil)
+	_, err := rpcSecretDelete.call(ctx, c, SecretParams{Name: name}, nil)
+	return err
 }
 
 // ResolveServer returns a server's launch configuration (URL, header and
 // env references, login wait) from the agent's config.
 func (c *Client) ResolveServer(ctx context.Context, server string) (api.ServerConfig, error) {
-	var r ResolveResult
-	if err := call(ctx, c, MethodServerResolve, ResolveParams{Server: server}, &r, nil); err != nil {
+	r, err := rpcServerResolve.call(ctx, c, ResolveParams{Server: server}, nil)
+	if err != nil {
 		return api.ServerConfig{}, err
 	}
 	sc := r.ServerConfig
@@ -566,8 +572,7 @@ func (c *Client) ResolveServer(ctx context.Context, server string) (api.ServerCo
 
 // Approvals lists the approvals waiting for an answer.
 func (c *Client) Approvals(ctx context.Context) ([]api.Approval, error) {
-	var r ApprovalsResult
-	err := call(ctx, c, MethodApprovalsList, struct{}{}, &r, nil)
+	r, err := rpcApprovalsList.call(ctx, c, none{}, nil)
 	return r.Approvals, err
 }
 
@@ -584,22 +589,20 @@ func (c *Client) AnswerApproval(ctx context.Context, id int, d api.Decision, rem
 // a terminal answers ConfirmInTerminal first: the agent wrote the request
 // and a code to the terminal, and the answer must be sent again with it.
 func (c *Client) Answer(ctx context.Context, ans api.Answer) (api.AnswerResult, error) {
-	var r api.AnswerResult
-	err := call(ctx, c, MethodApprovalAnswer, ans, &r, nil)
-	return r, err
+	return rpcApprovalAnswer.call(ctx, c, ans, nil)
 }
 
 // Lock locks the agent; with a passphrase, Unlock will require it.
 func (c *Client) Lock(ctx context.Context, passphrase string) error {
-	var r struct{}
-	return call(ctx, c, MethodLock, LockParams{Passphrase: passphrase}, &r, nil)
+	_, err := rpcLock.call(ctx, c, LockParams{Passphrase: passphrase}, nil)
+	return err
 }
 
 // Unlock unlocks the agent. A wrong passphrase answers api.ErrDenied after
 // a growing delay.
 func (c *Client) Unlock(ctx context.Context, passphrase string) error {
-	var r struct{}
-	return call(ctx, c, MethodUnlock, LockParams{Passphrase: passphrase}, &r, nil)
+	_, err := rpcUnlock.call(ctx, c, LockParams{Passphrase: passphrase}, nil)
+	return err
 }
 
 // AddSocket asks the agent for a restricted socket serving token.get for
@@ -610,20 +613,17 @@ func (c *Client) AddSocket(ctx context.Context, servers []string, path string, t
 	if ttl > 0 {
 		p.TTL = ttl.String()
 	}
-	var r RestrictedSocket
-	err := call(ctx, c, MethodSocketAdd, p, &r, nil)
-	return r, err
+	return rpcSocketAdd.call(ctx, c, p, nil)
 }
 
 // Sockets lists the agent's restricted sockets.
 func (c *Client) Sockets(ctx context.Context) ([]RestrictedSocket, error) {
-	var r SocketsResult
-	err := call(ctx, c, MethodSocketList, struct{}{}, &r, nil)
+	r, err := rpcSocketList.call(ctx, c, none{}, nil)
 	return r.Sockets, err
 }
 
 // RemoveSocket closes the restricted socket at path.
 func (c *Client) RemoveSocket(ctx context.Context, path string) error {
-	var r struct{}
-	return call(ctx, c, MethodSocketRemove, SocketRemoveParams{Path: path}, &r, nil)
+	_, err := rpcSocketRemove.call(ctx, c, SocketRemoveParams{Path: path}, nil)
+	return err
 }

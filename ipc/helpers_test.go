@@ -302,3 +302,30 @@ func checkNoGoroutineLeak(t *testing.T) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// wantCancelled waits for a backend call to report on cancelled that its
+// context was cancelled, and fails the test with notCancelled if none does
+// within 5 s.
+func wantCancelled(t testing.TB, cancelled <-chan error, notCancelled string) {
+	t.Helper()
+	select {
+	case err := <-cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("backend ctx err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal(notCancelled)
+	}
+}
+
+// loginAsync starts a login for server "a" on c in a goroutine; cancel
+// cancels its context, and its error arrives on errc.
+func loginAsync(c *ipc.Client) (cancel context.CancelFunc, errc <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.Login(ctx, agent.LoginRequest{Server: "a"}, nil)
+		ch <- err
+	}()
+	return cancel, ch
+}

@@ -9,8 +9,9 @@ import (
 // Method is one row of the protocol table: a method's name, the types of
 // its params and result, and how it may be called. The server dispatches,
 // announces capabilities and guards restricted sockets from this table; the
-// client decides retries from it; TestDocListsTheMethods checks that the
-// package documentation describes exactly these methods.
+// client decides retries from it and types its wrappers by it (rpc);
+// TestDocListsTheMethods checks that the package documentation describes
+// exactly these methods.
 type Method struct {
 	Name string
 	// Params and Result are zero values of the params and result types;
@@ -34,30 +35,79 @@ type Method struct {
 // Empty is the result of methods that return nothing: {}.
 type Empty struct{}
 
+// rpc is a method's name typed with its params (P) and result (R); none
+// for either means the method has none. A table row and the client's
+// wrapper both come from one rpc value, so a wrapper sends exactly its
+// row's params and decodes exactly its row's result.
+type rpc[P, R any] string
+
+// none is an rpc's params or result type when it has none.
+type none struct{}
+
+// row is m's table row with flags' properties.
+func (m rpc[P, R]) row(flags Method) Method {
+	flags.Name = string(m)
+	var p P
+	if _, none := any(p).(none); !none {
+		flags.Params = p
+	}
+	var r R
+	if _, none := any(r).(none); !none {
+		flags.Result = r
+	}
+	return flags
+}
+
+// The methods, typed.
+const (
+	rpcHello           rpc[HelloParams, HelloResult]            = MethodHello
+	rpcStatus          rpc[none, api.Status]                    = MethodStatus
+	rpcSessionsList    rpc[none, SessionsResult]                = MethodSessionsList
+	rpcTokenGet        rpc[TokenParams, api.Token]              = MethodTokenGet
+	rpcSessionLogout   rpc[api.LogoutRequest, api.LogoutResult] = MethodSessionLogout
+	rpcSessionLogin    rpc[api.LoginRequest, api.SessionInfo]   = MethodSessionLogin
+	rpcSessionImport   rpc[api.ImportRequest, api.SessionInfo]  = MethodSessionImport
+	rpcSessionComplete rpc[CompleteParams, Empty]               = MethodSessionComplete
+	rpcEventsSubscribe rpc[none, SubscribeResult]               = MethodEventsSubscribe
+	rpcCancel          rpc[CancelParams, none]                  = MethodCancel
+	rpcSecretSet       rpc[SecretSetParams, Empty]              = MethodSecretSet
+	rpcSecretGet       rpc[SecretParams, SecretValue]           = MethodSecretGet
+	rpcSecretList      rpc[none, SecretListResult]              = MethodSecretList
+	rpcSecretDelete    rpc[SecretParams, Empty]                 = MethodSecretDelete
+	rpcServerResolve   rpc[ResolveParams, ResolveResult]        = MethodServerResolve
+	rpcApprovalsList   rpc[none, ApprovalsResult]               = MethodApprovalsList
+	rpcApprovalAnswer  rpc[AnswerParams, api.AnswerResult]      = MethodApprovalAnswer
+	rpcLock            rpc[LockParams, Empty]                   = MethodLock
+	rpcUnlock          rpc[LockParams, Empty]                   = MethodUnlock
+	rpcSocketAdd       rpc[SocketAddParams, RestrictedSocket]   = MethodSocketAdd
+	rpcSocketList      rpc[none, SocketsResult]                 = MethodSocketList
+	rpcSocketRemove    rpc[SocketRemoveParams, Empty]           = MethodSocketRemove
+)
+
 // table is the protocol, in agent.hello's capabilities order.
 var table = []Method{
-	{Name: MethodHello, Params: HelloParams{}, Result: HelloResult{}, Idempotent: true, Restricted: true, WhileLocked: true},
-	{Name: MethodStatus, Result: api.Status{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodSessionsList, Result: SessionsResult{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodTokenGet, Params: TokenParams{}, Result: api.Token{}, Idempotent: true, Restricted: true, Approval: true},
-	{Name: MethodSessionLogout, Params: api.LogoutRequest{}, Result: api.LogoutResult{}},
-	{Name: MethodSessionLogin, Params: api.LoginRequest{}, Result: api.SessionInfo{}},
-	{Name: MethodSessionComplete, Params: CompleteParams{}, Result: Empty{}, WhileLocked: true},
-	{Name: MethodSessionImport, Params: api.ImportRequest{}, Result: api.SessionInfo{}},
-	{Name: MethodEventsSubscribe, Result: SubscribeResult{}, WhileLocked: true},
-	{Name: MethodCancel, Params: CancelParams{}, WhileLocked: true, Notification: true},
-	{Name: MethodSecretSet, Params: SecretSetParams{}, Result: Empty{}},
-	{Name: MethodSecretGet, Params: SecretParams{}, Result: SecretValue{}, Idempotent: true},
-	{Name: MethodSecretList, Result: SecretListResult{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodSecretDelete, Params: SecretParams{}, Result: Empty{}},
-	{Name: MethodServerResolve, Params: ResolveParams{}, Result: ResolveResult{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodApprovalsList, Result: ApprovalsResult{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodApprovalAnswer, Params: AnswerParams{}, Result: api.AnswerResult{}, WhileLocked: true},
-	{Name: MethodLock, Params: LockParams{}, Result: Empty{}, WhileLocked: true},
-	{Name: MethodUnlock, Params: LockParams{}, Result: Empty{}, WhileLocked: true},
-	{Name: MethodSocketAdd, Params: SocketAddParams{}, Result: RestrictedSocket{}},
-	{Name: MethodSocketList, Result: SocketsResult{}, Idempotent: true, WhileLocked: true},
-	{Name: MethodSocketRemove, Params: SocketRemoveParams{}, Result: Empty{}, WhileLocked: true},
+	rpcHello.row(Method{Idempotent: true, Restricted: true, WhileLocked: true}),
+	rpcStatus.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcSessionsList.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcTokenGet.row(Method{Idempotent: true, Restricted: true, Approval: true}),
+	rpcSessionLogout.row(Method{}),
+	rpcSessionLogin.row(Method{}),
+	rpcSessionComplete.row(Method{WhileLocked: true}),
+	rpcSessionImport.row(Method{}),
+	rpcEventsSubscribe.row(Method{WhileLocked: true}),
+	rpcCancel.row(Method{WhileLocked: true, Notification: true}),
+	rpcSecretSet.row(Method{}),
+	rpcSecretGet.row(Method{Idempotent: true}),
+	rpcSecretList.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcSecretDelete.row(Method{}),
+	rpcServerResolve.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcApprovalsList.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcApprovalAnswer.row(Method{WhileLocked: true}),
+	rpcLock.row(Method{WhileLocked: true}),
+	rpcUnlock.row(Method{WhileLocked: true}),
+	rpcSocketAdd.row(Method{}),
+	rpcSocketList.row(Method{Idempotent: true, WhileLocked: true}),
+	rpcSocketRemove.row(Method{WhileLocked: true}),
 }
 
 // Methods returns the protocol table, in agent.hello's capabilities order.

@@ -323,25 +323,13 @@ func testCancel(t *testing.T, tr string) {
 	t.Run("rpc.cancel", func(t *testing.T) {
 		c := s.client()
 		defer c.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := c.Login(ctx, agent.LoginRequest{Server: "a"}, nil)
-			errc <- err
-		}()
+		cancel, errc := loginAsync(c)
 		<-started
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("Login err = %v, want context.Canceled", err)
 		}
-		select {
-		case err := <-cancelled:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("backend ctx err = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend context not cancelled by rpc.cancel")
-		}
+		wantCancelled(t, cancelled, "backend context not cancelled by rpc.cancel")
 		// The shared connection survives a cancel.
 		if _, err := c.Status(context.Background()); err != nil {
 			t.Errorf("status after cancel: %v", err)

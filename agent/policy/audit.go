@@ -152,16 +152,31 @@ type auditLog struct {
 	closeMu sync.RWMutex
 	closed  bool
 
+	// seenMu guards seen: the token_issued records queued already. A
+	// program fetching the same token again and again adds no line, and
+	// add drops the repeat before it wakes the writer goroutine (a
+	// goroutine wake-up per token.get cost more than the rest of the
+	// request).
+	seenMu sync.Mutex
+	seen   map[issuedKey]struct{}
+
 	// The fields below belong to the writer goroutine.
 	f    *os.File
 	size int64
-	seen map[issuedKey]struct{}
 }
 
 type issuedKey struct {
-	exe, server, account string
-	pid                  int
-	expires              int64
+	exe, client, socket, server, account string
+	pid                                  int
+	expires                              int64
+}
+
+func issuedKeyOf(r *AuditRecord) issuedKey {
+	k := issuedKey{server: r.Server, account: r.Account, expires: r.ExpiresAt.UnixNano()}
+	if c := r.Caller; c != nil {
+		k.exe, k.client, k.socket, k.pid = c.Exe, c.Client, c.Socket, c.PID
+	}
+	return k
 }
 
 func openAudit(opts AuditOptions, log *slog.Logger) (*auditLog, error) {
@@ -194,7 +209,8 @@ func (l *auditLog) open() error {
 }
 
 // add queues r without ever blocking; a full buffer drops it (counted, and
-// reported on the next record written).
+// reported on the next record written). A token_issued record like one
+// queued before is left out.
 func (l *auditLog) add(r AuditRecord) {
 	if l == nil {
 		return
@@ -204,8 +220,24 @@ func (l *auditLog) add(r AuditRecord) {
 	if l.closed {
 		return
 	}
+	issued := r.Event == AuditTokenIssued
+	var k issuedKey
+	if issued {
+		k = issuedKeyOf(&r)
+		l.seenMu.Lock()
+		defer l.seenMu.Unlock()
+		if _, dup := l.seen[k]; dup {
+			return
+		}
+	}
 	select {
 	case l.ch <- r:
+		if issued {
+			if len(l.seen) >= auditDedup {
+				clear(l.seen)
+			}
+			l.seen[k] = struct{}{}
+		}
 	default:
 		l.dropped.Add(1)
 	}
@@ -264,20 +296,6 @@ func (l *auditLog) run() {
 }
 
 func (l *auditLog) encode(buf *bytes.Buffer, r AuditRecord) {
-	if r.Event == AuditTokenIssued {
-		// A program fetching the same token again and again adds no line.
-		k := issuedKey{server: r.Server, account: r.Account, expires: r.ExpiresAt.UnixNano()}
-		if r.Caller != nil {
-			k.exe, k.pid = r.Caller.Exe+"\x00"+r.Caller.Client+"\x00"+r.Caller.Socket, r.Caller.PID
-		}
-		if _, dup := l.seen[k]; dup {
-			return
-		}
-		if len(l.seen) >= auditDedup {
-			clear(l.seen)
-		}
-		l.seen[k] = struct{}{}
-	}
 	r.Dropped = l.dropped.Swap(0)
 	b, err := json.Marshal(r)
 	if err != nil {
