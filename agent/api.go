@@ -68,6 +68,7 @@ var (
 	ErrStoreUnavailable = api.ErrStoreUnavailable
 	ErrInvalidRequest   = api.ErrInvalidRequest
 	ErrTokenRejected    = api.ErrTokenRejected
+	ErrDPoPRequired     = api.ErrDPoPRequired
 )
 
 type callerKey struct{}

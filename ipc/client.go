@@ -417,7 +417,7 @@ func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
 func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, error) {
 	var r api.Token
 	p := &TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
-		RejectedToken: req.RejectedToken}
+		RejectedToken: req.RejectedToken, DPoPMethod: req.DPoPMethod, DPoPURL: req.DPoPURL, DPoPNonce: req.DPoPNonce}
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}
