@@ -184,6 +184,8 @@ func report(c *command, err error) int {
 		fmt.Fprintln(os.Stderr, "hint: is the keyring unlocked? see mcpkey status and the README's troubleshooting section")
 	case errors.Is(err, agent.ErrNotFound):
 		fmt.Fprintln(os.Stderr, "hint: mcpkey list shows the sessions the agent holds")
+	case errors.Is(err, agent.ErrDPoPRequired):
+		fmt.Fprintln(os.Stderr, "hint: a proof is made for one request: mcpkey token SERVER --dpop METHOD URL prints its Authorization and DPoP headers; mcpkey bridge and mcpkey proxy sign each request for you")
 	case errors.Is(err, agent.ErrTokenRejected):
 		fmt.Fprintln(os.Stderr, "hint: if the authorization server takes the audience as \"audience\" (Ory Hydra, Auth0), set resource_as_audience = true for the server or its issuer in the config, then run mcpkey login again")
 	}
@@ -588,18 +590,35 @@ func runToken(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	account := fs.String("account", "", "account label, when a server has several sessions")
 	minTTL := fs.Duration("min-ttl", 0, "least remaining lifetime accepted (refresh first otherwise)")
 	asJSON := fs.Bool("json", false, "print the token and its metadata as JSON")
-	pos, err := parse(fs, args, 1)
+	dpop := fs.String("dpop", "", "`METHOD` of the request (the URL follows the server): print its Authorization and DPoP headers (for key-bound sessions)")
+	npos := 1
+	if slices.ContainsFunc(args, func(a string) bool {
+		a = strings.TrimPrefix(a, "-")
+		return a == "-dpop" || a == "dpop" || strings.HasPrefix(a, "-dpop=") || strings.HasPrefix(a, "dpop=")
+	}) {
+		npos = 2
+	}
+	pos, err := parse(fs, args, npos)
 	if err != nil {
 		return err
 	}
-	tok, err := ask(ctx, func(c *ipc.Client) (agent.Token, error) {
-		return c.Token(ctx, agent.TokenRequest{Server: pos[0], Account: *account, Scopes: scopes, MinTTL: *minTTL})
-	})
+	req := agent.TokenRequest{Server: pos[0], Account: *account, Scopes: scopes, MinTTL: *minTTL}
+	if *dpop != "" {
+		req.DPoPMethod, req.DPoPURL = *dpop, pos[1]
+	}
+	tok, err := ask(ctx, func(c *ipc.Client) (agent.Token, error) { return c.Token(ctx, req) })
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return printJSON(tok)
+	}
+	if *dpop != "" {
+		lines, err := launch.HeaderLines(tok, req.DPoPMethod, req.DPoPURL)
+		if err == nil {
+			_, err = fmt.Print(lines)
+		}
+		return err
 	}
 	_, err = fmt.Println(tok.AccessToken)
 	return err
@@ -632,6 +651,9 @@ func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		state := string(s.State)
 		if s.State == agent.StateReady {
 			state = "valid"
+		}
+		if s.DPoP {
+			state += ", key-bound" // DPoP: its tokens need the agent's proofs
 		}
 		server := s.Server
 		if s.State == agent.StateBroken {
@@ -1043,9 +1065,15 @@ first when it is about to expire (one refresh at most per call). A token the
 server gave no lifetime for is printed until a server rejects it; --min-ttl
 then refreshes it first. Exit code 3 means a login is needed.
 
+For a key-bound (DPoP) session the token alone is useless: every request needs
+a proof the agent signs for exactly that method and URL. --dpop METHOD with the
+URL after the server prints both header lines for one request (send each proof
+once); without it such a session answers an error saying so.
+
 examples:
   curl -H "Authorization: Bearer $(mcpkey token github)" https://api.example.com/mcp
   mcpkey token https://mcp.example.com/mcp --json
+  mcpkey token work --dpop POST https://mcp.example.com/mcp
 `
 
 const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.

@@ -117,6 +117,8 @@ type Agent struct {
 
 	// g is the access-control state: lock, approvals, audit (policy.go).
 	g guard
+	// dpop is the DPoP nonce and refusal memory (dpop.go).
+	dpop dpopState
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and

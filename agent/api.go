@@ -59,6 +59,12 @@ const (
 	DecisionFailed    = api.DecisionFailed
 )
 
+// Token types (see api.Token.TokenType).
+const (
+	TokenTypeDPoP   = api.TokenTypeDPoP
+	TokenTypeBearer = api.TokenTypeBearer
+)
+
 // Sentinel errors (see package api for their contracts).
 var (
 	ErrNotFound         = api.ErrNotFound
