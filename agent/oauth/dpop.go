@@ -69,10 +69,23 @@ func newDPoPKey(priv *ecdsa.PrivateKey) (*DPoPKey, error) {
 	}
 	x := base64.RawURLEncoding.EncodeToString(pub[1:33])
 	y := base64.RawURLEncoding.EncodeToString(pub[33:65])
+	return &DPoPKey{priv: priv, jwk: map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y},
+		jkt: ThumbprintP256(x, y)}, nil
+}
+
+// ThumbprintP256 is the RFC 7638 SHA-256 thumbprint of the P-256 JWK with
+// base64url coordinates x and y: the cnf.jkt of tokens bound to it.
+func ThumbprintP256(x, y string) string {
 	// RFC 7638 §3.2: the required members in lexicographic order, no spaces.
 	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
-	return &DPoPKey{priv: priv, jwk: map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y},
-		jkt: base64.RawURLEncoding.EncodeToString(sum[:])}, nil
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// ATH is the ath claim of a proof presented with accessToken: base64url
+// SHA-256 of the token (RFC 9449 §4.2).
+func ATH(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Marshal returns the private key as PKCS #8 DER, for the keyring only. The
@@ -108,8 +121,7 @@ func (k *DPoPKey) Proof(method, rawURL, nonce, accessToken string) (string, erro
 		"iat": time.Now().Unix(),
 	}
 	if accessToken != "" {
-		sum := sha256.Sum256([]byte(accessToken))
-		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+		claims["ath"] = ATH(accessToken)
 	}
 	if nonce != "" {
 		claims["nonce"] = nonce

@@ -31,9 +31,8 @@ type Challenge struct {
 	Scopes           []string // scope parameter, split on spaces
 	Error            string   // error parameter ("insufficient_scope", "invalid_token")
 	// DPoP: the answer challenged with the DPoP scheme (RFC 9449 §7.1),
-	// the resource asking for key-bound tokens; Bearer: it challenged with
-	// Bearer too (or only).
-	DPoP, Bearer bool
+	// too or only: the resource asks for key-bound tokens.
+	DPoP bool
 }
 
 // AuthServer is validated authorization-server metadata (RFC 8414 / OIDC).

@@ -76,7 +76,7 @@ func Probe(ctx context.Context, hc *http.Client, serverURL string) (*Challenge, 
 // challenges per header, quoted strings, escapes). It returns a Challenge
 // with Status set even when there is no Bearer challenge, and an error only
 // when the header is malformed. The first Bearer challenge wins, else the
-// first DPoP one; Challenge.DPoP and Bearer say which schemes were offered.
+// first DPoP one; Challenge.DPoP says whether DPoP was offered.
 func ParseChallenge(status int, h http.Header) (*Challenge, error) {
 	ch := &Challenge{Status: status}
 	values := h.Values("WWW-Authenticate")
@@ -91,13 +91,14 @@ func ParseChallenge(status int, h http.Header) (*Challenge, error) {
 	// says the resource wants key-bound tokens and is read the same way
 	// when there is no Bearer one.
 	var found *oauthex.Challenge
+	bearer := false
 	for i, c := range cs {
 		switch c.Scheme { // the parser lower-cases schemes and keys
 		case "bearer":
-			if !ch.Bearer {
+			if !bearer {
 				found = &cs[i]
 			}
-			ch.Bearer = true
+			bearer = true
 		case "dpop":
 			if found == nil {
 				found = &cs[i]
