@@ -36,8 +36,10 @@ const DPoPAlg = "ES256"
 // signed with it (and its public JWK inside them) do.
 type DPoPKey struct {
 	priv *ecdsa.PrivateKey
-	jwk  map[string]any
-	jkt  string
+	// header is the proof's JOSE header, base64url-encoded: the same for
+	// every proof of this key (typ, alg, jwk), so it is encoded once.
+	header string
+	jkt    string
 }
 
 // NewDPoPKey makes a fresh P-256 key.
@@ -69,8 +71,12 @@ func newDPoPKey(priv *ecdsa.PrivateKey) (*DPoPKey, error) {
 	}
 	x := base64.RawURLEncoding.EncodeToString(pub[1:33])
 	y := base64.RawURLEncoding.EncodeToString(pub[33:65])
-	return &DPoPKey{priv: priv, jwk: map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y},
-		jkt: ThumbprintP256(x, y)}, nil
+	hdr, err := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": DPoPAlg,
+		"jwk": map[string]string{"kty": "EC", "crv": "P-256", "x": x, "y": y}})
+	if err != nil {
+		return nil, fmt.Errorf("dpop key: %w", err)
+	}
+	return &DPoPKey{priv: priv, header: base64.RawURLEncoding.EncodeToString(hdr), jkt: ThumbprintP256(x, y)}, nil
 }
 
 // ThumbprintP256 is the RFC 7638 SHA-256 thumbprint of the P-256 JWK with
@@ -114,26 +120,38 @@ func (k *DPoPKey) Proof(method, rawURL, nonce, accessToken string) (string, erro
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", fmt.Errorf("dpop proof: %w", err)
 	}
-	claims := jwt.MapClaims{
-		"jti": base64.RawURLEncoding.EncodeToString(jti[:]),
-		"htm": strings.ToUpper(method),
-		"htu": htu,
-		"iat": time.Now().Unix(),
+	claims := proofClaims{
+		JTI: base64.RawURLEncoding.EncodeToString(jti[:]),
+		HTM: strings.ToUpper(method),
+		HTU: htu,
+		IAT: time.Now().Unix(),
 	}
 	if accessToken != "" {
-		claims["ath"] = ATH(accessToken)
+		claims.ATH = ATH(accessToken)
 	}
-	if nonce != "" {
-		claims["nonce"] = nonce
-	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	t.Header["typ"] = "dpop+jwt"
-	t.Header["jwk"] = k.jwk
-	s, err := t.SignedString(k.priv)
+	claims.Nonce = nonce
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("dpop proof: %w", err)
 	}
-	return s, nil
+	// golang-jwt signs (ES256: fixed-size r||s); the header is this key's,
+	// encoded once, rather than golang-jwt's Token re-encoding it each time.
+	signing := k.header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := jwt.SigningMethodES256.Sign(signing, k.priv)
+	if err != nil {
+		return "", fmt.Errorf("dpop proof: %w", err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// proofClaims are a DPoP proof's claims (RFC 9449 §4.2).
+type proofClaims struct {
+	JTI   string `json:"jti"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+	IAT   int64  `json:"iat"`
+	ATH   string `json:"ath,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // HTU is rawURL as a proof's htu: absolute http(s), without query and

@@ -162,3 +162,15 @@ func TestChallengeDPoPScheme(t *testing.T) {
 		t.Errorf("Bearer challenge flagged DPoP: %+v", ch)
 	}
 }
+
+// BenchmarkDPoPProof is the cost of one proof alone (ES256 signature,
+// claims, encoding): what a key-bound token.get adds.
+func BenchmarkDPoPProof(b *testing.B) {
+	k, _ := oauth.NewDPoPKey()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Proof("POST", "https://mcp.example.com/mcp", "nonce", "token"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
