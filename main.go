@@ -735,6 +735,9 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if st.Loading > 0 {
 		fmt.Fprintf(w, ", %d not read yet", st.Loading)
 	}
+	if st.KeyBound > 0 {
+		fmt.Fprintf(w, ", %d key-bound", st.KeyBound)
+	}
 	fmt.Fprintln(w, ")")
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)

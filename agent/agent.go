@@ -248,8 +248,12 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		Locked:        a.g.locked.Load(),
 	}
 	for _, s := range a.sessions {
-		if s.info(a.now()).State == StateNeedsLogin {
+		si := s.info(a.now())
+		if si.State == StateNeedsLogin {
 			st.NeedsLogin++
+		}
+		if si.DPoP {
+			st.KeyBound++
 		}
 	}
 	return st, nil

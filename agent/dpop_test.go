@@ -124,6 +124,9 @@ func TestDPoPSession(t *testing.T) {
 	if len(ss) != 1 || !ss[0].DPoP {
 		t.Errorf("sessions after restart = %+v", ss)
 	}
+	if st, _ := a2.Status(ctx); st.KeyBound != 1 {
+		t.Errorf("status counts %d key-bound sessions, want 1", st.KeyBound)
+	}
 	if _, err := a2.Logout(ctx, agent.LogoutRequest{Server: f.as.MCPURL, KeepRemote: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -169,7 +169,10 @@ type Status struct {
 	NeedsLogin int    `json:"needs_login"`
 	// Broken counts stored sessions that cannot be read; Loading those
 	// not read yet (the agent reads them in the background after start).
-	Broken        int       `json:"broken,omitempty"`
+	Broken int `json:"broken,omitempty"`
+	// KeyBound counts the sessions whose tokens are bound to a key the
+	// agent holds (DPoP).
+	KeyBound      int       `json:"key_bound,omitempty"`
 	Loading       int       `json:"loading,omitempty"`
 	Started       time.Time `json:"started"`
 	Socket        string    `json:"socket,omitempty"`

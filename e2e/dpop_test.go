@@ -45,6 +45,9 @@ func TestDPoPBridge(t *testing.T) {
 	if ls := a.mustRun(t, 20*time.Second, "ls").Stdout; !strings.Contains(ls, "key-bound") {
 		t.Errorf("mcpkey ls does not show the session key-bound:\n%s", ls)
 	}
+	if st := a.mustRun(t, 20*time.Second, "status").Stdout; !strings.Contains(st, "1 key-bound") {
+		t.Errorf("mcpkey status does not count the key-bound session:\n%s", st)
+	}
 
 	ctx := deadline(t, 60*time.Second)
 	cmd := exec.Command(bin(t, "mcpkey"), "bridge", srv.URL)

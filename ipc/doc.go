@@ -132,7 +132,7 @@
 // "dpop" when token.get signs DPoP proofs (below).
 //
 // agent.status — no params; result agent.Status: {version, pid,
-// store_backend, locked, sessions, needs_login, started, socket?,
+// store_backend, locked, sessions, needs_login, key_bound?, started, socket?,
 // websocket_url?, config_path?, config_error?, pending_logins}.
 //
 // sessions.list — no params; result {sessions: [agent.SessionInfo]}, each
