@@ -136,6 +136,23 @@ func TestDPoPSession(t *testing.T) {
 	}
 }
 
+// TestDPoPDeviceGrant: a headless login by the device grant polls with
+// proofs and yields a key-bound session.
+func TestDPoPDeviceGrant(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{DeviceInterval: 1, DPoP: true, ASNonce: "n", ResourceDPoP: true})
+	info, err := f.a.Login(t.Context(), agent.LoginRequest{Server: f.as.MCPURL, NoBrowser: true}, nil)
+	if err != nil || !info.DPoP {
+		t.Fatalf("login: %+v, %v (%v)", info, err, f.as.ProofErrors())
+	}
+	tok, err := f.token(dpopReq(f, ""))
+	if err != nil || f.as.BoundKey(tok.AccessToken) == "" {
+		t.Fatalf("token: %v, bound %q", err, f.as.BoundKey(tok.AccessToken))
+	}
+	if resp := call(t, f.as.MCPURL, tok); resp.StatusCode != 200 {
+		t.Errorf("call: %d (%v)", resp.StatusCode, f.as.ProofErrors())
+	}
+}
+
 // TestBearerOnlyResourceGetsBearerTokens: an AS that advertises DPoP does
 // not make a session key-bound when the resource's challenge offers only
 // Bearer: no proof is sent, the token is a bearer token.

@@ -387,8 +387,8 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		}
 	}
 
-	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" && dk == nil {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud))
+	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpopOption(dk))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {

@@ -793,7 +793,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		body, oe = s.refreshGrantLocked(c, r.PostForm, jkt)
 	case "urn:ietf:params:oauth:grant-type:device_code":
-		body, oe = s.deviceGrantLocked(c, r.PostForm)
+		body, oe = s.deviceGrantLocked(c, r.PostForm, jkt)
 	default:
 		oe = &oauthErr{400, "unsupported_grant_type", ""}
 	}
@@ -903,7 +903,7 @@ func (s *Server) refreshGrantLocked(c *Client, f url.Values, jkt string) (map[st
 	return s.issueLocked(rs.g, scopes, rotate), nil
 }
 
-func (s *Server) deviceGrantLocked(c *Client, f url.Values) (map[string]any, *oauthErr) {
+func (s *Server) deviceGrantLocked(c *Client, f url.Values, jkt string) (map[string]any, *oauthErr) {
 	d := s.devices[f.Get("device_code")]
 	if d == nil || d.clientID != c.ID {
 		return nil, &oauthErr{400, "invalid_grant", "unknown device code"}
@@ -924,7 +924,7 @@ func (s *Server) deviceGrantLocked(c *Client, f url.Values) (map[string]any, *oa
 		return nil, &oauthErr{400, "invalid_target", "resource differs from the device request"}
 	}
 	delete(s.devices, f.Get("device_code"))
-	g := &grant{id: randomString(), clientID: c.ID, resource: d.resource, scopes: d.scopes}
+	g := &grant{id: randomString(), clientID: c.ID, resource: d.resource, scopes: d.scopes, jkt: jkt}
 	s.grants[g.id] = g
 	return s.issueLocked(g, g.scopes, true), nil
 }
