@@ -77,6 +77,11 @@ func (a *Agent) prove(s *session, tok Token, req TokenRequest) (Token, error) {
 	if req.DPoPMethod == "" || req.DPoPURL == "" {
 		return Token{}, ErrDPoPRequired
 	}
+	if o := oauth.Origin(req.DPoPURL); o == "" || o != oauth.Origin(tok.Server) {
+		// A proof only for the server the token is for: a caller confused
+		// by a redirect gets no proof another origin could present.
+		return Token{}, fmt.Errorf("%w: dpop_url must be on %s's origin", ErrInvalidRequest, tok.Server)
+	}
 	k := s.key.Load()
 	if k == nil {
 		return Token{}, fmt.Errorf("session %s is key-bound but its key is gone; run `mcpkey login` again", tok.Server)

@@ -53,6 +53,11 @@ func TestDPoPSession(t *testing.T) {
 	if _, err := f.token(agent.TokenRequest{}); !errors.Is(err, agent.ErrDPoPRequired) {
 		t.Fatalf("token.get without method and URL: %v, want dpop_required", err)
 	}
+	other := dpopReq(f, "")
+	other.DPoPURL = "https://elsewhere.example/mcp"
+	if _, err := f.token(other); !errors.Is(err, agent.ErrInvalidRequest) {
+		t.Errorf("a proof for another origin: %v, want invalid_request", err)
+	}
 	tok, err := f.token(dpopReq(f, ""))
 	if err != nil {
 		t.Fatal(err)

@@ -162,8 +162,9 @@
 // "Authorization: DPoP <access_token>" and "DPoP: <dpop_proof>"; on a 401
 // with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a DPoP-Nonce
 // header it asks once more with dpop_nonce set. Without dpop_method and
-// dpop_url a key-bound session answers dpop_required; bearer sessions
-// ignore the three params (token_type "Bearer", no dpop_proof).
+// dpop_url a key-bound session answers dpop_required, and a dpop_url on
+// another origin than the server's invalid_request; bearer sessions ignore
+// the three params (token_type "Bearer", no dpop_proof).
 //
 // session.logout — params {server, account?, keep_remote?}; result
 // {server, account, revoked, revoke_error?}. keep_remote skips revocation
