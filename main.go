@@ -599,6 +599,9 @@ func runToken(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		npos = 2
 	}
 	pos, err := parse(fs, args, npos)
+	if errors.Is(err, errMissingServer) && npos == 2 {
+		return usagef("--dpop METHOD takes the request's URL after the server: mcpkey token SERVER --dpop METHOD URL")
+	}
 	if err != nil {
 		return err
 	}
@@ -1081,7 +1084,8 @@ examples:
 
 const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.
 EXPIRES says "no expiry given" when the authorization server sent no token
-lifetime. Never prints tokens. A stored session that cannot be read (a corrupt
+lifetime. STATE says "key-bound" for a session whose tokens are bound to a
+key only the agent holds (DPoP). Never prints tokens. A stored session that cannot be read (a corrupt
 item) is listed as broken, with the item named; ` + "`mcpkey logout`" + ` removes it.
 
 examples:
