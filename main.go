@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -794,11 +795,17 @@ func runLogin(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	clientID := fs.String("client-id", "", "a pre-registered OAuth client id")
 	secretFile := fs.String("client-secret-file", "", "file holding the pre-registered client's secret (never pass secrets in argv)")
 	cimd := fs.String("client-metadata-url", "", "https URL of a Client ID Metadata Document to use as client id")
+	var dpop *bool
+	fs.BoolFunc("dpop", "ask for tokens bound to a key only the agent holds (DPoP); --dpop=false: bearer tokens (default: as the server asks and the config says)", func(v string) error {
+		b, err := strconv.ParseBool(v)
+		dpop = &b
+		return err
+	})
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	req := agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes, NoBrowser: *noBrowser, ClientID: *clientID, ClientMetadataURL: *cimd}
+	req := agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes, NoBrowser: *noBrowser, ClientID: *clientID, ClientMetadataURL: *cimd, DPoP: dpop}
 	if *secretFile != "" {
 		if req.ClientSecret, err = agent.ReadSecretFile(*secretFile); err != nil {
 			return err

@@ -19,13 +19,16 @@ type dpopState struct {
 }
 
 // wantDPoP decides whether a login for t asks for key-bound tokens: the
-// config's dpop setting when present; else when the resource asks for them
+// login request's choice, else the config's dpop setting when present; else when the resource asks for them
 // (its challenge uses the DPoP scheme, or its metadata lists
 // dpop_signing_alg_values_supported or dpop_bound_access_tokens_required)
 // and its authorization server offers ES256 proofs. A server whose
 // challenge offers Bearer only, or that refused a key-bound token before,
 // gets bearer tokens.
-func (a *Agent) wantDPoP(t target, d *oauth.Discovery) bool {
+func (a *Agent) wantDPoP(t target, d *oauth.Discovery, force *bool) bool {
+	if force != nil {
+		return *force // the login's caller decided (mcpkey login --dpop=…)
+	}
 	if f := t.settings.DPoP; f != nil {
 		return *f
 	}

@@ -200,6 +200,16 @@ func TestDPoPConfigForces(t *testing.T) {
 	}
 }
 
+// TestDPoPLoginRequestDecides: the login's own choice (mcpkey login
+// --dpop=false) beats what the server asks for.
+func TestDPoPLoginRequestDecides(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{DPoP: true, ResourceDPoP: true})
+	no := false
+	if info := f.login(agent.LoginRequest{DPoP: &no}); info.DPoP || f.as.DPoPTokenRequests() != 0 {
+		t.Errorf("dpop = %t with %d proofs at the AS, want a bearer login", info.DPoP, f.as.DPoPTokenRequests())
+	}
+}
+
 // TestDPoPRefusedGetsOneBearerSignIn: a resource that asks for DPoP in its
 // metadata but refuses key-bound tokens gets one more sign-in, for a
 // bearer token, and the agent remembers that for the server.

@@ -205,7 +205,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 
 	// A key-bound session gets its own new key; it never leaves the agent.
 	var dk *oauth.DPoPKey
-	if a.wantDPoP(t, d) {
+	if a.wantDPoP(t, d, req.DPoP) {
 		if dk, err = oauth.NewDPoPKey(); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}

@@ -146,6 +146,9 @@ type LoginRequest struct {
 	ClientID          string `json:"client_id,omitempty"`
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// DPoP, when set, decides whether this login asks for key-bound (RFC
+	// 9449) tokens, over the server's dpop setting and what it asks for.
+	DPoP *bool `json:"dpop,omitempty"`
 	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
 	// browser this login opens (see agent/browser). Only a trusted
 	// transport sets it: the ipc server does for the main socket's peers,

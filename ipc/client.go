@@ -451,7 +451,7 @@ func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(
 	}
 	p := LoginParams{Server: req.Server, Account: req.Account,
 		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
-		ClientMetadataURL: req.ClientMetadataURL}
+		ClientMetadataURL: req.ClientMetadataURL, DPoP: req.DPoP}
 	if !env.IsZero() && !req.NoBrowser {
 		p.Env = &CallerEnv{Browser: env.Browser, Display: env.Display, WaylandDisplay: env.WaylandDisplay}
 	}

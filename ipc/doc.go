@@ -171,7 +171,7 @@
 // at the authorization server.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
-// client_id?, client_secret?, client_metadata_url?, env?: {BROWSER?,
+// client_id?, client_secret?, client_metadata_url?, dpop?, env?: {BROWSER?,
 // DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.

@@ -303,6 +303,8 @@ type LoginParams struct {
 	ClientID          string   `json:"client_id,omitempty"`
 	ClientSecret      string   `json:"client_secret,omitempty"`
 	ClientMetadataURL string   `json:"client_metadata_url,omitempty"`
+	// DPoP forces key-bound tokens on or off for this login.
+	DPoP *bool `json:"dpop,omitempty"`
 	// Env is the caller's environment for the login's browser. The agent
 	// uses it only from a peer of its own uid on its main socket; restricted
 	// sockets and the WebSocket never pass environment.
