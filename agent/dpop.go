@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/agent/store"
 )
 
 // dpopState is the agent's DPoP (RFC 9449) memory: the nonces servers sent,
@@ -24,15 +25,16 @@ type dpopState struct {
 // dpop_signing_alg_values_supported or dpop_bound_access_tokens_required)
 // and its authorization server offers ES256 proofs. A server whose
 // challenge offers Bearer only, or that refused a key-bound token before,
-// gets bearer tokens.
-func (a *Agent) wantDPoP(t target, d *oauth.Discovery, force *bool) bool {
+// gets bearer tokens. refused: the server refused a key-bound token before
+// (dpopRefused).
+func (a *Agent) wantDPoP(t target, d *oauth.Discovery, force *bool, refused bool) bool {
 	if force != nil {
 		return *force // the login's caller decided (mcpkey login --dpop=…)
 	}
 	if f := t.settings.DPoP; f != nil {
 		return *f
 	}
-	if _, refused := a.dpop.bearerOnly.Load(t.url); refused {
+	if refused {
 		return false
 	}
 	asks := d.DPoPRequired || len(d.DPoPAlgs) > 0 || (d.Challenge != nil && d.Challenge.DPoP)
@@ -101,6 +103,13 @@ func (a *Agent) prove(s *session, tok Token, req TokenRequest) (Token, error) {
 	}
 	tok.DPoPProof = proof
 	return tok, nil
+}
+
+// dpopRefused reports whether t's server refused a key-bound token: since
+// the agent started, or as the session being replaced (prev) records.
+func (a *Agent) dpopRefused(t target, prev *store.SessionRecord) bool {
+	_, refused := a.dpop.bearerOnly.Load(t.url)
+	return refused || (prev != nil && prev.DPoPRefused)
 }
 
 // refusedKeyBound notes that r's server refused a key-bound token: the one

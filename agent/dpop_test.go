@@ -244,6 +244,18 @@ func TestDPoPRefusedGetsOneBearerSignIn(t *testing.T) {
 	if resp := call(t, f.as.MCPURL, tok); resp.StatusCode != 200 {
 		t.Errorf("bearer token after the extra sign-in: %d", resp.StatusCode)
 	}
+	// Remembered with the session: after a restart a new sign-in is a
+	// bearer one too.
+	f.a.Close()
+	a2, err := agent.New(t.Context(), agent.Config{Store: f.store, Now: f.clk.Now, OpenURL: f.as.Browser()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	f.a = a2
+	if info := f.login(agent.LoginRequest{}); info.DPoP {
+		t.Error("after a restart the sign-in is key-bound again")
+	}
 }
 
 var _ = store.NewMemory

@@ -205,7 +205,8 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 
 	// A key-bound session gets its own new key; it never leaves the agent.
 	var dk *oauth.DPoPKey
-	if a.wantDPoP(t, d, req.DPoP) {
+	refused := a.dpopRefused(t, prevRec)
+	if a.wantDPoP(t, d, req.DPoP, refused) {
 		if dk, err = oauth.NewDPoPKey(); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
@@ -247,6 +248,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 	// else: asked for a key-bound token but the AS issued a bearer one;
 	// the session is a bearer session and the key is dropped.
+	rec.DPoPRefused = refused && rec.DPoPKey == "" // remembered with the session
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}

@@ -113,6 +113,9 @@ type SessionRecord struct {
 	// session/<id>/dpop_key) when its tokens are key-bound (RFC 9449); ""
 	// for bearer sessions. It never leaves the agent.
 	DPoPKey string
+	// DPoPRefused: the server refused a key-bound token, so this session
+	// holds bearer tokens and later logins ask for bearer tokens too.
+	DPoPRefused bool
 }
 
 // SessionMeta is a session's non-secret part, readable without touching
@@ -135,6 +138,7 @@ type SessionMeta struct {
 	HasRefresh         bool // a refresh token was stored with the session
 	HasClientSecret    bool // a client secret was stored with the session
 	HasDPoPKey         bool // the session's tokens are bound to a stored DPoP key
+	DPoPRefused        bool // the server refused key-bound tokens
 }
 
 // Meta returns r's non-secret part.
@@ -156,6 +160,7 @@ func (r SessionRecord) Meta() SessionMeta {
 		Scopes:             slices.Clone(r.Scopes),
 		HasRefresh:         r.RefreshToken != "",
 		HasDPoPKey:         r.DPoPKey != "",
+		DPoPRefused:        r.DPoPRefused,
 		HasClientSecret:    r.ClientSecret != "",
 	}
 }
@@ -214,6 +219,7 @@ type sessionMetaJSON struct {
 	HasRefresh         bool      `json:"has_refresh,omitempty"`
 	HasClientSecret    bool      `json:"has_client_secret,omitempty"`
 	HasDPoPKey         bool      `json:"has_dpop_key,omitempty"`
+	DPoPRefused        bool      `json:"dpop_refused,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -258,7 +264,7 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
 		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
 		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh, HasClientSecret: m.HasClientSecret,
-		HasDPoPKey: m.HasDPoPKey,
+		HasDPoPKey: m.HasDPoPKey, DPoPRefused: m.DPoPRefused,
 	})
 	if err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
@@ -294,7 +300,7 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 		ClientSource: j.ClientSource, ClientAuthMethod: j.ClientAuthMethod, HasClientSecret: j.HasClientSecret,
 		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
-		Scopes: j.Scopes, HasRefresh: j.HasRefresh, HasDPoPKey: j.HasDPoPKey,
+		Scopes: j.Scopes, HasRefresh: j.HasRefresh, HasDPoPKey: j.HasDPoPKey, DPoPRefused: j.DPoPRefused,
 	}, nil
 }
 
@@ -311,6 +317,7 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod,
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
+		DPoPRefused: m.DPoPRefused,
 	}
 	access, err := getToken(ctx, s, id, "access")
 	if err != nil {
