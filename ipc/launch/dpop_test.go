@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,7 +21,6 @@ import (
 	"github.com/mcpkey/mcpkey/internal/dpopcheck"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/launch"
-	"github.com/mcpkey/mcpkey/ipc/server"
 )
 
 // dpopStack is a go-sdk MCP server that takes DPoP-bound tokens only (it
@@ -92,25 +89,7 @@ func newDPoPStack(t *testing.T) *dpopStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	dir, err := os.MkdirTemp("", "mkd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := ipc.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		server.NewServer(a, server.ServerOptions{Logger: slog.New(slog.DiscardHandler)}).Serve(ctx, ln)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	s.client = &ipc.Client{Path: sock}
-	t.Cleanup(func() { s.client.Close() })
+	s.client, _ = serveAgent(t, a, slog.New(slog.DiscardHandler))
 	lctx, lcancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer lcancel()
 	info, err := s.client.Login(lctx, agent.LoginRequest{Server: s.url}, nil)
