@@ -117,6 +117,8 @@ type Agent struct {
 	// pol is the access control: lock, approvals, deny rules, audit
 	// (package policy; access.go is its facade).
 	pol *policy.Policy
+	// dpop is the DPoP nonce and refusal memory (dpop.go).
+	dpop dpopState
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and
@@ -258,8 +260,12 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		Locked:        a.pol.Locked(),
 	}
 	for _, s := range a.sessions {
-		if s.info(a.now()).State == StateNeedsLogin {
+		si := s.info(a.now())
+		if si.State == StateNeedsLogin {
 			st.NeedsLogin++
+		}
+		if si.DPoP {
+			st.KeyBound++
 		}
 	}
 	return st, nil

@@ -57,6 +57,12 @@ const (
 	DecisionFailed    = api.DecisionFailed
 )
 
+// Token types (see api.Token.TokenType).
+const (
+	TokenTypeDPoP   = api.TokenTypeDPoP
+	TokenTypeBearer = api.TokenTypeBearer
+)
+
 // Sentinel errors (see package api for their contracts).
 var (
 	ErrNotFound         = api.ErrNotFound
@@ -66,4 +72,5 @@ var (
 	ErrStoreUnavailable = api.ErrStoreUnavailable
 	ErrInvalidRequest   = api.ErrInvalidRequest
 	ErrTokenRejected    = api.ErrTokenRejected
+	ErrDPoPRequired     = api.ErrDPoPRequired
 )

@@ -203,10 +203,20 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 	scopes := oauth.SelectScopes(sel, d, as, previous)
 
+	// A key-bound session gets its own new key; it never leaves the agent.
+	var dk *oauth.DPoPKey
+	refused := a.dpopRefused(t, prevRec)
+	if a.wantDPoP(t, d, req.DPoP, refused) {
+		if dk, err = oauth.NewDPoPKey(); err != nil {
+			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+		}
+		step("asking for tokens bound to a key only this agent holds (DPoP)")
+	}
+
 	var ts *oauth.TokenSet
 	var client *oauth.Client
 	for attempt := 0; ; attempt++ {
-		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, step)
+		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, step)
 		if err == nil {
 			break
 		}
@@ -228,6 +238,17 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
 	}
 	recordClient(&rec, client)
+	if dk != nil && strings.EqualFold(ts.TokenType, TokenTypeDPoP) {
+		if rec.DPoPKey, err = marshalKey(dk); err != nil {
+			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+		}
+		rec.TokenType = TokenTypeDPoP
+	} else if strings.EqualFold(ts.TokenType, TokenTypeDPoP) {
+		return SessionInfo{}, fmt.Errorf("login %s: the authorization server issued a DPoP-bound token without a proof", t.url)
+	}
+	// else: asked for a key-bound token but the AS issued a bearer one;
+	// the session is a bearer session and the key is dropped.
+	rec.DPoPRefused = refused && rec.DPoPKey == "" // remembered with the session
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}
@@ -303,7 +324,7 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 // The client is, in order: the one the login request or the config names,
 // else the pre-registered client the session being renewed (prev) was
 // issued to, else the issuer's stored or a new registration.
-func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
 	hc := a.http.client(t)
 	aud := a.audienceFor(t, as.Issuer, d.Resource)
@@ -376,7 +397,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	}
 
 	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud))
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpopOption(dk))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {
@@ -392,7 +413,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
 	}
 
-	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud))
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), a.dpopOption(dk))
 	if err != nil {
 		return client, nil, err
 	}

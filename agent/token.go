@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,9 @@ type session struct {
 	used atomic.Int64
 	// cap is the agent's refresh_margin setting (nanoseconds; 0 = 60 s).
 	cap *marginCap
+	// key is the DPoP key of rec.DPoPKey, parsed (nil: a bearer session);
+	// read without mu on the hot path.
+	key atomic.Pointer[oauth.DPoPKey]
 }
 
 // marginCap is where a session reads the agent's refresh-margin cap.
@@ -157,7 +161,7 @@ func (s *session) info(now time.Time) SessionInfo {
 	si := SessionInfo{
 		Server: r.Server, Account: r.Account, Issuer: r.Issuer, ClientID: r.ClientID,
 		Scopes: slices.Clone(r.Scopes), ExpiresAt: r.ExpiresAt, ObtainedAt: r.ObtainedAt,
-		HasRefresh: r.RefreshToken != "", State: StateReady, Error: s.lastErr,
+		HasRefresh: r.RefreshToken != "", State: StateReady, Error: s.lastErr, DPoP: r.DPoPKey != "",
 	}
 	switch {
 	case s.needsLogin:
@@ -184,7 +188,11 @@ func sortSessions(ss []SessionInfo) {
 // Token returns an access token for req.Server. The hot path is a map lookup
 // under a read lock: the keyring is never touched for a cached, fresh token.
 func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err error) {
+	var s *session
 	defer func() {
+		if err == nil && tok.KeyBound() {
+			tok, err = a.prove(s, tok, req)
+		}
 		if err == nil {
 			a.pol.AuditIssued(ctx, tok)
 		}
@@ -198,7 +206,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		return Token{}, err
 	}
 	a.mu.RLock()
-	s := a.sessions[key]
+	s = a.sessions[key]
 	a.mu.RUnlock()
 	if s != nil {
 		// Fast path: a fresh cached token, no locks beyond the map's.
@@ -267,6 +275,9 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	forced := rejected != "" && subtle.ConstantTimeCompare([]byte(rejected), []byte(r.AccessToken)) == 1
 	if forced {
 		if err := s.rejectedLocked(now); err != nil {
+			if r.DPoPKey != "" {
+				err = a.refusedKeyBound(r.Server, err)
+			}
 			return Token{}, nil, err
 		}
 	}
@@ -314,6 +325,11 @@ func (s *session) tokenLocked() Token {
 	tt := r.TokenType
 	if tt == "" {
 		tt = "Bearer"
+	}
+	if r.DPoPKey != "" {
+		tt = TokenTypeDPoP
+	} else if tt == TokenTypeDPoP {
+		tt = TokenTypeBearer // no key to prove with: never hand out "DPoP" without one
 	}
 	// Scopes is shared: records are replaced, never modified in place, and
 	// callers of Token must not modify it.
@@ -370,7 +386,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
 	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
-		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)))
+		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)), a.dpopOption(s.key.Load()))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an
@@ -433,6 +449,9 @@ func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts 
 	next.AccessToken = ts.AccessToken
 	if ts.TokenType != "" {
 		next.TokenType = ts.TokenType
+	}
+	if !strings.EqualFold(next.TokenType, TokenTypeDPoP) {
+		next.DPoPKey = "" // the AS answered a bearer token: nothing to prove any more
 	}
 	if ts.RefreshToken != "" {
 		next.RefreshToken = ts.RefreshToken

@@ -31,6 +31,8 @@ func (s *session) adoptLocked(r store.SessionRecord) {
 	var retired []string
 	r.AccessToken = s.keepOrOwn(s.rec.AccessToken, r.AccessToken, &retired)
 	r.RefreshToken = s.keepOrOwn(s.rec.RefreshToken, r.RefreshToken, &retired)
+	s.adoptKeyLocked(s.rec.DPoPKey, r.DPoPKey)
+	r.DPoPKey = s.keepOrOwn(s.rec.DPoPKey, r.DPoPKey, &retired)
 	for _, t := range s.retired {
 		wipe.String(t)
 	}
@@ -53,10 +55,11 @@ func (s *session) keepOrOwn(held, next string, retired *[]string) string {
 // wipeLocked overwrites every token the session holds and forgets them;
 // the session then takes no new ones (adoptLocked).
 func (s *session) wipeLocked() {
-	for _, t := range append(s.retired, s.rec.AccessToken, s.rec.RefreshToken) {
+	for _, t := range append(s.retired, s.rec.AccessToken, s.rec.RefreshToken, s.rec.DPoPKey) {
 		wipe.String(t)
 	}
-	s.rec.AccessToken, s.rec.RefreshToken, s.retired = "", "", nil
+	s.rec.AccessToken, s.rec.RefreshToken, s.rec.DPoPKey, s.retired = "", "", "", nil
+	s.key.Store(nil)
 	s.dropped = true
 	s.renewHotLocked()
 }

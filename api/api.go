@@ -58,11 +58,15 @@ type SessionInfo struct {
 	State    SessionState `json:"state"`
 	// Error says why State is StateError or StateNeedsLogin; it never
 	// contains secrets.
-	Error        string    `json:"error,omitempty"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	ObtainedAt   time.Time `json:"obtained_at"`
-	HasRefresh   bool      `json:"has_refresh_token"`
-	StoreBackend string    `json:"store_backend"`
+	Error      string    `json:"error,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	ObtainedAt time.Time `json:"obtained_at"`
+	HasRefresh bool      `json:"has_refresh_token"`
+	// DPoP: the session's tokens are bound to a key the agent holds (RFC
+	// 9449); token.get needs the request's method and URL and answers a
+	// proof with the token.
+	DPoP         bool   `json:"dpop,omitempty"`
+	StoreBackend string `json:"store_backend"`
 	// ID is the stored session's id, set for a broken session: when its
 	// metadata is unreadable too, it is the only name logout can use.
 	ID string `json:"id,omitempty"`
@@ -85,6 +89,16 @@ type TokenRequest struct {
 	// (once, however many callers report it); otherwise the newer token is
 	// returned. Never logged.
 	RejectedToken string `json:"-"`
+	// DPoPMethod and DPoPURL are the HTTP method and URL of the request the
+	// token is for. A key-bound (DPoP, RFC 9449) session needs them: the
+	// agent signs a fresh proof for exactly that request (htu is the URL
+	// without query and fragment). Bearer sessions ignore them.
+	DPoPMethod string `json:"-"`
+	DPoPURL    string `json:"-"`
+	// DPoPNonce is a DPoP-Nonce a resource server just sent with a
+	// use_dpop_nonce challenge; the proof carries it (and the agent
+	// remembers it for the URL's origin).
+	DPoPNonce string `json:"-"`
 }
 
 // Token is an access token handed to a local caller.
@@ -95,7 +109,23 @@ type Token struct {
 	Scopes      []string  `json:"scopes"`
 	Server      string    `json:"server"`
 	Account     string    `json:"account"`
+	// DPoPProof is set for a key-bound session (TokenType "DPoP"): a fresh
+	// proof (RFC 9449 §4) for the request named by TokenRequest.DPoPMethod
+	// and DPoPURL, signed by the session's key, which never leaves the
+	// agent. Send it as the DPoP header with "Authorization: DPoP
+	// <AccessToken>". Each proof has its own jti: use it once.
+	DPoPProof string `json:"dpop_proof,omitempty"`
 }
+
+// TokenTypeDPoP is Token.TokenType of a key-bound session; TokenTypeBearer
+// of the others.
+const (
+	TokenTypeDPoP   = "DPoP"
+	TokenTypeBearer = "Bearer"
+)
+
+// KeyBound reports whether t is DPoP-bound (needs its proof on each request).
+func (t Token) KeyBound() bool { return strings.EqualFold(t.TokenType, TokenTypeDPoP) }
 
 // LogValue keeps the token out of logs.
 func (t Token) LogValue() slog.Value {
@@ -118,6 +148,9 @@ type LoginRequest struct {
 	ClientID          string `json:"client_id,omitempty"`
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// DPoP, when set, decides whether this login asks for key-bound (RFC
+	// 9449) tokens, over the server's dpop setting and what it asks for.
+	DPoP *bool `json:"dpop,omitempty"`
 	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
 	// browser this login opens (see agent/browser), as gpg-agent's
 	// updatestartuptty does for pinentry. The agent uses it only from a
@@ -180,7 +213,10 @@ type Status struct {
 	NeedsLogin int    `json:"needs_login"`
 	// Broken counts stored sessions that cannot be read; Loading those
 	// not read yet (the agent reads them in the background after start).
-	Broken        int       `json:"broken,omitempty"`
+	Broken int `json:"broken,omitempty"`
+	// KeyBound counts the sessions whose tokens are bound to a key the
+	// agent holds (DPoP).
+	KeyBound      int       `json:"key_bound,omitempty"`
 	Loading       int       `json:"loading,omitempty"`
 	Started       time.Time `json:"started"`
 	Socket        string    `json:"socket,omitempty"`
@@ -425,6 +461,11 @@ var (
 	// ErrInvalidRequest: the request itself is wrong (bad URL, bad flag).
 	ErrInvalidRequest = errors.New("invalid request")
 )
+
+// ErrDPoPRequired: the session is key-bound (DPoP) and the token request did
+// not name the HTTP method and URL the token is for, so no proof could be
+// signed and the token alone would be useless.
+var ErrDPoPRequired = errors.New("this session's tokens are bound to a key the agent holds (DPoP): pass the request's HTTP method and URL to get a token with a proof")
 
 // NeedsLoginError says which login would fix a token request.
 type NeedsLoginError struct {

@@ -4,7 +4,7 @@
 # on any failure or warning in a scored scenario (see e2e/conformance-check.mjs
 # and e2e/CONFORMANCE.md). No expected-failures baseline.
 #
-# Usage: e2e/conformance.sh [suite...]      (default: auth backcompat draft)
+# Usage: e2e/conformance.sh [suite...]      (default: auth backcompat draft extensions)
 # Env:   MCPKEY_E2E_BIN       where the binaries are built (default e2e/bin)
 #        MCPKEY_CONFORMANCE_OUT  keep the results there (default: a temp dir)
 set -eu
@@ -23,7 +23,7 @@ mkdir -p "$bin"
 
 out="${MCPKEY_CONFORMANCE_OUT:-$(mktemp -d)}"
 mkdir -p "$out"
-suites="${*:-auth backcompat draft}"
+suites="${*:-auth backcompat draft extensions}"
 status=0
 for suite in $suites; do
 	echo "== conformance: $suite suite"

@@ -40,8 +40,17 @@ func TestLoginWithChromium(t *testing.T) {
 	if strings.ContainsAny(at, " \n") {
 		t.Fatalf("mcpkey token printed more than the token: %q", r.Stdout)
 	}
-	if claims := jwtClaims(t, at); claims["aud"] != f.MCP.Resource || claims["sub"] != "alice" {
-		t.Errorf("token claims: aud %v, sub %v", claims["aud"], claims["sub"])
+	if claims := jwtClaims(t, at); claims["aud"] != f.MCP.Resource || claims["sub"] != "alice" || claims["cnf"] != nil {
+		t.Errorf("token claims: aud %v, sub %v, cnf %v", claims["aud"], claims["sub"], claims["cnf"])
+	}
+	// oidc-provider offers DPoP, but this server's challenge offers only
+	// Bearer: the session holds a bearer token (no cnf above), one sign-in.
+	var meta struct {
+		DPoPAlgs []string `json:"dpop_signing_alg_values_supported"`
+	}
+	getJSON(t, f.AS.Issuer+"/.well-known/openid-configuration", &meta)
+	if len(meta.DPoPAlgs) == 0 {
+		t.Error("the AS does not advertise DPoP: this test no longer shows bearer sessions despite it")
 	}
 	if strings.Contains(r.Stderr, at) {
 		t.Error("mcpkey token wrote the token to stderr")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc/server"
 )
@@ -18,11 +19,21 @@ func realAgentBackend(tb testing.TB) server.Backend { return benchAgent(tb, nil)
 // benchAgent builds the agent realAgentBackend describes; tweak, when not
 // nil, adjusts its Config first.
 func benchAgent(tb testing.TB, tweak func(*agent.Config)) *agent.Agent {
+	return benchAgentKey(tb, tweak, "")
+}
+
+// benchAgentKey is benchAgent whose session is key-bound to dpopKey (PKCS
+// #8 DER) when it is not "".
+func benchAgentKey(tb testing.TB, tweak func(*agent.Config), dpopKey string) *agent.Agent {
 	st := store.NewMemory()
+	tt := "Bearer"
+	if dpopKey != "" {
+		tt = "DPoP"
+	}
 	err := store.PutSession(context.Background(), st, store.SessionRecord{
 		Server: benchToken.Server, Account: benchToken.Account, Issuer: "https://as.example.com",
-		ClientID: "bench", TokenType: "Bearer", AccessToken: benchToken.AccessToken, RefreshToken: "r",
-		ExpiresAt: benchToken.ExpiresAt, ObtainedAt: time.Now(), Scopes: benchToken.Scopes,
+		ClientID: "bench", TokenType: tt, AccessToken: benchToken.AccessToken, RefreshToken: "r",
+		ExpiresAt: benchToken.ExpiresAt, ObtainedAt: time.Now(), Scopes: benchToken.Scopes, DPoPKey: dpopKey,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -45,4 +56,38 @@ func benchAgent(tb testing.TB, tweak func(*agent.Config)) *agent.Agent {
 // the socket instead of a canned reply.
 func BenchmarkTokenGetAgent(b *testing.B) {
 	benchTokenGet(b, realAgentBackend)
+}
+
+// BenchmarkTokenGetDPoP is token.get against the real agent for a bearer
+// session and for a key-bound one, in the same run, one connection: the
+// difference is the cost of signing a DPoP proof (ES256) per call.
+func BenchmarkTokenGetDPoP(b *testing.B) {
+	k, err := oauth.NewDPoPKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, err := k.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		key  string
+	}{{"bearer", ""}, {"dpop", string(der)}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := startServer(b, benchAgentKey(b, nil, c.key), server.ServerOptions{Logger: discardLogger()})
+			client := s.client()
+			defer client.Close()
+			req := agent.TokenRequest{Server: benchToken.Server, Scopes: []string{"mcp:read"},
+				DPoPMethod: "POST", DPoPURL: benchToken.Server}
+			tok, err := client.Token(context.Background(), req)
+			if err != nil || (c.key != "") != (tok.DPoPProof != "") {
+				b.Fatalf("token: %v, proof %t", err, tok.DPoPProof != "")
+			}
+			runConns(b, 1, func(int) error {
+				_, err := client.Token(context.Background(), req)
+				return err
+			})
+		})
+	}
 }

@@ -434,7 +434,7 @@ func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
 // new(*api.NeedsLoginError)).
 func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, error) {
 	p := TokenParams{Server: req.Server, Account: req.Account, Scopes: req.Scopes,
-		RejectedToken: req.RejectedToken}
+		RejectedToken: req.RejectedToken, DPoPMethod: req.DPoPMethod, DPoPURL: req.DPoPURL, DPoPNonce: req.DPoPNonce}
 	if req.MinTTL > 0 {
 		p.MinTTLSeconds = int64((req.MinTTL + time.Second - 1) / time.Second)
 	}

@@ -128,19 +128,22 @@
 //
 // agent.hello — params {client?: string, protocol_version?: int}; result
 // {protocol_version: 1, agent_version: string, capabilities: [string]}, the
-// capabilities being the method names this agent serves.
+// capabilities being the method names this agent serves, then its features:
+// "dpop" when token.get signs DPoP proofs (below).
 //
 // agent.status — no params; result agent.Status: {version, pid,
-// store_backend, locked, sessions, needs_login, started, socket?,
+// store_backend, locked, sessions, needs_login, key_bound?, started, socket?,
 // websocket_url?, config_path?, config_error?, pending_logins}.
 //
 // sessions.list — no params; result {sessions: [agent.SessionInfo]}, each
 // {server, name?, account, issuer, client_id, scopes, state, error?,
-// expires_at, obtained_at, has_refresh_token, store_backend}. No secrets.
+// expires_at, obtained_at, has_refresh_token, store_backend, dpop?}. No
+// secrets. dpop true: the session's tokens are bound to the agent's key.
 //
 // token.get — params {server, account?, scopes?, min_ttl_seconds?,
-// rejected_token?}; result {access_token, token_type, expires_at, scopes,
-// server, account}. server is a configured name or a URL. A token expiring
+// rejected_token?, dpop_method?, dpop_url?, dpop_nonce?}; result
+// {access_token, token_type, expires_at, scopes, server, account,
+// dpop_proof?}. server is a configured name or a URL. A token expiring
 // within min_ttl_seconds is refreshed first. rejected_token reports a token
 // a resource server answered 401 to: if it is still the session's current
 // token the agent refreshes (once, however many callers report it),
@@ -148,12 +151,27 @@
 // rejected answers needs_login the first time (one extra sign-in) and
 // token_rejected after that, so 401 handlers never loop through logins.
 //
+// DPoP (RFC 9449): token.get also takes {dpop_method?, dpop_url?,
+// dpop_nonce?}, the HTTP method and URL of the request the token is for and
+// a DPoP-Nonce the resource server just challenged with. For a key-bound
+// session (sessions.list: dpop true) the result has token_type "DPoP" and
+// dpop_proof, a fresh compact JWS (typ dpop+jwt, ES256, claims htm, htu =
+// dpop_url without query and fragment, iat, jti, ath, and nonce when one is
+// known for the URL's origin) signed with the session's key, which never
+// leaves the agent; every answer has a new proof. The caller sends
+// "Authorization: DPoP <access_token>" and "DPoP: <dpop_proof>"; on a 401
+// with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a DPoP-Nonce
+// header it asks once more with dpop_nonce set. Without dpop_method and
+// dpop_url a key-bound session answers dpop_required, and a dpop_url on
+// another origin than the server's invalid_request; bearer sessions ignore
+// the three params (token_type "Bearer", no dpop_proof).
+//
 // session.logout — params {server, account?, keep_remote?}; result
 // {server, account, revoked, revoke_error?}. keep_remote skips revocation
 // at the authorization server.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
-// client_id?, client_secret?, client_metadata_url?, env?: {BROWSER?,
+// client_id?, client_secret?, client_metadata_url?, dpop?, env?: {BROWSER?,
 // DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.
@@ -291,6 +309,8 @@
 //	                           resource server keeps rejecting freshly
 //	                           issued tokens (likely an audience mismatch):
 //	                           another login would not help
+//	-32008  dpop_required      token.get for a key-bound (DPoP) session
+//	                           without dpop_method and dpop_url
 //	-32800  cancelled          the request was cancelled by rpc.cancel
 //
 // ipc.Client maps these back to the agent package's sentinels, so Go

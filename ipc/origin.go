@@ -75,10 +75,44 @@ func Authorize(r *http.Request, tok api.Token) error {
 	if err := CheckOrigin(tok.Server, r.URL); err != nil {
 		return err
 	}
-	typ := tok.TokenType
-	if typ == "" || equalFoldASCII(typ, "bearer") {
-		typ = "Bearer"
+	if tok.KeyBound() {
+		// RFC 9449 §7.1: the DPoP scheme and a proof made for this request.
+		if tok.DPoPProof == "" {
+			return fmt.Errorf("%w (no proof in the agent's answer)", api.ErrDPoPRequired)
+		}
+		r.Header.Set("Authorization", api.TokenTypeDPoP+" "+tok.AccessToken)
+		r.Header.Set("DPoP", tok.DPoPProof)
+		return nil
 	}
-	r.Header.Set("Authorization", typ+" "+tok.AccessToken)
+	r.Header.Del("DPoP")
+	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	return nil
+}
+
+// DPoPRequest returns req for a token to use on r: the DPoP method and URL
+// set, so that a key-bound session answers a proof for exactly r (bearer
+// sessions ignore them).
+func DPoPRequest(req api.TokenRequest, r *http.Request) api.TokenRequest {
+	req.DPoPMethod, req.DPoPURL = r.Method, r.URL.String()
+	return req
+}
+
+// DPoPNonce returns the nonce of a resource server's use_dpop_nonce
+// challenge (RFC 9449 §9): a 401 whose WWW-Authenticate carries
+// error="use_dpop_nonce" and whose DPoP-Nonce header has the nonce. The
+// request is then sent again, once, with a proof carrying it.
+func DPoPNonce(resp *http.Response) (string, bool) {
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		return "", false
+	}
+	nonce := resp.Header.Get("DPoP-Nonce")
+	if nonce == "" {
+		return "", false
+	}
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		if strings.Contains(v, "use_dpop_nonce") {
+			return nonce, true
+		}
+	}
+	return "", false
 }

@@ -77,6 +77,7 @@ const (
 	CodeStoreUnavailable = -32005
 	CodeInvalidReq       = -32006
 	CodeTokenRejected    = -32007
+	CodeDPoPRequired     = -32008
 )
 
 // Stable error code strings (ErrorData.Code).
@@ -88,6 +89,7 @@ const (
 	ErrCodeStoreUnavailable = "store_unavailable"
 	ErrCodeInvalidRequest   = "invalid_request"
 	ErrCodeTokenRejected    = "token_rejected"
+	ErrCodeDPoPRequired     = "dpop_required"
 	ErrCodeInternal         = "internal"
 	ErrCodeCancelled        = "cancelled"
 )
@@ -138,8 +140,8 @@ type Error struct {
 // ErrorData is the "data" member of application errors.
 type ErrorData struct {
 	// Code is the stable error string: not_found, needs_login, locked,
-	// denied, store_unavailable, invalid_request, token_rejected, internal,
-	// cancelled.
+	// denied, store_unavailable, invalid_request, token_rejected,
+	// dpop_required, internal, cancelled.
 	Code string `json:"code"`
 	// Server, Account, Scopes and Reason are set for needs_login.
 	Server  string   `json:"server,omitempty"`
@@ -183,6 +185,8 @@ func sentinelFor(code string) error {
 		return api.ErrInvalidRequest
 	case ErrCodeTokenRejected:
 		return api.ErrTokenRejected
+	case ErrCodeDPoPRequired:
+		return api.ErrDPoPRequired
 	}
 	return nil
 }
@@ -214,6 +218,8 @@ func ErrorFor(err error) *Error {
 		return appError(CodeInvalidReq, ErrCodeInvalidRequest, err)
 	case errors.Is(err, api.ErrTokenRejected):
 		return appError(CodeTokenRejected, ErrCodeTokenRejected, err)
+	case errors.Is(err, api.ErrDPoPRequired):
+		return appError(CodeDPoPRequired, ErrCodeDPoPRequired, err)
 	}
 	return appError(CodeInternal, ErrCodeInternal, err)
 }
@@ -244,9 +250,18 @@ type HelloParams struct {
 type HelloResult struct {
 	ProtocolVersion int    `json:"protocol_version"`
 	AgentVersion    string `json:"agent_version"`
-	// Capabilities lists the method names this agent serves.
+	// Capabilities lists the method names this agent serves, then the
+	// features it supports (Features: "dpop").
 	Capabilities []string `json:"capabilities"`
 }
+
+// FeatureDPoP in agent.hello's capabilities: token.get takes dpop_method,
+// dpop_url and dpop_nonce and answers key-bound sessions with a proof.
+const FeatureDPoP = "dpop"
+
+// Features are the non-method capabilities agent.hello announces, after the
+// method names.
+func Features() []string { return []string{FeatureDPoP} }
 
 // SessionsResult is sessions.list's result.
 type SessionsResult struct {
@@ -261,6 +276,12 @@ type TokenParams struct {
 	MinTTLSeconds int64    `json:"min_ttl_seconds,omitempty"`
 	// RejectedToken is the token a resource server answered 401 to.
 	RejectedToken string `json:"rejected_token,omitempty"`
+	// DPoPMethod and DPoPURL name the request the token is for; a key-bound
+	// session answers a proof for it (api.Token.DPoPProof). DPoPNonce is a
+	// DPoP-Nonce a resource server just challenged with (use_dpop_nonce).
+	DPoPMethod string `json:"dpop_method,omitempty"`
+	DPoPURL    string `json:"dpop_url,omitempty"`
+	DPoPNonce  string `json:"dpop_nonce,omitempty"`
 }
 
 // CompleteParams are session.complete's params; the result is {}.

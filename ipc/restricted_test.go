@@ -95,7 +95,7 @@ func TestRestrictedSocket(t *testing.T) {
 		t.Fatalf("token for another server: %v, want denied", err)
 	}
 	hello, err := rc.Hello(t.Context())
-	if err != nil || !slices.Equal(hello.Capabilities, []string{ipc.MethodHello, ipc.MethodTokenGet}) {
+	if err != nil || !slices.Equal(hello.Capabilities, []string{ipc.MethodHello, ipc.MethodTokenGet, ipc.FeatureDPoP}) {
 		t.Fatalf("hello = %+v, %v", hello, err)
 	}
 

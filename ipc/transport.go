@@ -11,7 +11,9 @@ import (
 
 // Transport returns an http.RoundTripper for requests to the MCP server
 // server (a configured name or URL): it adds "Authorization: Bearer" with a
-// token from the agent and, when the response is 401, reports the token as
+// token from the agent (for a key-bound session "Authorization: DPoP" and a
+// DPoP proof the agent signed for this request, once more with the nonce of
+// a use_dpop_nonce challenge) and, when the response is 401, reports the token as
 // rejected (the agent refreshes once, however many callers report it) and
 // retries once with the token the agent returns. A second 401 is returned as
 // is. base nil means http.DefaultTransport.
@@ -65,16 +67,30 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(r)
 	}
 
-	tok, err := t.c.Token(ctx, api.TokenRequest{Server: t.server})
+	treq := DPoPRequest(api.TokenRequest{Server: t.server}, req)
+	tok, err := t.c.Token(ctx, treq)
 	if err != nil {
 		closeBody(req)
 		return nil, fmt.Errorf("mcpkey: token for %s: %w", t.server, err)
 	}
 	resp, err := send(tok, true)
+	if nonce, ok := DPoPNonce(resp); ok && err == nil && tok.KeyBound() {
+		// The resource server wants a nonce in the proof: once more with it.
+		treq.DPoPNonce = nonce
+		if tok, err = t.c.Token(ctx, treq); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("mcpkey: token for %s: %w", t.server, err)
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		resp, err = send(tok, false)
+	}
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	fresh, err := t.c.Token(ctx, api.TokenRequest{Server: t.server, RejectedToken: tok.AccessToken})
+	treq.DPoPNonce = ""
+	treq.RejectedToken = tok.AccessToken
+	fresh, err := t.c.Token(ctx, treq)
 	if err != nil {
 		resp.Body.Close()
 		return nil, fmt.Errorf("mcpkey: token for %s after 401: %w", t.server, err)

@@ -136,6 +136,10 @@ type ServerSettings struct {
 	// that take the audience from that parameter rather than RFC 8707
 	// "resource" (Ory Hydra, Auth0). See also IssuerSettings.
 	ResourceAsAudience bool
+	// DPoP forces key-bound (RFC 9449) tokens on (true) or off (false) for
+	// this server; nil decides per login: key-bound when the resource asks
+	// for DPoP and its authorization server offers it.
+	DPoP *bool
 
 	// Confirm, Approval, Allow, Deny and Remember override the top-level
 	// approval policy for this server: nil, "" and 0 inherit; see

@@ -61,6 +61,7 @@ func TestParseSettingsExample(t *testing.T) {
 				AllowPrivateNetwork: true,
 				ClientMetadataURL:   "https://example.com/mcpkey/client.json",
 			},
+			"bank": {Name: "bank", URL: "https://mcp.bank.example/mcp", DPoP: &yes},
 			"hydra-demo": {
 				Name:               "hydra-demo",
 				URL:                "https://mcp.example.org/mcp",

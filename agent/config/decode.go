@@ -58,6 +58,7 @@ type server struct {
 	RedirectPort        int64             `toml:"redirect_port"`
 	AllowPrivateNetwork bool              `toml:"allow_private_network"`
 	ResourceAsAudience  bool              `toml:"resource_as_audience"`
+	DPoP                *bool             `toml:"dpop"`
 	Confirm             *bool             `toml:"confirm"`
 	Approval            string            `toml:"approval"`
 	Allow               []string          `toml:"allow"`
@@ -291,7 +292,7 @@ func (d *decoder) server(key []string, f server) ServerSettings {
 	ss := ServerSettings{
 		Name: name, URL: f.URL, Scopes: f.Scopes, Account: f.Account, ClientID: f.ClientID,
 		ClientMetadataURL: f.ClientMetadataURL, RedirectPort: int(f.RedirectPort),
-		AllowPrivateNetwork: f.AllowPrivateNetwork, ResourceAsAudience: f.ResourceAsAudience,
+		AllowPrivateNetwork: f.AllowPrivateNetwork, ResourceAsAudience: f.ResourceAsAudience, DPoP: f.DPoP,
 		Confirm: f.Confirm, Allow: f.Allow, Deny: f.Deny, Headers: f.Headers, Env: f.Env,
 		ClientSecretFile: d.file(sub(key, "client_secret_file"), f.ClientSecretFile),
 		Remember:         d.duration(sub(key, "remember"), f.Remember, false),

@@ -8,6 +8,9 @@ type RequestOption func(*requestOptions)
 
 type requestOptions struct {
 	audience string
+	// dpop, when set, signs a DPoP proof on token requests (WithDPoP).
+	dpop   *DPoPKey
+	nonces *Nonces
 }
 
 // WithAudience also sends aud as the "audience" parameter, next to RFC 8707

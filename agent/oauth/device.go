@@ -55,7 +55,8 @@ func (d *DeviceAuth) LogValue() slog.Value {
 // StartDevice requests a device code at the device authorization endpoint
 // with scope (omitted when empty) and resource (verbatim), authenticating as
 // the client's method says. hc nil means http.DefaultClient.
-// opts add parameters to the device and token requests (WithAudience).
+// opts add parameters to the device and token requests (WithAudience) and
+// DPoP proofs to the token requests (WithDPoP).
 func StartDevice(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, resource string, scopes []string, opts ...RequestOption) (*DeviceAuth, error) {
 	if err := checkClientFor(as, c); err != nil {
 		return nil, fmt.Errorf("device authorization: %w", err)
@@ -162,7 +163,7 @@ func (d *DeviceAuth) Poll(ctx context.Context, hc *http.Client) (*TokenSet, erro
 			"resource":    {d.resource},
 		}
 		d.opts.addTo(form)
-		ts, err := tokenRequest(ctx, hc, d.tokenURL, form, &d.client, d.scopes, d.deviceCode)
+		ts, err := tokenRequest(ctx, d.opts.client(hc), d.tokenURL, form, &d.client, d.scopes, d.deviceCode)
 		if err == nil {
 			return ts, nil
 		}

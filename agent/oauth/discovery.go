@@ -132,6 +132,8 @@ func discover(ctx context.Context, hc *http.Client, serverURL string, ch *Challe
 			Resource:             prm.Resource,
 			ResourceMetadataURL:  cand.url,
 			ScopesSupported:      prm.ScopesSupported,
+			DPoPAlgs:             prm.DPOPSigningAlgValuesSupported,
+			DPoPRequired:         prm.DPOPBoundAccessTokensRequired,
 			AuthorizationServers: prm.AuthorizationServers,
 			Challenge:            ch,
 		}

@@ -231,7 +231,7 @@ func (f *Flow) Exchange(ctx context.Context, hc *http.Client, code string) (*Tok
 	if code == "" {
 		return nil, errors.New("exchange: empty code")
 	}
-	if hc != nil {
+	if hc = f.opts.client(hc); hc != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	}
 	tok, err := f.config().Exchange(ctx, code, f.params(oauth2.VerifierOption(f.verifier))...)

@@ -30,6 +30,9 @@ type Challenge struct {
 	ResourceMetadata string   // resource_metadata URL, if any
 	Scopes           []string // scope parameter, split on spaces
 	Error            string   // error parameter ("insufficient_scope", "invalid_token")
+	// DPoP: the answer challenged with the DPoP scheme (RFC 9449 §7.1),
+	// too or only: the resource asks for key-bound tokens.
+	DPoP bool
 }
 
 // AuthServer is validated authorization-server metadata (RFC 8414 / OIDC).
@@ -50,6 +53,9 @@ type AuthServer struct {
 	// ClientIDMetadataDocumentSupported is
 	// client_id_metadata_document_supported (CIMD).
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported (RFC 9449 §5.1): the AS issues
+	// DPoP-bound tokens, with proofs of these algorithms.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	// Legacy is true when the endpoints were not found in any metadata
 	// document and are the 2025-03-26 defaults (<origin>/authorize, …).
 	Legacy bool `json:"-"`
@@ -67,6 +73,11 @@ type Discovery struct {
 	ResourceMetadataURL string
 	// ScopesSupported is the PRM scopes_supported.
 	ScopesSupported []string
+	// DPoPAlgs and DPoPRequired are the PRM's
+	// dpop_signing_alg_values_supported and
+	// dpop_bound_access_tokens_required (RFC 9728 §2).
+	DPoPAlgs     []string
+	DPoPRequired bool
 	// AuthorizationServers lists the PRM's authorization_servers.
 	AuthorizationServers []string
 	// AS is the chosen authorization server's validated metadata.

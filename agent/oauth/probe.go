@@ -75,7 +75,8 @@ func Probe(ctx context.Context, hc *http.Client, serverURL string) (*Challenge, 
 // WWW-Authenticate header(s) with an RFC 9110 §11.6.1 parser (several
 // challenges per header, quoted strings, escapes). It returns a Challenge
 // with Status set even when there is no Bearer challenge, and an error only
-// when the header is malformed. The first Bearer challenge wins.
+// when the header is malformed. The first Bearer challenge wins, else the
+// first DPoP one; Challenge.DPoP says whether DPoP was offered.
 func ParseChallenge(status int, h http.Header) (*Challenge, error) {
 	ch := &Challenge{Status: status}
 	values := h.Values("WWW-Authenticate")
@@ -86,17 +87,32 @@ func ParseChallenge(status int, h http.Header) (*Challenge, error) {
 	if err != nil {
 		return ch, fmt.Errorf("parse WWW-Authenticate: %w", err)
 	}
-	for _, c := range cs {
-		if c.Scheme != "bearer" { // the parser lower-cases schemes and keys
-			continue
+	// The first Bearer challenge wins; a DPoP challenge (RFC 9449 §7.1)
+	// says the resource wants key-bound tokens and is read the same way
+	// when there is no Bearer one.
+	var found *oauthex.Challenge
+	bearer := false
+	for i, c := range cs {
+		switch c.Scheme { // the parser lower-cases schemes and keys
+		case "bearer":
+			if !bearer {
+				found = &cs[i]
+			}
+			bearer = true
+		case "dpop":
+			if found == nil {
+				found = &cs[i]
+			}
+			ch.DPoP = true
 		}
+	}
+	if c := found; c != nil {
 		ch.ResourceMetadata = c.Params["resource_metadata"]
 		ch.Scopes = strings.Fields(c.Params["scope"])
 		if len(ch.Scopes) == 0 {
 			ch.Scopes = nil
 		}
 		ch.Error = c.Params["error"]
-		break
 	}
 	return ch, nil
 }

@@ -203,8 +203,9 @@ func Refresh(ctx context.Context, hc *http.Client, as *AuthServer, c *Client, re
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	applyOptions(opts).addTo(form)
-	ts, err := tokenRequest(ctx, hc, as.TokenEndpoint, form, c, scopes, refreshToken)
+	o := applyOptions(opts)
+	o.addTo(form)
+	ts, err := tokenRequest(ctx, o.client(hc), as.TokenEndpoint, form, c, scopes, refreshToken)
 	if err != nil {
 		return nil, fmt.Errorf("refresh at %s: %w", as.TokenEndpoint, err)
 	}
@@ -366,19 +367,24 @@ func rawString(raw map[string]any, k string) string {
 //     has not said when the token expires: it has just been issued, so it
 //     is served until a resource server rejects it.
 //   - scope absent or empty → requested.
-//   - token_type must be Bearer (case-insensitive) or absent.
+//   - token_type must be Bearer (case-insensitive) or absent, or DPoP
+//     (RFC 9449 §5) when the request carried a proof.
 func tokenSetFromRaw(raw map[string]any, now time.Time, requested []string) (*TokenSet, error) {
 	access := rawString(raw, "access_token")
 	if access == "" {
 		return nil, errors.New("token response has no access_token")
 	}
 	typ := rawString(raw, "token_type")
-	if typ != "" && !strings.EqualFold(typ, "bearer") {
+	tt := "Bearer"
+	switch {
+	case strings.EqualFold(typ, "dpop"):
+		tt = "DPoP"
+	case typ != "" && !strings.EqualFold(typ, "bearer"):
 		return nil, fmt.Errorf("unsupported token_type %q", sanitizeRemote(typ, maxErrCodeLen))
 	}
 	ts := &TokenSet{
 		AccessToken:  access,
-		TokenType:    "Bearer",
+		TokenType:    tt,
 		RefreshToken: rawString(raw, "refresh_token"),
 	}
 	if secs, ok := rawSeconds(raw, "expires_in"); ok && secs > 0 {

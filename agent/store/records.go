@@ -109,6 +109,13 @@ type SessionRecord struct {
 	ExpiresAt          time.Time // absolute; zero when unknown
 	ObtainedAt         time.Time
 	Scopes             []string
+	// DPoPKey is the session's DPoP proof key (PKCS #8 DER, a secret, item
+	// session/<id>/dpop_key) when its tokens are key-bound (RFC 9449); ""
+	// for bearer sessions. It never leaves the agent.
+	DPoPKey string
+	// DPoPRefused: the server refused a key-bound token, so this session
+	// holds bearer tokens and later logins ask for bearer tokens too.
+	DPoPRefused bool
 }
 
 // SessionMeta is a session's non-secret part, readable without touching
@@ -130,6 +137,8 @@ type SessionMeta struct {
 	Scopes             []string
 	HasRefresh         bool // a refresh token was stored with the session
 	HasClientSecret    bool // a client secret was stored with the session
+	HasDPoPKey         bool // the session's tokens are bound to a stored DPoP key
+	DPoPRefused        bool // the server refused key-bound tokens
 }
 
 // Meta returns r's non-secret part.
@@ -150,6 +159,8 @@ func (r SessionRecord) Meta() SessionMeta {
 		ObtainedAt:         r.ObtainedAt,
 		Scopes:             slices.Clone(r.Scopes),
 		HasRefresh:         r.RefreshToken != "",
+		HasDPoPKey:         r.DPoPKey != "",
+		DPoPRefused:        r.DPoPRefused,
 		HasClientSecret:    r.ClientSecret != "",
 	}
 }
@@ -172,6 +183,7 @@ func (r SessionRecord) LogValue() slog.Value {
 		slog.String("access_token", redacted(r.AccessToken)),
 		slog.String("refresh_token", redacted(r.RefreshToken)),
 		slog.String("client_secret", redacted(r.ClientSecret)),
+		slog.String("dpop_key", redacted(r.DPoPKey)),
 		slog.Time("expires_at", r.ExpiresAt),
 		slog.Time("obtained_at", r.ObtainedAt),
 		slog.Any("scopes", r.Scopes),
@@ -206,6 +218,8 @@ type sessionMetaJSON struct {
 	Scopes             []string  `json:"scopes,omitempty"`
 	HasRefresh         bool      `json:"has_refresh,omitempty"`
 	HasClientSecret    bool      `json:"has_client_secret,omitempty"`
+	HasDPoPKey         bool      `json:"has_dpop_key,omitempty"`
+	DPoPRefused        bool      `json:"dpop_refused,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -233,6 +247,13 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 	} else if err := s.Delete(ctx, sessionKey(id, "client_secret")); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
+	if r.DPoPKey != "" {
+		if err := putWiped(ctx, s, sessionKey(id, "dpop_key"), r.DPoPKey); err != nil {
+			return fmt.Errorf("put session %s: %w", r.Server, err)
+		}
+	} else if err := s.Delete(ctx, sessionKey(id, "dpop_key")); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("put session %s: %w", r.Server, err)
+	}
 	if err := putWiped(ctx, s, sessionKey(id, "access"), r.AccessToken); err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
 	}
@@ -243,6 +264,7 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
 		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
 		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh, HasClientSecret: m.HasClientSecret,
+		HasDPoPKey: m.HasDPoPKey, DPoPRefused: m.DPoPRefused,
 	})
 	if err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
@@ -278,7 +300,7 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 		ClientSource: j.ClientSource, ClientAuthMethod: j.ClientAuthMethod, HasClientSecret: j.HasClientSecret,
 		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
-		Scopes: j.Scopes, HasRefresh: j.HasRefresh,
+		Scopes: j.Scopes, HasRefresh: j.HasRefresh, HasDPoPKey: j.HasDPoPKey, DPoPRefused: j.DPoPRefused,
 	}, nil
 }
 
@@ -295,6 +317,7 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod,
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
+		DPoPRefused: m.DPoPRefused,
 	}
 	access, err := getToken(ctx, s, id, "access")
 	if err != nil {
@@ -315,8 +338,16 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		}
 		defer clear(clientSecret)
 	}
+	var dpopKey []byte
+	if m.HasDPoPKey {
+		if dpopKey, err = getToken(ctx, s, id, "dpop_key"); err != nil {
+			return partial, err
+		}
+		defer clear(dpopKey)
+	}
 	r := partial
 	r.AccessToken, r.RefreshToken, r.ClientSecret = string(access), string(refresh), string(clientSecret)
+	r.DPoPKey = string(dpopKey)
 	return r, nil
 }
 
@@ -460,7 +491,7 @@ func DeleteSessionByID(ctx context.Context, s Store, id string) error {
 
 func deleteByID(ctx context.Context, s Store, id string) error {
 	found := false
-	for _, item := range []string{"meta", "access", "refresh", "client_secret"} {
+	for _, item := range []string{"meta", "access", "refresh", "client_secret", "dpop_key"} {
 		err := s.Delete(ctx, sessionKey(id, item))
 		switch {
 		case err == nil:

@@ -10,6 +10,13 @@
 //   AS_SCOPES       space-separated scopes of those resources (default mcp:tools)
 //   AS_ACCESS_TTL   access token lifetime in seconds (default 300)
 //   AS_REFRESH_TTL  refresh token lifetime in seconds (default 86400)
+//   AS_DPOP_NONCE   1: token requests with a DPoP proof must carry the AS's
+//                   nonce (answered use_dpop_nonce + DPoP-Nonce first)
+//
+// DPoP (RFC 9449) is on, as oidc-provider has it by default: the metadata
+// lists dpop_signing_alg_values_supported, and a token request with a proof
+// gets a token bound to its key (token_type DPoP, cnf.jkt in the JWT). A
+// request without a proof gets a bearer token, as before.
 //
 // Once listening it prints one JSON line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT","port":PORT}
@@ -29,6 +36,7 @@
 //                          tokens die, so the next refresh gets invalid_grant)
 //
 // No token, code or secret is ever logged.
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -44,6 +52,7 @@ const resources = new Set(
 const resourceScopes = (process.env.AS_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
 const accessTTL = Number(process.env.AS_ACCESS_TTL ?? 300);
 const refreshTTL = Number(process.env.AS_REFRESH_TTL ?? 86400);
+const dpopNonce = process.env.AS_DPOP_NONCE === '1';
 
 const STATIC_CLIENT_SECRET = 'e2e-static-client-secret';
 
@@ -111,6 +120,7 @@ function newProvider(issuer) {
       devInteractions: { enabled: true }, // HTML login (any user/password) + consent
       registration: { enabled: true }, // open DCR at /reg
       revocation: { enabled: true },
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => dpopNonce },
       resourceIndicators: {
         enabled: true,
         useGrantedResource: async () => true,

@@ -18,14 +18,25 @@
 // that a client retried exactly once. Logs go to stderr and never contain a
 // token.
 //
+// With -dpop it takes DPoP-bound tokens only (RFC 9449): its challenge uses
+// the DPoP scheme and its PRM lists dpop_signing_alg_values_supported and
+// dpop_bound_access_tokens_required; each request must present
+// "Authorization: DPoP <token>" and a DPoP proof signed by the key of the
+// token's cnf.jkt, for this method and URL, with ath, a fresh iat, a jti not
+// seen before and the server's nonce (a 401 use_dpop_nonce with DPoP-Nonce
+// tells it). /_test/stats then also counts nonce_challenges and
+// proofs_refused.
+//
 // Usage:
 //
 //	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]   (the default)
+//	mcpserver -issuer http://127.0.0.1:PORT -dpop
 //	mcpserver -issuer URL -introspect http://127.0.0.1:ADMIN/admin/oauth2/introspect [-scopes ""]
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -50,6 +61,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcpkey/mcpkey/internal/dpopcheck"
 )
 
 func main() {
@@ -57,6 +70,7 @@ func main() {
 	scopes := flag.String("scopes", "mcp:tools", "space-separated scopes every request must carry (advertised in PRM and the 401 challenge)")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	introspect := flag.String("introspect", "", "check tokens at this RFC 7662 introspection endpoint instead of as JWTs")
+	dpop := flag.Bool("dpop", false, "take DPoP-bound tokens only, with a fresh proof (and this server's nonce) per request")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *issuer == "" {
@@ -65,13 +79,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, *introspect, logger); err != nil {
+	if *dpop && *introspect != "" {
+		fmt.Fprintln(os.Stderr, "mcpserver: -dpop checks JWT access tokens; it does not go with -introspect")
+		os.Exit(2)
+	}
+	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, *introspect, *dpop, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "mcpserver: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, issuer string, scopes []string, addr, introspect string, logger *slog.Logger) error {
+func run(ctx context.Context, issuer string, scopes []string, addr, introspect string, dpop bool, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -81,9 +99,9 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 	prmPath := "/.well-known/oauth-protected-resource/mcp"
 
 	keys := &jwksCache{issuer: issuer, client: &http.Client{Timeout: 10 * time.Second}}
-	var stats struct{ authorized, refused atomic.Int64 }
+	var stats struct{ authorized, refused, nonceChallenges, proofsRefused atomic.Int64 }
 
-	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+	parse := func(ctx context.Context, token string) (jwt.MapClaims, error) {
 		claims := jwt.MapClaims{}
 		_, err := jwt.ParseWithClaims(token, claims, keys.keyFunc(ctx),
 			jwt.WithValidMethods([]string{"RS256"}),
@@ -93,6 +111,13 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 		if err != nil {
 			// The jwt error names the failed rule, never the token.
 			return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+		}
+		return claims, nil
+	}
+	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		claims, err := parse(ctx, token)
+		if err != nil {
+			return nil, err
 		}
 		exp, _ := claims.GetExpirationTime()
 		sub, _ := claims.GetSubject()
@@ -130,14 +155,20 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 		ResourceMetadataURL: base + prmPath,
 		Scopes:              scopes,
 	})(mcpHandler)
-
-	mux := http.NewServeMux()
-	mux.Handle("GET "+prmPath, auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+	prm := &oauthex.ProtectedResourceMetadata{
 		Resource:               resource,
 		AuthorizationServers:   []string{issuer},
 		ScopesSupported:        scopes,
 		BearerMethodsSupported: []string{"header"},
-	}))
+	}
+	if dpop {
+		prm.DPOPSigningAlgValuesSupported = []string{"ES256"}
+		prm.DPOPBoundAccessTokensRequired = true
+		protected = requireDPoP(protected, parse, resource, base+prmPath, logger, &stats.nonceChallenges, &stats.proofsRefused)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET "+prmPath, auth.ProtectedResourceMetadataHandler(prm))
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		protected.ServeHTTP(rec, r)
@@ -151,8 +182,10 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 	mux.HandleFunc("GET /_test/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]int64{
-			"authorized": stats.authorized.Load(),
-			"refused":    stats.refused.Load(),
+			"authorized":       stats.authorized.Load(),
+			"refused":          stats.refused.Load(),
+			"nonce_challenges": stats.nonceChallenges.Load(),
+			"proofs_refused":   stats.proofsRefused.Load(),
 		})
 	})
 
@@ -171,6 +204,58 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 		defer cancel()
 		return srv.Shutdown(shutdownCtx)
 	}
+}
+
+// requireDPoP admits a request only with "Authorization: DPoP <token>",
+// the token valid (parse) and bound to a key (cnf.jkt), and a DPoP proof of
+// that key for this request (internal/dpopcheck: method, URL, ath, iat, a
+// jti never seen, this server's nonce). It then hands the request on as a
+// bearer request, so the go-sdk middleware checks scopes and attaches the
+// token info. go-sdk's auth package knows no DPoP scheme, hence this gate.
+func requireDPoP(next http.Handler, parse func(context.Context, string) (jwt.MapClaims, error), resource, prmURL string,
+	logger *slog.Logger, nonceChallenges, proofsRefused *atomic.Int64) http.Handler {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	checker := &dpopcheck.Checker{Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(params, why string) {
+			logger.Info("dpop refused", "why", why)
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP algs="ES256", resource_metadata=%q%s`, prmURL, params))
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "DPoP ")
+		if !ok || tok == "" {
+			refuse("", "no DPoP authorization")
+			return
+		}
+		claims, err := parse(r.Context(), tok)
+		if err != nil {
+			refuse(`, error="invalid_token"`, err.Error())
+			return
+		}
+		cnf, _ := claims["cnf"].(map[string]any)
+		jkt, _ := cnf["jkt"].(string)
+		if jkt == "" {
+			refuse(`, error="invalid_token"`, "the token is not DPoP-bound")
+			return
+		}
+		_, err = checker.Check(r.Header.Get("DPoP"), r.Method, resource, tok, jkt)
+		switch {
+		case errors.Is(err, dpopcheck.ErrUseNonce):
+			nonceChallenges.Add(1)
+			w.Header().Set("DPoP-Nonce", checker.Nonce)
+			refuse(`, error="use_dpop_nonce"`, "nonce")
+			return
+		case err != nil:
+			proofsRefused.Add(1)
+			refuse(`, error="invalid_dpop_proof"`, err.Error())
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.Header.Set("Authorization", "Bearer "+tok)
+		r2.Header.Del("DPoP")
+		next.ServeHTTP(w, r2)
+	})
 }
 
 type whoami struct {

@@ -157,6 +157,8 @@ func Report(w io.Writer, c *Command, err error) int {
 		fmt.Fprintln(w, "hint: is the keyring unlocked? see mcpkey status and the README's troubleshooting section")
 	case errors.Is(err, api.ErrNotFound):
 		fmt.Fprintln(w, "hint: mcpkey list shows the sessions the agent holds")
+	case errors.Is(err, api.ErrDPoPRequired):
+		fmt.Fprintln(w, "hint: a proof is made for one request: mcpkey token SERVER --dpop METHOD URL prints its Authorization and DPoP headers; mcpkey bridge and mcpkey proxy sign each request for you")
 	case errors.Is(err, api.ErrTokenRejected):
 		fmt.Fprintln(w, "hint: if the authorization server takes the audience as \"audience\" (Ory Hydra, Auth0), set resource_as_audience = true for the server or its issuer in the config, then run mcpkey login again")
 	}

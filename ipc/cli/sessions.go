@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +28,9 @@ type LoginOptions struct {
 	ClientID          string
 	ClientSecretFile  string
 	ClientMetadataURL string
+	// DPoP (--dpop[=false]) decides key-bound tokens for this login; nil:
+	// as the server asks and the config says.
+	DPoP *bool
 }
 
 // NewCmdLogin is `mcpkey login`; runF, when not nil, replaces LoginRun.
@@ -39,6 +44,11 @@ func NewCmdLogin(f *Factory, runF func(context.Context, *LoginOptions) error) *C
 			fs.StringVar(&o.ClientID, "client-id", "", "a pre-registered OAuth client id")
 			fs.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file holding the pre-registered client's secret (never pass secrets in argv)")
 			fs.StringVar(&o.ClientMetadataURL, "client-metadata-url", "", "https URL of a Client ID Metadata Document to use as client id")
+			fs.BoolFunc("dpop", "ask for tokens bound to a key only the agent holds (DPoP); --dpop=false: bearer tokens (default: as the server asks and the config says)", func(v string) error {
+				b, err := strconv.ParseBool(v)
+				o.DPoP = &b
+				return err
+			})
 			pos, err := Parse(fs, args, 1)
 			if err != nil {
 				return err
@@ -58,7 +68,7 @@ func runOr[O any](ctx context.Context, runF func(context.Context, *O) error, o *
 
 // LoginRun signs in through the agent.
 func (f *Factory) LoginRun(ctx context.Context, o *LoginOptions) error {
-	req := api.LoginRequest{Server: o.Server, Account: o.Account, Scopes: o.Scopes, NoBrowser: o.NoBrowser, ClientID: o.ClientID, ClientMetadataURL: o.ClientMetadataURL}
+	req := api.LoginRequest{Server: o.Server, Account: o.Account, Scopes: o.Scopes, NoBrowser: o.NoBrowser, ClientID: o.ClientID, ClientMetadataURL: o.ClientMetadataURL, DPoP: o.DPoP}
 	if o.ClientSecretFile != "" {
 		var err error
 		if req.ClientSecret, err = safefile.ReadSecret(o.ClientSecretFile); err != nil {
@@ -113,6 +123,10 @@ type TokenOptions struct {
 	Scopes          []string
 	MinTTL          time.Duration
 	JSON            bool
+	// DPoPMethod and DPoPURL (--dpop METHOD, the URL after the server)
+	// name one request of a key-bound session: the header lines for it
+	// are printed.
+	DPoPMethod, DPoPURL string
 }
 
 // NewCmdToken is `mcpkey token`; runF, when not nil, replaces TokenRun.
@@ -124,11 +138,25 @@ func NewCmdToken(f *Factory, runF func(context.Context, *TokenOptions) error) *C
 			fs.StringVar(&o.Account, "account", "", "account label, when a server has several sessions")
 			fs.DurationVar(&o.MinTTL, "min-ttl", 0, "least remaining lifetime accepted (refresh first otherwise)")
 			fs.BoolVar(&o.JSON, "json", false, "print the token and its metadata as JSON")
-			pos, err := Parse(fs, args, 1)
+			fs.StringVar(&o.DPoPMethod, "dpop", "", "`METHOD` of the request (the URL follows the server): print its Authorization and DPoP headers (for key-bound sessions)")
+			npos := 1
+			if slices.ContainsFunc(args, func(a string) bool {
+				a = strings.TrimPrefix(a, "-")
+				return a == "-dpop" || a == "dpop" || strings.HasPrefix(a, "-dpop=") || strings.HasPrefix(a, "dpop=")
+			}) {
+				npos = 2
+			}
+			pos, err := Parse(fs, args, npos)
+			if errors.Is(err, ErrMissingServer) && npos == 2 {
+				return Usagef("--dpop METHOD takes the request's URL after the server: mcpkey token SERVER --dpop METHOD URL")
+			}
 			if err != nil {
 				return err
 			}
 			o.Server = pos[0]
+			if o.DPoPMethod != "" {
+				o.DPoPURL = pos[1]
+			}
 			return runOr(ctx, runF, o, f.TokenRun)
 		}}
 }
@@ -137,13 +165,21 @@ func NewCmdToken(f *Factory, runF func(context.Context, *TokenOptions) error) *C
 // metadata) on stdout.
 func (f *Factory) TokenRun(ctx context.Context, o *TokenOptions) error {
 	tok, err := ask(ctx, f, func(c *ipc.Client) (api.Token, error) {
-		return c.Token(ctx, api.TokenRequest{Server: o.Server, Account: o.Account, Scopes: o.Scopes, MinTTL: o.MinTTL})
+		return c.Token(ctx, api.TokenRequest{Server: o.Server, Account: o.Account, Scopes: o.Scopes, MinTTL: o.MinTTL,
+			DPoPMethod: o.DPoPMethod, DPoPURL: o.DPoPURL})
 	})
 	if err != nil {
 		return err
 	}
 	if o.JSON {
 		return PrintJSON(f.IO.Out, tok)
+	}
+	if o.DPoPMethod != "" {
+		lines, err := ipc.HeaderLines(tok, o.DPoPMethod, o.DPoPURL)
+		if err == nil {
+			_, err = fmt.Fprint(f.IO.Out, lines)
+		}
+		return err
 	}
 	_, err = fmt.Fprintln(f.IO.Out, tok.AccessToken)
 	return err
@@ -196,6 +232,9 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 		state := string(s.State)
 		if s.State == api.StateReady {
 			state = "valid"
+		}
+		if s.DPoP {
+			state += ", key-bound" // DPoP: its tokens need the agent's proofs
 		}
 		server := s.Server
 		if s.State == api.StateBroken {
@@ -280,6 +319,9 @@ func (f *Factory) StatusRun(ctx context.Context, o *JSONOptions) error {
 	}
 	if st.Loading > 0 {
 		fmt.Fprintf(w, ", %d not read yet", st.Loading)
+	}
+	if st.KeyBound > 0 {
+		fmt.Fprintf(w, ", %d key-bound", st.KeyBound)
 	}
 	fmt.Fprintln(w, ")")
 	if st.PendingLogins > 0 {
@@ -370,14 +412,21 @@ first when it is about to expire (one refresh at most per call). A token the
 server gave no lifetime for is printed until a server rejects it; --min-ttl
 then refreshes it first. Exit code 3 means a login is needed.
 
+For a key-bound (DPoP) session the token alone is useless: every request needs
+a proof the agent signs for exactly that method and URL. --dpop METHOD with the
+URL after the server prints both header lines for one request (send each proof
+once); without it such a session answers an error saying so.
+
 examples:
   curl -H "Authorization: Bearer $(mcpkey token github)" https://api.example.com/mcp
   mcpkey token https://mcp.example.com/mcp --json
+  mcpkey token work --dpop POST https://mcp.example.com/mcp
 `
 
 const listHelp = `Lists the sessions the agent holds: server, account, state, expiry, scopes.
 EXPIRES says "no expiry given" when the authorization server sent no token
-lifetime. Never prints tokens. A stored session that cannot be read (a corrupt
+lifetime. STATE says "key-bound" for a session whose tokens are bound to a
+key only the agent holds (DPoP). Never prints tokens. A stored session that cannot be read (a corrupt
 item) is listed as broken, with the item named; ` + "`mcpkey logout`" + ` removes it.
 
 examples:

@@ -24,6 +24,8 @@ import (
 //     Login (with the scopes of the 401's challenge too) and retries. The
 //     agent decides: a freshly issued token that is rejected gets one
 //     extra sign-in, then agent.ErrTokenRejected, which is returned.
+//   - 401 with a DPoP use_dpop_nonce challenge (a key-bound session): asks
+//     the agent once more for a proof with the server's nonce and retries.
 //   - 403 with error="insufficient_scope": calls Login with the union of
 //     the scopes asked so far and the challenge's scopes (a step-up), then
 //     retries.
@@ -86,13 +88,16 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if token == nil {
 		token = t.Client.Token
 	}
-	var rejected string
+	var rejected, nonce string
+	nonced := false   // a use_dpop_nonce challenge was answered already
 	var want []string // the scopes of the last 401's challenge
 	for {
 		t.mu.Lock()
 		scopes := t.scopes
 		t.mu.Unlock()
-		tok, err := token(ctx, agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected})
+		treq := ipc.DPoPRequest(agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected}, req)
+		treq.DPoPNonce = nonce
+		tok, err := token(ctx, treq)
 		if err != nil {
 			var nl *agent.NeedsLoginError
 			if errors.As(err, &nl) && t.login(ctx, agent.UnionScopes(nl.Scopes, want)) == nil {
@@ -114,6 +119,14 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if n, ok := ipc.DPoPNonce(resp); ok && tok.KeyBound() && !nonced {
+			// RFC 9449 §9: the resource server wants its nonce in the
+			// proof; ask the agent for one with it, once.
+			drain(resp)
+			nonce, nonced, rejected = n, true, ""
+			continue
+		}
+		nonce = ""
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
 			if rejected == tok.AccessToken {

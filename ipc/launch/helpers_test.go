@@ -192,13 +192,21 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 		t.Fatal(err)
 	}
 
+	s.client, s.sock = serveAgent(t, a, slog.New(methodCounter{method: ipc.MethodTokenGet, n: &s.tokenGets}))
+	return s
+}
+
+// serveAgent serves a on a socket in a private temporary directory until
+// the test ends, and returns a client of it and the socket's path.
+func serveAgent(t testing.TB, a *agent.Agent, logger *slog.Logger) (*ipc.Client, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "mkl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s.sock = filepath.Join(dir, "agent.sock")
-	ln, err := ipc.Listen(s.sock)
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := ipc.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,12 +214,12 @@ func newStack(t testing.TB, opts oauthtest.Options) *stack {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		server.NewServer(a, server.ServerOptions{Logger: slog.New(methodCounter{method: ipc.MethodTokenGet, n: &s.tokenGets})}).Serve(ctx, ln)
+		server.NewServer(a, server.ServerOptions{Logger: logger}).Serve(ctx, ln)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	s.client = &ipc.Client{Path: s.sock}
-	t.Cleanup(func() { s.client.Close() })
-	return s
+	c := &ipc.Client{Path: sock}
+	t.Cleanup(func() { c.Close() })
+	return c, sock
 }
 
 // login signs in to the demo server.

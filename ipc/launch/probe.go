@@ -50,6 +50,14 @@ func Probe(ctx context.Context, c *ipc.Client, opts ProbeOptions) (*ProbeResult,
 	tok, err := c.Token(ctx, api.TokenRequest{Server: server, Account: account})
 	var nl *api.NeedsLoginError
 	url := tok.Server
+	if errors.Is(err, api.ErrDPoPRequired) {
+		// A key-bound session: its token comes with a proof per request
+		// (the AuthTransport asks); here only the URL is wanted.
+		var sc api.ServerConfig
+		if sc, err = c.ResolveServer(ctx, server); err == nil {
+			url = sc.Resource
+		}
+	}
 	switch {
 	case errors.As(err, &nl) && login != nil:
 		if err := login(ctx, nl.Scopes); err != nil {

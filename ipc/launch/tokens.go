@@ -21,6 +21,8 @@ const tokenMaxAge = time.Minute
 // only refresher; the cache never asks for a new token on its own:
 //
 //   - a RejectedToken (the server answered 401) always goes to the agent;
+//   - a key-bound (DPoP) token is never cached: its proof is for one
+//     request only;
 //   - a token is reused for at most half its remaining lifetime and at most
 //     tokenMaxAge, and only for the same scopes;
 //   - any agent event (lock, session changed or removed, refresh, login,
@@ -68,8 +70,10 @@ func (c *tokenCache) Token(ctx context.Context, req agent.TokenRequest) (agent.T
 		c.clearLocked()
 		return tok, err
 	}
-	// An event that arrived while we asked may concern this very token.
-	if c.watching && gen == c.gen {
+	// An event that arrived while we asked may concern this very token. A
+	// key-bound token is never reused: each request needs the agent's
+	// fresh proof (RFC 9449).
+	if c.watching && gen == c.gen && !tok.KeyBound() {
 		c.tok, c.scopes, c.account = tok, slices.Clone(req.Scopes), req.Account
 		c.until = now.Add(tokenMaxAge)
 		if !tok.ExpiresAt.IsZero() { // zero: no lifetime given, kept until rejected or an event

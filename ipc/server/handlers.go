@@ -62,6 +62,13 @@ func capabilities(keep func(ipc.Method) bool) []string {
 	return names
 }
 
+// helloCapabilities is agent.hello's capabilities: the methods that pass
+// keep, then the features (ipc.Features), which every socket serving
+// token.get supports.
+func helloCapabilities(keep func(ipc.Method) bool) []string {
+	return append(capabilities(keep), ipc.Features()...)
+}
+
 // decodeParams decodes params (an object, or absent) into v. Unknown fields
 // are ignored so that newer clients can talk to older agents.
 func decodeParams(raw json.RawMessage, v any) error {
@@ -127,7 +134,7 @@ func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 			Message: fmt.Sprintf("protocol version %d not supported; this agent speaks %d", p.ProtocolVersion, ipc.ProtocolVersion),
 			Data:    &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 	}
-	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: capabilities(func(ipc.Method) bool { return true })}, nil, nil
+	return ipc.HelloResult{ProtocolVersion: ipc.ProtocolVersion, AgentVersion: c.s.opts.AgentVersion, Capabilities: helloCapabilities(func(ipc.Method) bool { return true })}, nil, nil
 }
 
 func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -160,8 +167,12 @@ func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	if p.MinTTLSeconds < 0 {
 		return nil, nil, invalidParams("params.min_ttl_seconds must not be negative")
 	}
+	if (p.DPoPMethod == "") != (p.DPoPURL == "") {
+		return nil, nil, invalidParams("params.dpop_method and params.dpop_url go together")
+	}
 	tok, err := c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
-		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second, RejectedToken: p.RejectedToken})
+		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second, RejectedToken: p.RejectedToken,
+		DPoPMethod: p.DPoPMethod, DPoPURL: p.DPoPURL, DPoPNonce: p.DPoPNonce})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,7 +65,7 @@ func (s *Server) handler(method string) handler {
 func handleRestrictedHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	res, after, err := handleHello(ctx, c, m)
 	if hr, ok := res.(ipc.HelloResult); ok {
-		hr.Capabilities = capabilities(func(m ipc.Method) bool { return m.Restricted })
+		hr.Capabilities = helloCapabilities(func(m ipc.Method) bool { return m.Restricted })
 		res = hr
 	}
 	return res, after, err

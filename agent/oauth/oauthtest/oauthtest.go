@@ -35,6 +35,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -48,6 +49,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent/oauth"
+	"github.com/mcpkey/mcpkey/internal/dpopcheck"
 )
 
 // Options configure a Server. The zero value is a strict, spec-following AS
@@ -141,6 +143,20 @@ type Options struct {
 	// registration access token, and accepts RFC 7592 updates (PUT) there;
 	// every update rotates the access token.
 	RegistrationManagement bool
+
+	// DPoP makes the AS offer DPoP (RFC 9449): dpop_signing_alg_values_supported
+	// in its metadata; a token request with a valid proof gets a token
+	// bound to the proof's key (token_type DPoP, cnf.jkt), and refreshes of
+	// that grant must prove the same key. ASNonce, when set, is required in
+	// token request proofs (use_dpop_nonce otherwise).
+	DPoP    bool
+	ASNonce string
+	// ResourceDPoP makes the resource take key-bound tokens only: its
+	// challenge uses the DPoP scheme, and each request must carry
+	// "Authorization: DPoP" and a fresh proof (ath, cnf.jkt, no replay);
+	// ResourceNonce, when set, is required in those proofs.
+	ResourceDPoP  bool
+	ResourceNonce string
 }
 
 // Fault is how the token endpoint answers refresh grants while set
@@ -195,6 +211,11 @@ type Server struct {
 	opts Options
 	t    testing.TB
 	key  []byte
+	// asProofs and rsProofs check DPoP proofs at the token endpoint and
+	// the resource; dpopTokenReqs and proofErrs record them (under mu).
+	asProofs, rsProofs dpopcheck.Checker
+	dpopTokenReqs      int
+	proofErrs          []string
 
 	mu         sync.Mutex // guards everything below
 	clients    map[string]*Client
@@ -229,6 +250,7 @@ type codeState struct {
 
 type grant struct {
 	id, clientID, resource string
+	jkt                    string // DPoP key the grant is bound to
 	scopes                 []string
 	revoked                bool
 }
@@ -239,6 +261,7 @@ type refreshState struct {
 }
 
 type accessState struct {
+	jkt     string // DPoP key the token is bound to ("" = bearer)
 	g       *grant
 	expires time.Time
 	scopes  []string
@@ -259,16 +282,18 @@ func New(t testing.TB, opts Options) *Server {
 		opts.ResourcePath = "/mcp"
 	}
 	s := &Server{
-		opts:    opts,
-		t:       t,
-		key:     randomBytes(32),
-		clients: map[string]*Client{},
-		codes:   map[string]*codeState{},
-		grants:  map[string]*grant{},
-		refresh: map[string]*refreshState{},
-		access:  map[string]*accessState{},
-		devices: map[string]*deviceState{},
-		counts:  map[string]int{},
+		asProofs: dpopcheck.Checker{Nonce: opts.ASNonce},
+		rsProofs: dpopcheck.Checker{Nonce: opts.ResourceNonce},
+		opts:     opts,
+		t:        t,
+		key:      randomBytes(32),
+		clients:  map[string]*Client{},
+		codes:    map[string]*codeState{},
+		grants:   map[string]*grant{},
+		refresh:  map[string]*refreshState{},
+		access:   map[string]*accessState{},
+		devices:  map[string]*deviceState{},
+		counts:   map[string]int{},
 	}
 	for i := range opts.Clients {
 		c := opts.Clients[i]
@@ -556,6 +581,9 @@ func (s *Server) metadata() map[string]any {
 	if s.opts.IssParameterSupported {
 		m["authorization_response_iss_parameter_supported"] = true
 	}
+	if s.opts.DPoP {
+		m["dpop_signing_alg_values_supported"] = []string{"ES256"}
+	}
 	if s.opts.Metadata != nil {
 		s.opts.Metadata(m)
 	}
@@ -753,14 +781,19 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, *oe)
 		return
 	}
+	jkt, oe := s.tokenProofLocked(w, r)
+	if oe != nil {
+		writeErr(w, *oe)
+		return
+	}
 	var body map[string]any
 	switch gt {
 	case "authorization_code":
-		body, oe = s.codeGrantLocked(c, r.PostForm)
+		body, oe = s.codeGrantLocked(c, r.PostForm, jkt)
 	case "refresh_token":
-		body, oe = s.refreshGrantLocked(c, r.PostForm)
+		body, oe = s.refreshGrantLocked(c, r.PostForm, jkt)
 	case "urn:ietf:params:oauth:grant-type:device_code":
-		body, oe = s.deviceGrantLocked(c, r.PostForm)
+		body, oe = s.deviceGrantLocked(c, r.PostForm, jkt)
 	default:
 		oe = &oauthErr{400, "unsupported_grant_type", ""}
 	}
@@ -805,7 +838,7 @@ func (s *Server) authenticateLocked(tr TokenRequest) (*Client, *oauthErr) {
 	return c, nil
 }
 
-func (s *Server) codeGrantLocked(c *Client, f url.Values) (map[string]any, *oauthErr) {
+func (s *Server) codeGrantLocked(c *Client, f url.Values, jkt string) (map[string]any, *oauthErr) {
 	cs := s.codes[f.Get("code")]
 	if cs == nil || cs.clientID != c.ID || s.now().After(cs.expires) {
 		return nil, &oauthErr{400, "invalid_grant", "unknown or expired code"}
@@ -827,13 +860,13 @@ func (s *Server) codeGrantLocked(c *Client, f url.Values) (map[string]any, *oaut
 	if len(f["resource"]) != 1 || f.Get("resource") != cs.resource {
 		return nil, &oauthErr{400, "invalid_target", "resource differs from the authorization request"}
 	}
-	g := &grant{id: randomString(), clientID: c.ID, resource: cs.resource, scopes: cs.scopes}
+	g := &grant{id: randomString(), clientID: c.ID, resource: cs.resource, scopes: cs.scopes, jkt: jkt}
 	s.grants[g.id] = g
 	cs.grant = g
 	return s.issueLocked(g, g.scopes, true), nil
 }
 
-func (s *Server) refreshGrantLocked(c *Client, f url.Values) (map[string]any, *oauthErr) {
+func (s *Server) refreshGrantLocked(c *Client, f url.Values, jkt string) (map[string]any, *oauthErr) {
 	if s.badGrant {
 		return nil, &oauthErr{400, "invalid_grant", "forced by the test"}
 	}
@@ -847,6 +880,9 @@ func (s *Server) refreshGrantLocked(c *Client, f url.Values) (map[string]any, *o
 	}
 	if rs.g.revoked {
 		return nil, &oauthErr{400, "invalid_grant", "grant revoked"}
+	}
+	if rs.g.jkt != "" && jkt != rs.g.jkt { // RFC 9449 §5: bound refresh tokens
+		return nil, &oauthErr{400, "invalid_dpop_proof", "the refresh token is bound to another DPoP key"}
 	}
 	if len(f["resource"]) != 1 || f.Get("resource") != rs.g.resource {
 		return nil, &oauthErr{400, "invalid_target", "resource differs from the grant's"}
@@ -867,7 +903,7 @@ func (s *Server) refreshGrantLocked(c *Client, f url.Values) (map[string]any, *o
 	return s.issueLocked(rs.g, scopes, rotate), nil
 }
 
-func (s *Server) deviceGrantLocked(c *Client, f url.Values) (map[string]any, *oauthErr) {
+func (s *Server) deviceGrantLocked(c *Client, f url.Values, jkt string) (map[string]any, *oauthErr) {
 	d := s.devices[f.Get("device_code")]
 	if d == nil || d.clientID != c.ID {
 		return nil, &oauthErr{400, "invalid_grant", "unknown device code"}
@@ -888,7 +924,7 @@ func (s *Server) deviceGrantLocked(c *Client, f url.Values) (map[string]any, *oa
 		return nil, &oauthErr{400, "invalid_target", "resource differs from the device request"}
 	}
 	delete(s.devices, f.Get("device_code"))
-	g := &grant{id: randomString(), clientID: c.ID, resource: d.resource, scopes: d.scopes}
+	g := &grant{id: randomString(), clientID: c.ID, resource: d.resource, scopes: d.scopes, jkt: jkt}
 	s.grants[g.id] = g
 	return s.issueLocked(g, g.scopes, true), nil
 }
@@ -910,11 +946,14 @@ func (s *Server) issueLocked(g *grant, scopes []string, withRefresh bool) map[st
 		at = s.signJWT(map[string]any{
 			"iss": s.Issuer, "sub": "user", "aud": g.resource, "client_id": g.clientID,
 			"scope": strings.Join(scopes, " "), "iat": now.Unix(), "exp": exp.Unix(),
-			"jti": fmt.Sprintf("%s.%d", g.id, s.seq),
+			"jti": fmt.Sprintf("%s.%d", g.id, s.seq), "cnf": cnf(g.jkt),
 		})
 	}
-	s.access[at] = &accessState{g: g, expires: exp, scopes: scopes}
+	s.access[at] = &accessState{g: g, expires: exp, scopes: scopes, jkt: g.jkt}
 	body := map[string]any{"access_token": at, "token_type": "Bearer"}
+	if g.jkt != "" {
+		body["token_type"] = "DPoP"
+	}
 	switch {
 	case s.opts.ExpiresIn != nil:
 		body["expires_in"] = *s.opts.ExpiresIn
@@ -935,9 +974,15 @@ func (s *Server) issueLocked(g *grant, scopes []string, withRefresh bool) map[st
 // Grant creates a grant for clientID with scopes as if a login had just
 // happened, and returns its access and refresh tokens.
 func (s *Server) Grant(clientID string, scopes []string) (access, refresh string) {
+	return s.GrantBound(clientID, scopes, "")
+}
+
+// GrantBound is Grant for a grant bound to the DPoP key with thumbprint jkt
+// ("" = a bearer grant).
+func (s *Server) GrantBound(clientID string, scopes []string, jkt string) (access, refresh string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := &grant{id: randomString(), clientID: clientID, resource: s.Resource, scopes: scopes}
+	g := &grant{id: randomString(), clientID: clientID, resource: s.Resource, scopes: scopes, jkt: jkt}
 	s.grants[g.id] = g
 	body := s.issueLocked(g, scopes, true)
 	rt, _ := body["refresh_token"].(string)
@@ -1148,10 +1193,19 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		if s.opts.ChallengeScope != "" {
 			parts = append(parts, fmt.Sprintf("scope=%q", s.opts.ChallengeScope))
 		}
-		return strings.TrimSpace("Bearer " + strings.Join(parts, ", "))
+		scheme := "Bearer "
+		if s.opts.ResourceDPoP {
+			scheme = "DPoP "
+			parts = append(parts, `algs="ES256"`)
+		}
+		return strings.TrimSpace(scheme + strings.Join(parts, ", "))
 	}
 	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	scheme := "Bearer "
+	if s.opts.ResourceDPoP {
+		scheme = "DPoP "
+	}
+	tok, ok := strings.CutPrefix(auth, scheme)
 	if !ok || tok == "" {
 		w.Header().Set("WWW-Authenticate", challenge(""))
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "unauthorized"})
@@ -1162,6 +1216,28 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", challenge(`error="invalid_token"`))
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_token"})
 		return
+	}
+	if s.opts.ResourceDPoP {
+		if st.jkt == "" { // a bearer token where a key-bound one is required
+			w.Header().Set("WWW-Authenticate", challenge(`error="invalid_token"`))
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_token"})
+			return
+		}
+		_, err := s.rsProofs.Check(r.Header.Get("DPoP"), r.Method, s.MCPURL, tok, st.jkt)
+		switch {
+		case errors.Is(err, dpopcheck.ErrUseNonce):
+			w.Header().Set("DPoP-Nonce", s.opts.ResourceNonce)
+			w.Header().Set("WWW-Authenticate", challenge(`error="use_dpop_nonce"`))
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "use_dpop_nonce"})
+			return
+		case err != nil:
+			s.mu.Lock()
+			s.proofErrs = append(s.proofErrs, err.Error())
+			s.mu.Unlock()
+			w.Header().Set("WWW-Authenticate", challenge(`error="invalid_dpop_proof"`))
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_dpop_proof"})
+			return
+		}
 	}
 	for _, need := range s.opts.RequiredScopes {
 		if !slices.Contains(st.scopes, need) {
@@ -1191,6 +1267,57 @@ func (s *Server) checkAccess(tok string) (accessState, bool) {
 		return accessState{}, false
 	}
 	return *st, true
+}
+
+// ---- DPoP ----
+
+// tokenProofLocked checks a token request's DPoP proof, if any, and returns
+// its key's thumbprint ("" without a proof, or when DPoP is off: then the
+// header is ignored, as an AS without DPoP does).
+func (s *Server) tokenProofLocked(w http.ResponseWriter, r *http.Request) (string, *oauthErr) {
+	proof := r.Header.Get("DPoP")
+	if !s.opts.DPoP || proof == "" {
+		return "", nil
+	}
+	s.dpopTokenReqs++
+	p, err := s.asProofs.Check(proof, r.Method, s.Issuer+"/token", "", "")
+	switch {
+	case errors.Is(err, dpopcheck.ErrUseNonce):
+		w.Header().Set("DPoP-Nonce", s.opts.ASNonce)
+		return "", &oauthErr{400, "use_dpop_nonce", "a DPoP nonce is required"}
+	case err != nil:
+		s.proofErrs = append(s.proofErrs, err.Error())
+		return "", &oauthErr{400, "invalid_dpop_proof", err.Error()}
+	}
+	return p.JKT, nil
+}
+
+// DPoPTokenRequests counts token requests that carried a DPoP proof.
+func (s *Server) DPoPTokenRequests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.dpopTokenReqs }
+
+// ProofErrors lists why proofs were refused, in order.
+func (s *Server) ProofErrors() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.proofErrs)
+}
+
+// BoundKey returns the cnf.jkt access token tok is bound to ("" = bearer).
+func (s *Server) BoundKey(tok string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.access[tok]; st != nil {
+		return st.jkt
+	}
+	return ""
+}
+
+// cnf is an access token's cnf claim (RFC 9449 §6.1); {} for bearer.
+func cnf(jkt string) map[string]string {
+	if jkt == "" {
+		return map[string]string{}
+	}
+	return map[string]string{"jkt": jkt}
 }
 
 // ---- helpers ----
