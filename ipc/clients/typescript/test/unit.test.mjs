@@ -74,7 +74,9 @@ async function fakeAgent(t, reply) {
   const dir = mkdtempSync(join(tmpdir(), 'mk-ts-'));
   const path = join(dir, 'agent.sock');
   const seen = [];
+  const conns = new Set();
   const srv = net.createServer((c) => {
+    conns.add(c);
     let buf = '';
     c.on('data', (d) => {
       buf += d;
@@ -87,7 +89,11 @@ async function fakeAgent(t, reply) {
     });
   });
   await new Promise((r) => srv.listen(path, r));
-  t.after(() => { srv.close(); rmSync(dir, { recursive: true, force: true }); });
+  t.after(() => {
+    for (const c of conns) c.destroy(); // the client's end never keeps a process alive; this one would
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return { path, seen };
 }
 
@@ -104,7 +110,7 @@ async function resourceServer(t, handler) {
     });
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  t.after(() => srv.close());
+  t.after(() => { srv.closeAllConnections(); srv.close(); });
   return { url: `http://127.0.0.1:${srv.address().port}/mcp`, seen };
 }
 
