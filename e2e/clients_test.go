@@ -70,7 +70,7 @@ func TestTypeScriptClient(t *testing.T) {
 	if len(tests) == 0 {
 		t.Fatalf("no tests in %s/test", dir)
 	}
-	runSuite(t, dir, env, 5*time.Minute, node, append([]string{"--test", "--test-concurrency=1"}, tests...)...)
+	runSuite(t, dir, env, 5*time.Minute, node, append([]string{"--test", "--test-concurrency=1", "--test-force-exit"}, tests...)...)
 }
 
 // TestPythonClient runs the Python module's unittest suite with Debian's

@@ -169,6 +169,13 @@ def _agent_error(err):
     return McpkeyError(code, "mcpkey: %s" % (err.get("message") or code), err.get("code"), data)
 
 
+def _params(server, **optional):
+    """A method's params: server, and the optional ones that are set."""
+    p = {"server": server}
+    p.update((k, v) for k, v in optional.items() if v)
+    return p
+
+
 def _caller_env():
     env = {}
     browser = os.environ.get("BROWSER")
@@ -251,21 +258,9 @@ class Client:
         Returns the result as on the wire: access_token, token_type,
         expires_at (RFC 3339), scopes, server, account (and dpop_proof for
         a key-bound session). min_ttl is in seconds."""
-        p = {"server": server}
-        if account:
-            p["account"] = account
-        if scopes:
-            p["scopes"] = list(scopes)
-        if min_ttl:
-            p["min_ttl_seconds"] = int(-(-min_ttl // 1))
-        if rejected_token:
-            p["rejected_token"] = rejected_token
-        if dpop_method:
-            p["dpop_method"] = dpop_method
-        if dpop_url:
-            p["dpop_url"] = dpop_url
-        if dpop_nonce:
-            p["dpop_nonce"] = dpop_nonce
+        p = _params(server, account=account, scopes=scopes and list(scopes),
+                    min_ttl_seconds=min_ttl and int(-(-min_ttl // 1)), rejected_token=rejected_token,
+                    dpop_method=dpop_method, dpop_url=dpop_url, dpop_nonce=dpop_nonce)
         return self.call("token.get", p)
 
     def sessions(self):
@@ -275,17 +270,8 @@ class Client:
     def login(self, server, scopes=None, account=None, no_browser=False, on_progress=None):
         """session.login: the agent signs in (or joins the login running for
         the same session: one browser tab), in this process's $BROWSER."""
-        p = {"server": server}
-        if account:
-            p["account"] = account
-        if scopes:
-            p["scopes"] = list(scopes)
-        if no_browser:
-            p["no_browser"] = True
-        else:
-            env = _caller_env()
-            if env:
-                p["env"] = env
+        p = _params(server, account=account, scopes=scopes and list(scopes), no_browser=no_browser,
+                    env=None if no_browser else _caller_env())
         return self.call("session.login", p, on_progress)
 
 

@@ -135,37 +135,36 @@ class McpkeyAuth(httpx.Auth):
 
     def sync_auth_flow(self, request):
         flow = self._flow(request)
-        value, exc = None, None
-        while True:
-            try:
-                step = flow.throw(exc) if exc else flow.send(value)
-            except StopIteration:
-                return
-            value, exc = None, None
-            if step[0] == "agent":
-                try:
-                    value = step[1](**step[2])
-                except McpkeyError as e:
-                    exc = e
+        step = _advance(flow, None, None)
+        while step is not None:
+            if step[0] == "send":
+                step = _advance(flow, (yield step[1]), None)
             else:
-                value = yield step[1]
+                step = _advance(flow, *_run(step))
 
     async def async_auth_flow(self, request):
         import anyio.to_thread  # httpx's own dependency
 
         flow = self._flow(request)
-        value, exc = None, None
-        while True:
-            try:
-                step = flow.throw(exc) if exc else flow.send(value)
-            except StopIteration:
-                return
-            value, exc = None, None
-            if step[0] == "agent":
-                fn, kwargs = step[1], step[2]
-                try:
-                    value = await anyio.to_thread.run_sync(lambda: fn(**kwargs))
-                except McpkeyError as e:
-                    exc = e
+        step = _advance(flow, None, None)
+        while step is not None:
+            if step[0] == "send":
+                step = _advance(flow, (yield step[1]), None)
             else:
-                value = yield step[1]
+                step = _advance(flow, *await anyio.to_thread.run_sync(_run, step))
+
+
+def _advance(flow, value, exc):
+    """The flow's next step, given the last one's value or error; None at its end."""
+    try:
+        return flow.throw(exc) if exc else flow.send(value)
+    except StopIteration:
+        return None
+
+
+def _run(step):
+    """Runs an ("agent", fn, kwargs) step: (result, None) or (None, McpkeyError)."""
+    try:
+        return step[1](**step[2]), None
+    except McpkeyError as e:
+        return None, e

@@ -123,7 +123,6 @@ test('the MCP SDK through mcpkeyFetch: every request carries the agent token, no
 });
 
 test('a 401 asks the agent once: the agent refreshes and the request goes through', { skip }, async () => {
-  const mcp = await connect();
   const asBefore = await asStats();
   const rsBefore = await rsStats();
   const base = tampering((n) => n === 1);
@@ -136,9 +135,8 @@ test('a 401 asks the agent once: the agent refreshes and the request goes throug
   assert.equal(rsAfter.refused - rsBefore.refused, 1, 'one 401');
   assert.equal(asAfter.refresh_grants - asBefore.refresh_grants, 1, 'the agent refreshed once');
   assert.equal(asAfter.code_grants, asBefore.code_grants, 'no sign-in');
-  assert.notEqual(base.sent[1], base.sent[0].replace(/x$/, ''), 'the retry carries the new token');
+  assert.notEqual(base.sent[1], base.sent[0], 'the retry carries the new token');
   await mcp2.close();
-  await mcp.close();
 });
 
 test('watch: events arrive as the agent refreshes', { skip }, async () => {
