@@ -156,10 +156,12 @@ def _dial(path, timeout):
         raise McpkeyError("connection_lost", "mcpkey: connect to agent on %s: %s" % (path, e.strerror or e)) from e
     if hasattr(socket, "SO_PEERCRED"):
         _pid, uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-        if uid != os.getuid():
-            s.close()
-            raise McpkeyError("foreign_socket", "mcpkey: connect to agent on %s: socket is served by uid %d, not %d; "
-                              "refusing it" % (path, uid, os.getuid()))
+    else:  # macOS has LOCAL_PEERCRED, which Python does not expose: the socket file's owner instead
+        uid = os.stat(path).st_uid
+    if uid != os.getuid():
+        s.close()
+        raise McpkeyError("foreign_socket", "mcpkey: connect to agent on %s: socket is served by uid %d, not %d; "
+                          "refusing it" % (path, uid, os.getuid()))
     return s
 
 

@@ -6,7 +6,10 @@ contract) and a real http.server resource server on loopback."""
 import http.server
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -48,6 +51,25 @@ class SocketPathTest(unittest.TestCase):
                 mcpkey.Client(path=os.path.join(d, "none.sock")).get_token("https://m.example/mcp")
             self.assertEqual(cm.exception.code, "no_agent")
             self.assertIn("none.sock", str(cm.exception))
+
+
+    @unittest.skipUnless(os.getuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_foreign_socket(self):
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        os.chmod(d, 0o777)
+        path = os.path.join(d, "agent.sock")
+        listener = ("import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen()\n"
+                    "print('ready', flush=True)\nc, _ = s.accept()\nprint(c.recv(100), flush=True)\n")
+        p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", listener, path],
+                             stdout=subprocess.PIPE)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline(), b"ready\n")
+        with self.assertRaises(mcpkey.McpkeyError) as cm:
+            mcpkey.Client(path=path).hello()
+        self.assertEqual(cm.exception.code, "foreign_socket")
+        self.assertEqual(p.stdout.readline(), b"b''\n")  # nothing was sent
 
 
 class FakeAgent:

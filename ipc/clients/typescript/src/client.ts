@@ -1,7 +1,7 @@
 // The wire client: JSON-RPC 2.0, one message per line, over the agent's
 // Unix socket (the protocol is ipc/doc.go in the mcpkey repository).
 
-import { lstatSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import net from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { defaultSocketPath, runningAgentSocket, type Getenv } from './path.js';
@@ -247,7 +247,7 @@ function dial(path: string): Promise<net.Socket> {
   // uid): the socket file's owner is checked instead. The agent makes its
   // directory 0700, so only we (or root) can have bound it there.
   try {
-    const st = lstatSync(path);
+    const st = statSync(path);
     const me = process.getuid?.();
     if (me !== undefined && st.uid !== me) {
       return Promise.reject(new McpkeyError('foreign_socket',

@@ -4,7 +4,7 @@
 // DPoP params of the agreed contract) and a real node:http resource server.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, lstatSync } from 'node:fs';
+import { chownSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -171,4 +171,12 @@ test('agent errors keep their code and data', async (t) => {
   }));
   const f = mcpkeyFetch('https://m.example/mcp', { client: new Client({ path: agent.path }), login: false });
   await assert.rejects(f('https://m.example/mcp'), (e) => e instanceof McpkeyError && e.code === 'needs_login' && e.data.scopes[0] === 'a');
+});
+
+test('a socket another user owns is refused before anything is sent (foreign_socket)', { skip: process.getuid() !== 0 && 'needs root to chown the socket' }, async (t) => {
+  const agent = await fakeAgent(t, () => ({ result: { protocol_version: 1 } }));
+  await new Client({ path: agent.path }).hello(); // ours: fine
+  chownSync(agent.path, 65534, 65534);
+  await assert.rejects(new Client({ path: agent.path }).hello(), (e) => e.code === 'foreign_socket' && e.message.includes('65534'));
+  assert.equal(agent.seen.length, 1);
 });
