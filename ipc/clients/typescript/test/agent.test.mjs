@@ -26,6 +26,7 @@ const issuer = process.env.MCPKEY_TEST_AS;
 const required = process.env.MCPKEY_E2E_REQUIRE === '1';
 if (!server && required) throw new Error('MCPKEY_TEST_SERVER is not set (MCPKEY_E2E_REQUIRE=1): run through e2e/clients_test.go');
 const skip = server ? false : 'no agent fixture: run through e2e/clients_test.go (./e2e/test.sh -run TestTypeScriptClient)';
+const opts = { skip, timeout: 120_000 };
 
 async function stats(url) {
   const r = await fetch(url);
@@ -58,7 +59,7 @@ function tampering(tamper) {
 
 const whoami = async (mcp) => (await mcp.callTool({ name: 'whoami', arguments: {} })).structuredContent;
 
-test('getToken and sessions: the signed-in session, a token the server accepts', { skip }, async () => {
+test('getToken and sessions: the signed-in session, a token the server accepts', opts, async () => {
   const hello = await new Client().hello();
   assert.equal(hello.protocol_version, 1);
   assert.ok(hello.capabilities.includes('token.get'));
@@ -82,7 +83,7 @@ test('getToken and sessions: the signed-in session, a token the server accepts',
     (e) => e.code === 'needs_login' && e.data.scopes.includes('admin:all'));
 });
 
-test('a program that asked for a token exits: an idle connection keeps nothing alive', { skip }, async () => {
+test('a program that asked for a token exits: an idle connection keeps nothing alive', opts, async () => {
   const { execFile } = await import('node:child_process');
   const script = `import('${new URL('../dist/index.js', import.meta.url)}').then(async (m) => { const t = await m.getToken(process.env.MCPKEY_TEST_SERVER); await m.sessions(); console.log(t.server); })`;
   const out = await new Promise((res, rej) => {
@@ -91,7 +92,7 @@ test('a program that asked for a token exits: an idle connection keeps nothing a
   assert.equal(out.trim(), server);
 });
 
-test('an agent that listens elsewhere is found through its lock, as when a host strips the environment', { skip }, async () => {
+test('an agent that listens elsewhere is found through its lock, as when a host strips the environment', opts, async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mk-ts-'));
   try {
     const vars = { HOME: process.env.MCPKEY_TEST_AGENT_HOME, XDG_RUNTIME_DIR: empty };
@@ -107,7 +108,7 @@ test('an agent that listens elsewhere is found through its lock, as when a host 
   }
 });
 
-test('the MCP SDK through mcpkeyFetch: every request carries the agent token, nothing of OAuth reaches the SDK', { skip }, async () => {
+test('the MCP SDK through mcpkeyFetch: every request carries the agent token, nothing of OAuth reaches the SDK', opts, async () => {
   const before = await asStats();
   const base = tampering(() => false);
   const mcp = await connect({ fetch: base.fetch });
@@ -122,7 +123,7 @@ test('the MCP SDK through mcpkeyFetch: every request carries the agent token, no
   assert.equal(after.code_grants, before.code_grants);
 });
 
-test('a 401 asks the agent once: the agent refreshes and the request goes through', { skip }, async () => {
+test('a 401 asks the agent once: the agent refreshes and the request goes through', opts, async () => {
   const asBefore = await asStats();
   const rsBefore = await rsStats();
   const base = tampering((n) => n === 1);
@@ -139,7 +140,7 @@ test('a 401 asks the agent once: the agent refreshes and the request goes throug
   await mcp2.close();
 });
 
-test('watch: events arrive as the agent refreshes', { skip }, async () => {
+test('watch: events arrive as the agent refreshes', opts, async () => {
   const ac = new AbortController();
   const events = watch({ signal: ac.signal });
   const first = events.next(); // subscribes
@@ -160,7 +161,28 @@ test('watch: events arrive as the agent refreshes', { skip }, async () => {
   }
 });
 
-test('needs_login: concurrent callers share one sign-in through the agent', { skip }, async () => {
+test('login: progress carries the URL to show, and an abort cancels the login in the agent', opts, async () => {
+  const c = new Client();
+  const ac = new AbortController();
+  let shown;
+  const login = c.login(server, { account: 'second', noBrowser: true, signal: ac.signal, onProgress: (ev) => {
+    if (ev.url && !shown) { // with noBrowser the caller shows it
+      shown = ev.url;
+      ac.abort();
+    }
+  } });
+  await assert.rejects(login, (e) => e.name === 'AbortError');
+  assert.equal(new URL(shown).origin, issuer);
+  const deadline = Date.now() + 10_000;
+  let status;
+  do {
+    status = await c.call('agent.status');
+  } while (status.pending_logins !== 0 && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 50)), true));
+  assert.equal(status.pending_logins, 0, 'the agent dropped the cancelled login');
+  assert.deepEqual((await sessions()).map((s) => s.account), ['']);
+});
+
+test('needs_login: concurrent callers share one sign-in through the agent', opts, async () => {
   await new Client().call('session.logout', { server, keep_remote: true });
   assert.equal((await sessions()).length, 0);
   const before = await asStats();
@@ -177,7 +199,7 @@ test('needs_login: concurrent callers share one sign-in through the agent', { sk
   assert.equal((await sessions()).length, 1);
 });
 
-test('a server that rejects every token ends in token_rejected after one extra sign-in, never a loop', { skip }, async () => {
+test('a server that rejects every token ends in token_rejected after one extra sign-in, never a loop', opts, async () => {
   const before = await asStats();
   const base = tampering(() => true);
   const f = mcpkeyFetch(server, { fetch: base.fetch, client: new Client() });
@@ -192,7 +214,7 @@ test('a server that rejects every token ends in token_rejected after one extra s
   await new Client().login(server);
 });
 
-test('DPoP: a proof per request when the agent speaks DPoP', { skip }, async (t) => {
+test('DPoP: a proof per request when the agent speaks DPoP', opts, async (t) => {
   const hello = await new Client().hello();
   if (!hello.capabilities.includes('dpop')) {
     t.skip('the agent does not announce "dpop" in agent.hello');
