@@ -46,6 +46,27 @@ def dpop_nonce_challenge(response):
     return None
 
 
+_INSUFFICIENT = re.compile(r'error\s*=\s*"?insufficient_scope"?', re.I)
+_SCOPE = re.compile(r'(?:^|[\s,])scope\s*=\s*"([^"]*)"', re.I)
+
+
+def insufficient_scope(response):
+    """The scopes a 403 asks for when it says error="insufficient_scope"
+    (RFC 6750 §3.1; MCP's step-up), or None for any other response."""
+    www = response.headers.get("www-authenticate", "")
+    if response.status_code != 403 or not _INSUFFICIENT.search(www):
+        return None
+    m = _SCOPE.search(www)
+    return m.group(1).split() if m else []
+
+
+def _union(*lists):
+    out = []
+    for lst in lists:
+        out.extend(s for s in lst or () if s not in out)
+    return out
+
+
 def _show_url(server):
     def show(ev):
         if ev.get("show_url") and ev.get("url"):
@@ -65,7 +86,9 @@ class McpkeyAuth(httpx.Auth):
     agent refreshes once for all callers, and ends a series of rejections
     with one extra sign-in, then token_rejected). When the agent answers
     needs_login and login is true, the agent signs in (one browser tab for
-    every caller) and the request goes on. For a DPoP-bound session the agent
+    every caller) and the request goes on; a 403 insufficient_scope signs in
+    again for the union of the scopes asked so far and the challenge's (a
+    step-up). For a DPoP-bound session the agent
     signs a proof per request (and once more with a DPoP-Nonce the server
     asks for). A request to another origin is refused (other_origin).
     In an async client the agent is asked from a worker thread.
@@ -120,6 +143,20 @@ class McpkeyAuth(httpx.Auth):
             request.headers.pop("DPoP", None)
             request.headers.update(auth_headers(tok))
             response = yield ("send", request)
+            more = insufficient_scope(response)
+            if more is not None:
+                # Step-up: sign in again for the union of the scopes asked
+                # so far and the challenge's, unless the token has them all
+                # (another sign-in would only loop) or logins are used up.
+                held = tok.get("scopes") or []
+                if not more or all(sc in held for sc in more) or not self._take_login():
+                    return
+                with self._lock:
+                    self.scopes = _union(self.scopes, held, more)
+                yield ("agent", self.client.login, dict(server=self.server, scopes=self.scopes, account=self.account,
+                                                        on_progress=self.on_login_event))
+                rejected = None
+                continue
             if response.status_code != 401:
                 return
             challenge = dpop_nonce_challenge(response) if tok.get("token_type", "").lower() == "dpop" else None

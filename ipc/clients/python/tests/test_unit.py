@@ -194,6 +194,33 @@ class AuthTest(unittest.TestCase):
                 c.get("https://m.example/mcp")
         self.assertEqual((cm.exception.code, cm.exception.data["scopes"]), ("needs_login", ["a"]))
 
+    def test_step_up(self):
+        challenge = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="mcp:tools mcp:admin"'}
+        rs = ResourceServer(self, lambda n, h: (200, {}) if h.get("Authorization") == "Bearer wide" else (403, challenge))
+        state = {"signed_in": False}
+
+        def reply(msg):
+            if msg["method"] == "session.login":
+                state["signed_in"] = True
+                return {"result": {"server": rs.url}}
+            wide = state["signed_in"]
+            return {"result": {"access_token": "wide" if wide else "narrow", "token_type": "Bearer", "server": rs.url,
+                               "scopes": ["mcp:tools", "mcp:admin"] if wide else ["mcp:tools", "openid"]}}
+        agent = FakeAgent(self, reply)
+        auth = mcpkey.McpkeyAuth(rs.url, scopes=["mcp:tools"], client=mcpkey.Client(path=agent.path))
+        with httpx.Client(auth=auth) as c:
+            self.assertEqual(c.get(rs.url).status_code, 200)
+        self.assertEqual([m["params"]["scopes"] for m in agent.seen if m["method"] == "session.login"],
+                         [["mcp:tools", "openid", "mcp:admin"]])
+        self.assertEqual(agent.seen[-1]["params"]["scopes"], ["mcp:tools", "openid", "mcp:admin"])
+        # A 403 for scopes the token holds is answered as it is: no sign-in.
+        rs2 = ResourceServer(self, lambda n, h: (403, {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="mcp:tools"'}))
+        agent2 = FakeAgent(self, lambda m: {"result": {"access_token": "a", "token_type": "Bearer", "server": rs2.url,
+                                                       "scopes": ["mcp:tools"]}})
+        with httpx.Client(auth=mcpkey.McpkeyAuth(rs2.url, client=mcpkey.Client(path=agent2.path))) as c:
+            self.assertEqual(c.get(rs2.url).status_code, 403)
+        self.assertEqual([m for m in agent2.seen if m["method"] == "session.login"], [])
+
 
 if __name__ == "__main__":
     unittest.main()

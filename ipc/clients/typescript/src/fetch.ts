@@ -82,6 +82,20 @@ export function dpopNonceChallenge(resp: Response): string | undefined {
   return nonce;
 }
 
+/**
+ * The scopes a 403 asks for when it says error="insufficient_scope"
+ * (RFC 6750 §3.1; MCP's step-up), or undefined for any other response.
+ */
+export function insufficientScope(resp: Response): string[] | undefined {
+  const www = resp.headers.get('www-authenticate') ?? '';
+  if (resp.status !== 403 || !/error\s*=\s*"?insufficient_scope"?/i.test(www)) return undefined;
+  return (/(?:^|[\s,])scope\s*=\s*"([^"]*)"/i.exec(www)?.[1] ?? '').split(' ').filter(Boolean);
+}
+
+function union(...lists: (string[] | null | undefined)[]): string[] {
+  return [...new Set(lists.flatMap((l) => l ?? []))];
+}
+
 /** Reads the body away so the connection can be reused. */
 async function discard(resp: Response): Promise<void> {
   try {
@@ -111,7 +125,8 @@ function showURL(server: string): (ev: AgentEvent) => void {
  * refreshes once however many callers report it, and escalates to one
  * sign-in, then token_rejected, so this never loops). When the agent
  * answers needs_login, the agent signs in (see options.login) and the
- * request goes on. A request to another origin than the server's is refused
+ * request goes on; a 403 insufficient_scope signs in again for the union
+ * of the scopes asked so far and the challenge's (a step-up). A request to another origin than the server's is refused
  * before a token is asked for or attached (McpkeyError other_origin).
  */
 export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): FetchLike {
@@ -120,6 +135,7 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
   const maxLogins = options.maxLogins ?? 3;
   const onLoginEvent = options.onLoginEvent ?? showURL(server);
   let logins = 0;
+  let scopes = options.scopes; // grows by step-ups
   let serverIsURL = false;
   try {
     serverIsURL = ['http:', 'https:'].includes(new URL(server).protocol);
@@ -152,13 +168,13 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
     for (let reports = 0; ; ) {
       let tok: Token;
       try {
-        tok = await client.getToken(server, { account: options.account, scopes: options.scopes, rejectedToken: rejected,
+        tok = await client.getToken(server, { account: options.account, scopes, rejectedToken: rejected,
           dpopMethod: method, dpopUrl: dpopUrl(target), dpopNonce: nonce, signal });
       } catch (err) {
         if (err instanceof McpkeyError && err.code === 'needs_login' && options.login !== false && logins < maxLogins) {
           logins++;
-          const scopes = Array.isArray(err.data?.scopes) ? (err.data.scopes as string[]) : options.scopes;
-          await client.sharedLogin(server, { account: options.account, scopes, onProgress: onLoginEvent, signal });
+          const want = Array.isArray(err.data?.scopes) ? (err.data.scopes as string[]) : scopes;
+          await client.sharedLogin(server, { account: options.account, scopes: want, onProgress: onLoginEvent, signal });
           rejected = undefined;
           continue;
         }
@@ -168,6 +184,20 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
       const headers = new Headers(req.headers);
       for (const [k, v] of Object.entries(authHeaders(tok))) headers.set(k, v);
       const resp = await base(target.href, { ...req, headers });
+      const more = insufficientScope(resp);
+      if (more) {
+        // Step-up: sign in again for the union of the scopes asked so far
+        // and the challenge's, unless the token already has them all (then
+        // another sign-in would only loop) or the logins are used up.
+        const held = tok.scopes ?? [];
+        if (!more.length || more.every((sc) => held.includes(sc)) || options.login === false || logins >= maxLogins) return resp;
+        logins++;
+        scopes = union(scopes, held, more);
+        await discard(resp);
+        await client.sharedLogin(server, { account: options.account, scopes, onProgress: onLoginEvent, signal });
+        rejected = undefined;
+        continue;
+      }
       if (resp.status !== 401) return resp;
       const challenge = /^dpop$/i.test(tok.token_type) ? dpopNonceChallenge(resp) : undefined;
       if (challenge && !nonceTried) {

@@ -7,7 +7,7 @@ import { defaultClient } from './fetch.js';
 
 export { Client, McpkeyError } from './client.js';
 export type { AgentEvent, CallOptions, ClientOptions, HelloResult, LoginOptions, SessionInfo, Token, TokenOptions } from './client.js';
-export { authHeaders, checkOrigin, defaultClient, dpopNonceChallenge, dpopUrl, mcpkeyFetch } from './fetch.js';
+export { authHeaders, checkOrigin, defaultClient, dpopNonceChallenge, dpopUrl, insufficientScope, mcpkeyFetch } from './fetch.js';
 export type { FetchLike, McpkeyFetchOptions } from './fetch.js';
 export { agentLockPath, defaultSocketPath, runningAgentSocket } from './path.js';
 export type { Getenv } from './path.js';

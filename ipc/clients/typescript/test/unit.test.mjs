@@ -180,3 +180,28 @@ test('a socket another user owns is refused before anything is sent (foreign_soc
   await assert.rejects(new Client({ path: agent.path }).hello(), (e) => e.code === 'foreign_socket' && e.message.includes('65534'));
   assert.equal(agent.seen.length, 1);
 });
+
+test('403 insufficient_scope: one step-up sign-in for the union of the scopes, then the request goes on', async (t) => {
+  const challenge = { 'www-authenticate': 'Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="x"' };
+  const rs = await resourceServer(t, (req) => (req.headers.authorization === 'Bearer wide' ? [200, {}] : [403, challenge]));
+  let signedIn = false;
+  const agent = await fakeAgent(t, (msg) => {
+    if (msg.method === 'session.login') {
+      signedIn = true;
+      return { result: { server: rs.url } };
+    }
+    return { result: { access_token: signedIn ? 'wide' : 'narrow', token_type: 'Bearer', server: rs.url,
+      scopes: signedIn ? ['mcp:tools', 'mcp:admin'] : ['mcp:tools', 'openid'] } };
+  });
+  const f = mcpkeyFetch(rs.url, { client: new Client({ path: agent.path }), scopes: ['mcp:tools'] });
+  assert.equal((await f(rs.url)).status, 200);
+  const logins = agent.seen.filter((m) => m.method === 'session.login').map((m) => m.params.scopes);
+  assert.deepEqual(logins, [['mcp:tools', 'openid', 'mcp:admin']]);
+  // Later requests ask for the wider scopes; a server that still says 403 with
+  // scopes the token holds is answered as it is, with no sign-in.
+  assert.deepEqual(agent.seen.at(-1).params.scopes, ['mcp:tools', 'openid', 'mcp:admin']);
+  const rs2 = await resourceServer(t, () => [403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="mcp:tools"' }]);
+  const agent2 = await fakeAgent(t, (msg) => ({ result: { access_token: 'a', token_type: 'Bearer', server: rs2.url, scopes: ['mcp:tools'] } }));
+  assert.equal((await mcpkeyFetch(rs2.url, { client: new Client({ path: agent2.path }) })(rs2.url)).status, 403);
+  assert.equal(agent2.seen.filter((m) => m.method === 'session.login').length, 0);
+});
