@@ -17,8 +17,9 @@ import (
 )
 
 // clientsAgent starts a fixture and an agent on the file backend (HOME
-// home), and signs in to the fixture's MCP server.
-func clientsAgent(t *testing.T) (f *fixture, a *agentProc, env []string) {
+// home), and signs in to the fixture's MCP server; with dpop also to a
+// go-sdk server that takes only DPoP-bound tokens (MCPKEY_TEST_DPOP_SERVER).
+func clientsAgent(t *testing.T, dpop bool) (f *fixture, a *agentProc, env []string) {
 	t.Helper()
 	chromium(t)
 	f = startFixture(t)
@@ -32,6 +33,14 @@ func clientsAgent(t *testing.T) (f *fixture, a *agentProc, env []string) {
 		"MCPKEY_TEST_AGENT_HOME="+home,
 		"MCPKEY_E2E_REQUIRE=1", // the suites must not skip here
 	)
+	if dpop {
+		// Its own authorization server: the suite counts the first one's grants.
+		as := startAS(t)
+		srv := startMCPServer(t, as.Issuer, "-dpop")
+		as.AddResource(t, srv.Resource)
+		a.mustRun(t, 90*time.Second, "login", srv.URL)
+		env = append(env, "MCPKEY_TEST_DPOP_SERVER="+srv.URL)
+	}
 	return f, a, env
 }
 
@@ -63,7 +72,7 @@ func TestTypeScriptClient(t *testing.T) {
 		skipOrFail(t, "npm is missing (the package test runs npm pack)")
 	}
 	runSuite(t, dir, os.Environ(), 2*time.Minute, node, tsc, "-p", "tsconfig.json")
-	_, _, env := clientsAgent(t)
+	_, _, env := clientsAgent(t, true)
 	// PATH first: npm (for npm pack) runs on this Node too.
 	env = append(env, "PATH="+filepath.Dir(node)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	tests, _ := filepath.Glob(filepath.Join(dir, "test", "*.test.mjs"))
@@ -88,7 +97,7 @@ func TestPythonClient(t *testing.T) {
 		skipOrFail(t, "python3-httpx is missing; run: apt-get install python3-httpx")
 	}
 	dir := filepath.Join(repoRoot, "ipc", "clients", "python")
-	_, _, env := clientsAgent(t)
+	_, _, env := clientsAgent(t, false)
 	env = append(env, "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
 	runSuite(t, dir, env, 5*time.Minute, py, "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
 }
