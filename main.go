@@ -28,6 +28,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/store"
+	"github.com/mcpkey/mcpkey/api"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/launch"
 	"github.com/mcpkey/mcpkey/packaging"
@@ -625,7 +626,7 @@ func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tSTATE\tEXPIRES\tSCOPES")
+	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tGRANT\tSTATE\tEXPIRES\tSCOPES")
 	now := time.Now()
 	var broken []agent.SessionInfo
 	for _, s := range ss {
@@ -640,7 +641,7 @@ func runList(ctx context.Context, fs *flag.FlagSet, args []string) error {
 				server = "(unreadable) " + s.ID
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), state,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), api.GrantLabel(s.Grant), state,
 			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
 	}
 	if err := w.Flush(); err != nil {
@@ -714,6 +715,9 @@ func runStatus(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(w, ", %d not read yet", st.Loading)
 	}
 	fmt.Fprintln(w, ")")
+	if len(st.Grants) > 0 {
+		fmt.Fprintf(w, "grants:\t%s\n", api.GrantCounts(st.Grants))
+	}
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
 	}
@@ -766,11 +770,19 @@ func runLogin(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	clientID := fs.String("client-id", "", "a pre-registered OAuth client id")
 	secretFile := fs.String("client-secret-file", "", "file holding the pre-registered client's secret (never pass secrets in argv)")
 	cimd := fs.String("client-metadata-url", "", "https URL of a Client ID Metadata Document to use as client id")
+	grant := fs.String("grant", "", "sign in without a browser: client_credentials, jwt_bearer (workload identity) or enterprise")
+	keyFile := fs.String("client-key-file", "", "PEM private key of a private_key_jwt client (--grant client_credentials)")
+	keyAlg := fs.String("client-key-alg", "", "JWS algorithm of --client-key-file (default: from the key)")
+	assertionFile := fs.String("assertion-file", "", "file holding the workload's token (--grant jwt_bearer); read again at every renewal")
+	idp := fs.String("idp", "", "configured identity provider ([idps.NAME]) whose sign-in --grant enterprise exchanges")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
 	req := agent.LoginRequest{Server: pos[0], Account: *account, Scopes: scopes, NoBrowser: *noBrowser, ClientID: *clientID, ClientMetadataURL: *cimd}
+	if req.Grant, err = agent.LoginGrant(*grant, *keyFile, *keyAlg, *assertionFile, *idp); err != nil {
+		return err
+	}
 	if *secretFile != "" {
 		if req.ClientSecret, err = agent.ReadSecretFile(*secretFile); err != nil {
 			return err

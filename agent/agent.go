@@ -246,8 +246,15 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		Locked:        a.g.locked.Load(),
 	}
 	for _, s := range a.sessions {
-		if s.info(a.now()).State == StateNeedsLogin {
+		si := s.info(a.now())
+		if si.State == StateNeedsLogin {
 			st.NeedsLogin++
+		}
+		if si.Grant != "" {
+			if st.Grants == nil {
+				st.Grants = map[string]int{}
+			}
+			st.Grants[si.Grant]++
 		}
 	}
 	return st, nil

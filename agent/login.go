@@ -78,6 +78,11 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 	if err := a.admit(ctx, "session.login", t, key.account, req.Scopes); err != nil {
 		return SessionInfo{}, err
 	}
+	return a.login(ctx, t, key, req, progress)
+}
+
+// login runs or joins the login for key, once admitted.
+func (a *Agent) login(ctx context.Context, t target, key sessionKey, req LoginRequest, progress func(Event)) (SessionInfo, error) {
 	a.mu.Lock()
 	f := a.logins[key]
 	if f == nil {
@@ -205,7 +210,17 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 
 	var ts *oauth.TokenSet
 	var client *oauth.Client
-	for attempt := 0; ; attempt++ {
+	g, err := a.grantFor(ctx, t, req, prevRec)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+	if g.mode != "" { // a grant without a browser (grants.go)
+		step("requesting a token with the " + g.mode + " grant")
+		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {
+			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+		}
+	}
+	for attempt := 0; g.mode == ""; attempt++ {
 		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, step)
 		if err == nil {
 			break
@@ -228,6 +243,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		Resource: d.Resource, TokenEndpoint: as.TokenEndpoint, RevocationEndpoint: as.RevocationEndpoint,
 	}
 	recordClient(&rec, client)
+	if g.mode != "" {
+		g.record(&rec, client)
+	}
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}

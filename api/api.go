@@ -62,6 +62,12 @@ type SessionInfo struct {
 	ObtainedAt   time.Time `json:"obtained_at"`
 	HasRefresh   bool      `json:"has_refresh_token"`
 	StoreBackend string    `json:"store_backend"`
+	// Grant is how the session gets its tokens: GrantAuthorizationCode
+	// ("", a person signs in through the browser), GrantClientCredentials,
+	// GrantJWTBearer (workload identity) or GrantEnterprise (identity
+	// assertion). Sessions of the last three have no refresh token: the
+	// agent runs the grant again when the token nears expiry.
+	Grant string `json:"grant,omitempty"`
 	// ID is the stored session's id, set for a broken session: when its
 	// metadata is unreadable too, it is the only name logout can use.
 	ID string `json:"id,omitempty"`
@@ -116,6 +122,10 @@ type LoginRequest struct {
 	ClientID          string `json:"client_id,omitempty"`
 	ClientSecret      string `json:"client_secret,omitempty"`
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// Grant chooses a grant without a browser (GrantClientCredentials,
+	// GrantJWTBearer, GrantEnterprise); "" is the configured one, else the
+	// browser sign-in. See GrantLogin for its parameters.
+	Grant GrantLogin `json:"grant,omitzero"`
 	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
 	// browser this login opens (see agent/browser). Only a trusted
 	// transport sets it: the ipc server does for the main socket's peers,
@@ -147,6 +157,9 @@ type Status struct {
 	ConfigPath    string    `json:"config_path,omitempty"`
 	ConfigError   string    `json:"config_error,omitempty"`
 	PendingLogins int       `json:"pending_logins"`
+	// Grants counts the sessions by grant without a browser
+	// (SessionInfo.Grant: client_credentials, jwt_bearer, enterprise).
+	Grants map[string]int `json:"grants,omitempty"`
 }
 
 // EventKind names an event.

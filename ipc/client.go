@@ -452,6 +452,9 @@ func (c *Client) Login(ctx context.Context, req api.LoginRequest, progress func(
 	p := LoginParams{Server: req.Server, Account: req.Account,
 		Scopes: req.Scopes, NoBrowser: req.NoBrowser, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
 		ClientMetadataURL: req.ClientMetadataURL}
+	if !req.Grant.IsZero() {
+		p.Grant = &req.Grant
+	}
 	if !env.IsZero() && !req.NoBrowser {
 		p.Env = &CallerEnv{Browser: env.Browser, Display: env.Display, WaylandDisplay: env.WaylandDisplay}
 	}

@@ -132,11 +132,14 @@
 //
 // agent.status — no params; result agent.Status: {version, pid,
 // store_backend, locked, sessions, needs_login, started, socket?,
-// websocket_url?, config_path?, config_error?, pending_logins}.
+// websocket_url?, config_path?, config_error?, pending_logins, grants?:
+// {grant: count} for sessions without a browser sign-in}.
 //
 // sessions.list — no params; result {sessions: [agent.SessionInfo]}, each
 // {server, name?, account, issuer, client_id, scopes, state, error?,
-// expires_at, obtained_at, has_refresh_token, store_backend}. No secrets.
+// expires_at, obtained_at, has_refresh_token, store_backend, grant?}. No
+// secrets. grant is absent for a browser sign-in, else client_credentials,
+// jwt_bearer or enterprise (api.Grants).
 //
 // token.get — params {server, account?, scopes?, min_ttl_seconds?,
 // rejected_token?}; result {access_token, token_type, expires_at, scopes,
@@ -153,8 +156,11 @@
 // at the authorization server.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
-// client_id?, client_secret?, client_metadata_url?, env?: {BROWSER?,
-// DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
+// client_id?, client_secret?, client_metadata_url?, grant?: {mode?,
+// client_key?, client_key_alg?, assertion_file?, idp?}, env?: {BROWSER?,
+// DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. grant runs a
+// login without a browser (api.GrantLogin): client_credentials,
+// jwt_bearer or enterprise. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.
 // An event may carry url (the authorization URL to open or show; show_url

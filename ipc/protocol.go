@@ -282,6 +282,8 @@ type LoginParams struct {
 	ClientID          string   `json:"client_id,omitempty"`
 	ClientSecret      string   `json:"client_secret,omitempty"`
 	ClientMetadataURL string   `json:"client_metadata_url,omitempty"`
+	// Grant chooses a grant without a browser (api.GrantLogin).
+	Grant *api.GrantLogin `json:"grant,omitempty"`
 	// Env is the caller's environment for the login's browser. The agent
 	// uses it only from a peer of its own uid on its main socket; restricted
 	// sockets and the WebSocket never pass environment.

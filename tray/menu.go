@@ -171,13 +171,19 @@ func sessionItem(s api.SessionInfo, now time.Time) item {
 	if len(s.Scopes) > 0 {
 		tip += "; scopes: " + strings.Join(s.Scopes, " ")
 	}
+	label := who + ": " + stateLabel(s, now)
+	if s.Grant != api.GrantAuthorizationCode {
+		// A grant without a browser: say so, as its renewals need no one.
+		label += " · " + api.GrantLabel(s.Grant)
+		tip += "; signs in with the " + s.Grant + " grant, without a browser"
+	}
 	login := "Log in"
 	if s.State == api.StateNeedsLogin {
 		login = "Log in again"
 	}
 	at := action{server: s.Server, account: s.Account}
 	with := func(k actionKind) action { a := at; a.kind = k; return a }
-	return item{key: "session/" + id, label: who + ": " + stateLabel(s, now), tooltip: tip, kids: []item{
+	return item{key: "session/" + id, label: label, tooltip: tip, kids: []item{
 		{key: "session/" + id + "/login", label: login, disabled: s.State == api.StateAuthorizing, act: with(actLogin)},
 		{key: "session/" + id + "/logout", label: "Log out", tooltip: "remove the session here; keep the grant at the authorization server", act: with(actLogout)},
 		{key: "session/" + id + "/revoke", label: "Log out and revoke", tooltip: "remove the session and revoke it at the authorization server", act: with(actLogoutRevoke)},

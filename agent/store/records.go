@@ -109,6 +109,21 @@ type SessionRecord struct {
 	ExpiresAt          time.Time // absolute; zero when unknown
 	ObtainedAt         time.Time
 	Scopes             []string
+	// Grant is how a session without a browser sign-in gets its next
+	// token (zero: authorization code, renewed with RefreshToken).
+	Grant Grant
+}
+
+// Grant is the non-secret part of a grant the agent runs again when a
+// session's token nears expiry (api.GrantClientCredentials …). Secrets stay
+// where they are: a client secret or private_key_jwt key in the session's
+// client_secret item, a workload token in its file.
+type Grant struct {
+	Mode          string `json:"mode"`
+	ClientKeyAlg  string `json:"client_key_alg,omitempty"`
+	AssertionFile string `json:"assertion_file,omitempty"`
+	AssertionEnv  string `json:"assertion_env,omitempty"`
+	IdP           string `json:"idp,omitempty"`
 }
 
 // SessionMeta is a session's non-secret part, readable without touching
@@ -130,6 +145,7 @@ type SessionMeta struct {
 	Scopes             []string
 	HasRefresh         bool // a refresh token was stored with the session
 	HasClientSecret    bool // a client secret was stored with the session
+	Grant              Grant
 }
 
 // Meta returns r's non-secret part.
@@ -151,6 +167,7 @@ func (r SessionRecord) Meta() SessionMeta {
 		Scopes:             slices.Clone(r.Scopes),
 		HasRefresh:         r.RefreshToken != "",
 		HasClientSecret:    r.ClientSecret != "",
+		Grant:              r.Grant,
 	}
 }
 
@@ -206,6 +223,7 @@ type sessionMetaJSON struct {
 	Scopes             []string  `json:"scopes,omitempty"`
 	HasRefresh         bool      `json:"has_refresh,omitempty"`
 	HasClientSecret    bool      `json:"has_client_secret,omitempty"`
+	Grant              *Grant    `json:"grant,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -243,6 +261,7 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint,
 		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
 		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh, HasClientSecret: m.HasClientSecret,
+		Grant: grantJSON(m.Grant),
 	})
 	if err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
@@ -278,8 +297,25 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 		ClientSource: j.ClientSource, ClientAuthMethod: j.ClientAuthMethod, HasClientSecret: j.HasClientSecret,
 		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
-		Scopes: j.Scopes, HasRefresh: j.HasRefresh,
+		Scopes: j.Scopes, HasRefresh: j.HasRefresh, Grant: deref(j.Grant),
 	}, nil
+}
+
+// grantJSON is nil for the zero Grant, so records of browser sign-ins keep
+// their stored form.
+func grantJSON(g Grant) *Grant {
+	if g == (Grant{}) {
+		return nil
+	}
+	return &g
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // loadByID reads a whole session. When the meta item loaded but a token
@@ -295,6 +331,7 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		ClientSource: m.ClientSource, ClientAuthMethod: m.ClientAuthMethod,
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
+		Grant: m.Grant,
 	}
 	access, err := getToken(ctx, s, id, "access")
 	if err != nil {

@@ -206,6 +206,9 @@ func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	req := agent.LoginRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
 		NoBrowser: p.NoBrowser, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 		ClientMetadataURL: p.ClientMetadataURL}
+	if p.Grant != nil {
+		req.Grant = *p.Grant
+	}
 	if p.Env != nil {
 		// The caller's $BROWSER is a program the agent will run: accepted
 		// only from the main socket, whose peer is checked to be us.
