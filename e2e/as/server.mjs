@@ -24,6 +24,9 @@
 // Static clients (the pre-registered path): mcpkey-e2e (public) and
 // mcpkey-e2e-confidential (client_secret_basic, secret
 // STATIC_CLIENT_SECRET below; a test fixture, not a credential).
+// mcpkey-e2e-machine is a machine client (client_secret_basic, the same
+// secret) allowed only the client_credentials grant, which is enabled with
+// resource indicators; stats count its grants as client_credentials_grants.
 //   POST /_test/resources  body {"resource": URL}: accept one more resource
 //   POST /_test/revoke-grants  revoke every grant issued so far (its refresh
 //                          tokens die, so the next refresh gets invalid_grant)
@@ -56,6 +59,7 @@ const stats = {
   revocation_requests: 0,
   grants_revoked: 0,
   registrations: 0,
+  client_credentials_grants: 0,
 };
 const grantIds = new Set();
 const refreshJtis = new Set();
@@ -99,6 +103,13 @@ function newProvider(issuer) {
       redirect_uris: ['http://127.0.0.1/callback'],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
+    }, {
+      client_id: 'mcpkey-e2e-machine',
+      client_secret: STATIC_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
     }],
     pkce: { required: () => true },
     scopes: ['openid', 'offline_access', ...resourceScopes],
@@ -111,6 +122,7 @@ function newProvider(issuer) {
       devInteractions: { enabled: true }, // HTML login (any user/password) + consent
       registration: { enabled: true }, // open DCR at /reg
       revocation: { enabled: true },
+      clientCredentials: { enabled: true }, // machine to machine (mcpkey-e2e-machine)
       resourceIndicators: {
         enabled: true,
         useGrantedResource: async () => true,
@@ -140,6 +152,7 @@ function newProvider(issuer) {
       stats.refresh_clients[id] = (stats.refresh_clients[id] ?? 0) + 1;
     }
     if (grantType === 'authorization_code') stats.code_grants++;
+    if (grantType === 'client_credentials') stats.client_credentials_grants++;
     log(`grant.success ${grantType}`);
   });
   provider.on('authorization.error', (ctx, err) => {

@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Grants without a browser (issue 15 §2) against real components:
+// oidc-provider's client_credentials grant with resource indicators, the
+// go-sdk resource server (e2e/mcpserver), and the agent.
+
+// machineAgent starts a fixture (env: AS_*) and an agent whose config names
+// the MCP server "machine" with the client_credentials grant of the AS's
+// mcpkey-e2e-machine client, its secret in a 0600 file. No browser exists:
+// BROWSER fails.
+func machineAgent(t *testing.T, env ...string) (*fixture, *agentProc) {
+	t.Helper()
+	f := startFixture(t, env...)
+	home := t.TempDir()
+	secret := filepath.Join(home, "machine.secret")
+	if err := os.WriteFile(secret, []byte("e2e-static-client-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("[servers.machine]\nurl = %q\ngrant = \"client_credentials\"\nclient_id = \"mcpkey-e2e-machine\"\nclient_secret_file = %q\n",
+		f.MCP.URL, secret)
+	if err := os.MkdirAll(filepath.Join(home, ".config", "mcpkey"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".config", "mcpkey", "config.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentIn(t, "/bin/false", home, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
+	return f, a
+}
+
+type ccStats struct {
+	ClientCredentialsGrants int `json:"client_credentials_grants"`
+	CodeGrants              int `json:"code_grants"`
+}
+
+func (as *authServer) ccStats(t testing.TB) ccStats {
+	t.Helper()
+	var s ccStats
+	getJSON(t, as.Issuer+"/_test/stats", &s)
+	return s
+}
+
+// TestClientCredentialsEndToEnd: the first token request for a configured
+// client_credentials server gets a token from oidc-provider with no login
+// and no browser, bound to the resource; the go-sdk server accepts it
+// through mcpkey probe; ls and status show the grant; the secret is in no
+// output.
+func TestClientCredentialsEndToEnd(t *testing.T) {
+	f, a := machineAgent(t)
+	ctx := deadline(t, 60*time.Second)
+
+	tok, err := a.token(ctx, "machine")
+	if err != nil {
+		t.Fatalf("token.get for a client_credentials server: %v", err)
+	}
+	claims := jwtClaims(t, tok.AccessToken)
+	if claims["aud"] != f.MCP.Resource || claims["client_id"] != "mcpkey-e2e-machine" {
+		t.Errorf("token claims: aud %v (want %s), client_id %v", claims["aud"], f.MCP.Resource, claims["client_id"])
+	}
+	if s := f.AS.ccStats(t); s.ClientCredentialsGrants != 1 || s.CodeGrants != 0 {
+		t.Errorf("AS counted %d client_credentials and %d code grants, want 1 and 0", s.ClientCredentialsGrants, s.CodeGrants)
+	}
+
+	// The go-sdk resource server takes it (mcpkey probe, no login allowed).
+	r := a.mustRun(t, 30*time.Second, "probe", "machine", "--no-login", "--call", "whoami")
+	if !strings.Contains(r.Stdout, "mcp:tools") {
+		t.Errorf("probe's whoami does not show the token's scope:\n%s", r.Stdout)
+	}
+
+	ls := a.mustRun(t, 10*time.Second, "ls")
+	if !strings.Contains(ls.Stdout, "client credentials") {
+		t.Errorf("ls does not show the grant:\n%s", ls.Stdout)
+	}
+	var sessions []struct {
+		Grant      string `json:"grant"`
+		HasRefresh bool   `json:"has_refresh_token"`
+	}
+	if err := json.Unmarshal([]byte(a.mustRun(t, 10*time.Second, "ls", "--json").Stdout), &sessions); err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 || sessions[0].Grant != "client_credentials" || sessions[0].HasRefresh {
+		t.Errorf("ls --json: %+v, want one client_credentials session without a refresh token", sessions)
+	}
+	st := a.mustRun(t, 10*time.Second, "status")
+	if !strings.Contains(st.Stdout, "1 client credentials") {
+		t.Errorf("status does not count the grant:\n%s", st.Stdout)
+	}
+	for _, out := range []string{r.Stdout, r.Stderr, ls.Stdout, st.Stdout, a.p.stderr.String()} {
+		if strings.Contains(out, "e2e-static-client-secret") || strings.Contains(out, tok.AccessToken) {
+			t.Fatal("the client secret or the access token appears in output or the agent's log")
+		}
+	}
+}
+
+// TestClientCredentialsRegrantAtExpiry: a client_credentials session has
+// no refresh token; when its token expires, 50 concurrent callers cause
+// exactly one new grant at the AS and all get the same new token.
+func TestClientCredentialsRegrantAtExpiry(t *testing.T) {
+	f, a := machineAgent(t, "AS_ACCESS_TTL=6")
+	ctx := deadline(t, 90*time.Second)
+	first, err := a.token(ctx, "machine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.AS.ccStats(t)
+	select { // a point in time, not readiness
+	case <-time.After(time.Until(first.ExpiresAt)):
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	const n = 50
+	toks := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			tok, err := a.token(ctx, f.MCP.URL)
+			toks[i], errs[i] = tok.AccessToken, err
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	for i, tok := range toks {
+		if tok == first.AccessToken || tok != toks[0] {
+			t.Fatalf("caller %d got a different or stale token", i)
+		}
+	}
+	if d := f.AS.ccStats(t).ClientCredentialsGrants - before.ClientCredentialsGrants; d != 1 {
+		t.Errorf("%d client_credentials grants at the AS for %d concurrent callers, want exactly 1", d, n)
+	}
+}
