@@ -1043,11 +1043,21 @@ With --no-browser (SSH, headless) the URL is printed; sign in anywhere and paste
 the address the browser ends on. When the authorization server offers the
 device authorization grant, a code to type in is shown instead.
 
+Without a browser (--grant; or grant in the server's config, where the agent
+also starts the session on the first token request): client_credentials (the
+client's secret in --client-secret-file, or its private_key_jwt key in
+--client-key-file), jwt_bearer (workload identity: the workload's token in
+--assertion-file, read again at every renewal) and enterprise (the sign-in at
+a configured identity provider, --idp NAME, exchanged for this server). These
+sessions have no refresh token: the agent runs the grant again near expiry.
+
 examples:
   mcpkey login https://mcp.example.com/mcp
   mcpkey login github --scope repo:read
   mcpkey login work --account alice@example.com --no-browser
   mcpkey login https://mcp.example.com/mcp --client-id abc --client-secret-file ~/.abc.secret
+  mcpkey login https://mcp.example.com/mcp --grant client_credentials --client-id bot --client-key-file ~/.bot.pem
+  mcpkey login https://mcp.example.com/mcp --grant jwt_bearer --client-id ci --assertion-file /var/run/secrets/tokens/mcp
 `
 
 const tokenHelp = `Prints only the access token on stdout (like 'gh auth token'), refreshing it
