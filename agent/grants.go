@@ -35,6 +35,8 @@ type grantSpec struct {
 	// assertionFile / assertionEnv: the workload token, read per grant.
 	assertionFile, assertionEnv string
 	idp                         string
+	// person is set for a login: the IdP's browser sign-in may run.
+	person *grantPerson
 }
 
 // grantFor resolves the grant of a login (req) or of a renewal (zero req,
@@ -186,7 +188,7 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		ts, err := oauth.JWTBearer(ctx, hc, as, c, assertion, resource, scopes, aud)
 		return c, ts, err
 	case api.GrantEnterprise:
-		jag, err := a.identityAssertion(ctx, t, g.idp, as.Issuer, resource, scopes)
+		jag, err := a.identityAssertion(ctx, t, g.idp, as.Issuer, resource, scopes, g.person)
 		if err != nil {
 			return c, nil, err
 		}
@@ -200,23 +202,19 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 // identityAssertion exchanges the user's sign-in at the identity provider
 // name for an identity assertion (ID-JAG) for the authorization server
 // audience and the MCP server resource.
-func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience, resource string, scopes []string) (string, error) {
+func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience, resource string, scopes []string, person *grantPerson) (string, error) {
 	a.mu.RLock()
 	p, ok := a.settings.IdPs[name]
 	a.mu.RUnlock()
 	if !ok {
 		return "", fmt.Errorf("%w: no identity provider %q in the config ([idps.%s])", ErrInvalidRequest, name, name)
 	}
-	if p.IDTokenFile == "" && p.IDTokenEnv == "" {
-		return "", fmt.Errorf("identity provider %s: no sign-in to exchange (set id_token_file or id_token_env in [idps.%s])", name, name)
-	}
-	idToken, err := readAssertion(p.IDTokenFile, p.IDTokenEnv, "identity provider ID token")
-	if err != nil {
-		return "", fmt.Errorf("identity provider %s: %w", name, err)
-	}
-	defer wipe.String(idToken)
 	hc := a.httpClient(t)
 	idp, err := oauth.DiscoverIdP(ctx, hc, p.Issuer, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
+	if err != nil {
+		return "", err
+	}
+	idToken, err := a.idpIDToken(ctx, hc, p, idp, person)
 	if err != nil {
 		return "", err
 	}

@@ -215,6 +215,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
 	if g.mode != "" { // a grant without a browser (grants.go)
+		g.person = &grantPerson{req: req, step: step}
 		step("requesting a token with the " + g.mode + " grant")
 		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)

@@ -147,3 +147,45 @@ func TestClientCredentialsRegrantAtExpiry(t *testing.T) {
 		t.Errorf("%d client_credentials grants at the AS for %d concurrent callers, want exactly 1", d, n)
 	}
 }
+
+// TestEnterpriseIdPSignInOnce: the enterprise grant's sign-in at the
+// identity provider (oidc-provider, through Chromium) happens once and is
+// kept: a second login reuses it without a browser. oidc-provider does not
+// implement the RFC 8693 token exchange, so the exchange that follows is
+// refused with its own error (the whole grant is covered by the
+// conformance scenario auth/enterprise-managed-authorization).
+func TestEnterpriseIdPSignInOnce(t *testing.T) {
+	chromium(t)
+	f := startFixture(t)
+	home := t.TempDir()
+	secret := filepath.Join(home, "wiki.secret")
+	if err := os.WriteFile(secret, []byte("e2e-static-client-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("[servers.wiki]\nurl = %q\ngrant = \"enterprise\"\nidp = \"corp\"\nclient_id = \"mcpkey-e2e-confidential\"\nclient_secret_file = %q\n\n"+
+		"[idps.corp]\nissuer = %q\nclient_id = \"mcpkey-e2e\"\n", f.MCP.URL, secret, f.AS.Issuer)
+	os.MkdirAll(filepath.Join(home, ".config", "mcpkey"), 0o700)
+	if err := os.WriteFile(filepath.Join(home, ".config", "mcpkey", "config.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentIn(t, bin(t, "chromebrowser"), home, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
+
+	first := a.run(t, 90*time.Second, "login", "wiki")
+	if first.Code == 0 || !strings.Contains(first.Stderr, "signed in to the identity provider corp") ||
+		!strings.Contains(first.Stderr, "token exchange at "+f.AS.Issuer) {
+		t.Fatalf("first login: exit %d, want the IdP sign-in then the exchange refused:\n%s", first.Code, first.Stderr)
+	}
+	if s := f.AS.ccStats(t); s.CodeGrants != 1 {
+		t.Fatalf("%d code grants at the IdP, want 1", s.CodeGrants)
+	}
+	second := a.run(t, 30*time.Second, "login", "wiki")
+	if strings.Contains(second.Stderr, "opening your browser") || !strings.Contains(second.Stderr, "token exchange at "+f.AS.Issuer) {
+		t.Errorf("second login did not reuse the IdP sign-in:\n%s", second.Stderr)
+	}
+	if s := f.AS.ccStats(t); s.CodeGrants != 1 {
+		t.Errorf("%d code grants at the IdP after the second login, want still 1", s.CodeGrants)
+	}
+	if strings.Contains(a.p.stderr.String(), "eyJ") {
+		t.Error("the agent's log holds a JWT (an ID token?)")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -313,4 +314,28 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// JWTExpiry returns the exp claim of a JWT without verifying it (see
+// jwtExpiry): for planning when an ID token must be renewed, never for
+// trusting it.
+func JWTExpiry(token string) (time.Time, bool) { return jwtExpiry(token) }
+
+// JWTClaim returns a string claim of a JWT without verifying it, "" when
+// absent or not a JWT (see jwtExpiry).
+func JWTClaim(token, name string) string {
+	parts := strings.Split(token, ".")
+	if len(token) > maxJWTLen || len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var claims map[string]any
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	s, _ := claims[name].(string)
+	return s
 }
