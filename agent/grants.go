@@ -214,21 +214,16 @@ func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience,
 	if err != nil {
 		return "", err
 	}
-	idToken, err := a.idpIDToken(ctx, hc, p, idp, person)
+	cfg, err := a.idpConfig(ctx, p, idp)
 	if err != nil {
 		return "", err
 	}
-	c := &oauth.Client{Issuer: p.Issuer, ClientID: p.ClientID}
-	switch {
-	case p.ClientSecretFile != "":
-		c.ClientSecret, err = ReadSecretFile(p.ClientSecretFile)
-	case p.ClientSecretRef != "":
-		c.ClientSecret, err = a.storedSecret(ctx, p.ClientSecretRef)
-	}
+	defer wipe.String(cfg.ClientSecret)
+	idToken, err := a.idpIDToken(ctx, hc, p, idp, cfg, person)
 	if err != nil {
-		return "", fmt.Errorf("identity provider %s: client secret: %w", name, err)
+		return "", err
 	}
-	defer wipe.String(c.ClientSecret)
+	c := &oauth.Client{Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: cfg.ClientSecret}
 	return oauth.ExchangeIDJAG(ctx, hc, idp.TokenEndpoint, c, idToken, audience, resource, scopes)
 }
 

@@ -56,13 +56,9 @@ type idpSession struct {
 func idpKey(name string) string { return "idp/" + name }
 
 // idpIDToken returns a current ID token of the user's sign-in at p.
-func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, person *grantPerson) (string, error) {
+func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, cfg *oauth2.Config, person *grantPerson) (string, error) {
 	if p.IDTokenFile != "" || p.IDTokenEnv != "" {
 		return readAssertion(p.IDTokenFile, p.IDTokenEnv, "identity provider ID token")
-	}
-	cfg, err := a.idpConfig(ctx, p, idp)
-	if err != nil {
-		return "", err
 	}
 	var sess idpSession
 	if b, err := a.cfg.Store.Get(ctx, idpKey(p.Name)); err == nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -39,18 +38,6 @@ func machineAgent(t *testing.T, env ...string) (*fixture, *agentProc) {
 	return f, a
 }
 
-type ccStats struct {
-	ClientCredentialsGrants int `json:"client_credentials_grants"`
-	CodeGrants              int `json:"code_grants"`
-}
-
-func (as *authServer) ccStats(t testing.TB) ccStats {
-	t.Helper()
-	var s ccStats
-	getJSON(t, as.Issuer+"/_test/stats", &s)
-	return s
-}
-
 // TestClientCredentialsEndToEnd: the first token request for a configured
 // client_credentials server gets a token from oidc-provider with no login
 // and no browser, bound to the resource; the go-sdk server accepts it
@@ -68,7 +55,7 @@ func TestClientCredentialsEndToEnd(t *testing.T) {
 	if claims["aud"] != f.MCP.Resource || claims["client_id"] != "mcpkey-e2e-machine" {
 		t.Errorf("token claims: aud %v (want %s), client_id %v", claims["aud"], f.MCP.Resource, claims["client_id"])
 	}
-	if s := f.AS.ccStats(t); s.ClientCredentialsGrants != 1 || s.CodeGrants != 0 {
+	if s := f.AS.Stats(t); s.ClientCredentialsGrants != 1 || s.CodeGrants != 0 {
 		t.Errorf("AS counted %d client_credentials and %d code grants, want 1 and 0", s.ClientCredentialsGrants, s.CodeGrants)
 	}
 
@@ -113,37 +100,20 @@ func TestClientCredentialsRegrantAtExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := f.AS.ccStats(t)
+	before := f.AS.Stats(t)
 	select { // a point in time, not readiness
 	case <-time.After(time.Until(first.ExpiresAt)):
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
 	const n = 50
-	toks := make([]string, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			tok, err := a.token(ctx, f.MCP.URL)
-			toks[i], errs[i] = tok.AccessToken, err
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("caller %d: %v", i, err)
-		}
-	}
+	toks := concurrentTokens(t, ctx, a, f.MCP.URL, n)
 	for i, tok := range toks {
 		if tok == first.AccessToken || tok != toks[0] {
 			t.Fatalf("caller %d got a different or stale token", i)
 		}
 	}
-	if d := f.AS.ccStats(t).ClientCredentialsGrants - before.ClientCredentialsGrants; d != 1 {
+	if d := f.AS.Stats(t).ClientCredentialsGrants - before.ClientCredentialsGrants; d != 1 {
 		t.Errorf("%d client_credentials grants at the AS for %d concurrent callers, want exactly 1", d, n)
 	}
 }
@@ -175,14 +145,14 @@ func TestEnterpriseIdPSignInOnce(t *testing.T) {
 		!strings.Contains(first.Stderr, "token exchange at "+f.AS.Issuer) {
 		t.Fatalf("first login: exit %d, want the IdP sign-in then the exchange refused:\n%s", first.Code, first.Stderr)
 	}
-	if s := f.AS.ccStats(t); s.CodeGrants != 1 {
+	if s := f.AS.Stats(t); s.CodeGrants != 1 {
 		t.Fatalf("%d code grants at the IdP, want 1", s.CodeGrants)
 	}
 	second := a.run(t, 30*time.Second, "login", "wiki")
 	if strings.Contains(second.Stderr, "opening your browser") || !strings.Contains(second.Stderr, "token exchange at "+f.AS.Issuer) {
 		t.Errorf("second login did not reuse the IdP sign-in:\n%s", second.Stderr)
 	}
-	if s := f.AS.ccStats(t); s.CodeGrants != 1 {
+	if s := f.AS.Stats(t); s.CodeGrants != 1 {
 		t.Errorf("%d code grants at the IdP after the second login, want still 1", s.CodeGrants)
 	}
 	if strings.Contains(a.p.stderr.String(), "eyJ") {
