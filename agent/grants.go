@@ -117,6 +117,11 @@ func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *
 	return g, nil
 }
 
+// isOfflineAccess: a grant without a person asks for no refresh token
+// (offline_access), which an authorization server may refuse to such a
+// grant (Ory Hydra does).
+func isOfflineAccess(scope string) bool { return scope == "offline_access" }
+
 // record writes g into rec: the grant to run again, and the client
 // credential kept with the session in the store (the secret, or the
 // private_key_jwt key in the client_secret item).
