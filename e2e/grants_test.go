@@ -59,6 +59,10 @@ func TestClientCredentialsEndToEnd(t *testing.T) {
 		t.Errorf("AS counted %d client_credentials and %d code grants, want 1 and 0", s.ClientCredentialsGrants, s.CodeGrants)
 	}
 
+	// mcpkey token prints the same token: no second grant.
+	if out := strings.TrimSpace(a.mustRun(t, 20*time.Second, "token", "machine").Stdout); out != tok.AccessToken {
+		t.Error("mcpkey token printed another token than token.get gave")
+	}
 	// The go-sdk resource server takes it (mcpkey probe, no login allowed).
 	r := a.mustRun(t, 30*time.Second, "probe", "machine", "--no-login", "--call", "whoami")
 	if !strings.Contains(r.Stdout, "mcp:tools") {
