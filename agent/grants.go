@@ -51,10 +51,10 @@ func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *
 		old = prev.Grant
 	}
 	g := grantSpec{mode: cmp.Or(req.Grant.Mode, cfg.Grant, old.Mode)}
-	if g.mode == "" {
-		return g, nil
+	if g.mode == "" || g.mode == "authorization_code" { // --grant authorization_code: the browser, whatever the session had
+		return grantSpec{}, nil
 	}
-	if !slices.Contains(api.Grants(), g.mode) || g.mode == "authorization_code" {
+	if !slices.Contains(api.Grants(), g.mode) {
 		return g, fmt.Errorf("%w: unknown grant %q (expected one of %s)", ErrInvalidRequest, g.mode, strings.Join(api.Grants()[1:], ", "))
 	}
 	g.clientID = cmp.Or(req.ClientID, t.settings.ClientID)
@@ -300,8 +300,8 @@ func (a *Agent) autoGrant(ctx context.Context, t target, key sessionKey) (bool, 
 func LoginGrant(mode, keyFile, keyAlg, assertionFile, idp string) (api.GrantLogin, error) {
 	g := api.GrantLogin{ClientKeyAlg: keyAlg, IdP: idp}
 	switch mode {
-	case "", "authorization_code":
-	case api.GrantClientCredentials, api.GrantJWTBearer, api.GrantEnterprise:
+	case "":
+	case "authorization_code", api.GrantClientCredentials, api.GrantJWTBearer, api.GrantEnterprise:
 		g.Mode = mode
 	default:
 		return g, fmt.Errorf("unknown grant %q\nhint: --grant takes %s", mode, strings.Join(api.Grants(), ", "))

@@ -147,3 +147,19 @@ func TestLoginGrantFlags(t *testing.T) {
 		t.Errorf("LoginGrant(jwt_bearer) = %+v, %v", g, err)
 	}
 }
+
+// TestGrantKeptUntilSwitched: a later login of a client_credentials
+// session runs the same grant (no browser); --grant authorization_code
+// goes back to the browser sign-in.
+func TestGrantKeptUntilSwitched(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{})
+	f.as.AddClient(oauthtest.Client{ID: "bot", Secret: "bot-secret", AuthMethod: "client_secret_basic"})
+	f.login(agent.LoginRequest{ClientID: "bot", ClientSecret: "bot-secret", Grant: api.GrantLogin{Mode: api.GrantClientCredentials}})
+	if info := f.login(agent.LoginRequest{}); info.Grant != api.GrantClientCredentials || ccRequests(f.as) != 2 {
+		t.Fatalf("second login: grant %q, %d client_credentials requests; want the same grant run again", info.Grant, ccRequests(f.as))
+	}
+	info := f.login(agent.LoginRequest{Grant: api.GrantLogin{Mode: "authorization_code"}})
+	if info.Grant != api.GrantAuthorizationCode || !info.HasRefresh || len(f.as.AuthorizeRequests()) != 1 {
+		t.Errorf("login --grant authorization_code: %+v, %d authorization requests; want a browser sign-in", info, len(f.as.AuthorizeRequests()))
+	}
+}

@@ -222,7 +222,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
 	}
-	for attempt := 0; g.mode == ""; attempt++ {
+	for attempt := 0; g.mode == ""; attempt++ { // the browser sign-in
 		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, step)
 		if err == nil {
 			break

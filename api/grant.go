@@ -52,8 +52,9 @@ func GrantLabel(grant string) string {
 // give it. Secrets travel in it only over the agent's socket (the CLI reads
 // them from files), never in argv.
 type GrantLogin struct {
-	// Mode is GrantClientCredentials, GrantJWTBearer or GrantEnterprise;
-	// "" leaves the choice to the config.
+	// Mode is GrantClientCredentials, GrantJWTBearer or GrantEnterprise,
+	// or "authorization_code" for the browser whatever the config or the
+	// session says; "" leaves the choice to the config, else the session.
 	Mode string `json:"mode,omitempty"`
 	// ClientKey is the PEM private key of a private_key_jwt client (RFC
 	// 7523 client assertion); ClientKeyAlg its JWS algorithm ("" derives
