@@ -30,7 +30,10 @@ func ccRequests(as *oauthtest.Server) int {
 func ccFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t, oauthtest.Options{AccessTokenTTL: 5 * time.Minute}, func(c *agent.Config) {
-		c.OpenURL = func(context.Context, string) error { t.Error("a browser was opened for a client_credentials login"); return nil }
+		c.OpenURL = func(context.Context, string) error {
+			t.Error("a browser was opened for a client_credentials login")
+			return nil
+		}
 	})
 	f.as.AddClient(oauthtest.Client{ID: "bot", Secret: "bot-secret", AuthMethod: "client_secret_basic"})
 	info := f.login(agent.LoginRequest{ClientID: "bot", ClientSecret: "bot-secret", Grant: api.GrantLogin{Mode: api.GrantClientCredentials}})
