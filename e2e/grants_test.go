@@ -124,13 +124,14 @@ func TestClientCredentialsRegrantAtExpiry(t *testing.T) {
 
 // TestEnterpriseIdPSignInOnce: the enterprise grant's sign-in at the
 // identity provider (oidc-provider, through Chromium) happens once and is
-// kept: a second login reuses it without a browser. oidc-provider does not
+// kept: a second login reuses it without a browser, renewing the ID token
+// (30 s, inside the minute before expiry) with the refresh token. oidc-provider does not
 // implement the RFC 8693 token exchange, so the exchange that follows is
 // refused with its own error (the whole grant is covered by the
 // conformance scenario auth/enterprise-managed-authorization).
 func TestEnterpriseIdPSignInOnce(t *testing.T) {
 	chromium(t)
-	f := startFixture(t)
+	f := startFixture(t, "AS_ID_TOKEN_TTL=30")
 	home := t.TempDir()
 	secret := filepath.Join(home, "wiki.secret")
 	if err := os.WriteFile(secret, []byte("e2e-static-client-secret"), 0o600); err != nil {
@@ -156,8 +157,8 @@ func TestEnterpriseIdPSignInOnce(t *testing.T) {
 	if strings.Contains(second.Stderr, "opening your browser") || !strings.Contains(second.Stderr, "token exchange at "+f.AS.Issuer) {
 		t.Errorf("second login did not reuse the IdP sign-in:\n%s", second.Stderr)
 	}
-	if s := f.AS.Stats(t); s.CodeGrants != 1 {
-		t.Errorf("%d code grants at the IdP after the second login, want still 1", s.CodeGrants)
+	if s := f.AS.Stats(t); s.CodeGrants != 1 || s.RefreshGrants != 1 {
+		t.Errorf("%d code and %d refresh grants at the IdP after the second login, want still 1 code grant and 1 refresh (the ID token renewed)", s.CodeGrants, s.RefreshGrants)
 	}
 	if strings.Contains(a.p.stderr.String(), "eyJ") {
 		t.Error("the agent's log holds a JWT (an ID token?)")

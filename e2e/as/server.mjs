@@ -10,6 +10,7 @@
 //   AS_SCOPES       space-separated scopes of those resources (default mcp:tools)
 //   AS_ACCESS_TTL   access token lifetime in seconds (default 300)
 //   AS_REFRESH_TTL  refresh token lifetime in seconds (default 86400)
+//   AS_ID_TOKEN_TTL ID token lifetime in seconds (default 3600)
 //
 // Once listening it prints one JSON line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT","port":PORT}
@@ -47,6 +48,7 @@ const resources = new Set(
 const resourceScopes = (process.env.AS_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
 const accessTTL = Number(process.env.AS_ACCESS_TTL ?? 300);
 const refreshTTL = Number(process.env.AS_REFRESH_TTL ?? 86400);
+const idTokenTTL = Number(process.env.AS_ID_TOKEN_TTL ?? 3600);
 
 const STATIC_CLIENT_SECRET = 'e2e-static-client-secret';
 
@@ -117,7 +119,7 @@ function newProvider(issuer) {
     // every client allowed the grant gets one.
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
-    ttl: { AccessToken: accessTTL, RefreshToken: refreshTTL },
+    ttl: { AccessToken: accessTTL, RefreshToken: refreshTTL, IdToken: idTokenTTL },
     features: {
       devInteractions: { enabled: true }, // HTML login (any user/password) + consent
       registration: { enabled: true }, // open DCR at /reg
