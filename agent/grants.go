@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,16 +233,27 @@ func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience,
 	return oauth.ExchangeIDJAG(ctx, hc, idp.TokenEndpoint, c, idToken, audience, resource, scopes)
 }
 
+// maxAssertion caps a workload token or ID token read from a file.
+const maxAssertion = 64 << 10
+
 // readAssertion reads a token handed to mcpkey from outside: a file, read
 // anew each time (a Kubernetes projected token is rotated in place), or an
 // environment variable of the agent. The token is never logged or quoted.
 func readAssertion(file, env, what string) (string, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
+		f, err := os.Open(file)
 		if err != nil {
 			return "", fmt.Errorf("read the %s: %w", what, err)
 		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxAssertion+1))
 		defer clear(b)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("read the %s: %w", what, err)
+		case len(b) > maxAssertion:
+			return "", fmt.Errorf("the %s file %s is larger than %d bytes: not a token", what, file, maxAssertion)
+		}
 		s := strings.TrimSpace(string(b))
 		if s == "" {
 			return "", fmt.Errorf("the %s file %s is empty", what, file)
