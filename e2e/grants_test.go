@@ -122,14 +122,15 @@ func TestClientCredentialsRegrantAtExpiry(t *testing.T) {
 	}
 }
 
-// TestEnterpriseIdPSignInOnce: the enterprise grant's sign-in at the
-// identity provider (oidc-provider, through Chromium) happens once and is
-// kept: a second login reuses it without a browser, renewing the ID token
-// (30 s, inside the minute before expiry) with the refresh token. oidc-provider does not
-// implement the RFC 8693 token exchange, so the exchange that follows is
-// refused with its own error (the whole grant is covered by the
-// conformance scenario auth/enterprise-managed-authorization).
-func TestEnterpriseIdPSignInOnce(t *testing.T) {
+// TestEnterpriseEndToEnd: enterprise-managed authorization against
+// oidc-provider playing both parts (e2e/as registers the token exchange and
+// the JWT bearer grant of the extension's profile). The first login signs
+// in at the identity provider through Chromium, exchanges the ID token for
+// an identity assertion and trades it for an access token the go-sdk
+// server accepts. A second login (another server of the same IdP would do
+// the same) opens no browser: the kept sign-in's ID token (30 s, inside the
+// minute before expiry) is renewed with its refresh token.
+func TestEnterpriseEndToEnd(t *testing.T) {
 	chromium(t)
 	f := startFixture(t, "AS_ID_TOKEN_TTL=30")
 	home := t.TempDir()
@@ -144,23 +145,39 @@ func TestEnterpriseIdPSignInOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startAgentIn(t, bin(t, "chromebrowser"), home, []string{"MCPKEY_BACKEND=memory"}, "--backend", "memory")
+	ctx := deadline(t, 90*time.Second)
 
-	first := a.run(t, 90*time.Second, "login", "wiki")
-	if first.Code == 0 || !strings.Contains(first.Stderr, "signed in to the identity provider corp") ||
-		!strings.Contains(first.Stderr, "token exchange at "+f.AS.Issuer) {
-		t.Fatalf("first login: exit %d, want the IdP sign-in then the exchange refused:\n%s", first.Code, first.Stderr)
+	first := a.mustRun(t, 90*time.Second, "login", "wiki")
+	if !strings.Contains(first.Stderr, "signed in to the identity provider corp") {
+		t.Errorf("first login did not sign in at the IdP:\n%s", first.Stderr)
 	}
-	if s := f.AS.Stats(t); s.CodeGrants != 1 {
-		t.Fatalf("%d code grants at the IdP, want 1", s.CodeGrants)
+	tok, err := a.token(ctx, "wiki")
+	if err != nil {
+		t.Fatal(err)
 	}
-	second := a.run(t, 30*time.Second, "login", "wiki")
-	if strings.Contains(second.Stderr, "opening your browser") || !strings.Contains(second.Stderr, "token exchange at "+f.AS.Issuer) {
-		t.Errorf("second login did not reuse the IdP sign-in:\n%s", second.Stderr)
+	if claims := jwtClaims(t, tok.AccessToken); claims["aud"] != f.MCP.Resource || claims["client_id"] != "mcpkey-e2e-confidential" {
+		t.Errorf("access token claims: aud %v, client_id %v", claims["aud"], claims["client_id"])
 	}
-	if s := f.AS.Stats(t); s.CodeGrants != 1 || s.RefreshGrants != 1 {
-		t.Errorf("%d code and %d refresh grants at the IdP after the second login, want still 1 code grant and 1 refresh (the ID token renewed)", s.CodeGrants, s.RefreshGrants)
+	a.mustRun(t, 30*time.Second, "probe", "wiki", "--no-login", "--call", "whoami")
+	if !strings.Contains(a.mustRun(t, 10*time.Second, "ls").Stdout, "enterprise") {
+		t.Error("ls does not show the enterprise grant")
 	}
-	if strings.Contains(a.p.stderr.String(), "eyJ") {
-		t.Error("the agent's log holds a JWT (an ID token?)")
+
+	second := a.mustRun(t, 30*time.Second, "login", "wiki")
+	if strings.Contains(second.Stderr, "opening your browser") {
+		t.Errorf("second login opened a browser:\n%s", second.Stderr)
+	}
+	var s struct {
+		CodeGrants     int `json:"code_grants"`
+		RefreshGrants  int `json:"refresh_grants"`
+		TokenExchanges int `json:"token_exchanges"`
+		JWTBearer      int `json:"jwt_bearer_grants"`
+	}
+	getJSON(t, f.AS.Issuer+"/_test/stats", &s)
+	if s.CodeGrants != 1 || s.RefreshGrants != 1 || s.TokenExchanges != 2 || s.JWTBearer != 2 {
+		t.Errorf("AS stats %+v: want 1 IdP sign-in, 1 ID token renewal, 2 exchanges, 2 JWT bearer grants", s)
+	}
+	if log := a.p.stderr.String(); strings.Contains(log, "eyJ") || strings.Contains(log, "e2e-static-client-secret") {
+		t.Error("the agent's log holds a JWT or the client secret")
 	}
 }
