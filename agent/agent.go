@@ -72,11 +72,12 @@ type Config struct {
 // only process that refreshes them. Its exported methods are the API the ipc
 // server exposes; all are safe for concurrent use.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	started time.Time
-	events  *hub
+	cfg        Config
+	grantFails grantFailures // grants.go
+	log        *slog.Logger
+	now        func() time.Time
+	started    time.Time
+	events     *hub
 
 	// mu guards settings, sessions, logins and flows. It is never held across
 	// I/O: per-session work takes the session's own lock.

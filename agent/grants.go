@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/agent/internal/wipe"
@@ -296,12 +298,60 @@ func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) 
 // person (client credentials, workload identity, enterprise with an ID
 // token supplied) on its first token request, as one login every caller
 // joins. It reports whether it ran.
+//
+// A grant that failed is not run again for the same server within
+// grantRetryAfter: a caller polling token.get must not turn a refused
+// grant into a request per call (the extension asks clients not to retry
+// a refused JWT bearer grant); it gets the same error meanwhile. A config
+// change or `mcpkey login` tries at once.
 func (a *Agent) autoGrant(ctx context.Context, t target, key sessionKey) (bool, error) {
 	if t.settings.Grant == "" {
 		return false, nil
 	}
+	if err := a.grantFails.recent(key, t.settings, a.now()); err != nil {
+		return true, err
+	}
 	_, err := a.login(ctx, t, key, LoginRequest{Server: t.url, Account: key.account}, nil)
+	if err != nil && ctx.Err() == nil {
+		a.grantFails.record(key, t.settings, a.now(), err)
+	}
 	return true, err
+}
+
+// grantRetryAfter is how long a failed automatic grant is not run again.
+const grantRetryAfter = 30 * time.Second
+
+// grantFailures remembers the last failed automatic grant per session.
+type grantFailures struct {
+	mu sync.Mutex
+	m  map[sessionKey]grantFailure
+}
+
+// grantFailure is one failed grant and the config it ran with: a changed
+// grant config is tried at once.
+type grantFailure struct {
+	at       time.Time
+	settings config.GrantSettings
+	err      error
+}
+
+func (g *grantFailures) recent(key sessionKey, ss ServerSettings, now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, ok := g.m[key]
+	if !ok || f.settings != ss.GrantSettings || now.Sub(f.at) >= grantRetryAfter {
+		return nil
+	}
+	return f.err
+}
+
+func (g *grantFailures) record(key sessionKey, ss ServerSettings, now time.Time, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil || len(g.m) >= maxResolved {
+		g.m = make(map[sessionKey]grantFailure)
+	}
+	g.m[key] = grantFailure{at: now, settings: ss.GrantSettings, err: err}
 }
 
 // LoginGrant builds a login's grant from `mcpkey login` flags: mode as the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/api"
@@ -164,5 +165,46 @@ func TestGrantKeptUntilSwitched(t *testing.T) {
 	info := f.login(agent.LoginRequest{Grant: api.GrantLogin{Mode: "authorization_code"}})
 	if info.Grant != api.GrantAuthorizationCode || !info.HasRefresh || len(f.as.AuthorizeRequests()) != 1 {
 		t.Errorf("login --grant authorization_code: %+v, %d authorization requests; want a browser sign-in", info, len(f.as.AuthorizeRequests()))
+	}
+}
+
+// TestConfiguredGrantStartsOnFirstToken: a server configured with the
+// client_credentials grant and its secret in the keyring ("secret:NAME")
+// needs no login: the first token requests, however many at once, start
+// the session with one grant. A missing stored secret says how to store it.
+func TestConfiguredGrantStartsOnFirstToken(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{}, func(c *agent.Config) {
+		c.OpenURL = func(context.Context, string) error { t.Error("a browser was opened"); return nil }
+	})
+	f.as.AddClient(oauthtest.Client{ID: "bot", Secret: "bot-secret", AuthMethod: "client_secret_basic"})
+	f.a.ApplySettings(&agent.Settings{Servers: map[string]agent.ServerSettings{"bot": {
+		Name: "bot", URL: f.as.MCPURL, ClientID: "bot",
+		GrantSettings: config.GrantSettings{Grant: api.GrantClientCredentials, ClientSecretRef: "secret:bot-secret"},
+	}}})
+	if _, err := f.token(agent.TokenRequest{Server: "bot"}); err == nil || !strings.Contains(err.Error(), "no stored secret bot-secret (store it with `mcpkey secret set bot-secret`)") {
+		t.Fatalf("without the stored secret: %v", err)
+	}
+	if err := store.PutSecret(t.Context(), f.store, "bot-secret", []byte("bot-secret\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A failed grant is not run again at once for a polling caller.
+	if _, err := f.token(agent.TokenRequest{Server: "bot"}); err == nil || !strings.Contains(err.Error(), "no stored secret") {
+		t.Fatalf("right after the failure: %v, want the same error", err)
+	}
+	f.clk.Advance(31 * time.Second)
+	var wg sync.WaitGroup
+	toks := make([]string, 10)
+	for i := range toks {
+		wg.Go(func() {
+			tok, err := f.token(agent.TokenRequest{Server: "bot"})
+			if err != nil {
+				t.Error(err)
+			}
+			toks[i] = tok.AccessToken
+		})
+	}
+	wg.Wait()
+	if n := ccRequests(f.as); n != 1 || toks[0] == "" || toks[0] != toks[9] {
+		t.Errorf("%d client_credentials requests for 10 first callers, want 1 and one token for all", n)
 	}
 }
