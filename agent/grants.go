@@ -283,11 +283,16 @@ func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) 
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
 	client, ts, err := a.runGrant(ctx, t, as, r.Resource, r.Scopes, g, r.ClientAuthMethod)
 	if err != nil {
-		// A rejected grant (invalid_grant, invalid_client …) is not tried
-		// again on its own: the user must look (the extension asks clients
-		// not to retry or switch grants). Network trouble is retried with
-		// backoff while the token lasts.
-		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), oauth.IsTransient(err))
+		// A grant the server refused (an OAuth error: invalid_grant,
+		// invalid_client, invalid_scope …) or an IdP sign-in that only a
+		// person can renew is not tried again on its own (the extension
+		// asks clients not to retry or switch grants): the session needs a
+		// login, or for a configured grant the next token request after
+		// grantRetryAfter. Anything else (network, 5xx, a token file being
+		// rotated) is retried with backoff while the token lasts.
+		var te *oauth.TokenError
+		refused := errors.As(err, &te) && te.Code != "" && !oauth.IsTransient(err) || errors.Is(err, errSignInNeeded)
+		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), !refused)
 	}
 	next := r
 	g.record(&next, client)
@@ -311,7 +316,7 @@ func (a *Agent) autoGrant(ctx context.Context, t target, key sessionKey) (bool, 
 	if err := a.grantFails.recent(key, t.settings, a.now()); err != nil {
 		return true, err
 	}
-	_, err := a.login(ctx, t, key, LoginRequest{Server: t.url, Account: key.account}, nil)
+	_, err := a.login(ctx, t, key, LoginRequest{Server: t.url, Account: key.account, Grant: api.GrantLogin{Unattended: true}}, nil)
 	if err != nil && ctx.Err() == nil {
 		a.grantFails.record(key, t.settings, a.now(), err)
 	}
@@ -404,4 +409,11 @@ func LoginGrant(mode, keyFile, keyAlg, assertionFile, idp string) (api.GrantLogi
 		g.AssertionFile = abs
 	}
 	return g, nil
+}
+
+// loginNeeded reports whether s's grant is known dead.
+func (s *session) loginNeeded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.needsLogin
 }

@@ -207,4 +207,21 @@ func TestConfiguredGrantStartsOnFirstToken(t *testing.T) {
 	if n := ccRequests(f.as); n != 1 || toks[0] == "" || toks[0] != toks[9] {
 		t.Errorf("%d client_credentials requests for 10 first callers, want 1 and one token for all", n)
 	}
+
+	// The AS rotates the secret: the renewal is refused and the session
+	// needs a login; once the new secret is stored, a token request after
+	// the retry pause signs in again by itself.
+	f.as.AddClient(oauthtest.Client{ID: "bot", Secret: "rotated", AuthMethod: "client_secret_basic"})
+	f.clk.Advance(time.Hour + time.Second)
+	if _, err := f.token(agent.TokenRequest{Server: "bot"}); !errors.Is(err, agent.ErrNeedsLogin) && (err == nil || !strings.Contains(err.Error(), "invalid_client")) {
+		t.Fatalf("renewal with a rotated secret: %v, want it refused", err)
+	}
+	store.PutSecret(t.Context(), f.store, "bot-secret", []byte("rotated"))
+	f.clk.Advance(31 * time.Second)
+	if _, err := f.token(agent.TokenRequest{Server: "bot"}); err != nil {
+		t.Fatalf("after the new secret was stored: %v", err)
+	}
+	if ss, _ := f.a.Sessions(t.Context()); len(ss) != 1 || ss[0].State != agent.StateReady {
+		t.Errorf("sessions %+v, want one ready session", ss)
+	}
 }

@@ -36,6 +36,9 @@ import (
 // exp (when to renew) and nonce (that it answers this sign-in); the IdP
 // that issued it verifies it when it is exchanged.
 
+// errSignInNeeded: the IdP sign-in is gone and nobody is there to redo it.
+var errSignInNeeded = errors.New("sign in again with `mcpkey login` for this server")
+
 // idpRenewBefore is how long before its exp an ID token is renewed.
 const idpRenewBefore = time.Minute
 
@@ -98,7 +101,7 @@ func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSet
 		if why == "" {
 			why = "no sign-in"
 		}
-		return "", fmt.Errorf("identity provider %s: %s; sign in again with `mcpkey login` for this server", p.Name, why)
+		return "", fmt.Errorf("identity provider %s: %s; %w", p.Name, why, errSignInNeeded)
 	}
 	return a.idpSignIn(ctx, hc, p, idp, cfg, person)
 }

@@ -215,7 +215,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
 	if g.mode != "" { // a grant without a browser (grants.go)
-		g.person = &grantPerson{req: req, step: step}
+		if !req.Grant.Unattended {
+			g.person = &grantPerson{req: req, step: step}
+		}
 		scopes = slices.DeleteFunc(slices.Clone(scopes), isOfflineAccess) // no refresh token to ask for
 		step("requesting a token with the " + g.mode + " grant")
 		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {

@@ -240,6 +240,23 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	// token that is still not fresh after it (a short or unknown lifetime,
 	// a min_ttl longer than the server grants) is served while valid.
 	tok, f, err := a.tokenOrFlight(s, req, req.RejectedToken, false)
+	if err != nil && s.loginNeeded() {
+		// A configured grant without a person signs in again by itself
+		// (grants.go), at most every grantRetryAfter.
+		if ran, gerr := a.autoGrant(ctx, t, key); ran {
+			if gerr != nil {
+				return Token{}, gerr
+			}
+			a.mu.RLock()
+			s2 := a.sessions[key]
+			a.mu.RUnlock()
+			if s2 == nil { // locked meanwhile
+				return Token{}, err
+			}
+			s = s2
+			tok, f, err = a.tokenOrFlight(s, req, "", false)
+		}
+	}
 	for f != nil {
 		select {
 		case <-f.done:

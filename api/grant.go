@@ -68,6 +68,9 @@ type GrantLogin struct {
 	// IdP is the configured identity provider ([idps.NAME]) whose sign-in
 	// GrantEnterprise exchanges.
 	IdP string `json:"idp,omitempty"`
+	// Unattended is set by the agent for a grant it runs for a token
+	// request, with nobody to sign in: no browser opens. Never on the wire.
+	Unattended bool `json:"-"`
 }
 
 // IsZero reports whether g chooses nothing.
