@@ -732,13 +732,14 @@ func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	account := fs.String("account", "", "account label")
 	keep := fs.Bool("keep-remote", false, "do not revoke the refresh token at the authorization server")
 	forget := fs.Bool("forget-client", false, "also drop the client registration stored for the server's authorization server; the next login registers again")
+	forgetIdP := fs.Bool("forget-idp", false, "also drop the sign-in at the identity provider of an enterprise session (its servers need the browser sign-in again)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
 	res, err := ask(ctx, func(c *ipc.Client) (agent.LogoutResult, error) {
-		return c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep, ForgetClient: *forget})
+		return c.Logout(ctx, agent.LogoutRequest{Server: pos[0], Account: *account, KeepRemote: *keep, ForgetClient: *forget, ForgetIdP: *forgetIdP})
 	})
 	if err != nil {
 		return err
@@ -753,6 +754,9 @@ func runLogout(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s; the refresh token was revoked at the authorization server\n", res.Server)
 	default:
 		fmt.Fprintf(os.Stderr, "mcpkey: logged out of %s (removed locally; not revoked: %s)\n", res.Server, res.RevokeError)
+	}
+	if res.ForgotIdP != "" {
+		fmt.Fprintf(os.Stderr, "mcpkey: forgot the sign-in at the identity provider %s; the next login of its servers signs in through the browser\n", res.ForgotIdP)
 	}
 	if res.ForgotClient != "" {
 		fmt.Fprintf(os.Stderr, "mcpkey: forgot the client registration with %s; the next login registers again\n", res.ForgotClient)

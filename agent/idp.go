@@ -225,3 +225,12 @@ func randomString() string {
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// forgetIdP deletes the kept sign-in at the identity provider name.
+func (a *Agent) forgetIdP(ctx context.Context, name string) error {
+	if err := a.cfg.Store.Delete(ctx, idpKey(name)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("forget the sign-in at the identity provider %s: %w", name, storeErr(err))
+	}
+	a.log.Info("identity provider sign-in forgotten", "idp", name)
+	return nil
+}

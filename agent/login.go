@@ -572,6 +572,13 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	if !req.KeepRemote && rec.RevocationEndpoint != "" {
 		client, clientErr = a.sessionClient(lctx, t, rec)
 	}
+	if req.ForgetIdP && rec.Grant.IdP != "" {
+		if err := a.forgetIdP(lctx, rec.Grant.IdP); err != nil {
+			forget(s)
+			return res, fmt.Errorf("logout %s: %w", key.server, err)
+		}
+		res.ForgotIdP = rec.Grant.IdP
+	}
 	if req.ForgetClient && rec.Issuer != "" {
 		// Whichever client the issuer's stored registration is: the user
 		// asked for the next login to register anew.

@@ -251,6 +251,10 @@ type LogoutRequest struct {
 	// session's issuer, so that the next login registers again (for a
 	// registration the server forgot, or one to start over with).
 	ForgetClient bool `json:"forget_client,omitempty"`
+	// ForgetIdP also deletes the sign-in at the identity provider of an
+	// enterprise session (every server of that IdP then needs the browser
+	// sign-in again).
+	ForgetIdP bool `json:"forget_idp,omitempty"`
 }
 
 // LogoutResult says what a logout did.
@@ -265,6 +269,9 @@ type LogoutResult struct {
 	// ForgotClient is the issuer whose stored client registration was
 	// deleted (ForgetClient), "" when none was.
 	ForgotClient string `json:"forgot_client,omitempty"`
+	// ForgotIdP is the identity provider whose sign-in was deleted
+	// (ForgetIdP), "" when none was.
+	ForgotIdP string `json:"forgot_idp,omitempty"`
 }
 
 // ServerConfig is what a launcher (mcpkey bridge, exec, proxy) needs to know

@@ -180,4 +180,14 @@ func TestEnterpriseEndToEnd(t *testing.T) {
 	if log := a.p.stderr.String(); strings.Contains(log, "eyJ") || strings.Contains(log, "e2e-static-client-secret") {
 		t.Error("the agent's log holds a JWT or the client secret")
 	}
+
+	// logout --forget-idp drops the IdP sign-in: the next login opens the
+	// browser again.
+	out := a.mustRun(t, 30*time.Second, "logout", "wiki", "--forget-idp")
+	if !strings.Contains(out.Stderr, "forgot the sign-in at the identity provider corp") {
+		t.Errorf("logout --forget-idp:\n%s", out.Stderr)
+	}
+	if third := a.mustRun(t, 90*time.Second, "login", "wiki"); !strings.Contains(third.Stderr, "opening your browser") {
+		t.Errorf("login after --forget-idp did not sign in at the IdP again:\n%s", third.Stderr)
+	}
 }

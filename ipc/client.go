@@ -430,7 +430,7 @@ func (c *Client) Token(ctx context.Context, req api.TokenRequest) (api.Token, er
 func (c *Client) Logout(ctx context.Context, req api.LogoutRequest) (api.LogoutResult, error) {
 	var r api.LogoutResult
 	err := call(ctx, c, MethodSessionLogout, LogoutParams{Server: req.Server, Account: req.Account,
-		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient}, &r, nil)
+		KeepRemote: req.KeepRemote, ForgetClient: req.ForgetClient, ForgetIdP: req.ForgetIdP}, &r, nil)
 	return r, err
 }
 

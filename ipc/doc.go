@@ -151,9 +151,11 @@
 // rejected answers needs_login the first time (one extra sign-in) and
 // token_rejected after that, so 401 handlers never loop through logins.
 //
-// session.logout — params {server, account?, keep_remote?}; result
-// {server, account, revoked, revoke_error?}. keep_remote skips revocation
-// at the authorization server.
+// session.logout — params {server, account?, keep_remote?, forget_client?,
+// forget_idp?}; result {server, account, revoked, revoke_error?,
+// forgot_client?, forgot_idp?}. keep_remote skips revocation at the
+// authorization server; forget_idp also drops an enterprise session's
+// sign-in at its identity provider.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
 // client_id?, client_secret?, client_metadata_url?, grant?: {mode?,

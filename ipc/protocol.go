@@ -270,6 +270,8 @@ type LogoutParams struct {
 	KeepRemote bool   `json:"keep_remote,omitempty"`
 	// ForgetClient also drops the issuer's stored client registration.
 	ForgetClient bool `json:"forget_client,omitempty"`
+	// ForgetIdP also drops an enterprise session's IdP sign-in.
+	ForgetIdP bool `json:"forget_idp,omitempty"`
 }
 
 // LoginParams are session.login's params; the result is an

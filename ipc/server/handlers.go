@@ -175,7 +175,7 @@ func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if err := requireServer(p.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote, ForgetClient: p.ForgetClient})
+	res, err := c.s.b.Logout(ctx, agent.LogoutRequest{Server: p.Server, Account: p.Account, KeepRemote: p.KeepRemote, ForgetClient: p.ForgetClient, ForgetIdP: p.ForgetIdP})
 	if err != nil {
 		return nil, nil, err
 	}
