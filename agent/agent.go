@@ -73,11 +73,12 @@ type Config struct {
 // only process that refreshes them. Its exported methods are the API the ipc
 // server exposes; all are safe for concurrent use.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	started time.Time
-	events  *hub
+	cfg        Config
+	grantFails grantFailures // grants.go
+	log        *slog.Logger
+	now        func() time.Time
+	started    time.Time
+	events     *hub
 
 	// mu guards settings, sessions, logins and flows. It is never held across
 	// I/O: per-session work takes the session's own lock.
@@ -266,6 +267,12 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 		}
 		if si.DPoP {
 			st.KeyBound++
+		}
+		if si.Grant != "" {
+			if st.Grants == nil {
+				st.Grants = map[string]int{}
+			}
+			st.Grants[si.Grant]++
 		}
 	}
 	return st, nil

@@ -68,10 +68,17 @@ func (g *registrations) forSession(ctx context.Context, t target, r store.Sessio
 
 // recordedClient is the client r recorded.
 func recordedClient(r store.SessionRecord) *oauth.Client {
-	return &oauth.Client{
+	c := &oauth.Client{
 		Issuer: r.Issuer, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
 		TokenEndpointAuthMethod: r.ClientAuthMethod, Source: r.ClientSource,
 	}
+	if r.ClientAuthMethod == oauth.AuthPrivateKeyJWT {
+		// The session keeps its private_key_jwt key where a secret would be
+		// (grants.go); a key that no longer parses authenticates nothing.
+		c.ClientSecret = ""
+		c.Key, _ = oauth.ParseClientKey([]byte(r.ClientSecret), r.Grant.ClientKeyAlg)
+	}
+	return c
 }
 
 // recordClient stores in r the client its tokens were issued to.

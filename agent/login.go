@@ -78,6 +78,11 @@ func (a *Agent) Login(ctx context.Context, req LoginRequest, progress func(Event
 	if err := a.admit(ctx, "session.login", t, key.account, req.Scopes); err != nil {
 		return SessionInfo{}, err
 	}
+	return a.login(ctx, t, key, req, progress)
+}
+
+// login runs or joins the login for key, once admitted.
+func (a *Agent) login(ctx context.Context, t target, key sessionKey, req LoginRequest, progress func(Event)) (SessionInfo, error) {
 	a.mu.Lock()
 	f := a.logins[key]
 	if f == nil {
@@ -203,19 +208,34 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 	scopes := oauth.SelectScopes(sel, d, as, previous)
 
+	var ts *oauth.TokenSet
+	var client *oauth.Client
+	g, err := a.grantFor(ctx, t, req, prevRec)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+	}
+
 	// A key-bound session gets its own new key; it never leaves the agent.
+	// The grants without a browser (grants.go) take bearer tokens.
 	var dk *oauth.DPoPKey
 	refused := a.dpopRefused(t, prevRec)
-	if a.wantDPoP(t, d, req.DPoP, refused) {
+	if g.mode == "" && a.wantDPoP(t, d, req.DPoP, refused) {
 		if dk, err = oauth.NewDPoPKey(); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
 		step("asking for tokens bound to a key only this agent holds (DPoP)")
 	}
-
-	var ts *oauth.TokenSet
-	var client *oauth.Client
-	for attempt := 0; ; attempt++ {
+	if g.mode != "" { // a grant without a browser (grants.go)
+		if !req.Grant.Unattended {
+			g.person = &grantPerson{req: req, step: step}
+		}
+		scopes = slices.DeleteFunc(slices.Clone(scopes), isOfflineAccess) // no refresh token to ask for
+		step("requesting a token with the " + g.mode + " grant")
+		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {
+			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
+		}
+	}
+	for attempt := 0; g.mode == ""; attempt++ { // the browser sign-in
 		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, step)
 		if err == nil {
 			break
@@ -249,6 +269,9 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// else: asked for a key-bound token but the AS issued a bearer one;
 	// the session is a bearer session and the key is dropped.
 	rec.DPoPRefused = refused && rec.DPoPKey == "" // remembered with the session
+	if g.mode != "" {
+		g.record(&rec, client)
+	}
 	if len(rec.Scopes) == 0 {
 		rec.Scopes = scopes
 	}
@@ -577,6 +600,13 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 	var clientErr error
 	if !req.KeepRemote && rec.RevocationEndpoint != "" {
 		client, clientErr = a.regs.forSession(lctx, t, rec)
+	}
+	if req.ForgetIdP && rec.Grant.IdP != "" {
+		if err := a.forgetIdP(lctx, rec.Grant.IdP); err != nil {
+			forget(s)
+			return res, fmt.Errorf("logout %s: %w", key.server, err)
+		}
+		res.ForgotIdP = rec.Grant.IdP
 	}
 	if req.ForgetClient && rec.Issuer != "" {
 		// Whichever client the issuer's stored registration is: the user

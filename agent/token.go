@@ -161,14 +161,14 @@ func (s *session) info(now time.Time) SessionInfo {
 	si := SessionInfo{
 		Server: r.Server, Account: r.Account, Issuer: r.Issuer, ClientID: r.ClientID,
 		Scopes: slices.Clone(r.Scopes), ExpiresAt: r.ExpiresAt, ObtainedAt: r.ObtainedAt,
-		HasRefresh: r.RefreshToken != "", State: StateReady, Error: s.lastErr, DPoP: r.DPoPKey != "",
+		HasRefresh: r.RefreshToken != "", State: StateReady, Error: s.lastErr, DPoP: r.DPoPKey != "", Grant: r.Grant.Mode,
 	}
 	switch {
 	case s.needsLogin:
 		si.State = StateNeedsLogin
 	case s.refreshing != nil:
 		si.State = StateRefreshing
-	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) && r.RefreshToken == "":
+	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) && !renewable(&r):
 		si.State, si.Error = StateNeedsLogin, "access token expired and there is no refresh token"
 	case s.failures > 0:
 		si.State = StateError
@@ -223,6 +223,17 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 		s = a.sessions[key]
 		a.mu.RUnlock()
 	}
+	if s == nil && a.brokenFor(key) == nil {
+		// A configured grant without a person starts its session here.
+		if ran, err := a.autoGrant(ctx, t, key); ran {
+			if err != nil {
+				return Token{}, err
+			}
+			a.mu.RLock()
+			s = a.sessions[key]
+			a.mu.RUnlock()
+		}
+	}
 	if s == nil {
 		if b := a.brokenFor(key); b != nil {
 			return Token{}, brokenError(key, b, UnionScopes(t.settings.Scopes, req.Scopes))
@@ -237,6 +248,23 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	// token that is still not fresh after it (a short or unknown lifetime,
 	// a min_ttl longer than the server grants) is served while valid.
 	tok, f, err := a.tokenOrFlight(s, req, req.RejectedToken, false)
+	if err != nil && s.loginNeeded() {
+		// A configured grant without a person signs in again by itself
+		// (grants.go), at most every grantRetryAfter.
+		if ran, gerr := a.autoGrant(ctx, t, key); ran {
+			if gerr != nil {
+				return Token{}, gerr
+			}
+			a.mu.RLock()
+			s2 := a.sessions[key]
+			a.mu.RUnlock()
+			if s2 == nil { // locked meanwhile
+				return Token{}, err
+			}
+			s = s2
+			tok, f, err = a.tokenOrFlight(s, req, "", false)
+		}
+	}
 	for f != nil {
 		select {
 		case <-f.done:
@@ -294,7 +322,7 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	if fresh && !forced {
 		return s.tokenLocked(), nil, nil
 	}
-	if r.RefreshToken == "" && !s.unpersisted {
+	if !renewable(r) && !s.unpersisted {
 		if valid && !forced {
 			return s.tokenLocked(), nil, nil // as fresh as it gets
 		}
@@ -319,6 +347,10 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	}
 	return Token{}, a.startRefreshLocked(s), nil
 }
+
+// renewable reports whether r's token can be renewed without a person:
+// with its refresh token, or by running its grant again (grants.go).
+func renewable(r *store.SessionRecord) bool { return r.RefreshToken != "" || r.Grant.Mode != "" }
 
 func (s *session) tokenLocked() Token {
 	r := &s.rec
@@ -373,6 +405,9 @@ func ptr[T any](v T) *T { return &v }
 // refresh runs one refresh_token grant for the record r and applies its
 // outcome to s.
 func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
+	if r.Grant.Mode != "" {
+		return a.regrant(ctx, s, r) // no refresh token: the grant again (grants.go)
+	}
 	t, err := a.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
@@ -408,7 +443,14 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 		}
 		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 	}
-	next := a.refreshedRecord(r, client, ts)
+	return a.adoptRenewed(ctx, s, r, r, client, ts)
+}
+
+// adoptRenewed makes ts, the answer of a refresh or of a grant run again
+// for the record r, the session's tokens (next is r with whatever the
+// grant changed), then writes them to the store.
+func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
+	next = a.refreshedRecord(next, client, ts)
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
@@ -435,7 +477,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	}
 	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
 	a.pol.Audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
-	err = a.persist(ctx, s, next)
+	err := a.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
 }
@@ -445,7 +487,11 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 // took its own.
 func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) store.SessionRecord {
 	next := r
+	key := next.ClientSecret
 	recordClient(&next, client) // a record from before clients were recorded gets its client
+	if client.Key != nil {
+		next.ClientSecret = key // the private_key_jwt key stays with the session
+	}
 	next.AccessToken = ts.AccessToken
 	if ts.TokenType != "" {
 		next.TokenType = ts.TokenType
@@ -555,7 +601,7 @@ func (a *Agent) refreshDue() time.Duration {
 		// A token whose lifetime is unknown is refreshed only when a
 		// resource server rejects it (or a caller's min_ttl asks).
 		unknown := r.ExpiresAt.IsZero() && s.retryAt.IsZero()
-		if s.needsLogin || r.RefreshToken == "" || !active || s.refreshing != nil || (unknown && !s.unpersisted) {
+		if s.needsLogin || !renewable(&r) || !active || s.refreshing != nil || (unknown && !s.unpersisted) {
 			s.mu.Unlock()
 			continue
 		}

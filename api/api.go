@@ -67,6 +67,12 @@ type SessionInfo struct {
 	// proof with the token.
 	DPoP         bool   `json:"dpop,omitempty"`
 	StoreBackend string `json:"store_backend"`
+	// Grant is how the session gets its tokens: GrantAuthorizationCode
+	// ("", a person signs in through the browser), GrantClientCredentials,
+	// GrantJWTBearer (workload identity) or GrantEnterprise (identity
+	// assertion). Sessions of the last three have no refresh token: the
+	// agent runs the grant again when the token nears expiry.
+	Grant string `json:"grant,omitempty"`
 	// ID is the stored session's id, set for a broken session: when its
 	// metadata is unreadable too, it is the only name logout can use.
 	ID string `json:"id,omitempty"`
@@ -151,6 +157,10 @@ type LoginRequest struct {
 	// DPoP, when set, decides whether this login asks for key-bound (RFC
 	// 9449) tokens, over the server's dpop setting and what it asks for.
 	DPoP *bool `json:"dpop,omitempty"`
+	// Grant chooses a grant without a browser (GrantClientCredentials,
+	// GrantJWTBearer, GrantEnterprise); "" is the configured one, else the
+	// browser sign-in. See GrantLogin for its parameters.
+	Grant GrantLogin `json:"grant,omitzero"`
 	// Env is the caller's $BROWSER, $DISPLAY and $WAYLAND_DISPLAY for the
 	// browser this login opens (see agent/browser), as gpg-agent's
 	// updatestartuptty does for pinentry. The agent uses it only from a
@@ -224,6 +234,9 @@ type Status struct {
 	ConfigPath    string    `json:"config_path,omitempty"`
 	ConfigError   string    `json:"config_error,omitempty"`
 	PendingLogins int       `json:"pending_logins"`
+	// Grants counts the sessions by grant without a browser
+	// (SessionInfo.Grant: client_credentials, jwt_bearer, enterprise).
+	Grants map[string]int `json:"grants,omitempty"`
 }
 
 // EventKind names an event.
@@ -316,6 +329,10 @@ type LogoutRequest struct {
 	// session's issuer, so that the next login registers again (for a
 	// registration the server forgot, or one to start over with).
 	ForgetClient bool `json:"forget_client,omitempty"`
+	// ForgetIdP also deletes the sign-in at the identity provider of an
+	// enterprise session (every server of that IdP then needs the browser
+	// sign-in again).
+	ForgetIdP bool `json:"forget_idp,omitempty"`
 }
 
 // LogoutResult says what a logout did.
@@ -330,6 +347,9 @@ type LogoutResult struct {
 	// ForgotClient is the issuer whose stored client registration was
 	// deleted (ForgetClient), "" when none was.
 	ForgotClient string `json:"forgot_client,omitempty"`
+	// ForgotIdP is the identity provider whose sign-in was deleted
+	// (ForgetIdP), "" when none was.
+	ForgotIdP string `json:"forgot_idp,omitempty"`
 }
 
 // ServerConfig is what a launcher (mcpkey bridge, exec, proxy) needs to know

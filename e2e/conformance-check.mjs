@@ -1,7 +1,7 @@
 // Judges one suite's results from `conformance client --suite S -o DIR`:
 // every scored scenario must have run and have no FAILURE and no WARNING.
-// Scored: every scenario of the auth, backcompat and extensions suites, and the auth/*
-// scenarios of the draft suite (its other scenarios test general MCP client
+// Scored: every scenario of the auth, backcompat and extensions suites and of
+// the grants group (conformance.sh), and the auth/* scenarios of the draft suite (its other scenarios test general MCP client
 // features that mcpkey probe does not implement; they are listed, not scored).
 //
 // Usage: node conformance-check.mjs <suite> <output-dir>
@@ -10,7 +10,7 @@ import path from 'node:path';
 
 // How many scored scenarios each suite has in @modelcontextprotocol/conformance
 // 0.2.0-alpha.12; fewer results means a scenario did not run.
-const expected = { auth: 14, backcompat: 2, draft: 11, extensions: 6 };
+const expected = { auth: 14, backcompat: 2, draft: 11, extensions: 6, grants: 4 };
 
 const [suite, dir] = process.argv.slice(2);
 if (!suite || !dir) {

@@ -177,24 +177,7 @@ func TestConcurrentTokenGetAtExpiry(t *testing.T) {
 	}
 
 	const n = 100
-	toks := make([]string, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			tok, err := a.token(ctx, f.MCP.URL)
-			toks[i], errs[i] = tok.AccessToken, err
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("caller %d: %v", i, err)
-		}
-	}
+	toks := concurrentTokens(t, ctx, a, f.MCP.URL, n)
 	for i, tok := range toks {
 		if tok == first.AccessToken || tok != toks[0] {
 			t.Fatalf("caller %d got a different or stale token", i)
@@ -222,6 +205,31 @@ func TestConcurrentTokenGetAtExpiry(t *testing.T) {
 	if s := f.AS.Stats(t); s.GrantsRevoked != 0 {
 		t.Errorf("the AS revoked %d grants (refresh token replayed?)", s.GrantsRevoked)
 	}
+}
+
+// concurrentTokens runs n token.get calls for server at once (released
+// together) and returns their access tokens; any error fails the test.
+func concurrentTokens(t *testing.T, ctx context.Context, a *agentProc, server string, n int) []string {
+	t.Helper()
+	toks := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			tok, err := a.token(ctx, server)
+			toks[i], errs[i] = tok.AccessToken, err
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	return toks
 }
 
 // TestInvalidGrantNeedsLogin: the grant is revoked at the AS; once the

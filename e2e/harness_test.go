@@ -299,6 +299,8 @@ type asStats struct {
 	GrantsRevoked         int `json:"grants_revoked"`
 	Registrations         int `json:"registrations"`
 	LiveRefreshTokens     int `json:"live_refresh_tokens"`
+	// ClientCredentialsGrants counts mcpkey-e2e-machine's grants.
+	ClientCredentialsGrants int `json:"client_credentials_grants"`
 }
 
 // AddResource lets the AS issue tokens for resource.

@@ -282,6 +282,7 @@ type introspection struct {
 	Aud      []string `json:"aud"`
 	ClientID string   `json:"client_id"`
 	Scope    string   `json:"scope"`
+	Sub      string   `json:"sub"`
 }
 
 func (h *hydraServer) introspect(t testing.TB, tok string) introspection {

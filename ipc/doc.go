@@ -133,12 +133,15 @@
 //
 // agent.status — no params; result agent.Status: {version, pid,
 // store_backend, locked, sessions, needs_login, key_bound?, started, socket?,
-// websocket_url?, config_path?, config_error?, pending_logins}.
+// websocket_url?, config_path?, config_error?, pending_logins, grants?:
+// {grant: count} for sessions without a browser sign-in}.
 //
 // sessions.list — no params; result {sessions: [agent.SessionInfo]}, each
 // {server, name?, account, issuer, client_id, scopes, state, error?,
-// expires_at, obtained_at, has_refresh_token, store_backend, dpop?}. No
-// secrets. dpop true: the session's tokens are bound to the agent's key.
+// expires_at, obtained_at, has_refresh_token, store_backend, dpop?,
+// grant?}. No secrets. dpop true: the session's tokens are bound to the
+// agent's key. grant is absent for a browser sign-in, else
+// client_credentials, jwt_bearer or enterprise (api.Grants).
 //
 // token.get — params {server, account?, scopes?, min_ttl_seconds?,
 // rejected_token?, dpop_method?, dpop_url?, dpop_nonce?}; result
@@ -166,13 +169,18 @@
 // another origin than the server's invalid_request; bearer sessions ignore
 // the three params (token_type "Bearer", no dpop_proof).
 //
-// session.logout — params {server, account?, keep_remote?}; result
-// {server, account, revoked, revoke_error?}. keep_remote skips revocation
-// at the authorization server.
+// session.logout — params {server, account?, keep_remote?, forget_client?,
+// forget_idp?}; result {server, account, revoked, revoke_error?,
+// forgot_client?, forgot_idp?}. keep_remote skips revocation at the
+// authorization server; forget_idp also drops an enterprise session's
+// sign-in at its identity provider.
 //
 // session.login — params {server, account?, scopes?, no_browser?,
-// client_id?, client_secret?, client_metadata_url?, dpop?, env?: {BROWSER?,
-// DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. While the login
+// client_id?, client_secret?, client_metadata_url?, dpop?, grant?: {mode?,
+// client_key?, client_key_alg?, assertion_file?, idp?}, env?: {BROWSER?,
+// DISPLAY?, WAYLAND_DISPLAY?}}; result agent.SessionInfo. grant runs a
+// login without a browser (api.GrantLogin): client_credentials,
+// jwt_bearer or enterprise. While the login
 // runs, the server sends notifications login.progress {id: <this request's
 // id>, event: agent.Event} on the same connection, all before the response.
 // An event may carry url (the authorization URL to open or show; show_url

@@ -176,6 +176,11 @@ func sessionItem(s api.SessionInfo, now time.Time) item {
 		label += ", key-bound"
 		tip += "; tokens bound to a key only the agent holds (DPoP)"
 	}
+	if s.Grant != api.GrantAuthorizationCode {
+		// A grant without a browser: say so, as its renewals need no one.
+		label += " · " + api.GrantLabel(s.Grant)
+		tip += "; signs in with the " + s.Grant + " grant, without a browser"
+	}
 	login := "Log in"
 	if s.State == api.StateNeedsLogin {
 		login = "Log in again"

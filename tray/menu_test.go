@@ -295,3 +295,22 @@ func TestShapeOf(t *testing.T) {
 		t.Error("a new session did not change the shape")
 	}
 }
+
+// TestMenuShowsGrant: a session that signs in without a browser says
+// which grant it uses; a browser session's label is unchanged.
+func TestMenuShowsGrant(t *testing.T) {
+	cc := sess("https://a.example/mcp", "", api.StateReady, time.Hour)
+	cc.Grant = api.GrantClientCredentials
+	wif := sess("https://b.example/mcp", "", api.StateReady, time.Hour)
+	wif.Grant = api.GrantJWTBearer
+	br := sess("https://c.example/mcp", "", api.StateReady, time.Hour)
+	m := menuFor(view{Reachable: true, Sessions: []api.SessionInfo{cc, wif, br}}, now)
+	for _, label := range []string{"a.example/mcp: valid 1 h · client credentials", "b.example/mcp: valid 1 h · workload identity", "c.example/mcp: valid 1 h"} {
+		if find(m, label) == nil {
+			t.Errorf("no item %q in:\n%s", label, strings.Join(flat(m), "\n"))
+		}
+	}
+	if it := find(m, "a.example/mcp: valid 1 h · client credentials"); it != nil && !strings.Contains(it.tooltip, "client_credentials grant") {
+		t.Errorf("tooltip %q does not name the grant", it.tooltip)
+	}
+}

@@ -104,6 +104,9 @@ type Settings struct {
 	// Issuers holds per-authorization-server options ([issuers."URL"]
 	// tables), keyed by the issuer exactly as its metadata names it.
 	Issuers map[string]IssuerSettings
+	// IdPs are the identity providers ([idps.NAME] tables) that
+	// enterprise-managed authorization exchanges sign-ins at.
+	IdPs map[string]IdPSettings
 	// RestrictedSockets are extra sockets that serve only token.get for the
 	// listed servers ([[restricted_socket]] tables).
 	RestrictedSockets []RestrictedSocketSettings
@@ -156,6 +159,9 @@ type ServerSettings struct {
 	// Env maps environment variables for `mcpkey exec` to "token" (this
 	// server's access token) or "secret:NAME" (a stored secret).
 	Env map[string]string
+
+	// GrantSettings choose a grant without a browser (grants.go).
+	GrantSettings
 }
 
 // IssuerSettings is one [issuers."URL"] table: options for every server

@@ -67,9 +67,31 @@ func TestParseSettingsExample(t *testing.T) {
 				URL:                "https://mcp.example.org/mcp",
 				ResourceAsAudience: true,
 			},
+			"ci-bot": {
+				Name: "ci-bot", URL: "https://mcp.example.com/mcp", ClientID: "ci-bot",
+				GrantSettings: GrantSettings{Grant: "client_credentials", ClientSecretRef: "secret:ci-bot-secret"},
+			},
+			"ci-bot-jwt": {
+				Name: "ci-bot-jwt", URL: "https://mcp2.example.com/mcp", ClientID: "ci-bot",
+				GrantSettings: GrantSettings{Grant: "client_credentials", ClientKey: filepath.Join(home, ".config/mcpkey/ci-bot.key.pem"), ClientKeyAlg: "ES256"},
+			},
+			"k8s": {
+				Name: "k8s", URL: "https://mcp3.example.com/mcp", ClientID: "payments-workload",
+				GrantSettings: GrantSettings{Grant: "jwt_bearer", WorkloadTokenFile: "/var/run/secrets/tokens/mcp-token"},
+			},
+			"wiki": {
+				Name: "wiki", URL: "https://wiki.example.com/mcp", ClientID: "mcpkey-wiki",
+				ClientSecretFile: filepath.Join(home, ".config/mcpkey/wiki.secret"),
+				GrantSettings:    GrantSettings{Grant: "enterprise", IdP: "corp"},
+			},
 		},
 		Issuers: map[string]IssuerSettings{
 			"https://auth.example.org/": {ResourceAsAudience: true},
+		},
+		IdPs: map[string]IdPSettings{
+			"corp": {Name: "corp", Issuer: "https://login.example.com", ClientID: "mcpkey",
+				ClientSecretFile: filepath.Join(home, ".config/mcpkey/corp-idp.secret"), Scopes: []string{"openid", "email"},
+				IDTokenFile: filepath.Join(home, ".cache/corp-sso/id_token")},
 		},
 		RestrictedSockets: []RestrictedSocketSettings{
 			{Path: filepath.Join(home, ".ssh/mcpkey-devbox.sock"), Servers: []string{"github"}, TTL: 8 * time.Hour},

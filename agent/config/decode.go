@@ -45,6 +45,7 @@ type file struct {
 	LockAfterIdle    string            `toml:"lock_after_idle"`
 	Servers          map[string]server `toml:"servers"`
 	Issuers          map[string]issuer `toml:"issuers"`
+	IdPs             map[string]idp    `toml:"idps"`
 	RestrictedSocket []socket          `toml:"restricted_socket"`
 }
 
@@ -66,6 +67,14 @@ type server struct {
 	Remember            string            `toml:"remember"`
 	Headers             map[string]string `toml:"headers"`
 	Env                 map[string]string `toml:"env"`
+	// Grants without a browser (grants.go).
+	Grant             string `toml:"grant"`
+	ClientSecret      string `toml:"client_secret"`
+	ClientKey         string `toml:"client_key"`
+	ClientKeyAlg      string `toml:"client_key_alg"`
+	WorkloadTokenFile string `toml:"workload_token_file"`
+	WorkloadTokenEnv  string `toml:"workload_token_env"`
+	IdP               string `toml:"idp"`
 }
 
 type issuer struct {
@@ -181,10 +190,6 @@ func (d *decoder) unknown(e *toml.DecodeError) {
 		return
 	}
 	name := key[len(key)-1]
-	if name == "client_secret" && len(key) == 3 && key[0] == "servers" {
-		d.at(key, false, "a client secret must not be written in the config\nhint: put it in a file and set client_secret_file = \"PATH\", or store it with `mcpkey secret set`")
-		return
-	}
 	if best := closest(name, tags(schemaType(key[:len(key)-1]))); best != "" {
 		d.at(key, false, "unknown key (did you mean %q?)", best)
 		return
@@ -245,6 +250,10 @@ func (d *decoder) check(f *file) *Settings {
 			s.Servers[name] = d.server([]string{"servers", name}, fs)
 		}
 	}
+	s.IdPs = d.idps(f.IdPs)
+	for name, ss := range s.Servers {
+		d.grant([]string{"servers", name}, ss, s.IdPs)
+	}
 	if f.Issuers != nil {
 		s.Issuers = make(map[string]IssuerSettings, len(f.Issuers))
 		for iss, is := range f.Issuers {
@@ -298,6 +307,7 @@ func (d *decoder) server(key []string, f server) ServerSettings {
 		Remember:         d.duration(sub(key, "remember"), f.Remember, false),
 		Approval:         d.approval(sub(key, "approval"), f.Approval),
 	}
+	d.serverGrant(key, f, &ss)
 	if !d.has(sub(key, "url")...) {
 		d.at(key, false, "missing url")
 	} else if pu, err := url.Parse(f.URL); err == nil && pu.User != nil {

@@ -198,16 +198,24 @@ func (f *Flow) params(first oauth2.AuthCodeOption) []oauth2.AuthCodeOption {
 //  3. an error parameter becomes an *AuthorizeError.
 //  4. a code must be present.
 func (f *Flow) ValidateCallback(q url.Values) (string, error) {
+	return ValidateAuthResponse(q, f.state, f.issuer, f.issSupported)
+}
+
+// ValidateAuthResponse checks an authorization response (the callback's
+// query) of a login that sent state to issuer, and returns its code: the
+// state matches (constant time), iss is the issuer when present and
+// present when issSupported (RFC 9207), no error.
+func ValidateAuthResponse(q url.Values, state, issuer string, issSupported bool) (string, error) {
 	states := q["state"]
-	if len(states) != 1 || subtle.ConstantTimeCompare([]byte(states[0]), []byte(f.state)) != 1 {
+	if len(states) != 1 || subtle.ConstantTimeCompare([]byte(states[0]), []byte(state)) != 1 {
 		return "", ErrStateMismatch
 	}
 	if iss, present := q["iss"]; present {
-		if len(iss) != 1 || iss[0] != f.issuer {
-			return "", fmt.Errorf("%w: iss is not the issuer %s this login started with (possible mix-up attack)", ErrIssuerMismatch, f.issuer)
+		if len(iss) != 1 || iss[0] != issuer {
+			return "", fmt.Errorf("%w: iss is not the issuer %s this login started with (possible mix-up attack)", ErrIssuerMismatch, issuer)
 		}
-	} else if f.issSupported {
-		return "", fmt.Errorf("%w: %s advertises the iss parameter but the response has none", ErrIssuerMismatch, f.issuer)
+	} else if issSupported {
+		return "", fmt.Errorf("%w: %s advertises the iss parameter but the response has none", ErrIssuerMismatch, issuer)
 	}
 	if e := q.Get("error"); e != "" {
 		return "", &AuthorizeError{

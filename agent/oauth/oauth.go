@@ -109,6 +109,9 @@ type Client struct {
 	// "audience" metadata of Ory Hydra and others, which let a client ask
 	// only for the audiences it was registered with; see WithAudience).
 	Audience []string `json:"audience,omitempty"`
+	// Key signs the client assertion of a private_key_jwt client
+	// (grants.go); never stored with the registration.
+	Key *ClientKey `json:"-"`
 }
 
 // TokenSet is what a token endpoint answered.

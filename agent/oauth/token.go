@@ -259,6 +259,11 @@ func postTokenForm(ctx context.Context, hc *http.Client, endpoint string, form u
 		if secret != "" {
 			form.Set("client_secret", secret)
 		}
+		if c.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+			if err := addClientAssertion(form, c, endpoint); err != nil {
+				return 0, "", nil, err
+			}
+		}
 	}
 	enc := form.Encode()
 	defer wipe.String(enc) // it carries a code, a refresh token or a client secret
@@ -312,6 +317,11 @@ func clientAuthStyle(c *Client) (oauth2.AuthStyle, string, error) {
 			return oauth2.AuthStyleInParams, c.ClientSecret, nil
 		}
 		return oauth2.AuthStyleInHeader, c.ClientSecret, nil
+	case AuthPrivateKeyJWT:
+		if c.Key == nil {
+			return 0, "", errors.New("client uses private_key_jwt but has no signing key")
+		}
+		return oauth2.AuthStyleInParams, "", nil
 	}
 	return 0, "", fmt.Errorf("unsupported token_endpoint_auth_method %q", sanitizeRemote(method, maxErrCodeLen))
 }

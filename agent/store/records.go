@@ -116,6 +116,21 @@ type SessionRecord struct {
 	// DPoPRefused: the server refused a key-bound token, so this session
 	// holds bearer tokens and later logins ask for bearer tokens too.
 	DPoPRefused bool
+	// Grant is how a session without a browser sign-in gets its next
+	// token (zero: authorization code, renewed with RefreshToken).
+	Grant Grant
+}
+
+// Grant is the non-secret part of a grant the agent runs again when a
+// session's token nears expiry (api.GrantClientCredentials …). Secrets stay
+// where they are: a client secret or private_key_jwt key in the session's
+// client_secret item, a workload token in its file.
+type Grant struct {
+	Mode          string `json:"mode"`
+	ClientKeyAlg  string `json:"client_key_alg,omitempty"`
+	AssertionFile string `json:"assertion_file,omitempty"`
+	AssertionEnv  string `json:"assertion_env,omitempty"`
+	IdP           string `json:"idp,omitempty"`
 }
 
 // SessionMeta is a session's non-secret part, readable without touching
@@ -139,6 +154,7 @@ type SessionMeta struct {
 	HasClientSecret    bool // a client secret was stored with the session
 	HasDPoPKey         bool // the session's tokens are bound to a stored DPoP key
 	DPoPRefused        bool // the server refused key-bound tokens
+	Grant              Grant
 }
 
 // Meta returns r's non-secret part.
@@ -162,6 +178,7 @@ func (r SessionRecord) Meta() SessionMeta {
 		HasDPoPKey:         r.DPoPKey != "",
 		DPoPRefused:        r.DPoPRefused,
 		HasClientSecret:    r.ClientSecret != "",
+		Grant:              r.Grant,
 	}
 }
 
@@ -220,6 +237,7 @@ type sessionMetaJSON struct {
 	HasClientSecret    bool      `json:"has_client_secret,omitempty"`
 	HasDPoPKey         bool      `json:"has_dpop_key,omitempty"`
 	DPoPRefused        bool      `json:"dpop_refused,omitempty"`
+	Grant              *Grant    `json:"grant,omitempty"`
 }
 
 // PutSession stores r: the refresh token first (or deletes a stored one
@@ -265,6 +283,7 @@ func PutSession(ctx context.Context, s Store, r SessionRecord) error {
 		RevocationEndpoint: m.RevocationEndpoint, TokenType: m.TokenType, ExpiresAt: m.ExpiresAt.UTC(),
 		ObtainedAt: m.ObtainedAt.UTC(), Scopes: m.Scopes, HasRefresh: m.HasRefresh, HasClientSecret: m.HasClientSecret,
 		HasDPoPKey: m.HasDPoPKey, DPoPRefused: m.DPoPRefused,
+		Grant: grantJSON(m.Grant),
 	})
 	if err != nil {
 		return fmt.Errorf("put session %s: %w", r.Server, err)
@@ -301,7 +320,25 @@ func loadMeta(ctx context.Context, s Store, id string) (SessionMeta, error) {
 		Resource: j.Resource, TokenEndpoint: j.TokenEndpoint, RevocationEndpoint: j.RevocationEndpoint,
 		TokenType: j.TokenType, ExpiresAt: j.ExpiresAt, ObtainedAt: j.ObtainedAt,
 		Scopes: j.Scopes, HasRefresh: j.HasRefresh, HasDPoPKey: j.HasDPoPKey, DPoPRefused: j.DPoPRefused,
+		Grant: deref(j.Grant),
 	}, nil
+}
+
+// grantJSON is nil for the zero Grant, so records of browser sign-ins keep
+// their stored form.
+func grantJSON(g Grant) *Grant {
+	if g == (Grant{}) {
+		return nil
+	}
+	return &g
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // loadByID reads a whole session. When the meta item loaded but a token
@@ -318,6 +355,7 @@ func loadByID(ctx context.Context, s Store, id string) (SessionRecord, error) {
 		Resource: m.Resource, TokenEndpoint: m.TokenEndpoint, RevocationEndpoint: m.RevocationEndpoint,
 		TokenType: m.TokenType, ExpiresAt: m.ExpiresAt, ObtainedAt: m.ObtainedAt, Scopes: m.Scopes,
 		DPoPRefused: m.DPoPRefused,
+		Grant:       m.Grant,
 	}
 	access, err := getToken(ctx, s, id, "access")
 	if err != nil {

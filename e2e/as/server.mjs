@@ -12,6 +12,7 @@
 //   AS_REFRESH_TTL  refresh token lifetime in seconds (default 86400)
 //   AS_DPOP_NONCE   1: token requests with a DPoP proof must carry the AS's
 //                   nonce (answered use_dpop_nonce + DPoP-Nonce first)
+//   AS_ID_TOKEN_TTL ID token lifetime in seconds (default 3600)
 //
 // DPoP (RFC 9449) is on, as oidc-provider has it by default: the metadata
 // lists dpop_signing_alg_values_supported, and a token request with a proof
@@ -31,6 +32,16 @@
 // Static clients (the pre-registered path): mcpkey-e2e (public) and
 // mcpkey-e2e-confidential (client_secret_basic, secret
 // STATIC_CLIENT_SECRET below; a test fixture, not a credential).
+// Enterprise-managed authorization (the MCP extension's profile), both
+// halves on this one server: as the identity provider it exchanges an ID
+// token it issued to mcpkey-e2e for an identity assertion (RFC 8693,
+// requested_token_type id-jag, signed with a key of this process); as the
+// MCP server's authorization server it trades that assertion with the JWT
+// bearer grant (RFC 7523) for an access token of mcpkey-e2e-confidential
+// for the resource. Stats: token_exchanges, jwt_bearer_grants.
+// mcpkey-e2e-machine is a machine client (client_secret_basic, the same
+// secret) allowed only the client_credentials grant, which is enabled with
+// resource indicators; stats count its grants as client_credentials_grants.
 //   POST /_test/resources  body {"resource": URL}: accept one more resource
 //   POST /_test/revoke-grants  revoke every grant issued so far (its refresh
 //                          tokens die, so the next refresh gets invalid_grant)
@@ -43,7 +54,13 @@ import { pathToFileURL } from 'node:url';
 
 // The pinned packages live in e2e/node (one package-lock for every fixture).
 const requireFixture = createRequire(new URL('../node/package.json', import.meta.url));
-const { default: Provider } = await import(pathToFileURL(requireFixture.resolve('oidc-provider')).href);
+const oidcEntry = requireFixture.resolve('oidc-provider');
+const { default: Provider, errors: oidcErrors } = await import(pathToFileURL(oidcEntry).href);
+// The grant helpers the built-in client_credentials grant uses, for the
+// enterprise profile's JWT bearer grant below (oidc-provider has no such
+// grant; it lets one be registered).
+const grantHelpers = await import(pathToFileURL(oidcEntry.replace(/index\.js$/, 'helpers/grants.js')).href);
+const jose = await import(pathToFileURL(requireFixture.resolve('jose')).href);
 
 const port = Number(process.env.AS_PORT ?? 0);
 const resources = new Set(
@@ -53,6 +70,7 @@ const resourceScopes = (process.env.AS_SCOPES ?? 'mcp:tools').split(' ').filter(
 const accessTTL = Number(process.env.AS_ACCESS_TTL ?? 300);
 const refreshTTL = Number(process.env.AS_REFRESH_TTL ?? 86400);
 const dpopNonce = process.env.AS_DPOP_NONCE === '1';
+const idTokenTTL = Number(process.env.AS_ID_TOKEN_TTL ?? 3600);
 
 const STATIC_CLIENT_SECRET = 'e2e-static-client-secret';
 
@@ -65,7 +83,14 @@ const stats = {
   revocation_requests: 0,
   grants_revoked: 0,
   registrations: 0,
+  client_credentials_grants: 0,
+  token_exchanges: 0,
+  jwt_bearer_grants: 0,
 };
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
+const jagKey = await jose.generateKeyPair('ES256');
 const grantIds = new Set();
 const refreshJtis = new Set();
 
@@ -98,7 +123,7 @@ function newProvider(issuer) {
       token_endpoint_auth_method: 'none',
       application_type: 'native',
       redirect_uris: ['http://127.0.0.1/callback'], // native loopback: any port matches
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE],
       response_types: ['code'],
     }, {
       client_id: 'mcpkey-e2e-confidential',
@@ -106,8 +131,15 @@ function newProvider(issuer) {
       token_endpoint_auth_method: 'client_secret_basic',
       application_type: 'native',
       redirect_uris: ['http://127.0.0.1/callback'],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', JWT_BEARER],
       response_types: ['code'],
+    }, {
+      client_id: 'mcpkey-e2e-machine',
+      client_secret: STATIC_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
     }],
     pkce: { required: () => true },
     scopes: ['openid', 'offline_access', ...resourceScopes],
@@ -115,12 +147,13 @@ function newProvider(issuer) {
     // every client allowed the grant gets one.
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
-    ttl: { AccessToken: accessTTL, RefreshToken: refreshTTL },
+    ttl: { AccessToken: accessTTL, RefreshToken: refreshTTL, IdToken: idTokenTTL },
     features: {
       devInteractions: { enabled: true }, // HTML login (any user/password) + consent
       registration: { enabled: true }, // open DCR at /reg
       revocation: { enabled: true },
       dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => dpopNonce },
+      clientCredentials: { enabled: true }, // machine to machine (mcpkey-e2e-machine)
       resourceIndicators: {
         enabled: true,
         useGrantedResource: async () => true,
@@ -142,6 +175,7 @@ function newProvider(issuer) {
     findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   });
 
+  registerEnterpriseGrants(provider, issuer);
   provider.on('grant.success', (ctx) => {
     const grantType = ctx.oidc.params?.grant_type;
     if (grantType === 'refresh_token') {
@@ -150,6 +184,7 @@ function newProvider(issuer) {
       stats.refresh_clients[id] = (stats.refresh_clients[id] ?? 0) + 1;
     }
     if (grantType === 'authorization_code') stats.code_grants++;
+    if (grantType === 'client_credentials') stats.client_credentials_grants++;
     log(`grant.success ${grantType}`);
   });
   provider.on('authorization.error', (ctx, err) => {
@@ -180,6 +215,59 @@ function newProvider(issuer) {
     }
   });
   return provider;
+}
+
+function registerEnterpriseGrants(provider, issuer) {
+  const { InvalidGrant, InvalidRequest } = oidcErrors;
+  const jwks = jose.createRemoteJWKSet(new URL(`${issuer}/jwks`));
+  provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
+    const p = ctx.oidc.params;
+    if (p.subject_token_type !== 'urn:ietf:params:oauth:token-type:id_token' || p.requested_token_type !== ID_JAG
+      || !p.audience || !p.resource) {
+      throw new InvalidRequest('expected an ID token exchanged for an id-jag with audience and resource');
+    }
+    let claims;
+    try {
+      ({ payload: claims } = await jose.jwtVerify(p.subject_token, jwks, { issuer, audience: ctx.oidc.client.clientId }));
+    } catch {
+      throw new InvalidGrant('subject_token is not an ID token this provider issued to this client');
+    }
+    const jag = await new jose.SignJWT({ sub: claims.sub, resource: p.resource, client_id: 'mcpkey-e2e-confidential' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'oauth-id-jag+jwt' })
+      .setIssuer(issuer).setAudience(p.audience).setIssuedAt().setExpirationTime('5m').setJti(crypto.randomUUID())
+      .sign(jagKey.privateKey);
+    stats.token_exchanges++;
+    ctx.body = { access_token: jag, issued_token_type: ID_JAG, token_type: 'N_A', expires_in: 300 };
+  }, ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource', 'scope'], ['audience', 'resource']);
+
+  provider.registerGrantType(JWT_BEARER, async (ctx) => {
+    const p = ctx.oidc.params;
+    const { client } = ctx.oidc;
+    let claims;
+    try {
+      ({ payload: claims } = await jose.jwtVerify(p.assertion, jagKey.publicKey, { issuer, audience: issuer, typ: 'oauth-id-jag+jwt' }));
+    } catch (err) {
+      log(`jwt-bearer: assertion refused: ${err.code ?? err.message}`);
+      throw new InvalidGrant('assertion is not a valid identity assertion');
+    }
+    if (claims.client_id !== client.clientId || claims.resource !== p.resource) {
+      log(`jwt-bearer: assertion for client ${claims.client_id} and ${claims.resource}, not ${client.clientId} and ${p.resource}`);
+      throw new InvalidGrant('identity assertion is for another client or resource');
+    }
+    const resourceServers = await grantHelpers.resolveRequestedResources(provider, ctx);
+    const scopes = [...grantHelpers.validateClientScope(provider, ctx)];
+    const token = new provider.ClientCredentials({ client, scope: scopes.join(' ') || undefined });
+    const [resourceServer] = resourceServers;
+    if (resourceServer) {
+      token.resourceServer = resourceServer;
+      token.scope = scopes.filter(Set.prototype.has.bind(new Set(resourceServer.scope.split(' ')))).join(' ') || undefined;
+    }
+    const value = await token.save();
+    stats.jwt_bearer_grants++;
+    ctx.body = grantHelpers.buildTokenResponse(provider, {
+      accessToken: value, expiresIn: token.expiration, scope: token.scope || undefined, tokenType: token.tokenType,
+    });
+  }, ['assertion', 'scope', 'resource']);
 }
 
 async function liveRefreshTokens(provider) {

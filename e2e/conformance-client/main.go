@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ type scenarioContext struct {
 	Name         string `json:"name"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	grantContext
 }
 
 func run() (int, error) {
@@ -93,6 +95,13 @@ func run() (int, error) {
 	sock := filepath.Join(dir, "agent.sock")
 	env := childEnv(dir, sock, browser)
 
+	// The grant extension scenarios (grants.go) log in without a browser,
+	// some with a config written before the agent starts.
+	login, err := grantLogin(scenario, sc, dir, serverURL)
+	if err != nil {
+		return 1, err
+	}
+
 	agent := exec.Command(mcpkey, "agent", "--socket", sock, "--backend", "memory", "--log-level", "debug")
 	agent.Env = env
 	agent.Stdout = os.Stderr
@@ -107,8 +116,12 @@ func run() (int, error) {
 		return 1, err
 	}
 
-	login := []string{"login", serverURL, "--client-metadata-url", cimdURL}
-	if sc.ClientID != "" {
+	if login != nil {
+		sc.ClientSecret = "" // grantLogin passed it already
+	} else {
+		login = []string{"login", serverURL, "--client-metadata-url", cimdURL}
+	}
+	if sc.ClientID != "" && !slices.Contains(login, "--client-id") {
 		login = append(login, "--client-id", sc.ClientID)
 	}
 	if sc.ClientSecret != "" {

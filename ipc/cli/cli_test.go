@@ -222,10 +222,10 @@ func TestListAndStatus(t *testing.T) {
 	r = e.run("", "list")
 	r.want(t, cli.ExitOK)
 	lines := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
-	if len(lines) != 2 || !regexp.MustCompile(`^SERVER +NAME +ACCOUNT +STATE +EXPIRES +SCOPES$`).MatchString(lines[0]) {
+	if len(lines) != 2 || !regexp.MustCompile(`^SERVER +NAME +ACCOUNT +GRANT +STATE +EXPIRES +SCOPES$`).MatchString(lines[0]) {
 		t.Fatalf("list:\n%s", r.out)
 	}
-	if !regexp.MustCompile(`^` + regexp.QuoteMeta(e.as.MCPURL) + ` +- +- +valid +in (59|60)m +`).MatchString(lines[1]) {
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(e.as.MCPURL) + ` +- +- +browser +valid +in (59|60)m +`).MatchString(lines[1]) {
 		t.Errorf("list row: %q", lines[1])
 	}
 

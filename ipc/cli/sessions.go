@@ -31,6 +31,9 @@ type LoginOptions struct {
 	// DPoP (--dpop[=false]) decides key-bound tokens for this login; nil:
 	// as the server asks and the config says.
 	DPoP *bool
+	// Grant (--grant) signs in without a browser, with the key, workload
+	// token file or identity provider its flags name (see LoginGrant).
+	Grant, ClientKeyFile, ClientKeyAlg, AssertionFile, IdP string
 }
 
 // NewCmdLogin is `mcpkey login`; runF, when not nil, replaces LoginRun.
@@ -49,6 +52,11 @@ func NewCmdLogin(f *Factory, runF func(context.Context, *LoginOptions) error) *C
 				o.DPoP = &b
 				return err
 			})
+			fs.StringVar(&o.Grant, "grant", "", "sign in without a browser: client_credentials, jwt_bearer (workload identity) or enterprise")
+			fs.StringVar(&o.ClientKeyFile, "client-key-file", "", "PEM private key of a private_key_jwt client (--grant client_credentials)")
+			fs.StringVar(&o.ClientKeyAlg, "client-key-alg", "", "JWS algorithm of --client-key-file (default: from the key)")
+			fs.StringVar(&o.AssertionFile, "assertion-file", "", "file holding the workload's token (--grant jwt_bearer); read again at every renewal")
+			fs.StringVar(&o.IdP, "idp", "", "configured identity provider ([idps.NAME]) whose sign-in --grant enterprise exchanges")
 			pos, err := Parse(fs, args, 1)
 			if err != nil {
 				return err
@@ -69,8 +77,11 @@ func runOr[O any](ctx context.Context, runF func(context.Context, *O) error, o *
 // LoginRun signs in through the agent.
 func (f *Factory) LoginRun(ctx context.Context, o *LoginOptions) error {
 	req := api.LoginRequest{Server: o.Server, Account: o.Account, Scopes: o.Scopes, NoBrowser: o.NoBrowser, ClientID: o.ClientID, ClientMetadataURL: o.ClientMetadataURL, DPoP: o.DPoP}
+	var err error
+	if req.Grant, err = LoginGrant(o.Grant, o.ClientKeyFile, o.ClientKeyAlg, o.AssertionFile, o.IdP); err != nil {
+		return err
+	}
 	if o.ClientSecretFile != "" {
-		var err error
 		if req.ClientSecret, err = safefile.ReadSecret(o.ClientSecretFile); err != nil {
 			return err
 		}
@@ -225,7 +236,7 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(f.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tSTATE\tEXPIRES\tSCOPES")
+	fmt.Fprintln(w, "SERVER\tNAME\tACCOUNT\tGRANT\tSTATE\tEXPIRES\tSCOPES")
 	now := time.Now()
 	var broken []api.SessionInfo
 	for _, s := range ss {
@@ -243,7 +254,7 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 				server = "(unreadable) " + s.ID
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), state,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), api.GrantLabel(s.Grant), state,
 			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
 	}
 	if err := w.Flush(); err != nil {
@@ -324,6 +335,9 @@ func (f *Factory) StatusRun(ctx context.Context, o *JSONOptions) error {
 		fmt.Fprintf(w, ", %d key-bound", st.KeyBound)
 	}
 	fmt.Fprintln(w, ")")
+	if len(st.Grants) > 0 {
+		fmt.Fprintf(w, "grants:\t%s\n", api.GrantCounts(st.Grants))
+	}
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
 	}
@@ -338,6 +352,7 @@ func (f *Factory) StatusRun(ctx context.Context, o *JSONOptions) error {
 type LogoutOptions struct {
 	Server, Account          string
 	KeepRemote, ForgetClient bool
+	ForgetIdP                bool
 	JSON                     bool
 }
 
@@ -349,6 +364,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LogoutOptions) error) 
 			fs.StringVar(&o.Account, "account", "", "account label")
 			fs.BoolVar(&o.KeepRemote, "keep-remote", false, "do not revoke the refresh token at the authorization server")
 			fs.BoolVar(&o.ForgetClient, "forget-client", false, "also drop the client registration stored for the server's authorization server; the next login registers again")
+			fs.BoolVar(&o.ForgetIdP, "forget-idp", false, "also drop the sign-in at the identity provider of an enterprise session (its servers need the browser sign-in again)")
 			fs.BoolVar(&o.JSON, "json", false, "print JSON")
 			pos, err := Parse(fs, args, 1)
 			if err != nil {
@@ -362,7 +378,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LogoutOptions) error) 
 // LogoutRun removes the session and says whether it was revoked.
 func (f *Factory) LogoutRun(ctx context.Context, o *LogoutOptions) error {
 	res, err := ask(ctx, f, func(c *ipc.Client) (api.LogoutResult, error) {
-		return c.Logout(ctx, api.LogoutRequest{Server: o.Server, Account: o.Account, KeepRemote: o.KeepRemote, ForgetClient: o.ForgetClient})
+		return c.Logout(ctx, api.LogoutRequest{Server: o.Server, Account: o.Account, KeepRemote: o.KeepRemote, ForgetClient: o.ForgetClient, ForgetIdP: o.ForgetIdP})
 	})
 	if err != nil {
 		return err
@@ -378,6 +394,9 @@ func (f *Factory) LogoutRun(ctx context.Context, o *LogoutOptions) error {
 		fmt.Fprintf(e, "mcpkey: logged out of %s; the refresh token was revoked at the authorization server\n", res.Server)
 	default:
 		fmt.Fprintf(e, "mcpkey: logged out of %s (removed locally; not revoked: %s)\n", res.Server, res.RevokeError)
+	}
+	if res.ForgotIdP != "" {
+		fmt.Fprintf(e, "mcpkey: forgot the sign-in at the identity provider %s; the next login of its servers signs in through the browser\n", res.ForgotIdP)
 	}
 	if res.ForgotClient != "" {
 		fmt.Fprintf(e, "mcpkey: forgot the client registration with %s; the next login registers again\n", res.ForgotClient)
@@ -400,11 +419,21 @@ With --no-browser (SSH, headless) the URL is printed; sign in anywhere and paste
 the address the browser ends on. When the authorization server offers the
 device authorization grant, a code to type in is shown instead.
 
+Without a browser (--grant; or grant in the server's config, where the agent
+also starts the session on the first token request): client_credentials (the
+client's secret in --client-secret-file, or its private_key_jwt key in
+--client-key-file), jwt_bearer (workload identity: the workload's token in
+--assertion-file, read again at every renewal) and enterprise (the sign-in at
+a configured identity provider, --idp NAME, exchanged for this server). These
+sessions have no refresh token: the agent runs the grant again near expiry.
+
 examples:
   mcpkey login https://mcp.example.com/mcp
   mcpkey login github --scope repo:read
   mcpkey login work --account alice@example.com --no-browser
   mcpkey login https://mcp.example.com/mcp --client-id abc --client-secret-file ~/.abc.secret
+  mcpkey login https://mcp.example.com/mcp --grant client_credentials --client-id bot --client-key-file ~/.bot.pem
+  mcpkey login https://mcp.example.com/mcp --grant jwt_bearer --client-id ci --assertion-file /var/run/secrets/tokens/mcp
 `
 
 const tokenHelp = `Prints only the access token on stdout (like 'gh auth token'), refreshing it

@@ -17,7 +17,7 @@
 //	/.well-known/oauth-authorization-server{IssuerPath}  AS metadata (RFC 8414)
 //	/.well-known/openid-configuration{IssuerPath}        same document (with Options.OpenIDConfiguration)
 //	{IssuerPath}/authorize                               auto-approves: 302 to redirect_uri with code, state, iss
-//	{IssuerPath}/token                                   authorization_code, refresh_token, device_code
+//	{IssuerPath}/token                                   authorization_code, refresh_token, device_code, client_credentials
 //	{IssuerPath}/register                                RFC 7591 dynamic client registration
 //	{IssuerPath}/revoke                                  RFC 7009
 //	{IssuerPath}/device_authorization                    RFC 8628
@@ -794,6 +794,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		body, oe = s.refreshGrantLocked(c, r.PostForm, jkt)
 	case "urn:ietf:params:oauth:grant-type:device_code":
 		body, oe = s.deviceGrantLocked(c, r.PostForm, jkt)
+	case "client_credentials":
+		body, oe = s.clientCredentialsLocked(c, r.PostForm)
 	default:
 		oe = &oauthErr{400, "unsupported_grant_type", ""}
 	}
@@ -927,6 +929,21 @@ func (s *Server) deviceGrantLocked(c *Client, f url.Values, jkt string) (map[str
 	g := &grant{id: randomString(), clientID: c.ID, resource: d.resource, scopes: d.scopes, jkt: jkt}
 	s.grants[g.id] = g
 	return s.issueLocked(g, g.scopes, true), nil
+}
+
+// clientCredentialsLocked serves the client_credentials grant: a token
+// for the client itself, for the one resource it names, and no refresh
+// token (RFC 6749 §4.4.3).
+func (s *Server) clientCredentialsLocked(c *Client, f url.Values) (map[string]any, *oauthErr) {
+	if methodOf(c) == "none" {
+		return nil, &oauthErr{400, "unauthorized_client", "a public client cannot use client_credentials"}
+	}
+	if len(f["resource"]) != 1 || f.Get("resource") == "" {
+		return nil, &oauthErr{400, "invalid_target", "exactly one resource is required"}
+	}
+	g := &grant{id: randomString(), clientID: c.ID, resource: f.Get("resource"), scopes: strings.Fields(f.Get("scope"))}
+	s.grants[g.id] = g
+	return s.issueLocked(g, g.scopes, false), nil
 }
 
 // issueLocked mints an access token (and a refresh token when withRefresh
