@@ -112,7 +112,7 @@ func TestDecideWhileLocked(t *testing.T) {
 	if locks != 1 || !po.Locked() {
 		t.Fatalf("after Lock: OnLock called %d times, locked %v", locks, po.Locked())
 	}
-	for _, op := range []policy.Op{policy.OpToken, policy.OpLogin, policy.OpLogout, policy.OpSecretGet, policy.OpSocketAdd} {
+	for _, op := range []policy.Op{policy.OpToken, policy.OpLogin, policy.OpLogout, policy.OpImport, policy.OpSecretGet, policy.OpSocketAdd} {
 		d := po.Decide(ctx, policy.Request{Op: op, Server: srvA})
 		if d.Verdict != policy.Deny || d.Kind != policy.KindLocked || !errors.Is(d.Err, api.ErrLocked) || d.Audit != nil {
 			t.Errorf("%s while locked: %+v", op, d)

@@ -195,6 +195,7 @@ const (
 	OpToken     Op = "token.get"
 	OpLogin     Op = "session.login"
 	OpLogout    Op = "session.logout"
+	OpImport    Op = "session.import" // judged as a login: it adds a session
 	OpSecretGet Op = "secret.get"
 	OpSecretSet Op = "secret.set"
 	OpSecretDel Op = "secret.delete"
@@ -303,7 +304,7 @@ func (po *Policy) Admit(ctx context.Context, req Request) error {
 func (po *Policy) Decide(ctx context.Context, req Request) Decision {
 	r, restricted := restrictionFrom(ctx)
 	switch req.Op {
-	case OpToken, OpLogin, OpLogout:
+	case OpToken, OpLogin, OpLogout, OpImport:
 		// (The ipc server refuses logins and logouts on a restricted socket
 		// before they get here; the decision is the same.)
 		if restricted && !po.allows(r, req.Server) {
@@ -338,7 +339,7 @@ func (po *Policy) Decide(ctx context.Context, req Request) Decision {
 	if !ok || c.Transport == "in-process" {
 		return Decision{Verdict: Allow}
 	}
-	if req.Op != OpToken && req.Op != OpLogin && req.Op != OpLogout {
+	if req.Op != OpToken && req.Op != OpLogin && req.Op != OpLogout && req.Op != OpImport {
 		return po.decideSecret(ctx, c, req)
 	}
 	pol := po.approvalPolicy(req.Name)
