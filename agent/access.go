@@ -44,7 +44,6 @@ var (
 	CallerFrom      = policy.CallerFrom
 	WithRestriction = policy.WithRestriction
 	DescribeCaller  = policy.DescribeCaller
-	Printable       = policy.Printable
 	ReadAudit       = policy.ReadAudit
 )
 

@@ -30,12 +30,11 @@ type (
 )
 
 const (
-	StateReady       = api.StateReady
-	StateRefreshing  = api.StateRefreshing
-	StateNeedsLogin  = api.StateNeedsLogin
-	StateAuthorizing = api.StateAuthorizing
-	StateError       = api.StateError
-	StateBroken      = api.StateBroken
+	StateReady      = api.StateReady
+	StateRefreshing = api.StateRefreshing
+	StateNeedsLogin = api.StateNeedsLogin
+	StateError      = api.StateError
+	StateBroken     = api.StateBroken
 
 	EventSessionChanged    = api.EventSessionChanged
 	EventSessionRemoved    = api.EventSessionRemoved
@@ -53,7 +52,6 @@ const (
 	DecisionDeny      = api.DecisionDeny
 	DecisionTimeout   = api.DecisionTimeout
 	DecisionCancelled = api.DecisionCancelled
-	DecisionLocked    = api.DecisionLocked
 	DecisionFailed    = api.DecisionFailed
 )
 

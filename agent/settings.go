@@ -9,17 +9,13 @@ type (
 	ServerSettings           = config.ServerSettings
 	IssuerSettings           = config.IssuerSettings
 	RestrictedSocketSettings = config.RestrictedSocketSettings
-	ApprovalPolicy           = config.ApprovalPolicy
 	SettingsError            = config.SettingsError
 )
 
 // Defaults for the settings whose zero value means "the default".
 const (
-	DefaultKeyringTimeout  = config.DefaultKeyringTimeout
-	DefaultLoginWait       = config.DefaultLoginWait
-	DefaultRemember        = config.DefaultRemember
-	DefaultApprovalTimeout = config.DefaultApprovalTimeout
-	DefaultWSListen        = config.DefaultWSListen
+	DefaultLoginWait = config.DefaultLoginWait
+	DefaultWSListen  = config.DefaultWSListen
 )
 
 // LoadSettings reads and validates the config file at path (config.Load).
