@@ -92,6 +92,36 @@ func testMain(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
+// shippedBin builds mcpkey the way packaging/build-deb.sh builds what
+// users install (static: CGO_ENABLED=0, -trimpath, -s -w), once per run.
+// The e2e tests run the default build; the performance figures (process
+// start, the bridge's memory) are the shipped binary's: a cgo build also
+// maps libc and starts about a millisecond slower.
+func shippedBin(tb testing.TB) string {
+	tb.Helper()
+	shipped.once.Do(func() {
+		out := filepath.Join(binDir, "mcpkey-shipped")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			shipped.err = fmt.Errorf("go build (as packaged): %v\n%s", err, msg)
+			return
+		}
+		shipped.path = out
+	})
+	if shipped.err != nil {
+		tb.Fatal(shipped.err)
+	}
+	return shipped.path
+}
+
+var shipped struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // bin returns the path of a binary TestMain built, failing t if it did not build.
 func bin(t testing.TB, name string) string {
 	t.Helper()

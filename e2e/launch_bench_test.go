@@ -120,7 +120,7 @@ func TestLaunchBench(t *testing.T) {
 	var bridgeStarts, remoteStarts []time.Duration
 	var bridge, mr *stdioPeer
 	for i := range 5 {
-		p, d := launchPeer(t, a.Env, bin(t, "mcpkey"), "bridge", f.MCP.URL)
+		p, d := launchPeer(t, a.Env, shippedBin(t), "bridge", f.MCP.URL)
 		bridgeStarts = append(bridgeStarts, d)
 		home := t.TempDir()
 		env := append(baseEnv(home), "MCP_REMOTE_CONFIG_DIR="+filepath.Join(home, ".mcp-auth"))
@@ -143,7 +143,7 @@ func TestLaunchBench(t *testing.T) {
 	// a direct go-sdk streamable client (median of 500 each).
 	ctx := deadline(t, 120*time.Second)
 	direct := connectMCP(t, ctx, f.MCP.URL, tok)
-	cmd := exec.Command(bin(t, "mcpkey"), "bridge", f.MCP.URL)
+	cmd := exec.Command(shippedBin(t), "bridge", f.MCP.URL)
 	cmd.Env = a.Env
 	via, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {

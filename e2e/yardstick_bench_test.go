@@ -263,22 +263,6 @@ func runChunk(callers []func() error, k int, lat [][]time.Duration, s int) (time
 	return d, <-errs
 }
 
-// buildShipped builds mcpkey the way packaging/build-deb.sh builds what
-// users install (static: CGO_ENABLED=0, -trimpath, -s -w). The e2e tests
-// run the default build; the process figures are the shipped binary's: a
-// cgo build also loads libc and starts about a millisecond slower.
-func buildShipped(b *testing.B) string {
-	b.Helper()
-	out := filepath.Join(b.TempDir(), "mcpkey")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build (as packaged): %v\n%s", err, msg)
-	}
-	return out
-}
-
 // benchProcess times `mcpkey token SERVER` as a whole process (exec to
 // exit, agent running, token cached) against `ssh-add -l` on a running
 // ssh-agent holding one key, rotating which runs first.
@@ -287,7 +271,7 @@ func buildShipped(b *testing.B) string {
 // (mcpkey-version-p50-ns), the process start without the round trip, is
 // timed alongside, to tell the two costs apart.
 func benchProcess(b *testing.B, y *yardstickPair) {
-	shipped := buildShipped(b)
+	shipped := shippedBin(b)
 	cmds := []struct {
 		name string
 		env  []string
