@@ -101,9 +101,10 @@ type TokenRequest struct {
 	// without query and fragment). Bearer sessions ignore them.
 	DPoPMethod string `json:"-"`
 	DPoPURL    string `json:"-"`
-	// DPoPNonce is a DPoP-Nonce a resource server just sent with a
-	// use_dpop_nonce challenge; the proof carries it (and the agent
-	// remembers it for the URL's origin).
+	// DPoPNonce is a DPoP-Nonce a resource server just sent (with a
+	// use_dpop_nonce challenge, or on any other response: RFC 9449 §9);
+	// the proof carries it (and the agent remembers it for the URL's
+	// origin).
 	DPoPNonce string `json:"-"`
 }
 

@@ -18,7 +18,8 @@ import (
 
 // clientsAgent starts a fixture and an agent on the file backend (HOME
 // home), and signs in to the fixture's MCP server; with dpop also to a
-// go-sdk server that takes only DPoP-bound tokens (MCPKEY_TEST_DPOP_SERVER).
+// go-sdk server that takes only DPoP-bound tokens and hands out a new nonce
+// on every response it accepts (MCPKEY_TEST_DPOP_SERVER).
 func clientsAgent(t *testing.T, dpop bool) (f *fixture, a *agentProc, env []string) {
 	t.Helper()
 	chromium(t)
@@ -36,7 +37,7 @@ func clientsAgent(t *testing.T, dpop bool) (f *fixture, a *agentProc, env []stri
 	if dpop {
 		// Its own authorization server: the suite counts the first one's grants.
 		as := startAS(t)
-		srv := startMCPServer(t, as.Issuer, "-dpop")
+		srv := startMCPServer(t, as.Issuer, "-dpop", "-rotate-nonce")
 		as.AddResource(t, srv.Resource)
 		a.mustRun(t, 90*time.Second, "login", srv.URL)
 		env = append(env, "MCPKEY_TEST_DPOP_SERVER="+srv.URL)
@@ -83,7 +84,7 @@ func TestTypeScriptClient(t *testing.T) {
 }
 
 // TestPythonClient runs the Python module's unittest suite with Debian's
-// python3 and python3-httpx.
+// python3 and python3-httpx, DPoP included.
 func TestPythonClient(t *testing.T) {
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -97,7 +98,7 @@ func TestPythonClient(t *testing.T) {
 		skipOrFail(t, "python3-httpx is missing; run: apt-get install python3-httpx")
 	}
 	dir := filepath.Join(repoRoot, "ipc", "clients", "python")
-	_, _, env := clientsAgent(t, false)
+	_, _, env := clientsAgent(t, true)
 	env = append(env, "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
 	runSuite(t, dir, env, 5*time.Minute, py, "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
 }

@@ -156,7 +156,8 @@
 //
 // DPoP (RFC 9449): token.get also takes {dpop_method?, dpop_url?,
 // dpop_nonce?}, the HTTP method and URL of the request the token is for and
-// a DPoP-Nonce the resource server just challenged with. For a key-bound
+// a DPoP-Nonce the resource server just sent (the agent remembers it for
+// the URL's origin, for every caller). For a key-bound
 // session (sessions.list: dpop true) the result has token_type "DPoP" and
 // dpop_proof, a fresh compact JWS (typ dpop+jwt, ES256, claims htm, htu =
 // dpop_url without query and fragment, iat, jti, ath, and nonce when one is
@@ -164,7 +165,9 @@
 // leaves the agent; every answer has a new proof. The caller sends
 // "Authorization: DPoP <access_token>" and "DPoP: <dpop_proof>"; on a 401
 // with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a DPoP-Nonce
-// header it asks once more with dpop_nonce set. Without dpop_method and
+// header it asks once more with dpop_nonce set; a DPoP-Nonce on any other
+// response (servers may rotate nonces on any response, RFC 9449 §9) goes
+// with its next token.get. Without dpop_method and
 // dpop_url a key-bound session answers dpop_required, and a dpop_url on
 // another origin than the server's invalid_request; bearer sessions ignore
 // the three params (token_type "Bearer", no dpop_proof).

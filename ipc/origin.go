@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/mcpkey/mcpkey/api"
 )
@@ -115,4 +116,45 @@ func DPoPNonce(resp *http.Response) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// NonceRelay passes a DPoP-Nonce a resource server sent on a response that
+// was not a nonce challenge (RFC 9449 §9: a server may hand out a new nonce
+// on any response, a 200 included) on to the agent with the next token.get
+// (dpop_nonce). The agent is the one place that remembers nonces, per
+// origin, for every caller; a relay holds one only until it is reported,
+// so the next proof carries it without another 401. The zero value is
+// ready; safe for concurrent use.
+type NonceRelay struct {
+	mu            sync.Mutex
+	origin, nonce string
+}
+
+// Saw notes resp's DPoP-Nonce, the answer to a request to u with a
+// key-bound token. A use_dpop_nonce challenge is not noted: its request is
+// retried with that nonce (DPoPNonce).
+func (n *NonceRelay) Saw(u *url.URL, resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	nonce := resp.Header.Get("DPoP-Nonce")
+	if _, challenge := DPoPNonce(resp); nonce == "" || challenge {
+		return
+	}
+	n.mu.Lock()
+	n.origin, n.nonce = origin(u), nonce
+	n.mu.Unlock()
+}
+
+// Take returns the nonce noted for u's origin, if any, and forgets it: the
+// token.get it goes with tells the agent.
+func (n *NonceRelay) Take(u *url.URL) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nonce == "" || n.origin != origin(u) {
+		return ""
+	}
+	nonce := n.nonce
+	n.origin, n.nonce = "", ""
+	return nonce
 }

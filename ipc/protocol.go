@@ -278,7 +278,8 @@ type TokenParams struct {
 	RejectedToken string `json:"rejected_token,omitempty"`
 	// DPoPMethod and DPoPURL name the request the token is for; a key-bound
 	// session answers a proof for it (api.Token.DPoPProof). DPoPNonce is a
-	// DPoP-Nonce a resource server just challenged with (use_dpop_nonce).
+	// DPoP-Nonce a resource server just sent (a use_dpop_nonce challenge's,
+	// or one on any other response; see NonceRelay).
 	DPoPMethod string `json:"dpop_method,omitempty"`
 	DPoPURL    string `json:"dpop_url,omitempty"`
 	DPoPNonce  string `json:"dpop_nonce,omitempty"`

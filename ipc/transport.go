@@ -16,7 +16,9 @@ import (
 // a use_dpop_nonce challenge) and, when the response is 401, reports the token as
 // rejected (the agent refreshes once, however many callers report it) and
 // retries once with the token the agent returns. A second 401 is returned as
-// is. base nil means http.DefaultTransport.
+// is. A DPoP-Nonce on any other response goes to the agent with the next
+// token.get (NonceRelay), so the next proof carries it. base nil means
+// http.DefaultTransport.
 //
 // A request to another origin than the server's URL (a redirect, say) is
 // refused with an error wrapping ErrOtherOrigin, before any token is sent
@@ -35,6 +37,7 @@ type transport struct {
 	c      *Client
 	server string
 	base   http.RoundTripper
+	nonces NonceRelay
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -64,10 +67,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(r)
 			return nil, fmt.Errorf("mcpkey: %s: %w", t.server, err)
 		}
-		return t.base.RoundTrip(r)
+		resp, err := t.base.RoundTrip(r)
+		if err == nil && tok.KeyBound() {
+			t.nonces.Saw(r.URL, resp)
+		}
+		return resp, err
 	}
 
 	treq := DPoPRequest(api.TokenRequest{Server: t.server}, req)
+	treq.DPoPNonce = t.nonces.Take(req.URL)
 	tok, err := t.c.Token(ctx, treq)
 	if err != nil {
 		closeBody(req)
@@ -88,7 +96,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	treq.DPoPNonce = ""
+	treq.DPoPNonce = t.nonces.Take(req.URL)
 	treq.RejectedToken = tok.AccessToken
 	fresh, err := t.c.Token(ctx, treq)
 	if err != nil {

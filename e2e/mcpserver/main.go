@@ -25,12 +25,14 @@
 // token's cnf.jkt, for this method and URL, with ath, a fresh iat, a jti not
 // seen before and the server's nonce (a 401 use_dpop_nonce with DPoP-Nonce
 // tells it). /_test/stats then also counts nonce_challenges and
-// proofs_refused.
+// proofs_refused. With -rotate-nonce as well, every request it lets through
+// gets a new nonce in a DPoP-Nonce header (RFC 9449 §9); proofs with the
+// one before are still accepted, older ones are challenged.
 //
 // Usage:
 //
 //	mcpserver -issuer http://127.0.0.1:PORT [-scopes "mcp:tools"]   (the default)
-//	mcpserver -issuer http://127.0.0.1:PORT -dpop
+//	mcpserver -issuer http://127.0.0.1:PORT -dpop [-rotate-nonce]
 //	mcpserver -issuer URL -introspect http://127.0.0.1:ADMIN/admin/oauth2/introspect [-scopes ""]
 package main
 
@@ -71,6 +73,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	introspect := flag.String("introspect", "", "check tokens at this RFC 7662 introspection endpoint instead of as JWTs")
 	dpop := flag.Bool("dpop", false, "take DPoP-bound tokens only, with a fresh proof (and this server's nonce) per request")
+	rotate := flag.Bool("rotate-nonce", false, "with -dpop: a new nonce on every response it lets through")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *issuer == "" {
@@ -83,13 +86,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mcpserver: -dpop checks JWT access tokens; it does not go with -introspect")
 		os.Exit(2)
 	}
-	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, *introspect, *dpop, logger); err != nil {
+	if *rotate && !*dpop {
+		fmt.Fprintln(os.Stderr, "mcpserver: -rotate-nonce goes with -dpop")
+		os.Exit(2)
+	}
+	if err := run(ctx, *issuer, strings.Fields(*scopes), *listen, *introspect, *dpop, *rotate, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "mcpserver: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, issuer string, scopes []string, addr, introspect string, dpop bool, logger *slog.Logger) error {
+func run(ctx context.Context, issuer string, scopes []string, addr, introspect string, dpop, rotate bool, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -164,7 +171,7 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 	if dpop {
 		prm.DPOPSigningAlgValuesSupported = []string{"ES256"}
 		prm.DPOPBoundAccessTokensRequired = true
-		protected = requireDPoP(protected, parse, resource, base+prmPath, logger, &stats.nonceChallenges, &stats.proofsRefused)
+		protected = requireDPoP(protected, parse, resource, base+prmPath, rotate, logger, &stats.nonceChallenges, &stats.proofsRefused)
 	}
 
 	mux := http.NewServeMux()
@@ -211,9 +218,10 @@ func run(ctx context.Context, issuer string, scopes []string, addr, introspect s
 // that key for this request (internal/dpopcheck: method, URL, ath, iat, a
 // jti never seen, this server's nonce). It then hands the request on as a
 // bearer request, so the go-sdk middleware checks scopes and attaches the
-// token info. go-sdk's auth package knows no DPoP scheme, hence this gate.
+// token info; with rotate, its response carries a new nonce. go-sdk's auth
+// package knows no DPoP scheme, hence this gate.
 func requireDPoP(next http.Handler, parse func(context.Context, string) (jwt.MapClaims, error), resource, prmURL string,
-	logger *slog.Logger, nonceChallenges, proofsRefused *atomic.Int64) http.Handler {
+	rotate bool, logger *slog.Logger, nonceChallenges, proofsRefused *atomic.Int64) http.Handler {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	checker := &dpopcheck.Checker{Nonce: base64.RawURLEncoding.EncodeToString(nonce)}
@@ -243,13 +251,16 @@ func requireDPoP(next http.Handler, parse func(context.Context, string) (jwt.Map
 		switch {
 		case errors.Is(err, dpopcheck.ErrUseNonce):
 			nonceChallenges.Add(1)
-			w.Header().Set("DPoP-Nonce", checker.Nonce)
+			w.Header().Set("DPoP-Nonce", checker.CurrentNonce())
 			refuse(`, error="use_dpop_nonce"`, "nonce")
 			return
 		case err != nil:
 			proofsRefused.Add(1)
 			refuse(`, error="invalid_dpop_proof"`, err.Error())
 			return
+		}
+		if rotate {
+			w.Header().Set("DPoP-Nonce", checker.Rotate())
 		}
 		r2 := r.Clone(r.Context())
 		r2.Header.Set("Authorization", "Bearer "+tok)

@@ -10,6 +10,7 @@ package dpopcheck
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -29,13 +30,35 @@ var ErrUseNonce = errors.New("use_dpop_nonce")
 
 // Checker checks proofs and remembers their jti, refusing a replay.
 type Checker struct {
-	// Nonce, when set, must be the proof's nonce claim.
+	// Nonce, when set, must be the proof's nonce claim. Set it before the
+	// first Check; later, Rotate changes it.
 	Nonce string
 	// Window is how far iat may be from now (0 = 60 s).
 	Window time.Duration
 
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu       sync.Mutex // guards seen, Nonce after the first Check, and previous
+	seen     map[string]time.Time
+	previous string // the nonce before the last Rotate, still accepted
+}
+
+// CurrentNonce returns the nonce proofs must carry (the DPoP-Nonce header
+// value of a challenge).
+func (c *Checker) CurrentNonce() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Nonce
+}
+
+// Rotate replaces the nonce with a fresh one and returns it, as a server
+// does on any response (RFC 9449 §9: it sends the new one in DPoP-Nonce).
+// Proofs with the one before are still accepted, as servers do so that
+// requests in flight during a rotation are not refused; older ones answer
+// ErrUseNonce.
+func (c *Checker) Rotate() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.previous, c.Nonce = c.Nonce, rand.Text()
+	return c.Nonce
 }
 
 // Proof is what a checked proof said.
@@ -107,11 +130,11 @@ func (c *Checker) Check(proof, method, rawURL, accessToken, jkt string) (Proof, 
 	if jkt != "" && !equal(p.JKT, jkt) {
 		return Proof{}, errors.New("the proof's key is not the one the token is bound to (cnf.jkt)")
 	}
-	if c.Nonce != "" && !equal(str("nonce"), c.Nonce) {
-		return Proof{}, ErrUseNonce
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if n := str("nonce"); c.Nonce != "" && !equal(n, c.Nonce) && (c.previous == "" || !equal(n, c.previous)) {
+		return Proof{}, ErrUseNonce
+	}
 	if c.seen == nil {
 		c.seen = make(map[string]time.Time)
 	}

@@ -26,6 +26,8 @@ import (
 //     extra sign-in, then agent.ErrTokenRejected, which is returned.
 //   - 401 with a DPoP use_dpop_nonce challenge (a key-bound session): asks
 //     the agent once more for a proof with the server's nonce and retries.
+//     A DPoP-Nonce on any other response goes to the agent with the next
+//     token.get (ipc.NonceRelay), so the next proof carries it.
 //   - 403 with error="insufficient_scope": calls Login with the union of
 //     the scopes asked so far and the challenge's scopes (a step-up), then
 //     retries.
@@ -57,6 +59,7 @@ type AuthTransport struct {
 	scopes   []string   // scopes asked for so far (step-up union)
 	attempts int
 	server   string // the URL the last token was issued for
+	nonces   ipc.NonceRelay
 }
 
 var _ http.RoundTripper = (*AuthTransport)(nil)
@@ -97,6 +100,9 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.mu.Unlock()
 		treq := ipc.DPoPRequest(agent.TokenRequest{Server: t.Server, Account: t.Account, Scopes: scopes, RejectedToken: rejected}, req)
 		treq.DPoPNonce = nonce
+		if nonce == "" {
+			treq.DPoPNonce = t.nonces.Take(req.URL)
+		}
 		tok, err := token(ctx, treq)
 		if err != nil {
 			var nl *agent.NeedsLoginError
@@ -118,6 +124,9 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(r2)
 		if err != nil {
 			return nil, err
+		}
+		if tok.KeyBound() {
+			t.nonces.Saw(r2.URL, resp)
 		}
 		if n, ok := ipc.DPoPNonce(resp); ok && tok.KeyBound() && !nonced {
 			// RFC 9449 §9: the resource server wants its nonce in the

@@ -33,6 +33,10 @@ type dpopStack struct {
 	client            *ipc.Client
 	nonceChallenges   atomic.Int64
 	refused, accepted atomic.Int64
+	// rotate: every accepted request gets a new nonce (DPoP-Nonce on the
+	// response, RFC 9449 §9); the one before stays valid.
+	rotate    atomic.Bool
+	rotations atomic.Int64
 }
 
 func newDPoPStack(t *testing.T) *dpopStack {
@@ -71,7 +75,7 @@ func newDPoPStack(t *testing.T) *dpopStack {
 		_, err := checker.Check(r.Header.Get("DPoP"), r.Method, s.url, tok, jkt)
 		if errors.Is(err, dpopcheck.ErrUseNonce) {
 			s.nonceChallenges.Add(1)
-			w.Header().Set("DPoP-Nonce", "rs-nonce")
+			w.Header().Set("DPoP-Nonce", checker.CurrentNonce())
 			refuse(`, error="use_dpop_nonce"`)
 			return
 		}
@@ -80,6 +84,10 @@ func newDPoPStack(t *testing.T) *dpopStack {
 			return
 		}
 		s.accepted.Add(1)
+		if s.rotate.Load() {
+			s.rotations.Add(1)
+			w.Header().Set("DPoP-Nonce", checker.Rotate())
+		}
 		streamable.ServeHTTP(w, r)
 	}))
 	s.as = oauthtest.New(t, oauthtest.Options{DPoP: true, ASNonce: "as-nonce", Resource: s.url, ASScopesSupported: []string{"mcp:tools"}})
@@ -138,6 +146,52 @@ func TestClientTransportDPoP(t *testing.T) {
 	}
 	if n := s.nonceChallenges.Load(); n != 1 {
 		t.Errorf("%d nonce challenges, want 1", n)
+	}
+}
+
+// TestDPoPRotatingNonce: a resource server that hands out a new nonce on
+// every response it accepts (RFC 9449 §9) costs probe (AuthTransport) and
+// Client.Transport one nonce challenge in all: each new nonce reaches the
+// agent with the next token.get, so the next proof carries it.
+func TestDPoPRotatingNonce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(ctx context.Context, s *dpopStack) error
+	}{
+		{"probe", func(ctx context.Context, s *dpopStack) error {
+			_, err := launch.Probe(ctx, s.client, launch.ProbeOptions{Server: s.url, Call: "echo"})
+			return err
+		}},
+		{"Client.Transport", func(ctx context.Context, s *dpopStack) error {
+			cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
+				Endpoint: s.url, HTTPClient: &http.Client{Transport: s.client.Transport(s.url, nil)}}, nil)
+			if err != nil {
+				return err
+			}
+			defer cs.Close()
+			for range 3 {
+				if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newDPoPStack(t)
+			s.rotate.Store(true)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := tc.run(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.rotations.Load(); n < 4 {
+				t.Fatalf("the server rotated its nonce %d times; the test needs at least 4", n)
+			}
+			if n := s.nonceChallenges.Load(); n != 1 {
+				t.Errorf("%d nonce challenges for %d requests accepted, want 1: a nonce from a 200 did not reach the next proof", n, s.accepted.Load())
+			}
+		})
 	}
 }
 

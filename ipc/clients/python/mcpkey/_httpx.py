@@ -88,9 +88,11 @@ class McpkeyAuth(httpx.Auth):
     needs_login and login is true, the agent signs in (one browser tab for
     every caller) and the request goes on; a 403 insufficient_scope signs in
     again for the union of the scopes asked so far and the challenge's (a
-    step-up). For a DPoP-bound session the agent
-    signs a proof per request (and once more with a DPoP-Nonce the server
-    asks for). A request to another origin is refused (other_origin).
+    step-up). For a DPoP-bound session the agent signs a proof per request
+    (and once more with a DPoP-Nonce the server asks for); a DPoP-Nonce on
+    any other response goes to the agent with the next token request, so
+    the next proof carries it (RFC 9449 §9: servers may rotate nonces on
+    any response). A request to another origin is refused (other_origin).
     In an async client the agent is asked from a worker thread.
     """
 
@@ -106,6 +108,7 @@ class McpkeyAuth(httpx.Auth):
         self.on_login_event = on_login_event or _show_url(server)
         self._logins = 0
         self._lock = threading.Lock()
+        self._nonce = None  # (origin, DPoP-Nonce) seen since the last token request; the agent remembers it
         try:
             u = httpx.URL(server)
             self._server_url = u.scheme in ("http", "https") and bool(u.host)
@@ -119,6 +122,20 @@ class McpkeyAuth(httpx.Auth):
             self._logins += 1
             return True
 
+    def _saw_nonce(self, url, response):
+        """Notes a DPoP-Nonce of a response that is not a nonce challenge
+        (that one is retried with), for the next token request to report."""
+        nonce = response.headers.get("dpop-nonce")
+        if nonce and dpop_nonce_challenge(response) is None:
+            with self._lock:
+                self._nonce = (_origin(url), nonce)
+
+    def _take_nonce(self, url):
+        """The nonce noted for url's origin, forgotten: the agent keeps it."""
+        with self._lock:
+            noted, self._nonce = self._nonce, None
+        return noted[1] if noted and noted[0] == _origin(url) else None
+
     def _flow(self, request):
         """The logic, as a generator of steps: ("agent", fn, kwargs) gets
         fn's result (or its McpkeyError thrown in), ("send", request) the
@@ -131,7 +148,7 @@ class McpkeyAuth(httpx.Auth):
             try:
                 tok = yield ("agent", self.client.get_token, dict(
                     server=self.server, scopes=self.scopes, account=self.account, rejected_token=rejected,
-                    dpop_method=request.method, dpop_url=htu, dpop_nonce=nonce))
+                    dpop_method=request.method, dpop_url=htu, dpop_nonce=nonce or self._take_nonce(request.url)))
             except McpkeyError as e:
                 if e.code == "needs_login" and self._take_login():
                     yield ("agent", self.client.login, dict(server=self.server, scopes=e.data.get("scopes") or self.scopes,
@@ -143,6 +160,8 @@ class McpkeyAuth(httpx.Auth):
             request.headers.pop("DPoP", None)
             request.headers.update(auth_headers(tok))
             response = yield ("send", request)
+            if tok.get("token_type", "").lower() == "dpop":
+                self._saw_nonce(request.url, response)
             more = insufficient_scope(response)
             if more is not None:
                 # Step-up: sign in again for the union of the scopes asked

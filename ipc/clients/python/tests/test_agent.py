@@ -1,10 +1,14 @@
 """Tests against a real agent, the e2e authorization server and the go-sdk
 resource server, which e2e/clients_test.go starts, signs in to and describes
 in the environment (MCPKEY_SOCK, MCPKEY_TEST_SERVER, MCPKEY_TEST_AS,
-MCPKEY_TEST_AGENT_HOME). Without them the tests skip, or fail under
+MCPKEY_TEST_AGENT_HOME, and MCPKEY_TEST_DPOP_SERVER: a go-sdk server that
+takes only DPoP-bound tokens and rotates its nonce on every response, with
+a signed-in session). Without them the tests skip, or fail under
 MCPKEY_E2E_REQUIRE=1. They share one agent and run in order."""
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +20,8 @@ import mcpkey
 
 SERVER = os.environ.get("MCPKEY_TEST_SERVER")
 ISSUER = os.environ.get("MCPKEY_TEST_AS")
+DPOP_SERVER = os.environ.get("MCPKEY_TEST_DPOP_SERVER")
+REQUIRED = os.environ.get("MCPKEY_E2E_REQUIRE") == "1"
 if not SERVER and os.environ.get("MCPKEY_E2E_REQUIRE") == "1":
     raise RuntimeError("MCPKEY_TEST_SERVER is not set (MCPKEY_E2E_REQUIRE=1): run through e2e/clients_test.go")
 
@@ -38,8 +44,22 @@ def as_stats():
     return stats(ISSUER + "/_test/stats")
 
 
-def rs_stats():
-    return stats(SERVER.rsplit("/mcp", 1)[0] + "/_test/stats")
+def rs_stats(server=None):
+    return stats((server or SERVER).rsplit("/mcp", 1)[0] + "/_test/stats")
+
+
+def mine():
+    """The agent's sessions for the test server (it holds the DPoP server's too)."""
+    return [s for s in mcpkey.sessions() if s["server"] == SERVER]
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwt_part(token, i):
+    part = token.split(".")[i]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def tamper_first(n):
@@ -65,7 +85,7 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(tok["token_type"].lower(), "bearer")
         self.assertEqual(len(tok["access_token"].split(".")), 3)
         self.assertNotIn("refresh_token", tok)
-        ss = mcpkey.sessions()
+        ss = mine()
         self.assertEqual([(s["server"], s["state"], s["issuer"]) for s in ss], [(SERVER, "ready", ISSUER)])
         self.assertNotIn(tok["access_token"], json.dumps(ss))
         with self.assertRaises(mcpkey.McpkeyError) as cm:
@@ -115,7 +135,7 @@ class AgentTest(unittest.TestCase):
     @unittest.skipIf(httpx is None and os.environ.get("MCPKEY_E2E_REQUIRE") != "1", "httpx missing")
     def test_5_needs_login_one_sign_in_for_all(self):
         mcpkey.Client().call("session.logout", {"server": SERVER, "keep_remote": True})
-        self.assertEqual(mcpkey.sessions(), [])
+        self.assertEqual(mine(), [])
         before = as_stats()
         codes, errors = [], []
 
@@ -144,6 +164,61 @@ class AgentTest(unittest.TestCase):
         after = as_stats()
         self.assertEqual((after["refresh_grants"] - before["refresh_grants"], after["code_grants"] - before["code_grants"]), (1, 1))
         mcpkey.Client().login(SERVER)  # a user's sign-in starts over
+
+    @unittest.skipIf(httpx is None and not REQUIRED, "httpx missing")
+    def test_7_dpop_a_proof_per_request(self):
+        if "dpop" not in mcpkey.Client().hello()["capabilities"]:
+            self.skipTest('the agent does not announce "dpop" in agent.hello')
+        self.assertTrue(DPOP_SERVER, "the agent speaks DPoP: e2e/clients_test.go must sign in to a DPoP server "
+                        "and set MCPKEY_TEST_DPOP_SERVER")
+        sent, got = [], []
+
+        def on_request(request):
+            sent.append((request.method, str(request.url), request.headers.get("authorization"), request.headers.get("dpop")))
+
+        def on_response(response):
+            got.append((response.status_code, response.headers.get("dpop-nonce"), response.headers.get("www-authenticate", "")))
+
+        before = rs_stats(DPOP_SERVER)
+        with httpx.Client(auth=mcpkey.McpkeyAuth(DPOP_SERVER), headers=MCP_HEADERS, timeout=30,
+                          event_hooks={"request": [on_request], "response": [on_response]}) as c:
+            r = c.post(DPOP_SERVER + "?q=1", json=INITIALIZE)
+            self.assertEqual(r.status_code, 200, r.text)
+            c.headers["Mcp-Session-Id"] = r.headers["mcp-session-id"]
+            r = c.post(DPOP_SERVER, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+            self.assertEqual(r.status_code, 202, r.text)
+            for i in range(3):
+                r = c.post(DPOP_SERVER, json={"jsonrpc": "2.0", "id": 2 + i, "method": "tools/call",
+                                              "params": {"name": "echo", "arguments": {"text": "bound %d" % i}}})
+                self.assertEqual(r.status_code, 200, r.text)
+                self.assertIn("bound %d" % i, r.text)
+        after = rs_stats(DPOP_SERVER)
+
+        # The first request meets the server's nonce challenge (the agent
+        # knows no nonce of it yet) and is sent once more with the nonce.
+        self.assertEqual([g[0] for g in got], [401, 200, 202, 200, 200, 200])
+        self.assertIn("use_dpop_nonce", got[0][2])
+        jtis = set()
+        for i, (method, url, authz, proof) in enumerate(sent):
+            self.assertTrue(authz and authz.startswith("DPoP "), "request %d: Authorization %r" % (i, authz and authz[:6]))
+            self.assertTrue(proof, "request %d has no DPoP proof" % i)
+            self.assertEqual(jwt_part(proof, 0)["typ"], "dpop+jwt")
+            claims = jwt_part(proof, 1)
+            self.assertEqual(claims["htm"], method)
+            self.assertEqual(claims["htu"], DPOP_SERVER)  # no query (RFC 9449 §4.2)
+            self.assertEqual(claims["ath"], b64url(hashlib.sha256(authz[5:].encode()).digest()))
+            self.assertNotIn(claims["jti"], jtis, "a proof is never reused")
+            jtis.add(claims["jti"])
+            # Each proof carries the nonce of the response before it: the
+            # challenge's, then each new one the server rotated to on a 200
+            # (RFC 9449 §9), so no request needs another round trip.
+            if i > 0:
+                self.assertTrue(got[i - 1][1], "response %d carried no DPoP-Nonce" % (i - 1))
+                self.assertEqual(claims.get("nonce"), got[i - 1][1], "request %d" % i)
+        self.assertEqual(sent[0][2], sent[1][2], "the retry presents the same token")
+        self.assertEqual((after["nonce_challenges"] - before["nonce_challenges"],
+                          after["proofs_refused"] - before["proofs_refused"],
+                          after["authorized"] - before["authorized"]), (1, 0, 5))
 
 
 if __name__ == "__main__":

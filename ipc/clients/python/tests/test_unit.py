@@ -1,7 +1,8 @@
 """Tests that need no agent: socket path rules, the header logic, and
-McpkeyAuth's DPoP and 401 handling against a fake agent (the agent's side of
-DPoP is not in this tree yet; the fake answers token.get per the agreed
-contract) and a real http.server resource server on loopback."""
+McpkeyAuth's DPoP and 401 handling against a fake agent (it answers
+token.get per the wire contract and records what it was asked; the real
+agent's DPoP is tested in test_agent.py) and a real http.server resource
+server on loopback."""
 
 import http.server
 import json
@@ -166,6 +167,20 @@ class AuthTest(unittest.TestCase):
         ])
         self.assertEqual([(h.get("Authorization"), h.get("DPoP"), b) for _, h, b in rs.seen],
                          [("DPoP at", "proof-1", b'{"jsonrpc":"2.0"}'), ("DPoP at", "proof-2", b'{"jsonrpc":"2.0"}')])
+
+    def test_dpop_nonce_of_a_200_goes_with_the_next_token_request(self):
+        # RFC 9449 §9: a server may send a new nonce on any response.
+        rs = ResourceServer(self, lambda n, h: (200, {"DPoP-Nonce": "n%d" % n} if n < 3 else {}))
+
+        def reply(msg):
+            return {"result": {"access_token": "at", "token_type": "DPoP", "dpop_proof": "p",
+                               "server": rs.url, "account": "", "scopes": [], "expires_at": "0001-01-01T00:00:00Z"}}
+
+        agent = FakeAgent(self, reply)
+        with httpx.Client(auth=mcpkey.McpkeyAuth(rs.url, client=mcpkey.Client(path=agent.path))) as c:
+            for _ in range(4):
+                self.assertEqual(c.get(rs.url).status_code, 200)
+        self.assertEqual([m["params"].get("dpop_nonce") for m in agent.seen], [None, "n1", "n2", None])
 
     def test_bearer_401_reports_once(self):
         rs = ResourceServer(self, lambda n, h: (200, {}) if h.get("Authorization") == "Bearer new" else (401, {}))

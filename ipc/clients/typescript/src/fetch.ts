@@ -120,7 +120,10 @@ function showURL(server: string): (ev: AgentEvent) => void {
  * refreshes and stores; this process never sees a refresh token) and sets
  * Authorization. For a DPoP-bound session the agent also signs a proof for
  * the request's method and URL, sent as the DPoP header; a 401 asking for
- * a DPoP nonce is retried once with it. Any other 401 reports the token to
+ * a DPoP nonce is retried once with it, and a DPoP-Nonce on any other
+ * response goes to the agent with the next token request, so the next
+ * proof carries it (RFC 9449 §9: servers may rotate nonces on any
+ * response). Any other 401 reports the token to
  * the agent as rejected and retries with the one it answers (the agent
  * refreshes once however many callers report it, and escalates to one
  * sign-in, then token_rejected, so this never loops). When the agent
@@ -136,6 +139,15 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
   const onLoginEvent = options.onLoginEvent ?? showURL(server);
   let logins = 0;
   let scopes = options.scopes; // grows by step-ups
+  // A DPoP-Nonce of an ordinary response, until the next getToken reports
+  // it: the agent is the one that remembers nonces (per origin, for every
+  // caller), so it is forgotten here once told.
+  let seenNonce: { origin: string; nonce: string } | undefined;
+  const takeNonce = (u: URL): string | undefined => {
+    const seen = seenNonce;
+    seenNonce = undefined;
+    return seen?.origin === origin(u) ? seen.nonce : undefined;
+  };
   let serverIsURL = false;
   try {
     serverIsURL = ['http:', 'https:'].includes(new URL(server).protocol);
@@ -169,7 +181,7 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
       let tok: Token;
       try {
         tok = await client.getToken(server, { account: options.account, scopes, rejectedToken: rejected,
-          dpopMethod: method, dpopUrl: dpopUrl(target), dpopNonce: nonce, signal });
+          dpopMethod: method, dpopUrl: dpopUrl(target), dpopNonce: nonce ?? takeNonce(target), signal });
       } catch (err) {
         if (err instanceof McpkeyError && err.code === 'needs_login' && options.login !== false && logins < maxLogins) {
           logins++;
@@ -184,6 +196,8 @@ export function mcpkeyFetch(server: string, options: McpkeyFetchOptions = {}): F
       const headers = new Headers(req.headers);
       for (const [k, v] of Object.entries(authHeaders(tok))) headers.set(k, v);
       const resp = await base(target.href, { ...req, headers });
+      const fresh = /^dpop$/i.test(tok.token_type) ? resp.headers.get('dpop-nonce') : null;
+      if (fresh && !dpopNonceChallenge(resp)) seenNonce = { origin: origin(target), nonce: fresh };
       const more = insufficientScope(resp);
       if (more) {
         // Step-up: sign in again for the union of the scopes asked so far

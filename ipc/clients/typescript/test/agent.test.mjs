@@ -6,7 +6,8 @@
 //   MCPKEY_TEST_SERVER      the MCP server's URL (a session for it is signed in)
 //   MCPKEY_TEST_AS          the authorization server's issuer (its /_test/stats)
 //   MCPKEY_TEST_AGENT_HOME  the agent's HOME (its per-user lock is named after it)
-//   MCPKEY_TEST_DPOP_SERVER an MCP server of a DPoP-bound session (when the agent speaks DPoP)
+//   MCPKEY_TEST_DPOP_SERVER an MCP server of a DPoP-bound session (when the agent speaks DPoP);
+//                           it hands out a new nonce on every response it accepts
 //
 // Without them the tests skip, or fail under MCPKEY_E2E_REQUIRE=1 (CI).
 // The tests share one agent, so they run in order, in one file.
@@ -231,11 +232,20 @@ test('DPoP: a proof per request when the agent speaks DPoP', opts, async (t) => 
     seen.push({ method: init.method ?? 'GET', url: String(url), auth: h.get('authorization'), proof: h.get('dpop') });
     return base.fetch(url, init);
   };
+  const dpopStats = () => stats(new URL('/_test/stats', dpopServer).href);
+  const before = await dpopStats();
   const mcp = new McpClient({ name: 'mcpkey-ts-test', version: '1.0.0' });
   await mcp.connect(new StreamableHTTPClientTransport(new URL(dpopServer), { fetch: mcpkeyFetch(dpopServer, { fetch: record }) }));
   await mcp.listTools();
+  for (let i = 0; i < 3; i++) await mcp.callTool({ name: 'echo', arguments: { text: `bound ${i}` } });
   await mcp.close();
-  assert.ok(seen.length >= 2);
+  const after = await dpopStats();
+  // One nonce challenge (the agent knew no nonce of this server), answered
+  // with one retry; the nonces the server rotates to on each response reach
+  // the next proof, so no request after it needs another (RFC 9449 §9).
+  assert.equal(after.nonce_challenges - before.nonce_challenges, 1, 'nonce challenges');
+  assert.equal(after.proofs_refused - before.proofs_refused, 0, 'proofs refused');
+  assert.ok(seen.length >= 6);
   const jtis = new Set();
   for (const s of seen) {
     assert.match(s.auth, /^DPoP /);

@@ -147,6 +147,14 @@ test('mcpkeyFetch with a DPoP session: a proof per request, one retry with the n
   assert.equal(agent2.seen.filter((m) => m.params?.rejected_token === 'x').length, 1);
 });
 
+test('mcpkeyFetch with a DPoP session: a DPoP-Nonce on a 200 goes with the next token request (RFC 9449 §9)', async (t) => {
+  const rs = await resourceServer(t, (req, count) => [200, count < 3 ? { 'dpop-nonce': `n${count}` } : {}]);
+  const agent = await fakeAgent(t, () => ({ result: { access_token: 'at', token_type: 'DPoP', dpop_proof: 'p', server: rs.url, account: '', scopes: [], expires_at: '0001-01-01T00:00:00Z' } }));
+  const f = mcpkeyFetch(rs.url, { client: new Client({ path: agent.path }) });
+  for (let i = 0; i < 4; i++) assert.equal((await f(rs.url)).status, 200);
+  assert.deepEqual(agent.seen.filter((m) => m.method === 'token.get').map((m) => m.params.dpop_nonce), [undefined, 'n1', 'n2', undefined]);
+});
+
 test('mcpkeyFetch with a Bearer session: no DPoP header, a 401 reports the token once', async (t) => {
   const rs = await resourceServer(t, (req) => (req.headers.authorization === 'Bearer new' ? [200, {}] : [401, { 'www-authenticate': 'Bearer error="invalid_token"' }]));
   const agent = await fakeAgent(t, (msg) => ({
