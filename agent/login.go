@@ -218,8 +218,8 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// A key-bound session gets its own new key; it never leaves the agent.
 	// The grants without a browser (grants.go) take bearer tokens.
 	var dk *oauth.DPoPKey
-	refused := a.dpopRefused(t, prevRec)
-	if g.mode == "" && a.wantDPoP(t, d, req.DPoP, refused) {
+	refused := a.dpop.refused(t, prevRec)
+	if g.mode == "" && wantDPoP(t, d, req.DPoP, refused) {
 		if dk, err = oauth.NewDPoPKey(); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
@@ -420,7 +420,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	}
 
 	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpopOption(dk))
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpop.option(dk))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {
@@ -436,7 +436,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
 	}
 
-	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), a.dpopOption(dk))
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), a.dpop.option(dk))
 	if err != nil {
 		return client, nil, err
 	}

@@ -191,7 +191,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	var s *session
 	defer func() {
 		if err == nil && tok.KeyBound() {
-			tok, err = a.prove(s, tok, req)
+			tok, err = a.dpop.prove(s, tok, req)
 		}
 		if err == nil {
 			a.pol.AuditIssued(ctx, tok)
@@ -304,7 +304,7 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	if forced {
 		if err := s.rejectedLocked(now); err != nil {
 			if r.DPoPKey != "" {
-				err = a.refusedKeyBound(r.Server, err)
+				err = a.dpop.refusedKeyBound(r.Server, err)
 			}
 			return Token{}, nil, err
 		}
@@ -421,7 +421,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
 	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
-		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)), a.dpopOption(s.key.Load()))
+		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)), a.dpop.option(s.key.Load()))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an
