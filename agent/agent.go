@@ -80,7 +80,7 @@ type Agent struct {
 	started    time.Time
 	events     *hub
 
-	// mu guards settings, sessions, logins and flows. It is never held across
+	// mu guards settings, sessions and logins. It is never held across
 	// I/O: per-session work takes the session's own lock.
 	mu       sync.RWMutex
 	settings *Settings
@@ -98,9 +98,8 @@ type Agent struct {
 	http        outbound      // HTTP clients and the memory they leave (outbound.go)
 	noticeShown atomic.Bool   // the store's notice reached a login's caller
 	marginCap   marginCap     // refresh_margin, read by every session
-	// flows maps a pending authorization's state to its callback, for
-	// headless logins completed by a pasted redirect URL.
-	flows map[string]*oauth.CallbackServer
+	flows       callbacks     // pending authorizations by state (login.go)
+	idps        idpSignIns    // sign-ins at identity providers (idp.go)
 	// pending are the stored sessions not read yet, by id; broken those
 	// that cannot be read; loaded is closed when the background loader is
 	// through (loading.go).
@@ -164,13 +163,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
 		asked:    make(map[sessionKey]time.Time),
-		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
 		http:     outbound{make: cfg.HTTPClient},
 	}
 	a.names.settings = a.CurrentSettings
+	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.flows}
 	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg, load: a.loadClient}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()

@@ -75,11 +75,11 @@ func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *
 	case t.settings.ClientSecretFile != "":
 		g.secret, err = ReadSecretFile(t.settings.ClientSecretFile)
 	case cfg.ClientSecretRef != "":
-		g.secret, err = a.storedSecret(ctx, cfg.ClientSecretRef)
+		g.secret, err = storedSecret(ctx, a.cfg.Store, cfg.ClientSecretRef)
 	case cfg.ClientKey != "":
 		g.keyAlg = cfg.ClientKeyAlg
 		if _, ok := config.SecretRef(cfg.ClientKey); ok {
-			g.keyPEM, err = a.storedSecret(ctx, cfg.ClientKey)
+			g.keyPEM, err = storedSecret(ctx, a.cfg.Store, cfg.ClientKey)
 		} else {
 			g.keyPEM, err = ReadSecretFile(cfg.ClientKey)
 		}
@@ -134,10 +134,10 @@ func (g grantSpec) record(rec *store.SessionRecord, c *oauth.Client) {
 	}
 }
 
-// storedSecret reads a "secret:NAME" reference from the store.
-func (a *Agent) storedSecret(ctx context.Context, ref string) (string, error) {
+// storedSecret reads a "secret:NAME" reference from st.
+func storedSecret(ctx context.Context, st store.Store, ref string) (string, error) {
 	name, _ := config.SecretRef(ref)
-	v, err := store.LoadSecret(ctx, a.cfg.Store, name)
+	v, err := store.LoadSecret(ctx, st, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("no stored secret %s (store it with `mcpkey secret set %s`)", name, name)
@@ -195,7 +195,7 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		ts, err := oauth.JWTBearer(ctx, hc, as, c, assertion, resource, scopes, aud)
 		return c, ts, err
 	case api.GrantEnterprise:
-		jag, err := a.identityAssertion(ctx, t, g.idp, as.Issuer, resource, scopes, g.person)
+		jag, err := a.idps.assertion(ctx, hc, t, g.idp, as.Issuer, resource, scopes, g.person)
 		if err != nil {
 			return c, nil, err
 		}
@@ -204,34 +204,6 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		return c, ts, err
 	}
 	return c, nil, fmt.Errorf("unknown grant %q", g.mode)
-}
-
-// identityAssertion exchanges the user's sign-in at the identity provider
-// name for an identity assertion (ID-JAG) for the authorization server
-// audience and the MCP server resource.
-func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience, resource string, scopes []string, person *grantPerson) (string, error) {
-	a.mu.RLock()
-	p, ok := a.settings.IdPs[name]
-	a.mu.RUnlock()
-	if !ok {
-		return "", fmt.Errorf("%w: no identity provider %q in the config ([idps.%s])", ErrInvalidRequest, name, name)
-	}
-	hc := a.http.client(t)
-	idp, err := oauth.DiscoverIdP(ctx, hc, p.Issuer, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
-	if err != nil {
-		return "", err
-	}
-	cfg, err := a.idpConfig(ctx, p, idp)
-	if err != nil {
-		return "", err
-	}
-	defer wipe.String(cfg.ClientSecret)
-	idToken, err := a.idpIDToken(ctx, hc, p, idp, cfg, person)
-	if err != nil {
-		return "", err
-	}
-	c := &oauth.Client{Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: cfg.ClientSecret}
-	return oauth.ExchangeIDJAG(ctx, hc, idp.TokenEndpoint, c, idToken, audience, resource, scopes)
 }
 
 // maxAssertion caps a workload token or ID token read from a file.

@@ -447,14 +447,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		}
 	}
 	state := stateOf(authURL)
-	a.mu.Lock()
-	a.flows[state] = cb
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.flows, state)
-		a.mu.Unlock()
-	}()
+	defer a.flows.add(state, cb)()
 
 	ev := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL}
 	if req.NoBrowser {
@@ -522,9 +515,7 @@ func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
 		return fmt.Errorf("%w: not a URL", ErrInvalidRequest)
 	}
 	state := u.Query().Get("state")
-	a.mu.RLock()
-	cb := a.flows[state]
-	a.mu.RUnlock()
+	cb := a.flows.get(state)
 	if state == "" || cb == nil {
 		return fmt.Errorf("%w: no login is waiting for that redirect URL (it has no or an unknown state)", ErrNotFound)
 	}
@@ -602,7 +593,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		client, clientErr = a.regs.forSession(lctx, t, rec)
 	}
 	if req.ForgetIdP && rec.Grant.IdP != "" {
-		if err := a.forgetIdP(lctx, rec.Grant.IdP); err != nil {
+		if err := a.idps.forget(lctx, rec.Grant.IdP); err != nil {
 			forget(s)
 			return res, fmt.Errorf("logout %s: %w", key.server, err)
 		}
@@ -780,4 +771,34 @@ func preflight(ctx context.Context, hc *http.Client, authURL string) error {
 		}
 	}
 	return nil
+}
+
+// callbacks maps a pending authorization's state to its loopback callback,
+// so that a pasted redirect URL (headless logins, --no-browser) reaches the
+// flow it belongs to. Its lock guards only the map.
+type callbacks struct {
+	mu sync.Mutex
+	m  map[string]*oauth.CallbackServer
+}
+
+// add registers cb for state until the returned function is called.
+func (c *callbacks) add(state string, cb *oauth.CallbackServer) (remove func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]*oauth.CallbackServer)
+	}
+	c.m[state] = cb
+	return func() {
+		c.mu.Lock()
+		delete(c.m, state)
+		c.mu.Unlock()
+	}
+}
+
+// get returns the callback waiting for state, or nil.
+func (c *callbacks) get(state string) *oauth.CallbackServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[state]
 }
