@@ -89,9 +89,7 @@ type Agent struct {
 	configErr string
 	sessions  map[sessionKey]*session
 	logins    map[sessionKey]*loginFlight
-	// asked records when a caller without a session was last announced
-	// (login.needed), per window; see firstAskSince.
-	asked map[sessionKey]time.Time
+	asked     announced // login.needed announcements, per window (token.go)
 
 	names       resolver      // server names and URLs to targets (resolve.go)
 	regs        registrations // stored client registrations (client.go)
@@ -112,7 +110,7 @@ type Agent struct {
 	bg     context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wake   chan struct{} // nudges the refresh scheduler
+	wake   wakeup // nudges the refresh scheduler (token.go)
 
 	// pol is the access control: lock, approvals, deny rules, audit
 	// (package policy; access.go is its facade).
@@ -162,15 +160,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		settings: cfg.Settings,
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
-		asked:    make(map[sessionKey]time.Time),
 		bg:       bg,
 		cancel:   cancel,
-		wake:     make(chan struct{}, 1),
+		wake:     make(wakeup, 1),
 		http:     outbound{make: cfg.HTTPClient},
 	}
 	a.names.settings = a.CurrentSettings
 	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.flows}
-	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg, load: a.loadClient}
+	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
@@ -198,7 +195,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.wg.Add(1)
-	go a.refreshLoop()
+	go func() {
+		defer a.wg.Done()
+		a.wake.loop(a.bg, a.refreshDue)
+	}()
 	a.log.Info("agent ready", "sessions", n, "store", cfg.Store.Backend())
 	return a, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,7 @@ type grantSpec struct {
 // config, else what the session was created with. mode "" is the browser
 // sign-in. A credential is taken from the same places in that order, so a
 // rotated secret file in the config is read at the next grant.
-func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *store.SessionRecord) (grantSpec, error) {
+func grantFor(ctx context.Context, st store.Store, t target, req LoginRequest, prev *store.SessionRecord) (grantSpec, error) {
 	cfg := t.settings.GrantSettings
 	var old store.Grant
 	if prev != nil {
@@ -75,11 +76,11 @@ func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *
 	case t.settings.ClientSecretFile != "":
 		g.secret, err = ReadSecretFile(t.settings.ClientSecretFile)
 	case cfg.ClientSecretRef != "":
-		g.secret, err = storedSecret(ctx, a.cfg.Store, cfg.ClientSecretRef)
+		g.secret, err = storedSecret(ctx, st, cfg.ClientSecretRef)
 	case cfg.ClientKey != "":
 		g.keyAlg = cfg.ClientKeyAlg
 		if _, ok := config.SecretRef(cfg.ClientKey); ok {
-			g.keyPEM, err = storedSecret(ctx, a.cfg.Store, cfg.ClientKey)
+			g.keyPEM, err = storedSecret(ctx, st, cfg.ClientKey)
 		} else {
 			g.keyPEM, err = ReadSecretFile(cfg.ClientKey)
 		}
@@ -174,14 +175,15 @@ func (g grantSpec) grantClient(as *oauth.AuthServer, method string) (*oauth.Clie
 
 // runGrant runs g at as for resource: the whole grant, from the workload
 // token's file or the IdP's exchange to the access token. method is the
-// client authentication the session used before ("" at login).
-func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, resource string, scopes []string, g grantSpec, method string) (*oauth.Client, *oauth.TokenSet, error) {
-	hc := a.http.client(t)
+// client authentication the session used before ("" at login); hc is t's
+// HTTP client, audience the audience parameter ("" for none), idps where
+// the enterprise grant's sign-in is.
+func (g grantSpec) run(ctx context.Context, hc *http.Client, idps *idpSignIns, t target, as *oauth.AuthServer, resource string, scopes []string, audience, method string) (*oauth.Client, *oauth.TokenSet, error) {
 	c, err := g.grantClient(as, method)
 	if err != nil {
 		return nil, nil, err
 	}
-	aud := oauth.WithAudience(a.audienceFor(t, as.Issuer, resource))
+	aud := oauth.WithAudience(audience)
 	switch g.mode {
 	case api.GrantClientCredentials:
 		ts, err := oauth.ClientCredentials(ctx, hc, as, c, resource, scopes, aud)
@@ -195,7 +197,7 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		ts, err := oauth.JWTBearer(ctx, hc, as, c, assertion, resource, scopes, aud)
 		return c, ts, err
 	case api.GrantEnterprise:
-		jag, err := a.idps.assertion(ctx, hc, t, g.idp, as.Issuer, resource, scopes, g.person)
+		jag, err := idps.assertion(ctx, hc, t, g.idp, as.Issuer, resource, scopes, g.person)
 		if err != nil {
 			return c, nil, err
 		}
@@ -247,12 +249,12 @@ func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) 
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	g, err := a.grantFor(ctx, t, LoginRequest{}, &r)
+	g, err := grantFor(ctx, a.cfg.Store, t, LoginRequest{}, &r)
 	if err != nil {
 		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), false)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	client, ts, err := a.runGrant(ctx, t, as, r.Resource, r.Scopes, g, r.ClientAuthMethod)
+	client, ts, err := g.run(ctx, a.http.client(t), &a.idps, t, as, r.Resource, r.Scopes, a.names.audience(t, as.Issuer, r.Resource), r.ClientAuthMethod)
 	if err != nil {
 		// A grant the server refused (an OAuth error: invalid_grant,
 		// invalid_client, invalid_scope …) or an IdP sign-in that only a

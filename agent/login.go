@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -177,7 +178,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
 	}
 	step("discovering " + t.url)
-	d, err := a.discover(ctx, t)
+	d, err := discover(ctx, a.http.client(t), t, a.log)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
@@ -210,7 +211,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 
 	var ts *oauth.TokenSet
 	var client *oauth.Client
-	g, err := a.grantFor(ctx, t, req, prevRec)
+	g, err := grantFor(ctx, a.cfg.Store, t, req, prevRec)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
@@ -231,7 +232,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		}
 		scopes = slices.DeleteFunc(slices.Clone(scopes), isOfflineAccess) // no refresh token to ask for
 		step("requesting a token with the " + g.mode + " grant")
-		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {
+		if client, ts, err = g.run(ctx, a.http.client(t), &a.idps, t, as, d.Resource, scopes, a.names.audience(t, as.Issuer, d.Resource), ""); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
 	}
@@ -250,7 +251,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 
 	now := a.now()
-	ts.ExpiresAt = a.onOurClock(ts.ExpiresAt)
+	ts.ExpiresAt = onOurClock(a.now, ts.ExpiresAt)
 	rec := store.SessionRecord{
 		Server: key.server, Account: key.account, Issuer: as.Issuer,
 		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
@@ -316,21 +317,20 @@ func (a *Agent) adoptStored(key sessionKey, rec store.SessionRecord, used time.T
 		delete(a.pending, id)
 	}
 	a.mu.Unlock()
-	a.nudge()
+	a.wake.nudge()
 	info := a.sessionInfo(s)
 	a.events.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
 	return info
 }
 
-// discover finds t's authorization server: probe, then RFC 9728 / 8414
-// discovery.
-func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error) {
-	hc := a.http.client(t)
+// discover finds t's authorization server over hc (t's client): probe,
+// then RFC 9728 / 8414 discovery.
+func discover(ctx context.Context, hc *http.Client, t target, log *slog.Logger) (*oauth.Discovery, error) {
 	ch, err := oauth.Probe(ctx, hc, t.url)
 	if err != nil {
 		return nil, err
 	}
-	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -350,8 +350,8 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
 	hc := a.http.client(t)
-	aud := a.audienceFor(t, as.Issuer, d.Resource)
-	existing, err := a.loadClient(ctx, as.Issuer)
+	aud := a.names.audience(t, as.Issuer, d.Resource)
+	existing, err := a.regs.stored(ctx, as.Issuer)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, err
 	}
@@ -476,19 +476,6 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	step("exchanging the authorization code")
 	ts, err := flow.Exchange(ctx, hc, code)
 	return client, ts, err
-}
-
-// audienceFor is the audience parameter for t's logins and refreshes at
-// issuer: the resource when resource_as_audience is set for the server or
-// the issuer, else "" (none sent).
-func (a *Agent) audienceFor(t target, issuer, resource string) string {
-	a.mu.RLock()
-	on := a.settings.ResourceAsAudience(t.settings, issuer)
-	a.mu.RUnlock()
-	if on {
-		return resource
-	}
-	return ""
 }
 
 func nonEmpty(s string) []string {
@@ -628,7 +615,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 			defer a.wg.Done()
 			rctx, cancel := context.WithTimeout(a.bg, revokeTimeout)
 			defer cancel()
-			err := a.revoke(rctx, t, rec, client)
+			err := revoke(rctx, a.http.client(t), rec, client)
 			forget(s) // rec shares s's tokens: wiped once revoked
 			a.http.releaseMemory()
 			if err != nil {
@@ -658,21 +645,21 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 }
 
 // revoke revokes rec's refresh token (else its access token) at its
-// authorization server with client, the one it was issued to.
-func (a *Agent) revoke(ctx context.Context, t target, rec store.SessionRecord, client *oauth.Client) error {
+// authorization server with client, the one it was issued to, over hc.
+func revoke(ctx context.Context, hc *http.Client, rec store.SessionRecord, client *oauth.Client) error {
 	as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
 	tok, hint := rec.RefreshToken, "refresh_token"
 	if tok == "" {
 		tok, hint = rec.AccessToken, "access_token"
 	}
-	return oauth.Revoke(ctx, a.http.client(t), as, client, tok, hint)
+	return oauth.Revoke(ctx, hc, as, client, tok, hint)
 }
 
 // forgetWithoutSession serves logout --forget-client for a server without a
 // session (a login that never finished): discovery names the issuer.
 func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionKey) (LogoutResult, error) {
 	res := LogoutResult{Server: key.server, Account: key.account, RevokeError: "no session"}
-	d, err := a.discover(ctx, t)
+	d, err := discover(ctx, a.http.client(t), t, a.log)
 	if err != nil {
 		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
 	}
@@ -684,18 +671,6 @@ func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionK
 		res.ForgotClient = d.AS.Issuer
 	}
 	return res, nil
-}
-
-// loadClient returns the stored registration for issuer.
-func (a *Agent) loadClient(ctx context.Context, issuer string) (*oauth.Client, error) {
-	c, err := store.LoadClient(ctx, a.cfg.Store, issuer)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		return nil, storeErr(err)
-	}
-	return &c, nil
 }
 
 func redirectPort(uris []string) int {

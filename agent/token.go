@@ -210,7 +210,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	a.mu.RUnlock()
 	if s != nil {
 		// Fast path: a fresh cached token, no locks beyond the map's.
-		if tok, ok := a.hotToken(s, req); ok {
+		if tok, ok := s.hotToken(req, a.now); ok {
 			return tok, nil
 		}
 	}
@@ -239,7 +239,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 			return Token{}, brokenError(key, b, UnionScopes(t.settings.Scopes, req.Scopes))
 		}
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
-		if a.firstAskSince(key, a.now().Truncate(loginNeededEvery)) {
+		if a.asked.firstSince(key, a.now().Truncate(loginNeededEvery)) {
 			a.events.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
 		}
 		return Token{}, nl
@@ -421,7 +421,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
 	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
-		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)), a.dpop.option(s.key.Load()))
+		oauth.WithAudience(a.names.audience(t, r.Issuer, r.Resource)), a.dpop.option(s.key.Load()))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an
@@ -450,7 +450,7 @@ func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) 
 // for the record r, the session's tokens (next is r with whatever the
 // grant changed), then writes them to the store.
 func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
-	next = a.refreshedRecord(next, client, ts)
+	next = refreshedRecord(next, client, ts, a.now)
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
@@ -482,10 +482,10 @@ func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.Sess
 	return err
 }
 
-// refreshedRecord is r after the refresh grant ts, made with client. Its
-// tokens are ts's (not copies): the caller wipes ts only after the session
-// took its own.
-func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) store.SessionRecord {
+// refreshedRecord is r after the refresh grant ts, made with client, on
+// the agent's clock now. Its tokens are ts's (not copies): the caller wipes
+// ts only after the session took its own.
+func refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet, now func() time.Time) store.SessionRecord {
 	next := r
 	key := next.ClientSecret
 	recordClient(&next, client) // a record from before clients were recorded gets its client
@@ -502,8 +502,8 @@ func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts 
 	if ts.RefreshToken != "" {
 		next.RefreshToken = ts.RefreshToken
 	}
-	next.ExpiresAt = a.onOurClock(ts.ExpiresAt)
-	next.ObtainedAt = a.now()
+	next.ExpiresAt = onOurClock(now, ts.ExpiresAt)
+	next.ObtainedAt = now()
 	if len(ts.Scopes) > 0 {
 		next.Scopes = ts.Scopes
 	}
@@ -565,20 +565,24 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
 }
 
-// refreshLoop refreshes active sessions ahead of expiry, so a caller rarely
-// waits for a refresh.
-func (a *Agent) refreshLoop() {
-	defer a.wg.Done()
+// wakeup is the refresh scheduler's doorbell: loop runs due (refreshDue)
+// when the time due last returned has passed, or when nudged (a session
+// was added or read back).
+type wakeup chan struct{}
+
+// loop refreshes active sessions ahead of expiry, so a caller rarely waits
+// for a refresh, until ctx ends.
+func (w wakeup) loop(ctx context.Context, due func() time.Duration) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := a.refreshDue()
+		next := due()
 		timer.Reset(max(next, 100*time.Millisecond))
 		select {
-		case <-a.bg.Done():
+		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-a.wake:
+		case <-w:
 		}
 	}
 }
@@ -619,9 +623,9 @@ func (a *Agent) refreshDue() time.Duration {
 	return next
 }
 
-func (a *Agent) nudge() {
+func (w wakeup) nudge() {
 	select {
-	case a.wake <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
 }
@@ -641,12 +645,12 @@ func missingScopes(have, want []string) []string {
 func UnionScopes(a, b []string) []string { return oauth.UnionScopes(a, b) }
 
 // onOurClock moves an expiry that package oauth computed on the wall clock
-// onto the agent's clock (Config.Now), keeping the remaining lifetime.
-func (a *Agent) onOurClock(t time.Time) time.Time {
+// onto the agent's clock now (Config.Now), keeping the remaining lifetime.
+func onOurClock(now func() time.Time, t time.Time) time.Time {
 	if t.IsZero() {
 		return t
 	}
-	return a.now().Add(time.Until(t))
+	return now().Add(time.Until(t))
 }
 
 // HasScopes reports whether have holds every scope in want.
@@ -657,18 +661,25 @@ func HasScopes(have, want []string) bool { return len(missingScopes(have, want))
 // stream (and empty every bridge's token cache) on each call.
 const loginNeededEvery = 10 * time.Second
 
-// firstAskSince reports whether key has not been announced in the window
+// announced records when a caller without a session was last announced
+// (login.needed), per window. Its lock guards only the map.
+type announced struct {
+	mu sync.Mutex
+	m  map[sessionKey]time.Time
+}
+
+// firstSince reports whether key has not been announced in the window
 // that starts at window, and records that it now has.
-func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.asked[key] == window {
+func (n *announced) firstSince(key sessionKey, window time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m[key] == window {
 		return false
 	}
-	if len(a.asked) >= maxResolved {
-		clear(a.asked)
+	if n.m == nil || len(n.m) >= maxResolved {
+		n.m = make(map[sessionKey]time.Time)
 	}
-	a.asked[key] = window
+	n.m[key] = window
 	return true
 }
 
@@ -676,12 +687,12 @@ func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
 // serve req as is: fresh (before its refresh margin), valid for MinTTL
 // more, with every scope asked for, and not reported rejected. It marks s
 // used.
-func (a *Agent) hotToken(s *session, req TokenRequest) (Token, bool) {
+func (s *session) hotToken(req TokenRequest, clock func() time.Time) (Token, bool) {
 	h := s.hot.Load()
 	if h == nil || req.RejectedToken != "" {
 		return Token{}, false
 	}
-	now := a.now()
+	now := clock()
 	if now.Before(h.staleAt) && lastsFor(h.tok.ExpiresAt, now, req.MinTTL) && HasScopes(h.tok.Scopes, req.Scopes) {
 		s.used.Store(now.UnixNano())
 		return h.tok, true
