@@ -117,6 +117,8 @@ type Agent struct {
 	pol *policy.Policy
 	// dpop is the DPoP nonce and refusal memory (dpop.go).
 	dpop dpopState
+	// refresher renews one session's tokens (token.go).
+	refresher refresher
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and
@@ -168,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.names.settings = a.CurrentSettings
 	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.flows}
 	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg}
+	a.refresher = refresher{store: cfg.Store, log: cfg.Logger, now: cfg.Now, names: &a.names, regs: &a.regs, http: &a.http,
+		dpop: &a.dpop, idps: &a.idps, publish: a.events.publish,
+		audit: func(r AuditRecord) { a.pol.Audit(a.bg, r) }}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))

@@ -244,17 +244,17 @@ func readAssertion(file, env, what string) (string, error) {
 
 // regrant renews a session that has no refresh token by running its grant
 // again, and applies the outcome as a refresh would.
-func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) error {
-	t, err := a.names.resolve(r.Server)
+func (rf *refresher) regrant(ctx context.Context, s *session, r store.SessionRecord) error {
+	t, err := rf.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	g, err := grantFor(ctx, a.cfg.Store, t, LoginRequest{}, &r)
+	g, err := grantFor(ctx, rf.store, t, LoginRequest{}, &r)
 	if err != nil {
-		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), false)
+		return rf.failed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), false)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	client, ts, err := g.run(ctx, a.http.client(t), &a.idps, t, as, r.Resource, r.Scopes, a.names.audience(t, as.Issuer, r.Resource), r.ClientAuthMethod)
+	client, ts, err := g.run(ctx, rf.http.client(t), rf.idps, t, as, r.Resource, r.Scopes, rf.names.audience(t, as.Issuer, r.Resource), r.ClientAuthMethod)
 	if err != nil {
 		// A grant the server refused (an OAuth error: invalid_grant,
 		// invalid_client, invalid_scope …) or an IdP sign-in that only a
@@ -265,11 +265,11 @@ func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) 
 		// rotated) is retried with backoff while the token lasts.
 		var te *oauth.TokenError
 		refused := errors.As(err, &te) && te.Code != "" && !oauth.IsTransient(err) || errors.Is(err, errSignInNeeded)
-		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), !refused)
+		return rf.failed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), !refused)
 	}
 	next := r
 	g.record(&next, client)
-	return a.adoptRenewed(ctx, s, r, next, client, ts)
+	return rf.renewed(ctx, s, r, next, client, ts)
 }
 
 // autoGrant starts the session of a configured server whose grant needs no

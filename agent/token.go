@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -385,9 +386,9 @@ func (a *Agent) startRefreshLocked(s *session) *flight {
 		defer cancel()
 		var err error
 		if unpersisted {
-			err = a.persist(ctx, s, snapshot)
+			err = a.refresher.persist(ctx, s, snapshot)
 		} else {
-			err = a.refresh(ctx, s, snapshot)
+			err = a.refresher.refresh(ctx, s, snapshot)
 		}
 		s.mu.Lock()
 		s.refreshing = nil
@@ -402,60 +403,79 @@ func (a *Agent) startRefreshLocked(s *session) *flight {
 
 func ptr[T any](v T) *T { return &v }
 
+// refresher is the room that renews one session's tokens: the
+// refresh_token grant, or the session's grant run again (grants.go); the
+// renewed record written to the store before its tokens are served; the
+// outcome applied to the session (backoff, needs_login). It never touches
+// the session table: startRefreshLocked runs it, at most once per session
+// at a time.
+type refresher struct {
+	store   store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	names   *resolver
+	regs    *registrations
+	http    *outbound
+	dpop    *dpopState
+	idps    *idpSignIns
+	publish func(Event)
+	audit   func(AuditRecord) // into the audit log (the policy's)
+}
+
 // refresh runs one refresh_token grant for the record r and applies its
 // outcome to s.
-func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
+func (rf *refresher) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
 	if r.Grant.Mode != "" {
-		return a.regrant(ctx, s, r) // no refresh token: the grant again (grants.go)
+		return rf.regrant(ctx, s, r) // no refresh token: the grant again (grants.go)
 	}
-	t, err := a.names.resolve(r.Server)
+	t, err := rf.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	client, err := a.regs.forSession(ctx, t, r)
+	client, err := rf.regs.forSession(ctx, t, r)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
-			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+			return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 		}
-		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
+		return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
-		oauth.WithAudience(a.names.audience(t, r.Issuer, r.Resource)), a.dpop.option(s.key.Load()))
+	ts, err := oauth.Refresh(ctx, rf.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
+		oauth.WithAudience(rf.names.audience(t, r.Issuer, r.Resource)), rf.dpop.option(s.key.Load()))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an
 			// OAuth answer, another OAuth error): keep the session, serve a
 			// still-valid token, try again with backoff.
-			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
+			return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 		}
 		// invalid_grant and friends: someone else may have refreshed (an
 		// older agent, a restored backup): re-read the store before giving
 		// up on the grant.
-		if stored, lerr := store.LoadSession(ctx, a.cfg.Store, r.Server, r.Account); lerr == nil &&
+		if stored, lerr := store.LoadSession(ctx, rf.store, r.Server, r.Account); lerr == nil &&
 			stored.RefreshToken != "" && stored.RefreshToken != r.RefreshToken {
 			s.mu.Lock()
 			s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
 			s.adoptLocked(stored)
 			s.mu.Unlock()
-			a.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
+			rf.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
 			return nil
 		}
-		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+		return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 	}
-	return a.adoptRenewed(ctx, s, r, r, client, ts)
+	return rf.renewed(ctx, s, r, r, client, ts)
 }
 
-// adoptRenewed makes ts, the answer of a refresh or of a grant run again
+// renewed makes ts, the answer of a refresh or of a grant run again
 // for the record r, the session's tokens (next is r with whatever the
 // grant changed), then writes them to the store.
-func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
-	next = refreshedRecord(next, client, ts, a.now)
+func (rf *refresher) renewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
+	next = refreshedRecord(next, client, ts, rf.now)
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
 		ts.Wipe()
-		a.log.Info("a refresh ended after logout; its tokens were dropped", "server", r.Server, "account", r.Account)
+		rf.log.Info("a refresh ended after logout; its tokens were dropped", "server", r.Server, "account", r.Account)
 		return nil
 	}
 	// Keep the rotated refresh token in memory even if the write below fails:
@@ -473,11 +493,11 @@ func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.Sess
 	s.mu.Unlock()
 	var expiresIn any = "unknown"
 	if !next.ExpiresAt.IsZero() {
-		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
+		expiresIn = next.ExpiresAt.Sub(rf.now()).Round(time.Second)
 	}
-	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
-	a.pol.Audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
-	err := a.persist(ctx, s, next)
+	rf.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
+	rf.audit(AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
+	err := rf.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
 }
@@ -511,9 +531,9 @@ func refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.Toke
 }
 
 // persist writes r (a refreshed record) before its tokens may be served.
-func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) error {
-	if err := store.PutSession(ctx, a.cfg.Store, r); err != nil {
-		a.log.Error("could not persist refreshed tokens; will retry", "server", r.Server, "err", err)
+func (rf *refresher) persist(ctx context.Context, s *session, r store.SessionRecord) error {
+	if err := store.PutSession(ctx, rf.store, r); err != nil {
+		rf.log.Error("could not persist refreshed tokens; will retry", "server", r.Server, "err", err)
 		return fmt.Errorf("persist refreshed session %s: %w", r.Server, storeErr(err))
 	}
 	s.mu.Lock()
@@ -525,15 +545,15 @@ func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) 
 	return nil
 }
 
-func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, transient bool) error {
+func (rf *refresher) failed(s *session, r store.SessionRecord, err error, transient bool) error {
 	s.mu.Lock()
 	if transient {
 		s.failures++
 		backoff := min(maxBackoff, minBackoff<<min(s.failures-1, 10))
-		s.retryAt = a.now().Add(backoff)
+		s.retryAt = rf.now().Add(backoff)
 		s.lastErr = err.Error()
 		s.mu.Unlock()
-		a.log.Warn("refresh failed; credentials kept, will retry", "server", r.Server, "err", err, "retry_in", backoff)
+		rf.log.Warn("refresh failed; credentials kept, will retry", "server", r.Server, "err", err, "retry_in", backoff)
 		return err
 	}
 	s.needsLogin = true
@@ -553,15 +573,15 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	reason := s.lastErr
 	s.mu.Unlock()
 	if oauth.IsInvalidClient(err) {
-		if note := a.regs.forgetRejected(r); note != "" {
+		if note := rf.regs.forgetRejected(r); note != "" {
 			reason += "; " + note
 			s.mu.Lock()
 			s.lastErr = reason
 			s.mu.Unlock()
 		}
 	}
-	a.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
-	a.events.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
+	rf.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
+	rf.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
 	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
 }
 
