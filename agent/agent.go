@@ -96,7 +96,7 @@ type Agent struct {
 	http        outbound      // HTTP clients and the memory they leave (outbound.go)
 	noticeShown atomic.Bool   // the store's notice reached a login's caller
 	marginCap   marginCap     // refresh_margin, read by every session
-	flows       callbacks     // pending authorizations by state (login.go)
+	authz       authorizer    // a browser sign-in's registration, browser and callback (login.go)
 	idps        idpSignIns    // sign-ins at identity providers (idp.go)
 	// pending are the stored sessions not read yet, by id; broken those
 	// that cannot be read; loaded is closed when the background loader is
@@ -168,7 +168,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		http:     outbound{make: cfg.HTTPClient},
 	}
 	a.names.settings = a.CurrentSettings
-	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.flows}
+	a.authz = authorizer{store: cfg.Store, now: cfg.Now, openURL: cfg.OpenURL, http: &a.http, names: &a.names, regs: &a.regs, dpop: &a.dpop}
+	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.authz.flows}
 	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg}
 	a.refresher = refresher{store: cfg.Store, log: cfg.Logger, now: cfg.Now, names: &a.names, regs: &a.regs, http: &a.http,
 		dpop: &a.dpop, idps: &a.idps, publish: a.events.publish,

@@ -237,7 +237,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		}
 	}
 	for attempt := 0; g.mode == ""; attempt++ { // the browser sign-in
-		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, step)
+		client, ts, err = a.authz.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, f, step)
 		if err == nil {
 			break
 		}
@@ -340,6 +340,24 @@ func discover(ctx context.Context, hc *http.Client, t target, log *slog.Logger) 
 	return d, nil
 }
 
+// authorizer is the login's room for the person's part of a browser
+// sign-in: the client registration its loopback redirect needs, then the
+// device grant (a headless login, when the authorization server offers
+// it) or the authorization-code flow through the browser, answered by the
+// loopback callback or a pasted redirect URL (flows, CompleteLogin). The
+// in-flight login table stays the Agent's: a lock drops it together with
+// the sessions.
+type authorizer struct {
+	store   store.Store
+	now     func() time.Time
+	openURL func(ctx context.Context, url string) error // Config.OpenURL
+	http    *outbound
+	names   *resolver
+	regs    *registrations
+	dpop    *dpopState
+	flows   callbacks // pending authorizations by state
+}
+
 // authorize registers (or reuses a registration) and runs one authorization:
 // the device grant for a headless login when the AS offers it, else the
 // authorization-code flow with a loopback callback.
@@ -347,16 +365,16 @@ func discover(ctx context.Context, hc *http.Client, t target, log *slog.Logger) 
 // The client is, in order: the one the login request or the config names,
 // else the pre-registered client the session being renewed (prev) was
 // issued to, else the issuer's stored or a new registration.
-func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+func (z *authorizer) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, f *loginFlight, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
-	hc := a.http.client(t)
-	aud := a.names.audience(t, as.Issuer, d.Resource)
-	existing, err := a.regs.stored(ctx, as.Issuer)
+	hc := z.http.client(t)
+	aud := z.names.audience(t, as.Issuer, d.Resource)
+	existing, err := z.regs.stored(ctx, as.Issuer)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, err
 	}
 	if reregister && existing != nil {
-		if err := store.DeleteClient(ctx, a.cfg.Store, as.Issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := store.DeleteClient(ctx, z.store, as.Issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, nil, storeErr(err)
 		}
 		existing = nil
@@ -402,7 +420,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		// allow a client nothing else); a later login that needs more
 		// updates it (RFC 7592) or registers again, with the union.
 		Scopes:      scopes,
-		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
+		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: z.now, Progress: step,
 		Audience: nonEmpty(aud),
 	})
 	if err != nil {
@@ -414,21 +432,21 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	if client.Source != oauth.SourcePreregistered && (existing == nil || !slices.Equal(existing.RedirectURIs, client.RedirectURIs) ||
 		existing.ClientID != client.ClientID || existing.Scope != client.Scope || existing.ClientSecret != client.ClientSecret ||
 		existing.RegistrationAccessToken != client.RegistrationAccessToken || !slices.Equal(existing.Audience, client.Audience)) {
-		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
+		if err := store.PutClient(ctx, z.store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
 		}
 	}
 
 	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpop.option(dk))
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), z.dpop.option(dk))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {
 				u = da.VerificationURI
 			}
-			f := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account,
+			ev := Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account,
 				Message: "open " + u + " on any device and enter the code " + da.UserCode, URL: u, UserCode: da.UserCode}
-			a.emitTo(key, f)
+			f.emit(ev)
 			step("waiting for you to finish signing in (Ctrl-C cancels)")
 			ts, err := da.Poll(ctx, hc)
 			return client, ts, err
@@ -436,7 +454,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
 	}
 
-	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), a.dpop.option(dk))
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), z.dpop.option(dk))
 	if err != nil {
 		return client, nil, err
 	}
@@ -447,24 +465,24 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		}
 	}
 	state := stateOf(authURL)
-	defer a.flows.add(state, cb)()
+	defer z.flows.add(state, cb)()
 
-	ev := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL}
+	ev := Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account, URL: authURL}
 	if req.NoBrowser {
 		ev.Message = "open this URL in a browser on any machine, sign in, then paste the address the browser ends on (it starts with " + cb.RedirectURI() + ")"
-		a.emitTo(key, ev)
+		f.emit(ev)
 	} else {
 		ev.Message = "opening your browser"
-		a.emitTo(key, ev)
+		f.emit(ev)
 		// The browser gets a one-time loopback address that redirects to
 		// authURL: its argv is world-readable, and authURL's state is what
 		// proves a callback belongs to this login (issue 13 item 12).
 		launch, err := cb.Launch(authURL)
 		if err == nil {
-			err = a.cfg.OpenURL(browser.WithEnv(ctx, req.Env), launch)
+			err = z.openURL(browser.WithEnv(ctx, req.Env), launch)
 		}
 		if err != nil {
-			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
+			f.emit(Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account, URL: authURL,
 				ShowURL: true, Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}
 	}
@@ -485,15 +503,6 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-func (a *Agent) emitTo(key sessionKey, e Event) {
-	a.mu.RLock()
-	f := a.logins[key]
-	a.mu.RUnlock()
-	if f != nil {
-		f.emit(e)
-	}
-}
-
 // CompleteLogin hands a pasted redirect URL to the login whose state it
 // carries (headless logins).
 func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
@@ -502,7 +511,7 @@ func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
 		return fmt.Errorf("%w: not a URL", ErrInvalidRequest)
 	}
 	state := u.Query().Get("state")
-	cb := a.flows.get(state)
+	cb := a.authz.flows.get(state)
 	if state == "" || cb == nil {
 		return fmt.Errorf("%w: no login is waiting for that redirect URL (it has no or an unknown state)", ErrNotFound)
 	}
