@@ -96,7 +96,7 @@ func (a *Agent) Unlock(ctx context.Context, passphrase string) error {
 		return n, nil
 	})
 	if err == nil {
-		a.nudge() // the refresh scheduler looks at the sessions read back
+		a.wake.nudge() // the refresh scheduler looks at the sessions read back
 	}
 	return err
 }

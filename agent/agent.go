@@ -80,7 +80,7 @@ type Agent struct {
 	started    time.Time
 	events     *hub
 
-	// mu guards settings, sessions, logins and flows. It is never held across
+	// mu guards settings, sessions and logins. It is never held across
 	// I/O: per-session work takes the session's own lock.
 	mu       sync.RWMutex
 	settings *Settings
@@ -89,18 +89,15 @@ type Agent struct {
 	configErr string
 	sessions  map[sessionKey]*session
 	logins    map[sessionKey]*loginFlight
-	// asked records when a caller without a session was last announced
-	// (login.needed), per window; see firstAskSince.
-	asked map[sessionKey]time.Time
+	asked     announced // login.needed announcements, per window (token.go)
 
 	names       resolver      // server names and URLs to targets (resolve.go)
 	regs        registrations // stored client registrations (client.go)
 	http        outbound      // HTTP clients and the memory they leave (outbound.go)
 	noticeShown atomic.Bool   // the store's notice reached a login's caller
 	marginCap   marginCap     // refresh_margin, read by every session
-	// flows maps a pending authorization's state to its callback, for
-	// headless logins completed by a pasted redirect URL.
-	flows map[string]*oauth.CallbackServer
+	authz       authorizer    // a browser sign-in's registration, browser and callback (login.go)
+	idps        idpSignIns    // sign-ins at identity providers (idp.go)
 	// pending are the stored sessions not read yet, by id; broken those
 	// that cannot be read; loaded is closed when the background loader is
 	// through (loading.go).
@@ -113,13 +110,15 @@ type Agent struct {
 	bg     context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wake   chan struct{} // nudges the refresh scheduler
+	wake   wakeup // nudges the refresh scheduler (token.go)
 
 	// pol is the access control: lock, approvals, deny rules, audit
 	// (package policy; access.go is its facade).
 	pol *policy.Policy
 	// dpop is the DPoP nonce and refusal memory (dpop.go).
 	dpop dpopState
+	// refresher renews one session's tokens (token.go).
+	refresher refresher
 }
 
 // New returns an agent over cfg.Store. It lists the stored sessions and
@@ -163,15 +162,18 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		settings: cfg.Settings,
 		sessions: make(map[sessionKey]*session),
 		logins:   make(map[sessionKey]*loginFlight),
-		asked:    make(map[sessionKey]time.Time),
-		flows:    make(map[string]*oauth.CallbackServer),
 		bg:       bg,
 		cancel:   cancel,
-		wake:     make(chan struct{}, 1),
+		wake:     make(wakeup, 1),
 		http:     outbound{make: cfg.HTTPClient},
 	}
 	a.names.settings = a.CurrentSettings
-	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg, load: a.loadClient}
+	a.authz = authorizer{store: cfg.Store, now: cfg.Now, openURL: cfg.OpenURL, http: &a.http, names: &a.names, regs: &a.regs, dpop: &a.dpop}
+	a.idps = idpSignIns{store: cfg.Store, log: cfg.Logger, settings: a.CurrentSettings, openURL: cfg.OpenURL, flows: &a.authz.flows}
+	a.regs = registrations{st: cfg.Store, log: cfg.Logger, bg: bg}
+	a.refresher = refresher{store: cfg.Store, log: cfg.Logger, now: cfg.Now, names: &a.names, regs: &a.regs, http: &a.http,
+		dpop: &a.dpop, idps: &a.idps, publish: a.events.publish,
+		audit: func(r AuditRecord) { a.pol.Audit(a.bg, r) }}
 	if err := store.EnsureSchema(ctx, cfg.Store); err != nil {
 		cancel()
 		return nil, fmt.Errorf("credential store: %w", storeErr(err))
@@ -199,7 +201,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.wg.Add(1)
-	go a.refreshLoop()
+	go func() {
+		defer a.wg.Done()
+		a.wake.loop(a.bg, a.refreshDue)
+	}()
 	a.log.Info("agent ready", "sessions", n, "store", cfg.Store.Backend())
 	return a, nil
 }

@@ -14,10 +14,22 @@ import (
 // per issuer, as sessions use them: which client a session's tokens were
 // issued to, and forgetting one the server refused.
 type registrations struct {
-	st   store.Store
-	log  *slog.Logger
-	bg   context.Context // the agent's: cancelled by Close
-	load func(ctx context.Context, issuer string) (*oauth.Client, error)
+	st  store.Store
+	log *slog.Logger
+	bg  context.Context // the agent's: cancelled by Close
+}
+
+// stored returns the registration stored for issuer (store.ErrNotFound
+// when there is none).
+func (g *registrations) stored(ctx context.Context, issuer string) (*oauth.Client, error) {
+	c, err := store.LoadClient(ctx, g.st, issuer)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, storeErr(err)
+	}
+	return &c, nil
 }
 
 // errClientGone: the client a session was issued to can no longer be found
@@ -40,7 +52,7 @@ func (g *registrations) forSession(ctx context.Context, t target, r store.Sessio
 	if r.ClientSource == oauth.SourcePreregistered && r.ClientID != "" {
 		return recordedClient(r), nil
 	}
-	c, err := g.load(ctx, r.Issuer)
+	c, err := g.stored(ctx, r.Issuer)
 	if r.ClientSource != "" && r.ClientID != "" && (err != nil || c.ClientID != r.ClientID) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			g.log.Warn("could not read the stored client registration; using the session's", "issuer", r.Issuer, "err", err)
@@ -114,7 +126,7 @@ func (g *registrations) forgetRejected(r store.SessionRecord) string {
 // forget deletes the registration stored for issuer; with clientID
 // set, only when it is that client. It reports whether one was deleted.
 func (g *registrations) forget(ctx context.Context, issuer, clientID string) (bool, error) {
-	c, err := g.load(ctx, issuer)
+	c, err := g.stored(ctx, issuer)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

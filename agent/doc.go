@@ -78,19 +78,31 @@
 // # Rooms
 //
 // The Agent is the facade the ipc server uses (see ipc/server.Backend). It
-// owns the session table (mu: sessions, logins, the loader's pending and
-// broken sessions) and the token and login paths (token.go, login.go,
-// loading.go, client.go); the rest is in rooms of their own, each a small
-// type with its own state:
+// owns the session table (mu: sessions, the logins in flight, the loader's
+// pending and broken sessions, which a lock drops together) and what needs
+// it: serving a token and starting a session's one refresh (token.go), the
+// login's orchestration and logout (login.go), loading (loading.go) and
+// import. The rest is in rooms of their own, each a small type with its own
+// state or the services it uses, never the session table:
 //
 //   - policy.Policy (pol): lock, approvals, deny rules, audit, callers;
 //   - hub (events): events, stamped and fanned out without blocking;
 //   - resolver (names): configured names and URLs to targets, cached per
-//     settings version;
+//     settings version, and the audience a target's grants send;
 //   - outbound (http): the two hardened HTTP clients, and handing memory
 //     that held tokens back to the OS;
 //   - registrations (regs): the client registrations stored per issuer,
 //     as sessions use them (which client a session's tokens belong to);
+//   - refresher: renews one session's tokens (the refresh_token grant or
+//     its grant again), persists before serving, applies backoff and
+//     needs_login; wakeup is the scheduler's doorbell;
+//   - authorizer (authz): a browser sign-in's client registration, device
+//     grant, browser and loopback callback, and the pending callbacks a
+//     pasted redirect URL finds;
+//   - idpSignIns (idps): the user's sign-ins at identity providers, and
+//     their exchange for identity assertions (enterprise grant);
+//   - dpopState (dpop): DPoP nonces per origin, proofs, and the servers
+//     that refused a key-bound token;
 //   - marginCap, session, flight: one session's tokens and its refresh.
 //
 // # Threat model

@@ -26,8 +26,8 @@ type dpopState struct {
 // and its authorization server offers ES256 proofs. A server whose
 // challenge offers Bearer only, or that refused a key-bound token before,
 // gets bearer tokens. refused: the server refused a key-bound token before
-// (dpopRefused).
-func (a *Agent) wantDPoP(t target, d *oauth.Discovery, force *bool, refused bool) bool {
+// (dpopState.refused).
+func wantDPoP(t target, d *oauth.Discovery, force *bool, refused bool) bool {
 	if force != nil {
 		return *force // the login's caller decided (mcpkey login --dpop=…)
 	}
@@ -44,13 +44,13 @@ func (a *Agent) wantDPoP(t target, d *oauth.Discovery, force *bool, refused bool
 	return len(d.DPoPAlgs) == 0 || slices.Contains(d.DPoPAlgs, oauth.DPoPAlg)
 }
 
-// dpopOptions are the request options of a login or refresh with key k
+// option is the request option of a login or refresh with key k
 // (none for nil: a bearer session).
-func (a *Agent) dpopOption(k *oauth.DPoPKey) oauth.RequestOption {
+func (d *dpopState) option(k *oauth.DPoPKey) oauth.RequestOption {
 	if k == nil {
 		return nil
 	}
-	return oauth.WithDPoP(k, &a.dpop.nonces)
+	return oauth.WithDPoP(k, &d.nonces)
 }
 
 // keyFor parses a record's stored key ("" = none).
@@ -78,7 +78,7 @@ func marshalKey(k *oauth.DPoPKey) (string, error) {
 // prove attaches a fresh proof for req's method and URL to tok, a key-bound
 // session's token. A nonce the caller reports is remembered for the URL's
 // origin; without one the last nonce that origin sent is used.
-func (a *Agent) prove(s *session, tok Token, req TokenRequest) (Token, error) {
+func (d *dpopState) prove(s *session, tok Token, req TokenRequest) (Token, error) {
 	if req.DPoPMethod == "" || req.DPoPURL == "" {
 		return Token{}, ErrDPoPRequired
 	}
@@ -93,9 +93,9 @@ func (a *Agent) prove(s *session, tok Token, req TokenRequest) (Token, error) {
 	}
 	nonce := req.DPoPNonce
 	if nonce != "" {
-		a.dpop.nonces.Set(req.DPoPURL, nonce)
+		d.nonces.Set(req.DPoPURL, nonce)
 	} else {
-		nonce = a.dpop.nonces.Get(req.DPoPURL)
+		nonce = d.nonces.Get(req.DPoPURL)
 	}
 	proof, err := k.Proof(req.DPoPMethod, req.DPoPURL, nonce, tok.AccessToken)
 	if err != nil {
@@ -105,19 +105,19 @@ func (a *Agent) prove(s *session, tok Token, req TokenRequest) (Token, error) {
 	return tok, nil
 }
 
-// dpopRefused reports whether t's server refused a key-bound token: since
+// refused reports whether t's server refused a key-bound token: since
 // the agent started, or as the session being replaced (prev) records.
-func (a *Agent) dpopRefused(t target, prev *store.SessionRecord) bool {
-	_, refused := a.dpop.bearerOnly.Load(t.url)
+func (d *dpopState) refused(t target, prev *store.SessionRecord) bool {
+	_, refused := d.bearerOnly.Load(t.url)
 	return refused || (prev != nil && prev.DPoPRefused)
 }
 
 // refusedKeyBound notes that r's server refused a key-bound token: the one
 // extra sign-in (and later ones) ask for bearer tokens.
-func (a *Agent) refusedKeyBound(server string, err error) error {
+func (d *dpopState) refusedKeyBound(server string, err error) error {
 	var nl *NeedsLoginError
 	if errors.As(err, &nl) {
-		a.dpop.bearerOnly.Store(server, true)
+		d.bearerOnly.Store(server, true)
 		nl.Reason = "the server refused a key-bound (DPoP) token; the next sign-in asks for a bearer token"
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,7 @@ type grantSpec struct {
 // config, else what the session was created with. mode "" is the browser
 // sign-in. A credential is taken from the same places in that order, so a
 // rotated secret file in the config is read at the next grant.
-func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *store.SessionRecord) (grantSpec, error) {
+func grantFor(ctx context.Context, st store.Store, t target, req LoginRequest, prev *store.SessionRecord) (grantSpec, error) {
 	cfg := t.settings.GrantSettings
 	var old store.Grant
 	if prev != nil {
@@ -75,11 +76,11 @@ func (a *Agent) grantFor(ctx context.Context, t target, req LoginRequest, prev *
 	case t.settings.ClientSecretFile != "":
 		g.secret, err = ReadSecretFile(t.settings.ClientSecretFile)
 	case cfg.ClientSecretRef != "":
-		g.secret, err = a.storedSecret(ctx, cfg.ClientSecretRef)
+		g.secret, err = storedSecret(ctx, st, cfg.ClientSecretRef)
 	case cfg.ClientKey != "":
 		g.keyAlg = cfg.ClientKeyAlg
 		if _, ok := config.SecretRef(cfg.ClientKey); ok {
-			g.keyPEM, err = a.storedSecret(ctx, cfg.ClientKey)
+			g.keyPEM, err = storedSecret(ctx, st, cfg.ClientKey)
 		} else {
 			g.keyPEM, err = ReadSecretFile(cfg.ClientKey)
 		}
@@ -134,10 +135,10 @@ func (g grantSpec) record(rec *store.SessionRecord, c *oauth.Client) {
 	}
 }
 
-// storedSecret reads a "secret:NAME" reference from the store.
-func (a *Agent) storedSecret(ctx context.Context, ref string) (string, error) {
+// storedSecret reads a "secret:NAME" reference from st.
+func storedSecret(ctx context.Context, st store.Store, ref string) (string, error) {
 	name, _ := config.SecretRef(ref)
-	v, err := store.LoadSecret(ctx, a.cfg.Store, name)
+	v, err := store.LoadSecret(ctx, st, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("no stored secret %s (store it with `mcpkey secret set %s`)", name, name)
@@ -174,14 +175,15 @@ func (g grantSpec) grantClient(as *oauth.AuthServer, method string) (*oauth.Clie
 
 // runGrant runs g at as for resource: the whole grant, from the workload
 // token's file or the IdP's exchange to the access token. method is the
-// client authentication the session used before ("" at login).
-func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, resource string, scopes []string, g grantSpec, method string) (*oauth.Client, *oauth.TokenSet, error) {
-	hc := a.http.client(t)
+// client authentication the session used before ("" at login); hc is t's
+// HTTP client, audience the audience parameter ("" for none), idps where
+// the enterprise grant's sign-in is.
+func (g grantSpec) run(ctx context.Context, hc *http.Client, idps *idpSignIns, t target, as *oauth.AuthServer, resource string, scopes []string, audience, method string) (*oauth.Client, *oauth.TokenSet, error) {
 	c, err := g.grantClient(as, method)
 	if err != nil {
 		return nil, nil, err
 	}
-	aud := oauth.WithAudience(a.audienceFor(t, as.Issuer, resource))
+	aud := oauth.WithAudience(audience)
 	switch g.mode {
 	case api.GrantClientCredentials:
 		ts, err := oauth.ClientCredentials(ctx, hc, as, c, resource, scopes, aud)
@@ -195,7 +197,7 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		ts, err := oauth.JWTBearer(ctx, hc, as, c, assertion, resource, scopes, aud)
 		return c, ts, err
 	case api.GrantEnterprise:
-		jag, err := a.identityAssertion(ctx, t, g.idp, as.Issuer, resource, scopes, g.person)
+		jag, err := idps.assertion(ctx, hc, t, g.idp, as.Issuer, resource, scopes, g.person)
 		if err != nil {
 			return c, nil, err
 		}
@@ -204,34 +206,6 @@ func (a *Agent) runGrant(ctx context.Context, t target, as *oauth.AuthServer, re
 		return c, ts, err
 	}
 	return c, nil, fmt.Errorf("unknown grant %q", g.mode)
-}
-
-// identityAssertion exchanges the user's sign-in at the identity provider
-// name for an identity assertion (ID-JAG) for the authorization server
-// audience and the MCP server resource.
-func (a *Agent) identityAssertion(ctx context.Context, t target, name, audience, resource string, scopes []string, person *grantPerson) (string, error) {
-	a.mu.RLock()
-	p, ok := a.settings.IdPs[name]
-	a.mu.RUnlock()
-	if !ok {
-		return "", fmt.Errorf("%w: no identity provider %q in the config ([idps.%s])", ErrInvalidRequest, name, name)
-	}
-	hc := a.http.client(t)
-	idp, err := oauth.DiscoverIdP(ctx, hc, p.Issuer, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
-	if err != nil {
-		return "", err
-	}
-	cfg, err := a.idpConfig(ctx, p, idp)
-	if err != nil {
-		return "", err
-	}
-	defer wipe.String(cfg.ClientSecret)
-	idToken, err := a.idpIDToken(ctx, hc, p, idp, cfg, person)
-	if err != nil {
-		return "", err
-	}
-	c := &oauth.Client{Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: cfg.ClientSecret}
-	return oauth.ExchangeIDJAG(ctx, hc, idp.TokenEndpoint, c, idToken, audience, resource, scopes)
 }
 
 // maxAssertion caps a workload token or ID token read from a file.
@@ -270,17 +244,17 @@ func readAssertion(file, env, what string) (string, error) {
 
 // regrant renews a session that has no refresh token by running its grant
 // again, and applies the outcome as a refresh would.
-func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) error {
-	t, err := a.names.resolve(r.Server)
+func (rf *refresher) regrant(ctx context.Context, s *session, r store.SessionRecord) error {
+	t, err := rf.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	g, err := a.grantFor(ctx, t, LoginRequest{}, &r)
+	g, err := grantFor(ctx, rf.store, t, LoginRequest{}, &r)
 	if err != nil {
-		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), false)
+		return rf.failed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), false)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	client, ts, err := a.runGrant(ctx, t, as, r.Resource, r.Scopes, g, r.ClientAuthMethod)
+	client, ts, err := g.run(ctx, rf.http.client(t), rf.idps, t, as, r.Resource, r.Scopes, rf.names.audience(t, as.Issuer, r.Resource), r.ClientAuthMethod)
 	if err != nil {
 		// A grant the server refused (an OAuth error: invalid_grant,
 		// invalid_client, invalid_scope …) or an IdP sign-in that only a
@@ -291,11 +265,11 @@ func (a *Agent) regrant(ctx context.Context, s *session, r store.SessionRecord) 
 		// rotated) is retried with backoff while the token lasts.
 		var te *oauth.TokenError
 		refused := errors.As(err, &te) && te.Code != "" && !oauth.IsTransient(err) || errors.Is(err, errSignInNeeded)
-		return a.refreshFailed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), !refused)
+		return rf.failed(s, r, fmt.Errorf("renew %s: %w", r.Server, err), !refused)
 	}
 	next := r
 	g.record(&next, client)
-	return a.adoptRenewed(ctx, s, r, next, client, ts)
+	return rf.renewed(ctx, s, r, next, client, ts)
 }
 
 // autoGrant starts the session of a configured server whose grant needs no

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent/browser"
 	"github.com/mcpkey/mcpkey/agent/config"
+	"github.com/mcpkey/mcpkey/agent/internal/wipe"
 	"github.com/mcpkey/mcpkey/agent/oauth"
 	"github.com/mcpkey/mcpkey/agent/store"
 )
@@ -58,13 +60,49 @@ type idpSession struct {
 
 func idpKey(name string) string { return "idp/" + name }
 
-// idpIDToken returns a current ID token of the user's sign-in at p.
-func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, cfg *oauth2.Config, person *grantPerson) (string, error) {
+// idpSignIns is the room of the user's sign-ins at identity providers: it
+// reads and renews the kept sign-ins, runs a new one through the browser,
+// and exchanges them for identity assertions.
+type idpSignIns struct {
+	store    store.Store
+	log      *slog.Logger
+	settings func() *Settings                            // the settings in force ([idps.NAME])
+	openURL  func(ctx context.Context, url string) error // Config.OpenURL
+	flows    *callbacks                                  // where a pasted redirect URL finds a sign-in
+}
+
+// assertion exchanges the user's sign-in at the identity provider name for
+// an identity assertion (ID-JAG) for the authorization server audience and
+// the MCP server resource, over hc (t's client).
+func (i *idpSignIns) assertion(ctx context.Context, hc *http.Client, t target, name, audience, resource string, scopes []string, person *grantPerson) (string, error) {
+	p, ok := i.settings().IdPs[name]
+	if !ok {
+		return "", fmt.Errorf("%w: no identity provider %q in the config ([idps.%s])", ErrInvalidRequest, name, name)
+	}
+	idp, err := oauth.DiscoverIdP(ctx, hc, p.Issuer, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: i.log})
+	if err != nil {
+		return "", err
+	}
+	cfg, err := i.config(ctx, p, idp)
+	if err != nil {
+		return "", err
+	}
+	defer wipe.String(cfg.ClientSecret)
+	idToken, err := i.idToken(ctx, hc, p, idp, cfg, person)
+	if err != nil {
+		return "", err
+	}
+	c := &oauth.Client{Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: cfg.ClientSecret}
+	return oauth.ExchangeIDJAG(ctx, hc, idp.TokenEndpoint, c, idToken, audience, resource, scopes)
+}
+
+// idToken returns a current ID token of the user's sign-in at p.
+func (i *idpSignIns) idToken(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, cfg *oauth2.Config, person *grantPerson) (string, error) {
 	if p.IDTokenFile != "" || p.IDTokenEnv != "" {
 		return readAssertion(p.IDTokenFile, p.IDTokenEnv, "identity provider ID token")
 	}
 	var sess idpSession
-	if b, err := a.cfg.Store.Get(ctx, idpKey(p.Name)); err == nil {
+	if b, err := i.store.Get(ctx, idpKey(p.Name)); err == nil {
 		err = json.Unmarshal(b, &sess)
 		clear(b)
 		if err != nil || sess.Issuer != p.Issuer || sess.ClientID != p.ClientID {
@@ -84,7 +122,7 @@ func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSet
 			if tok.RefreshToken != "" {
 				sess.RefreshToken = tok.RefreshToken
 			}
-			return sess.IDToken, a.putIdPSession(ctx, p.Name, sess)
+			return sess.IDToken, i.put(ctx, p.Name, sess)
 		}
 		why = "renewing the sign-in failed"
 		if err != nil {
@@ -95,7 +133,7 @@ func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSet
 		} else {
 			why += " (the answer had no ID token)"
 		}
-		a.log.Info("identity provider sign-in could not be renewed", "idp", p.Name, "why", why)
+		i.log.Info("identity provider sign-in could not be renewed", "idp", p.Name, "why", why)
 	}
 	if person == nil {
 		if why == "" {
@@ -103,7 +141,7 @@ func (a *Agent) idpIDToken(ctx context.Context, hc *http.Client, p config.IdPSet
 		}
 		return "", fmt.Errorf("identity provider %s: %s; %w", p.Name, why, errSignInNeeded)
 	}
-	return a.idpSignIn(ctx, hc, p, idp, cfg, person)
+	return i.signIn(ctx, hc, p, idp, cfg, person)
 }
 
 func tokenExtra(tok *oauth2.Token, k string) (string, bool) {
@@ -114,8 +152,8 @@ func tokenExtra(tok *oauth2.Token, k string) (string, bool) {
 	return s, ok
 }
 
-// idpConfig is mcpkey's client at the IdP, for x/oauth2.
-func (a *Agent) idpConfig(ctx context.Context, p config.IdPSettings, idp *oauth.AuthServer) (*oauth2.Config, error) {
+// config is mcpkey's client at the IdP, for x/oauth2.
+func (i *idpSignIns) config(ctx context.Context, p config.IdPSettings, idp *oauth.AuthServer) (*oauth2.Config, error) {
 	cfg := &oauth2.Config{
 		ClientID: p.ClientID,
 		Endpoint: oauth2.Endpoint{AuthURL: idp.AuthorizationEndpoint, TokenURL: idp.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
@@ -126,7 +164,7 @@ func (a *Agent) idpConfig(ctx context.Context, p config.IdPSettings, idp *oauth.
 	case p.ClientSecretFile != "":
 		cfg.ClientSecret, err = ReadSecretFile(p.ClientSecretFile)
 	case p.ClientSecretRef != "":
-		cfg.ClientSecret, err = a.storedSecret(ctx, p.ClientSecretRef)
+		cfg.ClientSecret, err = storedSecret(ctx, i.store, p.ClientSecretRef)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("identity provider %s: client secret: %w", p.Name, err)
@@ -137,9 +175,9 @@ func (a *Agent) idpConfig(ctx context.Context, p config.IdPSettings, idp *oauth.
 	return cfg, nil
 }
 
-// idpSignIn signs the user in at the IdP through the browser and stores
+// signIn signs the user in at the IdP through the browser and stores
 // the sign-in.
-func (a *Agent) idpSignIn(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, cfg *oauth2.Config, person *grantPerson) (string, error) {
+func (i *idpSignIns) signIn(ctx context.Context, hc *http.Client, p config.IdPSettings, idp *oauth.AuthServer, cfg *oauth2.Config, person *grantPerson) (string, error) {
 	if idp.AuthorizationEndpoint == "" {
 		return "", fmt.Errorf("identity provider %s has no authorization endpoint to sign in at", p.Name)
 	}
@@ -153,21 +191,14 @@ func (a *Agent) idpSignIn(ctx context.Context, hc *http.Client, p config.IdPSett
 	state, nonce := randomString(), randomString()
 	verifier := oauth2.GenerateVerifier()
 	authURL := c.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
-	a.mu.Lock()
-	a.flows[state] = cb // a pasted redirect URL (--no-browser) finds it
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.flows, state)
-		a.mu.Unlock()
-	}()
+	defer i.flows.add(state, cb)() // a pasted redirect URL (--no-browser) finds it
 	if person.req.NoBrowser {
 		person.step("sign in to the identity provider " + p.Name + ": open " + authURL + " in a browser on any machine, then paste the address the browser ends on (it starts with " + cb.RedirectURI() + ")")
 	} else {
 		person.step("signing in to the identity provider " + p.Name + " (" + p.Issuer + "): opening your browser")
 		launch, err := cb.Launch(authURL)
 		if err == nil {
-			err = a.cfg.OpenURL(browser.WithEnv(ctx, person.req.Env), launch)
+			err = i.openURL(browser.WithEnv(ctx, person.req.Env), launch)
 		}
 		if err != nil {
 			person.step("could not open a browser (" + err.Error() + "); open this URL yourself: " + authURL)
@@ -200,21 +231,21 @@ func (a *Agent) idpSignIn(ctx context.Context, hc *http.Client, p config.IdPSett
 		return "", fmt.Errorf("identity provider %s: the ID token does not answer this sign-in (nonce)", p.Name)
 	}
 	sess := idpSession{Issuer: p.Issuer, ClientID: p.ClientID, IDToken: idToken, RefreshToken: tok.RefreshToken}
-	if err := a.putIdPSession(ctx, p.Name, sess); err != nil {
+	if err := i.put(ctx, p.Name, sess); err != nil {
 		return "", err
 	}
 	person.step("signed in to the identity provider " + p.Name)
-	a.log.Info("identity provider sign-in", "idp", p.Name, "issuer", p.Issuer, "refresh", sess.RefreshToken != "")
+	i.log.Info("identity provider sign-in", "idp", p.Name, "issuer", p.Issuer, "refresh", sess.RefreshToken != "")
 	return idToken, nil
 }
 
-func (a *Agent) putIdPSession(ctx context.Context, name string, s idpSession) error {
+func (i *idpSignIns) put(ctx context.Context, name string, s idpSession) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
 	defer clear(b)
-	if err := a.cfg.Store.Put(ctx, idpKey(name), b); err != nil {
+	if err := i.store.Put(ctx, idpKey(name), b); err != nil {
 		return fmt.Errorf("save the identity provider sign-in: %w", storeErr(err))
 	}
 	return nil
@@ -226,11 +257,11 @@ func randomString() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// forgetIdP deletes the kept sign-in at the identity provider name.
-func (a *Agent) forgetIdP(ctx context.Context, name string) error {
-	if err := a.cfg.Store.Delete(ctx, idpKey(name)); err != nil && !errors.Is(err, store.ErrNotFound) {
+// forget deletes the kept sign-in at the identity provider name.
+func (i *idpSignIns) forget(ctx context.Context, name string) error {
+	if err := i.store.Delete(ctx, idpKey(name)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("forget the sign-in at the identity provider %s: %w", name, storeErr(err))
 	}
-	a.log.Info("identity provider sign-in forgotten", "idp", name)
+	i.log.Info("identity provider sign-in forgotten", "idp", name)
 	return nil
 }

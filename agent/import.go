@@ -51,7 +51,7 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, err
 		}
 		return SessionInfo{}, fmt.Errorf("%w: mcpkey already has a session for %s%s", ErrInvalidRequest, t.url, who)
 	}
-	d, err := a.discover(ctx, t)
+	d, err := discover(ctx, a.http.client(t), t, a.log)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("import %s: %w", t.url, err)
 	}
@@ -79,12 +79,12 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (SessionInfo, err
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
 	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, rec.Resource, rec.RefreshToken, rec.Scopes,
-		oauth.WithAudience(a.audienceFor(t, as.Issuer, rec.Resource)))
+		oauth.WithAudience(a.names.audience(t, as.Issuer, rec.Resource)))
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("import %s: the refresh token does not work: %w", t.url, err)
 	}
 	defer ts.Wipe() // after the session took its own copies of rec's tokens
-	rec = a.refreshedRecord(rec, client, ts)
+	rec = refreshedRecord(rec, client, ts, a.now)
 	if a.usable(key) {
 		// A login finished while this import refreshed: keep that one.
 		return SessionInfo{}, fmt.Errorf("%w: a login to %s finished during the import; kept that session", ErrInvalidRequest, t.url)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -177,7 +178,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		f.emit(Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, Message: msg})
 	}
 	step("discovering " + t.url)
-	d, err := a.discover(ctx, t)
+	d, err := discover(ctx, a.http.client(t), t, a.log)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
@@ -210,7 +211,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 
 	var ts *oauth.TokenSet
 	var client *oauth.Client
-	g, err := a.grantFor(ctx, t, req, prevRec)
+	g, err := grantFor(ctx, a.cfg.Store, t, req, prevRec)
 	if err != nil {
 		return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 	}
@@ -218,8 +219,8 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	// A key-bound session gets its own new key; it never leaves the agent.
 	// The grants without a browser (grants.go) take bearer tokens.
 	var dk *oauth.DPoPKey
-	refused := a.dpopRefused(t, prevRec)
-	if g.mode == "" && a.wantDPoP(t, d, req.DPoP, refused) {
+	refused := a.dpop.refused(t, prevRec)
+	if g.mode == "" && wantDPoP(t, d, req.DPoP, refused) {
 		if dk, err = oauth.NewDPoPKey(); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
@@ -231,12 +232,12 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 		}
 		scopes = slices.DeleteFunc(slices.Clone(scopes), isOfflineAccess) // no refresh token to ask for
 		step("requesting a token with the " + g.mode + " grant")
-		if client, ts, err = a.runGrant(ctx, t, as, d.Resource, scopes, g, ""); err != nil {
+		if client, ts, err = g.run(ctx, a.http.client(t), &a.idps, t, as, d.Resource, scopes, a.names.audience(t, as.Issuer, d.Resource), ""); err != nil {
 			return SessionInfo{}, fmt.Errorf("login %s: %w", t.url, err)
 		}
 	}
 	for attempt := 0; g.mode == ""; attempt++ { // the browser sign-in
-		client, ts, err = a.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, step)
+		client, ts, err = a.authz.authorize(ctx, t, key, req, d, scopes, prevRec, attempt > 0, dk, f, step)
 		if err == nil {
 			break
 		}
@@ -250,7 +251,7 @@ func (a *Agent) runLogin(ctx context.Context, t target, key sessionKey, req Logi
 	}
 
 	now := a.now()
-	ts.ExpiresAt = a.onOurClock(ts.ExpiresAt)
+	ts.ExpiresAt = onOurClock(a.now, ts.ExpiresAt)
 	rec := store.SessionRecord{
 		Server: key.server, Account: key.account, Issuer: as.Issuer,
 		TokenType: ts.TokenType, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken,
@@ -316,21 +317,20 @@ func (a *Agent) adoptStored(key sessionKey, rec store.SessionRecord, used time.T
 		delete(a.pending, id)
 	}
 	a.mu.Unlock()
-	a.nudge()
+	a.wake.nudge()
 	info := a.sessionInfo(s)
 	a.events.publish(Event{Kind: EventSessionChanged, Server: key.server, Account: key.account, Session: &info})
 	return info
 }
 
-// discover finds t's authorization server: probe, then RFC 9728 / 8414
-// discovery.
-func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error) {
-	hc := a.http.client(t)
+// discover finds t's authorization server over hc (t's client): probe,
+// then RFC 9728 / 8414 discovery.
+func discover(ctx context.Context, hc *http.Client, t target, log *slog.Logger) (*oauth.Discovery, error) {
 	ch, err := oauth.Probe(ctx, hc, t.url)
 	if err != nil {
 		return nil, err
 	}
-	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: a.log})
+	d, err := oauth.Discover(ctx, hc, t.url, ch, oauth.DiscoverOptions{AllowPrivateNetwork: t.settings.AllowPrivateNetwork, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +340,24 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 	return d, nil
 }
 
+// authorizer is the login's room for the person's part of a browser
+// sign-in: the client registration its loopback redirect needs, then the
+// device grant (a headless login, when the authorization server offers
+// it) or the authorization-code flow through the browser, answered by the
+// loopback callback or a pasted redirect URL (flows, CompleteLogin). The
+// in-flight login table stays the Agent's: a lock drops it together with
+// the sessions.
+type authorizer struct {
+	store   store.Store
+	now     func() time.Time
+	openURL func(ctx context.Context, url string) error // Config.OpenURL
+	http    *outbound
+	names   *resolver
+	regs    *registrations
+	dpop    *dpopState
+	flows   callbacks // pending authorizations by state
+}
+
 // authorize registers (or reuses a registration) and runs one authorization:
 // the device grant for a headless login when the AS offers it, else the
 // authorization-code flow with a loopback callback.
@@ -347,16 +365,16 @@ func (a *Agent) discover(ctx context.Context, t target) (*oauth.Discovery, error
 // The client is, in order: the one the login request or the config names,
 // else the pre-registered client the session being renewed (prev) was
 // issued to, else the issuer's stored or a new registration.
-func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
+func (z *authorizer) authorize(ctx context.Context, t target, key sessionKey, req LoginRequest, d *oauth.Discovery, scopes []string, prev *store.SessionRecord, reregister bool, dk *oauth.DPoPKey, f *loginFlight, step func(string)) (*oauth.Client, *oauth.TokenSet, error) {
 	as := d.AS
-	hc := a.http.client(t)
-	aud := a.audienceFor(t, as.Issuer, d.Resource)
-	existing, err := a.loadClient(ctx, as.Issuer)
+	hc := z.http.client(t)
+	aud := z.names.audience(t, as.Issuer, d.Resource)
+	existing, err := z.regs.stored(ctx, as.Issuer)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, err
 	}
 	if reregister && existing != nil {
-		if err := store.DeleteClient(ctx, a.cfg.Store, as.Issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := store.DeleteClient(ctx, z.store, as.Issuer); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, nil, storeErr(err)
 		}
 		existing = nil
@@ -402,7 +420,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		// allow a client nothing else); a later login that needs more
 		// updates it (RFC 7592) or registers again, with the union.
 		Scopes:      scopes,
-		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: a.now, Progress: step,
+		RedirectURI: cb.RedirectURI(), ClientName: "mcpkey", Now: z.now, Progress: step,
 		Audience: nonEmpty(aud),
 	})
 	if err != nil {
@@ -414,21 +432,21 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	if client.Source != oauth.SourcePreregistered && (existing == nil || !slices.Equal(existing.RedirectURIs, client.RedirectURIs) ||
 		existing.ClientID != client.ClientID || existing.Scope != client.Scope || existing.ClientSecret != client.ClientSecret ||
 		existing.RegistrationAccessToken != client.RegistrationAccessToken || !slices.Equal(existing.Audience, client.Audience)) {
-		if err := store.PutClient(ctx, a.cfg.Store, *client); err != nil {
+		if err := store.PutClient(ctx, z.store, *client); err != nil {
 			return nil, nil, fmt.Errorf("save client registration: %w", storeErr(err))
 		}
 	}
 
 	if req.NoBrowser && as.DeviceAuthorizationEndpoint != "" {
-		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), a.dpopOption(dk))
+		da, err := oauth.StartDevice(ctx, hc, as, client, d.Resource, scopes, oauth.WithAudience(aud), z.dpop.option(dk))
 		if err == nil {
 			u := da.VerificationURIComplete
 			if u == "" {
 				u = da.VerificationURI
 			}
-			f := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account,
+			ev := Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account,
 				Message: "open " + u + " on any device and enter the code " + da.UserCode, URL: u, UserCode: da.UserCode}
-			a.emitTo(key, f)
+			f.emit(ev)
 			step("waiting for you to finish signing in (Ctrl-C cancels)")
 			ts, err := da.Poll(ctx, hc)
 			return client, ts, err
@@ -436,7 +454,7 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		step("the device authorization grant failed (" + err.Error() + "); falling back to pasting the redirect URL")
 	}
 
-	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), a.dpopOption(dk))
+	flow, err := oauth.NewFlow(as, client, d.Resource, scopes, cb.RedirectURI(), oauth.WithAudience(aud), z.dpop.option(dk))
 	if err != nil {
 		return client, nil, err
 	}
@@ -447,31 +465,24 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 		}
 	}
 	state := stateOf(authURL)
-	a.mu.Lock()
-	a.flows[state] = cb
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.flows, state)
-		a.mu.Unlock()
-	}()
+	defer z.flows.add(state, cb)()
 
-	ev := Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL}
+	ev := Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account, URL: authURL}
 	if req.NoBrowser {
 		ev.Message = "open this URL in a browser on any machine, sign in, then paste the address the browser ends on (it starts with " + cb.RedirectURI() + ")"
-		a.emitTo(key, ev)
+		f.emit(ev)
 	} else {
 		ev.Message = "opening your browser"
-		a.emitTo(key, ev)
+		f.emit(ev)
 		// The browser gets a one-time loopback address that redirects to
 		// authURL: its argv is world-readable, and authURL's state is what
 		// proves a callback belongs to this login (issue 13 item 12).
 		launch, err := cb.Launch(authURL)
 		if err == nil {
-			err = a.cfg.OpenURL(browser.WithEnv(ctx, req.Env), launch)
+			err = z.openURL(browser.WithEnv(ctx, req.Env), launch)
 		}
 		if err != nil {
-			a.emitTo(key, Event{Kind: EventLoginProgress, Time: a.now(), Server: key.server, Account: key.account, URL: authURL,
+			f.emit(Event{Kind: EventLoginProgress, Time: z.now(), Server: key.server, Account: key.account, URL: authURL,
 				ShowURL: true, Message: "could not open a browser (" + err.Error() + "); open this URL yourself"})
 		}
 	}
@@ -485,33 +496,11 @@ func (a *Agent) authorize(ctx context.Context, t target, key sessionKey, req Log
 	return client, ts, err
 }
 
-// audienceFor is the audience parameter for t's logins and refreshes at
-// issuer: the resource when resource_as_audience is set for the server or
-// the issuer, else "" (none sent).
-func (a *Agent) audienceFor(t target, issuer, resource string) string {
-	a.mu.RLock()
-	on := a.settings.ResourceAsAudience(t.settings, issuer)
-	a.mu.RUnlock()
-	if on {
-		return resource
-	}
-	return ""
-}
-
 func nonEmpty(s string) []string {
 	if s == "" {
 		return nil
 	}
 	return []string{s}
-}
-
-func (a *Agent) emitTo(key sessionKey, e Event) {
-	a.mu.RLock()
-	f := a.logins[key]
-	a.mu.RUnlock()
-	if f != nil {
-		f.emit(e)
-	}
 }
 
 // CompleteLogin hands a pasted redirect URL to the login whose state it
@@ -522,9 +511,7 @@ func (a *Agent) CompleteLogin(ctx context.Context, redirectURL string) error {
 		return fmt.Errorf("%w: not a URL", ErrInvalidRequest)
 	}
 	state := u.Query().Get("state")
-	a.mu.RLock()
-	cb := a.flows[state]
-	a.mu.RUnlock()
+	cb := a.authz.flows.get(state)
 	if state == "" || cb == nil {
 		return fmt.Errorf("%w: no login is waiting for that redirect URL (it has no or an unknown state)", ErrNotFound)
 	}
@@ -602,7 +589,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 		client, clientErr = a.regs.forSession(lctx, t, rec)
 	}
 	if req.ForgetIdP && rec.Grant.IdP != "" {
-		if err := a.forgetIdP(lctx, rec.Grant.IdP); err != nil {
+		if err := a.idps.forget(lctx, rec.Grant.IdP); err != nil {
 			forget(s)
 			return res, fmt.Errorf("logout %s: %w", key.server, err)
 		}
@@ -637,7 +624,7 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 			defer a.wg.Done()
 			rctx, cancel := context.WithTimeout(a.bg, revokeTimeout)
 			defer cancel()
-			err := a.revoke(rctx, t, rec, client)
+			err := revoke(rctx, a.http.client(t), rec, client)
 			forget(s) // rec shares s's tokens: wiped once revoked
 			a.http.releaseMemory()
 			if err != nil {
@@ -667,21 +654,21 @@ func (a *Agent) Logout(ctx context.Context, req LogoutRequest) (LogoutResult, er
 }
 
 // revoke revokes rec's refresh token (else its access token) at its
-// authorization server with client, the one it was issued to.
-func (a *Agent) revoke(ctx context.Context, t target, rec store.SessionRecord, client *oauth.Client) error {
+// authorization server with client, the one it was issued to, over hc.
+func revoke(ctx context.Context, hc *http.Client, rec store.SessionRecord, client *oauth.Client) error {
 	as := &oauth.AuthServer{Issuer: rec.Issuer, TokenEndpoint: rec.TokenEndpoint, RevocationEndpoint: rec.RevocationEndpoint}
 	tok, hint := rec.RefreshToken, "refresh_token"
 	if tok == "" {
 		tok, hint = rec.AccessToken, "access_token"
 	}
-	return oauth.Revoke(ctx, a.http.client(t), as, client, tok, hint)
+	return oauth.Revoke(ctx, hc, as, client, tok, hint)
 }
 
 // forgetWithoutSession serves logout --forget-client for a server without a
 // session (a login that never finished): discovery names the issuer.
 func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionKey) (LogoutResult, error) {
 	res := LogoutResult{Server: key.server, Account: key.account, RevokeError: "no session"}
-	d, err := a.discover(ctx, t)
+	d, err := discover(ctx, a.http.client(t), t, a.log)
 	if err != nil {
 		return res, fmt.Errorf("logout %s --forget-client: no session, and finding its authorization server failed: %w", key.server, err)
 	}
@@ -693,18 +680,6 @@ func (a *Agent) forgetWithoutSession(ctx context.Context, t target, key sessionK
 		res.ForgotClient = d.AS.Issuer
 	}
 	return res, nil
-}
-
-// loadClient returns the stored registration for issuer.
-func (a *Agent) loadClient(ctx context.Context, issuer string) (*oauth.Client, error) {
-	c, err := store.LoadClient(ctx, a.cfg.Store, issuer)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		return nil, storeErr(err)
-	}
-	return &c, nil
 }
 
 func redirectPort(uris []string) int {
@@ -780,4 +755,34 @@ func preflight(ctx context.Context, hc *http.Client, authURL string) error {
 		}
 	}
 	return nil
+}
+
+// callbacks maps a pending authorization's state to its loopback callback,
+// so that a pasted redirect URL (headless logins, --no-browser) reaches the
+// flow it belongs to. Its lock guards only the map.
+type callbacks struct {
+	mu sync.Mutex
+	m  map[string]*oauth.CallbackServer
+}
+
+// add registers cb for state until the returned function is called.
+func (c *callbacks) add(state string, cb *oauth.CallbackServer) (remove func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]*oauth.CallbackServer)
+	}
+	c.m[state] = cb
+	return func() {
+		c.mu.Lock()
+		delete(c.m, state)
+		c.mu.Unlock()
+	}
+}
+
+// get returns the callback waiting for state, or nil.
+func (c *callbacks) get(state string) *oauth.CallbackServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[state]
 }

@@ -32,6 +32,16 @@ type resolver struct {
 	cache    map[string]target
 }
 
+// audience is the audience parameter for t's logins and refreshes at
+// issuer: the resource when resource_as_audience is set for the server or
+// the issuer, else "" (none sent).
+func (r *resolver) audience(t target, issuer, resource string) string {
+	if r.settings().ResourceAsAudience(t.settings, issuer) {
+		return resource
+	}
+	return ""
+}
+
 // resolve turns a configured name or a URL into a target.
 func (r *resolver) resolve(ref string) (target, error) {
 	r.mu.RLock()

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -191,7 +192,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	var s *session
 	defer func() {
 		if err == nil && tok.KeyBound() {
-			tok, err = a.prove(s, tok, req)
+			tok, err = a.dpop.prove(s, tok, req)
 		}
 		if err == nil {
 			a.pol.AuditIssued(ctx, tok)
@@ -210,7 +211,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 	a.mu.RUnlock()
 	if s != nil {
 		// Fast path: a fresh cached token, no locks beyond the map's.
-		if tok, ok := a.hotToken(s, req); ok {
+		if tok, ok := s.hotToken(req, a.now); ok {
 			return tok, nil
 		}
 	}
@@ -239,7 +240,7 @@ func (a *Agent) Token(ctx context.Context, req TokenRequest) (tok Token, err err
 			return Token{}, brokenError(key, b, UnionScopes(t.settings.Scopes, req.Scopes))
 		}
 		nl := &NeedsLoginError{Server: key.server, Account: key.account, Scopes: UnionScopes(t.settings.Scopes, req.Scopes), Reason: "no session"}
-		if a.firstAskSince(key, a.now().Truncate(loginNeededEvery)) {
+		if a.asked.firstSince(key, a.now().Truncate(loginNeededEvery)) {
 			a.events.publish(Event{Kind: EventLoginNeeded, Server: key.server, Account: key.account, Message: nl.Reason})
 		}
 		return Token{}, nl
@@ -304,7 +305,7 @@ func (a *Agent) tokenOrFlight(s *session, req TokenRequest, rejected string, set
 	if forced {
 		if err := s.rejectedLocked(now); err != nil {
 			if r.DPoPKey != "" {
-				err = a.refusedKeyBound(r.Server, err)
+				err = a.dpop.refusedKeyBound(r.Server, err)
 			}
 			return Token{}, nil, err
 		}
@@ -385,9 +386,9 @@ func (a *Agent) startRefreshLocked(s *session) *flight {
 		defer cancel()
 		var err error
 		if unpersisted {
-			err = a.persist(ctx, s, snapshot)
+			err = a.refresher.persist(ctx, s, snapshot)
 		} else {
-			err = a.refresh(ctx, s, snapshot)
+			err = a.refresher.refresh(ctx, s, snapshot)
 		}
 		s.mu.Lock()
 		s.refreshing = nil
@@ -402,60 +403,79 @@ func (a *Agent) startRefreshLocked(s *session) *flight {
 
 func ptr[T any](v T) *T { return &v }
 
+// refresher is the room that renews one session's tokens: the
+// refresh_token grant, or the session's grant run again (grants.go); the
+// renewed record written to the store before its tokens are served; the
+// outcome applied to the session (backoff, needs_login). It never touches
+// the session table: startRefreshLocked runs it, at most once per session
+// at a time.
+type refresher struct {
+	store   store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	names   *resolver
+	regs    *registrations
+	http    *outbound
+	dpop    *dpopState
+	idps    *idpSignIns
+	publish func(Event)
+	audit   func(AuditRecord) // into the audit log (the policy's)
+}
+
 // refresh runs one refresh_token grant for the record r and applies its
 // outcome to s.
-func (a *Agent) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
+func (rf *refresher) refresh(ctx context.Context, s *session, r store.SessionRecord) error {
 	if r.Grant.Mode != "" {
-		return a.regrant(ctx, s, r) // no refresh token: the grant again (grants.go)
+		return rf.regrant(ctx, s, r) // no refresh token: the grant again (grants.go)
 	}
-	t, err := a.names.resolve(r.Server)
+	t, err := rf.names.resolve(r.Server)
 	if err != nil {
 		t = target{url: r.Server}
 	}
-	client, err := a.regs.forSession(ctx, t, r)
+	client, err := rf.regs.forSession(ctx, t, r)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
-			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+			return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 		}
-		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
+		return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 	}
 	as := &oauth.AuthServer{Issuer: r.Issuer, TokenEndpoint: r.TokenEndpoint, RevocationEndpoint: r.RevocationEndpoint}
-	ts, err := oauth.Refresh(ctx, a.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
-		oauth.WithAudience(a.audienceFor(t, r.Issuer, r.Resource)), a.dpopOption(s.key.Load()))
+	ts, err := oauth.Refresh(ctx, rf.http.client(t), as, client, r.Resource, r.RefreshToken, r.Scopes,
+		oauth.WithAudience(rf.names.audience(t, r.Issuer, r.Resource)), rf.dpop.option(s.key.Load()))
 	if err != nil {
 		if !oauth.EndsGrant(err) {
 			// Nothing was rejected (network, 5xx, a page that is not an
 			// OAuth answer, another OAuth error): keep the session, serve a
 			// still-valid token, try again with backoff.
-			return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
+			return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), true)
 		}
 		// invalid_grant and friends: someone else may have refreshed (an
 		// older agent, a restored backup): re-read the store before giving
 		// up on the grant.
-		if stored, lerr := store.LoadSession(ctx, a.cfg.Store, r.Server, r.Account); lerr == nil &&
+		if stored, lerr := store.LoadSession(ctx, rf.store, r.Server, r.Account); lerr == nil &&
 			stored.RefreshToken != "" && stored.RefreshToken != r.RefreshToken {
 			s.mu.Lock()
 			s.failures, s.retryAt, s.lastErr = 0, time.Time{}, ""
 			s.adoptLocked(stored)
 			s.mu.Unlock()
-			a.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
+			rf.log.Info("refresh token was rotated elsewhere; adopted the stored one", "server", r.Server)
 			return nil
 		}
-		return a.refreshFailed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
+		return rf.failed(s, r, fmt.Errorf("refresh %s: %w", r.Server, err), false)
 	}
-	return a.adoptRenewed(ctx, s, r, r, client, ts)
+	return rf.renewed(ctx, s, r, r, client, ts)
 }
 
-// adoptRenewed makes ts, the answer of a refresh or of a grant run again
+// renewed makes ts, the answer of a refresh or of a grant run again
 // for the record r, the session's tokens (next is r with whatever the
 // grant changed), then writes them to the store.
-func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
-	next = a.refreshedRecord(next, client, ts)
+func (rf *refresher) renewed(ctx context.Context, s *session, r, next store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) error {
+	next = refreshedRecord(next, client, ts, rf.now)
 	s.mu.Lock()
 	if s.removed {
 		s.mu.Unlock()
 		ts.Wipe()
-		a.log.Info("a refresh ended after logout; its tokens were dropped", "server", r.Server, "account", r.Account)
+		rf.log.Info("a refresh ended after logout; its tokens were dropped", "server", r.Server, "account", r.Account)
 		return nil
 	}
 	// Keep the rotated refresh token in memory even if the write below fails:
@@ -473,19 +493,19 @@ func (a *Agent) adoptRenewed(ctx context.Context, s *session, r, next store.Sess
 	s.mu.Unlock()
 	var expiresIn any = "unknown"
 	if !next.ExpiresAt.IsZero() {
-		expiresIn = next.ExpiresAt.Sub(a.now()).Round(time.Second)
+		expiresIn = next.ExpiresAt.Sub(rf.now()).Round(time.Second)
 	}
-	a.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
-	a.pol.Audit(a.bg, AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
-	err := a.persist(ctx, s, next)
+	rf.log.Info("token refreshed", "server", r.Server, "account", r.Account, "expires_in", expiresIn)
+	rf.audit(AuditRecord{Event: AuditRefresh, Server: r.Server, Account: r.Account, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt})
+	err := rf.persist(ctx, s, next)
 	ts.Wipe() // the session holds its own copies
 	return err
 }
 
-// refreshedRecord is r after the refresh grant ts, made with client. Its
-// tokens are ts's (not copies): the caller wipes ts only after the session
-// took its own.
-func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet) store.SessionRecord {
+// refreshedRecord is r after the refresh grant ts, made with client, on
+// the agent's clock now. Its tokens are ts's (not copies): the caller wipes
+// ts only after the session took its own.
+func refreshedRecord(r store.SessionRecord, client *oauth.Client, ts *oauth.TokenSet, now func() time.Time) store.SessionRecord {
 	next := r
 	key := next.ClientSecret
 	recordClient(&next, client) // a record from before clients were recorded gets its client
@@ -502,8 +522,8 @@ func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts 
 	if ts.RefreshToken != "" {
 		next.RefreshToken = ts.RefreshToken
 	}
-	next.ExpiresAt = a.onOurClock(ts.ExpiresAt)
-	next.ObtainedAt = a.now()
+	next.ExpiresAt = onOurClock(now, ts.ExpiresAt)
+	next.ObtainedAt = now()
 	if len(ts.Scopes) > 0 {
 		next.Scopes = ts.Scopes
 	}
@@ -511,9 +531,9 @@ func (a *Agent) refreshedRecord(r store.SessionRecord, client *oauth.Client, ts 
 }
 
 // persist writes r (a refreshed record) before its tokens may be served.
-func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) error {
-	if err := store.PutSession(ctx, a.cfg.Store, r); err != nil {
-		a.log.Error("could not persist refreshed tokens; will retry", "server", r.Server, "err", err)
+func (rf *refresher) persist(ctx context.Context, s *session, r store.SessionRecord) error {
+	if err := store.PutSession(ctx, rf.store, r); err != nil {
+		rf.log.Error("could not persist refreshed tokens; will retry", "server", r.Server, "err", err)
 		return fmt.Errorf("persist refreshed session %s: %w", r.Server, storeErr(err))
 	}
 	s.mu.Lock()
@@ -525,15 +545,15 @@ func (a *Agent) persist(ctx context.Context, s *session, r store.SessionRecord) 
 	return nil
 }
 
-func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, transient bool) error {
+func (rf *refresher) failed(s *session, r store.SessionRecord, err error, transient bool) error {
 	s.mu.Lock()
 	if transient {
 		s.failures++
 		backoff := min(maxBackoff, minBackoff<<min(s.failures-1, 10))
-		s.retryAt = a.now().Add(backoff)
+		s.retryAt = rf.now().Add(backoff)
 		s.lastErr = err.Error()
 		s.mu.Unlock()
-		a.log.Warn("refresh failed; credentials kept, will retry", "server", r.Server, "err", err, "retry_in", backoff)
+		rf.log.Warn("refresh failed; credentials kept, will retry", "server", r.Server, "err", err, "retry_in", backoff)
 		return err
 	}
 	s.needsLogin = true
@@ -553,32 +573,36 @@ func (a *Agent) refreshFailed(s *session, r store.SessionRecord, err error, tran
 	reason := s.lastErr
 	s.mu.Unlock()
 	if oauth.IsInvalidClient(err) {
-		if note := a.regs.forgetRejected(r); note != "" {
+		if note := rf.regs.forgetRejected(r); note != "" {
 			reason += "; " + note
 			s.mu.Lock()
 			s.lastErr = reason
 			s.mu.Unlock()
 		}
 	}
-	a.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
-	a.events.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
+	rf.log.Warn("session needs login", "server", r.Server, "account", r.Account, "err", err)
+	rf.publish(Event{Kind: EventLoginNeeded, Server: r.Server, Account: r.Account, Message: reason})
 	return &NeedsLoginError{Server: r.Server, Account: r.Account, Scopes: r.Scopes, Reason: reason}
 }
 
-// refreshLoop refreshes active sessions ahead of expiry, so a caller rarely
-// waits for a refresh.
-func (a *Agent) refreshLoop() {
-	defer a.wg.Done()
+// wakeup is the refresh scheduler's doorbell: loop runs due (refreshDue)
+// when the time due last returned has passed, or when nudged (a session
+// was added or read back).
+type wakeup chan struct{}
+
+// loop refreshes active sessions ahead of expiry, so a caller rarely waits
+// for a refresh, until ctx ends.
+func (w wakeup) loop(ctx context.Context, due func() time.Duration) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := a.refreshDue()
+		next := due()
 		timer.Reset(max(next, 100*time.Millisecond))
 		select {
-		case <-a.bg.Done():
+		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-a.wake:
+		case <-w:
 		}
 	}
 }
@@ -619,9 +643,9 @@ func (a *Agent) refreshDue() time.Duration {
 	return next
 }
 
-func (a *Agent) nudge() {
+func (w wakeup) nudge() {
 	select {
-	case a.wake <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
 }
@@ -641,12 +665,12 @@ func missingScopes(have, want []string) []string {
 func UnionScopes(a, b []string) []string { return oauth.UnionScopes(a, b) }
 
 // onOurClock moves an expiry that package oauth computed on the wall clock
-// onto the agent's clock (Config.Now), keeping the remaining lifetime.
-func (a *Agent) onOurClock(t time.Time) time.Time {
+// onto the agent's clock now (Config.Now), keeping the remaining lifetime.
+func onOurClock(now func() time.Time, t time.Time) time.Time {
 	if t.IsZero() {
 		return t
 	}
-	return a.now().Add(time.Until(t))
+	return now().Add(time.Until(t))
 }
 
 // HasScopes reports whether have holds every scope in want.
@@ -657,18 +681,25 @@ func HasScopes(have, want []string) bool { return len(missingScopes(have, want))
 // stream (and empty every bridge's token cache) on each call.
 const loginNeededEvery = 10 * time.Second
 
-// firstAskSince reports whether key has not been announced in the window
+// announced records when a caller without a session was last announced
+// (login.needed), per window. Its lock guards only the map.
+type announced struct {
+	mu sync.Mutex
+	m  map[sessionKey]time.Time
+}
+
+// firstSince reports whether key has not been announced in the window
 // that starts at window, and records that it now has.
-func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.asked[key] == window {
+func (n *announced) firstSince(key sessionKey, window time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m[key] == window {
 		return false
 	}
-	if len(a.asked) >= maxResolved {
-		clear(a.asked)
+	if n.m == nil || len(n.m) >= maxResolved {
+		n.m = make(map[sessionKey]time.Time)
 	}
-	a.asked[key] = window
+	n.m[key] = window
 	return true
 }
 
@@ -676,12 +707,12 @@ func (a *Agent) firstAskSince(key sessionKey, window time.Time) bool {
 // serve req as is: fresh (before its refresh margin), valid for MinTTL
 // more, with every scope asked for, and not reported rejected. It marks s
 // used.
-func (a *Agent) hotToken(s *session, req TokenRequest) (Token, bool) {
+func (s *session) hotToken(req TokenRequest, clock func() time.Time) (Token, bool) {
 	h := s.hot.Load()
 	if h == nil || req.RejectedToken != "" {
 		return Token{}, false
 	}
-	now := a.now()
+	now := clock()
 	if now.Before(h.staleAt) && lastsFor(h.tok.ExpiresAt, now, req.MinTTL) && HasScopes(h.tok.Scopes, req.Scopes) {
 		s.used.Store(now.UnixNano())
 		return h.tok, true
