@@ -24,9 +24,6 @@ func LoadSettings(path string) (*Settings, error) { return config.Load(path) }
 // ParseSettings parses a config file's content (config.Parse).
 func ParseSettings(path string, data []byte) (*Settings, error) { return config.Parse(path, data) }
 
-// BackendNames lists the storage backends the config accepts.
-func BackendNames() []string { return config.BackendNames() }
-
 // CanonicalServerURL is config.CanonicalServerURL.
 func CanonicalServerURL(s string) (string, error) { return config.CanonicalServerURL(s) }
 

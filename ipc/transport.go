@@ -108,5 +108,3 @@ func closeBody(req *http.Request) {
 		req.Body.Close()
 	}
 }
-
-func equalFoldASCII(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }
