@@ -117,6 +117,14 @@ func invalidParams(msg string) *ipc.Error {
 	return &ipc.Error{Code: ipc.CodeInvalidParams, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
+// reply is a handler's answer: v, or err when err is not nil.
+func reply(v any, err error) (any, func(), error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, nil, nil
+}
+
 func requireServer(server string) error {
 	if server == "" {
 		return invalidParams("params.server is required")
@@ -138,11 +146,7 @@ func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 }
 
 func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	st, err := c.s.b.Status(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, nil, nil
+	return reply(c.s.b.Status(ctx))
 }
 
 func handleSessions(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -170,13 +174,9 @@ func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	if (p.DPoPMethod == "") != (p.DPoPURL == "") {
 		return nil, nil, invalidParams("params.dpop_method and params.dpop_url go together")
 	}
-	tok, err := c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+	return reply(c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
 		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second, RejectedToken: p.RejectedToken,
-		DPoPMethod: p.DPoPMethod, DPoPURL: p.DPoPURL, DPoPNonce: p.DPoPNonce})
-	if err != nil {
-		return nil, nil, err
-	}
-	return tok, nil, nil
+		DPoPMethod: p.DPoPMethod, DPoPURL: p.DPoPURL, DPoPNonce: p.DPoPNonce}))
 }
 
 func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -187,11 +187,7 @@ func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, req)
-	if err != nil {
-		return nil, nil, err
-	}
-	return res, nil, nil
+	return reply(c.s.b.Logout(ctx, req))
 }
 
 func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -227,10 +223,7 @@ func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	mu.Lock()
 	done = true
 	mu.Unlock()
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(info, err)
 }
 
 func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -241,16 +234,13 @@ func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), 
 	if p.URL == "" {
 		return nil, nil, invalidParams("params.url is required")
 	}
-	if err := c.s.b.CompleteLogin(ctx, p.URL); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, c.s.b.CompleteLogin(ctx, p.URL))
 }
 
 func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	ib, ok := c.s.b.(ImportBackend)
-	if !ok {
-		return nil, nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
+	ib, err := backendAs[ImportBackend](c, m)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Tokens handed in from a plain file are accepted only from the main
 	// Unix socket, whose peer is checked to be us: not from a restricted
@@ -271,11 +261,7 @@ func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if p.Client.ClientID == "" {
 		return nil, nil, invalidParams("params.client.client_id is required")
 	}
-	info, err := ib.Import(ctx, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(ib.Import(ctx, p))
 }
 
 func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -315,14 +301,15 @@ func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 	return ipc.SubscribeResult{Subscribed: true}, after, nil
 }
 
-// secretBackend returns the connection's backend as a SecretBackend, or a
-// method-not-found error for backends without secrets.
-func secretBackend(c *conn, m *ipc.Message) (SecretBackend, error) {
-	sb, ok := c.s.b.(SecretBackend)
+// backendAs returns the connection's backend as a B (ImportBackend,
+// SecretBackend, PolicyBackend), or a method-not-found error for backends
+// without m's method.
+func backendAs[B any](c *conn, m *ipc.Message) (B, error) {
+	b, ok := c.s.b.(B)
 	if !ok {
-		return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
+		return b, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
 	}
-	return sb, nil
+	return b, nil
 }
 
 func secretName(raw json.RawMessage) (string, error) {
@@ -337,7 +324,7 @@ func secretName(raw json.RawMessage) (string, error) {
 }
 
 func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -348,14 +335,11 @@ func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 	if p.Name == "" {
 		return nil, nil, invalidParams("params.name is required")
 	}
-	if err := sb.SetSecret(ctx, p.Name, []byte(p.Value)); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, sb.SetSecret(ctx, p.Name, []byte(p.Value)))
 }
 
 func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -371,7 +355,7 @@ func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 }
 
 func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -386,7 +370,7 @@ func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func()
 }
 
 func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -394,14 +378,11 @@ func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := sb.DeleteSecret(ctx, name); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, sb.DeleteSecret(ctx, name))
 }
 
 func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -419,15 +400,8 @@ func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), e
 	return ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
 }
 
-func policyBackend(c *conn, method string) (PolicyBackend, error) {
-	if pb, ok := c.s.b.(PolicyBackend); ok {
-		return pb, nil
-	}
-	return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + method}
-}
-
 func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, err := backendAs[PolicyBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -442,7 +416,7 @@ func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 }
 
 func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, err := backendAs[PolicyBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -453,11 +427,7 @@ func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if p.ID <= 0 {
 		return nil, nil, invalidParams("params.id is required")
 	}
-	r, err := pb.Answer(ctx, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, nil, nil
+	return reply(pb.Answer(ctx, p))
 }
 
 func handleLock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -469,7 +439,7 @@ func handleUnlock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 }
 
 func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, err := backendAs[PolicyBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -477,10 +447,7 @@ func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBa
 	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
-	if err := do(pb, ctx, p.Passphrase); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, do(pb, ctx, p.Passphrase))
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -505,11 +472,7 @@ func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 			return nil, nil, invalidParams(`params.ttl must be a positive duration such as "8h"`)
 		}
 	}
-	info, err := c.s.AddRestricted(p.Path, p.Servers, ttl)
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(c.s.AddRestricted(p.Path, p.Servers, ttl))
 }
 
 func handleSocketList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -524,8 +487,5 @@ func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func
 	if p.Path == "" {
 		return nil, nil, invalidParams("params.path is required")
 	}
-	if err := c.s.RemoveRestricted(p.Path); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, c.s.RemoveRestricted(p.Path))
 }
