@@ -125,6 +125,15 @@ func reply(v any, err error) (any, func(), error) {
 	return v, nil, nil
 }
 
+// nonNil is s, or an empty slice for nil: lists go on the wire as [], not
+// null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 func requireServer(server string) error {
 	if server == "" {
 		return invalidParams("params.server is required")
@@ -151,13 +160,7 @@ func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 
 func handleSessions(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	ss, err := c.s.b.Sessions(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ss == nil {
-		ss = []agent.SessionInfo{}
-	}
-	return ipc.SessionsResult{Sessions: ss}, nil, nil
+	return reply(ipc.SessionsResult{Sessions: nonNil(ss)}, err)
 }
 
 func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -360,13 +363,7 @@ func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func()
 		return nil, nil, err
 	}
 	names, err := sb.Secrets(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if names == nil {
-		names = []string{}
-	}
-	return ipc.SecretListResult{Names: names}, nil, nil
+	return reply(ipc.SecretListResult{Names: nonNil(names)}, err)
 }
 
 func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -406,13 +403,7 @@ func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 		return nil, nil, err
 	}
 	list, err := pb.Approvals(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if list == nil {
-		list = []agent.Approval{}
-	}
-	return ipc.ApprovalsResult{Approvals: list}, nil, nil
+	return reply(ipc.ApprovalsResult{Approvals: nonNil(list)}, err)
 }
 
 func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
