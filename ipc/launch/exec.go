@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
@@ -79,7 +80,7 @@ func ExecEnv(ctx context.Context, cfg ExecConfig) ([]string, error) {
 			v := sc.Env[k]
 			if v == "token" {
 				wants = append(wants, want{k, "token", cfg.Server})
-			} else if name, ok := agent.SecretRef(v); ok {
+			} else if name, ok := config.SecretRef(v); ok {
 				wants = append(wants, want{k, "secret", name})
 			} else {
 				return nil, fmt.Errorf("%w: env %s of %s: %q is neither \"token\" nor \"secret:NAME\"", agent.ErrInvalidRequest, k, cfg.Server, v)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/server"
 )
@@ -48,7 +49,7 @@ func secrets(ctx context.Context, c *ipc.Client, server string, refs []string) (
 	out := make(map[string]string)
 	var missing []string
 	for _, ref := range refs {
-		name, ok := agent.SecretRef(ref)
+		name, ok := config.SecretRef(ref)
 		if !ok {
 			return nil, fmt.Errorf("%w: %q is not a secret reference (secret:NAME)", agent.ErrInvalidRequest, ref)
 		}
@@ -108,7 +109,7 @@ func resolve(ctx context.Context, c *ipc.Client, server string) (*target, error)
 	}
 	t.headers = make(http.Header)
 	for h, ref := range sc.Headers {
-		name, _ := agent.SecretRef(ref)
+		name, _ := config.SecretRef(ref)
 		t.headers.Set(h, vals[name])
 	}
 	return t, nil
