@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,9 +77,7 @@ func StartAgent(ctx context.Context, opts StartOptions) (pid int, logPath string
 	go func() { exited <- cmd.Wait() }()
 
 	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
+	timeout = cmp.Or(timeout, 10*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := &Client{Path: path}

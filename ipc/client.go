@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -412,9 +413,7 @@ func (m rpc[P, R]) params(p P) any {
 // returns what it serves.
 func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
 	name := c.Name
-	if name == "" {
-		name = "mcpkey-go"
-	}
+	name = cmp.Or(name, "mcpkey-go")
 	return rpcHello.call(ctx, c, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, nil)
 }
 

@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -167,9 +168,7 @@ type installer struct {
 
 func newInstaller(opts InstallOptions) (*installer, error) {
 	in := &installer{InstallOptions: opts, goos: opts.GOOS, out: opts.Out, run: opts.Run}
-	if in.goos == "" {
-		in.goos = runtime.GOOS
-	}
+	in.goos = cmp.Or(in.goos, runtime.GOOS)
 	switch in.goos {
 	case "linux", "darwin", "windows":
 	default:
@@ -183,9 +182,7 @@ func newInstaller(opts InstallOptions) (*installer, error) {
 	if in.goos != "windows" && in.uid == 0 {
 		return nil, errRoot
 	}
-	if in.out == nil {
-		in.out = io.Discard
-	}
+	in.out = cmp.Or(in.out, io.Discard)
 	if in.run == nil {
 		in.run = runCommand
 	}

@@ -159,9 +159,7 @@ func (k *ClientKey) assertion(clientID, aud string, now time.Time) (string, erro
 // addClientAssertion adds a private_key_jwt client's assertion to form.
 func addClientAssertion(form url.Values, c *Client, endpoint string) error {
 	aud := c.Issuer
-	if aud == "" {
-		aud = endpoint
-	}
+	aud = cmp.Or(aud, endpoint)
 	a, err := c.Key.assertion(c.ClientID, aud, time.Now())
 	if err != nil {
 		return err
@@ -242,9 +240,7 @@ func ExchangeIDJAG(ctx context.Context, hc *http.Client, tokenEndpoint string, c
 	if c.ClientSecret != "" {
 		creds.ClientSecretAuth = &oauthex.ClientSecretAuth{ClientSecret: c.ClientSecret}
 	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc = cmp.Or(hc, http.DefaultClient)
 	tok, err := oauthex.ExchangeToken(ctx, tokenEndpoint, &oauthex.TokenExchangeRequest{
 		RequestedTokenType: TokenTypeIDJAG, Audience: audience, Resource: resource, Scope: scopes,
 		SubjectToken: idToken, SubjectTokenType: TokenTypeIDToken,

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,9 +66,7 @@ var _ http.RoundTripper = (*AuthTransport)(nil)
 func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base = cmp.Or(base, http.DefaultTransport)
 	// A redirect to another origin follows a response from the server,
 	// so its URL is known: refuse before asking for a token, which could
 	// start a login.
@@ -178,9 +177,7 @@ func (t *AuthTransport) login(ctx context.Context, scopes []string) error {
 		return errors.New("no login function")
 	}
 	max := t.MaxAuthAttempts
-	if max == 0 {
-		max = 3
-	}
+	max = cmp.Or(max, 3)
 	t.mu.Lock()
 	if t.attempts >= max {
 		t.mu.Unlock()

@@ -3,6 +3,7 @@ package launch
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,18 +159,10 @@ func newBridge(cfg BridgeConfig, t *target) *bridge {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	if b.status == nil {
-		b.status = io.Discard
-	}
-	if b.wait == 0 {
-		b.wait = t.sc.LoginWait
-	}
-	if b.wait == 0 {
-		b.wait = agent.DefaultLoginWait
-	}
-	if b.grace == 0 {
-		b.grace = DefaultLoginGrace
-	}
+	b.status = cmp.Or(b.status, io.Discard)
+	b.wait = cmp.Or(b.wait, t.sc.LoginWait)
+	b.wait = cmp.Or(b.wait, agent.DefaultLoginWait)
+	b.grace = cmp.Or(b.grace, DefaultLoginGrace)
 	b.gate = &gate{client: cfg.Client, t: t, account: cfg.Account, wait: b.wait, statusf: b.statusf}
 	return b
 }
@@ -293,9 +286,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
-			if err == nil {
-				err = errLineTooLong
-			}
+			err = cmp.Or(err, errLineTooLong)
 			return nil, err
 		}
 		buf = append(buf, chunk...)
@@ -426,9 +417,7 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	defer resp.Body.Close()
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && resp.StatusCode < 300 {
 		b.mu.Lock()
-		if b.sessionID == "" {
-			b.sessionID = sid
-		}
+		b.sessionID = cmp.Or(b.sessionID, sid)
 		b.mu.Unlock()
 	}
 	switch {

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,9 +166,7 @@ func lookPath(file string, env []string) (string, error) {
 	for _, kv := range slices.Backward(env) {
 		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
 			for _, dir := range strings.Split(p, pathListSep) {
-				if dir == "" {
-					dir = "."
-				}
+				dir = cmp.Or(dir, ".")
 				if found, err := exec.LookPath(dir + string(pathSep) + file); err == nil {
 					return found, nil
 				}

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,16 +125,12 @@ func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper
 	if _, err := url.Parse(t.sc.URL); err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
 	}
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base = cmp.Or(base, http.DefaultTransport)
 	rt := base
 	if len(t.headers) > 0 {
 		rt = &headerTransport{h: t.headers, base: rt}
 	} else {
-		if account == "" {
-			account = t.sc.Account
-		}
+		account = cmp.Or(account, t.sc.Account)
 		at := &AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
 		if tokens != nil {
 			at.Token = tokens.Token

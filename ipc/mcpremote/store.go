@@ -30,6 +30,7 @@ package mcpremote
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -266,9 +267,7 @@ func readTokens(path string, modified time.Time) (*Tokens, error) {
 	}
 	t := &Tokens{AccessToken: raw.AccessToken, RefreshToken: raw.RefreshToken, TokenType: raw.TokenType}
 	scope := raw.Scope
-	if scope == "" {
-		scope = raw.RequestedScope
-	}
+	scope = cmp.Or(scope, raw.RequestedScope)
 	t.Scopes = strings.Fields(scope)
 	// expires_at is written as a number but read back coerced
 	// (z.coerce.number()): accept a numeric string too.

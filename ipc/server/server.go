@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,9 +65,7 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.AgentVersion == "" {
-		opts.AgentVersion = "devel"
-	}
+	opts.AgentVersion = cmp.Or(opts.AgentVersion, "devel")
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = ipc.DefaultMaxFrame
 	}
