@@ -227,8 +227,7 @@ func (o requestOptions) client(hc *http.Client) *http.Client {
 	}
 	hc = cmp.Or(hc, http.DefaultClient)
 	c := *hc
-	base := hc.Transport
-	base = cmp.Or(base, http.DefaultTransport)
+	base := cmp.Or(hc.Transport, http.DefaultTransport)
 	c.Transport = &dpopTransport{base: base, key: o.dpop, nonces: o.nonces}
 	return &c
 }

@@ -158,8 +158,7 @@ func (k *ClientKey) assertion(clientID, aud string, now time.Time) (string, erro
 
 // addClientAssertion adds a private_key_jwt client's assertion to form.
 func addClientAssertion(form url.Values, c *Client, endpoint string) error {
-	aud := c.Issuer
-	aud = cmp.Or(aud, endpoint)
+	aud := cmp.Or(c.Issuer, endpoint)
 	a, err := c.Key.assertion(c.ClientID, aud, time.Now())
 	if err != nil {
 		return err

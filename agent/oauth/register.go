@@ -355,8 +355,7 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 	if req.RedirectURI == "" {
 		return nil, errors.New("dynamic registration needs a redirect URI")
 	}
-	name := req.ClientName
-	name = cmp.Or(name, "mcpkey")
+	name := cmp.Or(req.ClientName, "mcpkey")
 	meta := oauthex.ClientRegistrationMetadata{
 		RedirectURIs:            []string{req.RedirectURI},
 		TokenEndpointAuthMethod: "none",

@@ -64,8 +64,7 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	ct := e.ContentType
-	ct = cmp.Or(ct, "no content type")
+	ct := cmp.Or(e.ContentType, "no content type")
 	return fmt.Sprintf("%s answered HTTP %d with %s, %s", e.Endpoint, e.Status, ct, e.Why)
 }
 

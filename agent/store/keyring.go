@@ -212,8 +212,7 @@ func OpenContext(ctx context.Context, cfg KeyringConfig) (Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	name := cfg.Backend
-	name = cmp.Or(name, BackendAuto)
+	name := cmp.Or(cfg.Backend, BackendAuto)
 	if name == BackendAuto {
 		var tried []Attempt
 		absent := true // every OS keyring is missing, not locked or hung

@@ -252,8 +252,7 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 	if t.sc.Name != name {
 		return nil, fmt.Errorf("%w: %q is not a configured server name", agent.ErrNotFound, name)
 	}
-	wait := p.cfg.LoginWait
-	wait = cmp.Or(wait, t.sc.LoginWait)
+	wait := cmp.Or(p.cfg.LoginWait, t.sc.LoginWait)
 	wait = cmp.Or(wait, agent.DefaultLoginWait)
 	g := &gate{client: p.cfg.Client, t: t, wait: wait, statusf: p.statusf}
 	// Logins outlive the request that starts them.

@@ -227,8 +227,7 @@ func stopsAll(err error) bool {
 }
 
 func report(w io.Writer, o outcome) {
-	name := o.e.URL
-	name = cmp.Or(name, o.e.Hash)
+	name := cmp.Or(o.e.URL, o.e.Hash)
 	switch o.status {
 	case "imported":
 		life := "the server gave no token lifetime"

@@ -266,8 +266,7 @@ func readTokens(path string, modified time.Time) (*Tokens, error) {
 		return nil, fmt.Errorf("%s holds no token", filepath.Base(path))
 	}
 	t := &Tokens{AccessToken: raw.AccessToken, RefreshToken: raw.RefreshToken, TokenType: raw.TokenType}
-	scope := raw.Scope
-	scope = cmp.Or(scope, raw.RequestedScope)
+	scope := cmp.Or(raw.Scope, raw.RequestedScope)
 	t.Scopes = strings.Fields(scope)
 	// expires_at is written as a number but read back coerced
 	// (z.coerce.number()): accept a numeric string too.
