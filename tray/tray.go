@@ -3,6 +3,7 @@
 package tray
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,9 +119,7 @@ func newTray(api agentAPI, opts Options) *tray {
 	t := &tray{api: api, log: opts.Logger, now: opts.Now, configPath: opts.ConfigPath, logPath: opts.LogPath,
 		startAgent: opts.StartAgent, openFile: opts.OpenFile, kick: make(chan struct{}, 1),
 		approvals: map[string]bool{}, logins: map[string]bool{}}
-	if t.log == nil {
-		t.log = slog.New(slog.DiscardHandler)
-	}
+	t.log = cmp.Or(t.log, slog.New(slog.DiscardHandler))
 	if t.now == nil {
 		t.now = time.Now
 	}

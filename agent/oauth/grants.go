@@ -272,9 +272,7 @@ func DiscoverIdP(ctx context.Context, hc *http.Client, issuer string, opts Disco
 		return nil, fmt.Errorf("identity provider %q: not an issuer URL without query or fragment", issuer)
 	}
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	c := &discoverer{hc: hc, opts: opts, log: log, serverLoopback: isLoopbackName(iu.Hostname())}
 	urls := asMetadataURLs(iu)
 	// OpenID Connect discovery first: an IdP is an OpenID provider.

@@ -209,9 +209,7 @@ func OpenContext(ctx context.Context, cfg KeyringConfig) (Store, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	name := cmp.Or(cfg.Backend, BackendAuto)
 	if name == BackendAuto {
 		var tried []Attempt

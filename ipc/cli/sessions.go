@@ -4,6 +4,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -260,8 +261,8 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 				server = "(unreadable) " + s.ID
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), api.GrantLabel(s.Grant), state,
-			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, cmp.Or(s.Name, "-"), cmp.Or(s.Account, "-"), api.GrantLabel(s.Grant), state,
+			expiresIn(s.ExpiresAt, now), cmp.Or(strings.Join(s.Scopes, " "), "-"))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -270,13 +271,6 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "mcpkey: %s\n", s.Error)
 	}
 	return nil
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func expiresIn(t, now time.Time) string {
@@ -347,7 +341,7 @@ func (f *Factory) StatusRun(ctx context.Context, o *JSONOptions) error {
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
 	}
-	fmt.Fprintf(w, "config:\t%s\n", dash(st.ConfigPath))
+	fmt.Fprintf(w, "config:\t%s\n", cmp.Or(st.ConfigPath, "-"))
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config error:\t%s\n", st.ConfigError)
 	}

@@ -156,9 +156,7 @@ type bridge struct {
 func newBridge(cfg BridgeConfig, t *target) *bridge {
 	b := &bridge{cfg: cfg, t: t, url: t.sc.URL, log: cfg.Logger, status: cfg.Status,
 		wait: cfg.LoginWait, grace: cfg.LoginGrace}
-	if b.log == nil {
-		b.log = slog.New(slog.DiscardHandler)
-	}
+	b.log = cmp.Or(b.log, slog.New(slog.DiscardHandler))
 	b.status = cmp.Or(b.status, io.Discard)
 	b.wait = cmp.Or(b.wait, t.sc.LoginWait)
 	b.wait = cmp.Or(b.wait, agent.DefaultLoginWait)
@@ -436,7 +434,7 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	case "application/json":
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessage+1))
 		if err != nil || len(body) > MaxMessage {
-			b.fail(p, fmt.Errorf("read response: %w", errOr(err, errLineTooLong)))
+			b.fail(p, fmt.Errorf("read response: %w", cmp.Or(err, errLineTooLong)))
 			return
 		}
 		b.emitBody(body)
@@ -448,13 +446,6 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	if p.method == "notifications/initialized" {
 		b.startListening(bctx)
 	}
-}
-
-func errOr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }
 
 // emitBody emits a JSON body: one message or a batch.
@@ -521,17 +512,10 @@ func (b *bridge) httpError(ctx context.Context, line []byte, p peeked, resp *htt
 	}
 	msg := fmt.Sprintf("mcpkey bridge: %s answered HTTP %d", b.t.display(), code)
 	if !p.call() {
-		b.statusf("%s answered HTTP %d to %s", b.t.display(), code, orDash(p.method))
+		b.statusf("%s answered HTTP %d to %s", b.t.display(), code, cmp.Or(p.method, "a response"))
 		return
 	}
 	b.replyError(p.id, jsonrpc.CodeInternalError, msg, nil)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "a response"
-	}
-	return s
 }
 
 // relayStream emits the messages of a POST's event stream and resumes it

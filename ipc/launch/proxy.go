@@ -97,9 +97,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		return nil, errors.New("proxy: Client is required")
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, routes: map[string]*route{}}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
+	p.log = cmp.Or(p.log, slog.New(slog.DiscardHandler))
 	p.cfg.Status = cmp.Or(p.cfg.Status, io.Discard)
 	p.cfg.LoginGrace = cmp.Or(p.cfg.LoginGrace, DefaultLoginGrace)
 	return p, nil

@@ -62,9 +62,7 @@ type Server struct {
 
 // NewServer returns a Server calling b. opts is copied.
 func NewServer(b Backend, opts ServerOptions) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	opts.AgentVersion = cmp.Or(opts.AgentVersion, "devel")
 	positiveOr(&opts.MaxFrame, ipc.DefaultMaxFrame)
 	if opts.FrameTimeout == 0 {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -107,9 +108,7 @@ func NewWebSocketServer(srv *Server, opts WebSocketOptions) (*WebSocketServer, e
 	if len(opts.Secret) < 16 {
 		return nil, errors.New("websocket server: secret missing or too short")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	positiveOr(&opts.MaxConns, 64)
 	positiveOr(&opts.MaxHandshakes, 32)
 	positiveOr(&opts.HandshakeTimeout, 5*time.Second)
