@@ -112,19 +112,10 @@ func ParseClientKey(data []byte, alg string) (*ClientKey, error) {
 	switch {
 	case alg == "":
 		alg = fits[0]
-	case !contains(fits, alg):
+	case !slices.Contains(fits, alg):
 		return nil, fmt.Errorf("client key: algorithm %s does not fit this key (it takes %s)", sanitizeRemote(alg, maxErrCodeLen), strings.Join(fits, ", "))
 	}
 	return &ClientKey{Signer: key.(crypto.Signer), Alg: alg}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // assertion signs a client assertion (RFC 7523 §3): iss and sub the client
