@@ -300,10 +300,6 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// JWTExpiry returns the exp claim of a JWT without verifying it (see
-// jwtExpiry): for planning when an ID token must be renewed, never for
-// trusting it.
-func JWTExpiry(token string) (time.Time, bool) { return jwtExpiry(token) }
 
 // JWTClaim returns a string claim of a JWT without verifying it, "" when
 // absent or not a JWT (see jwtExpiry).

@@ -395,7 +395,7 @@ func tokenSetFromRaw(raw map[string]any, now time.Time, requested []string) (*To
 	}
 	if secs, ok := rawSeconds(raw, "expires_in"); ok && secs > 0 {
 		ts.ExpiresAt = now.Add(time.Duration(secs) * time.Second)
-	} else if exp, ok := jwtExpiry(access); ok {
+	} else if exp, ok := JWTExpiry(access); ok {
 		ts.ExpiresAt = exp
 	}
 	if s := strings.Fields(rawString(raw, "scope")); len(s) > 0 {

@@ -437,10 +437,7 @@ func LoadSession(ctx context.Context, s Store, server, account string) (SessionR
 
 // SessionIDs lists the ids of the stored sessions (those with a meta
 // item) without reading any item: one Keys call.
-func SessionIDs(ctx context.Context, s Store) ([]string, error) { return sessionIDs(ctx, s) }
-
-// sessionIDs lists the ids that have a meta item.
-func sessionIDs(ctx context.Context, s Store) ([]string, error) {
+func SessionIDs(ctx context.Context, s Store) ([]string, error) {
 	keys, err := s.Keys(ctx, "session/")
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
@@ -470,7 +467,7 @@ func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
 
 // loadAll loads every stored session with load, sorted by key.
 func loadAll[T any](ctx context.Context, s Store, verb string, load func(context.Context, Store, string) (T, error), key func(T) [2]string) ([]T, error) {
-	ids, err := sessionIDs(ctx, s)
+	ids, err := SessionIDs(ctx, s)
 	if err != nil {
 		return nil, err
 	}
