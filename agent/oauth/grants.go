@@ -300,9 +300,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-
 // JWTClaim returns a string claim of a JWT without verifying it, "" when
-// absent or not a JWT (see jwtExpiry).
+// absent or not a JWT (see JWTExpiry).
 func JWTClaim(token, name string) string {
 	parts := strings.Split(token, ".")
 	if len(token) > maxJWTLen || len(parts) != 3 {
