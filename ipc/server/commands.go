@@ -95,10 +95,7 @@ func NewCmdLog(f *cli.Factory, runF func(context.Context, *LogOptions) error) *c
 			if _, err := cli.Parse(fs, args, 0); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return LogRun(ctx, f, o)
+			return cli.RunOr(ctx, runF, o, func(ctx context.Context, o *LogOptions) error { return LogRun(ctx, f, o) })
 		}}
 }
 
