@@ -315,6 +315,15 @@ func backendAs[B any](c *conn, m *ipc.Message) (B, error) {
 	return b, nil
 }
 
+// backendParams is backendAs and decodeParams: the backend B m's method
+// needs, and m's params as a P.
+func backendParams[B, P any](c *conn, m *ipc.Message) (b B, p P, err error) {
+	if b, err = backendAs[B](c, m); err == nil {
+		err = decodeParams(m.Params, &p)
+	}
+	return b, p, err
+}
+
 func secretName(raw json.RawMessage) (string, error) {
 	var p ipc.SecretParams
 	if err := decodeParams(raw, &p); err != nil {
@@ -327,12 +336,8 @@ func secretName(raw json.RawMessage) (string, error) {
 }
 
 func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := backendAs[SecretBackend](c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretSetParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.SecretSetParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if p.Name == "" {
@@ -351,10 +356,7 @@ func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 		return nil, nil, err
 	}
 	v, err := sb.Secret(ctx, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ipc.SecretValue{Name: name, Value: string(v)}, nil, nil
+	return reply(ipc.SecretValue{Name: name, Value: string(v)}, err)
 }
 
 func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -379,22 +381,15 @@ func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func
 }
 
 func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := backendAs[SecretBackend](c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.ResolveParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.ResolveParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if err := requireServer(p.Server); err != nil {
 		return nil, nil, err
 	}
 	sc, err := sb.ResolveServer(ctx, p.Server)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
+	return reply(ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, err)
 }
 
 func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -407,12 +402,8 @@ func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 }
 
 func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	pb, err := backendAs[PolicyBackend](c, m)
+	pb, p, err := backendParams[PolicyBackend, ipc.AnswerParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.AnswerParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if p.ID <= 0 {
@@ -430,12 +421,8 @@ func handleUnlock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 }
 
 func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
-	pb, err := backendAs[PolicyBackend](c, m)
+	pb, p, err := backendParams[PolicyBackend, ipc.LockParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.LockParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	return reply(struct{}{}, do(pb, ctx, p.Passphrase))
