@@ -324,17 +324,6 @@ func backendParams[B, P any](c *conn, m *ipc.Message) (b B, p P, err error) {
 	return b, p, err
 }
 
-func secretName(raw json.RawMessage) (string, error) {
-	var p ipc.SecretParams
-	if err := decodeParams(raw, &p); err != nil {
-		return "", err
-	}
-	if p.Name == "" {
-		return "", invalidParams("params.name is required")
-	}
-	return p.Name, nil
-}
-
 func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	sb, p, err := backendParams[SecretBackend, ipc.SecretSetParams](c, m)
 	if err != nil {
@@ -347,16 +336,15 @@ func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 }
 
 func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := backendAs[SecretBackend](c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretParams](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	name, err := secretName(m.Params)
-	if err != nil {
-		return nil, nil, err
+	if p.Name == "" {
+		return nil, nil, invalidParams("params.name is required")
 	}
-	v, err := sb.Secret(ctx, name)
-	return reply(ipc.SecretValue{Name: name, Value: string(v)}, err)
+	v, err := sb.Secret(ctx, p.Name)
+	return reply(ipc.SecretValue{Name: p.Name, Value: string(v)}, err)
 }
 
 func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -369,15 +357,14 @@ func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func()
 }
 
 func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := backendAs[SecretBackend](c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretParams](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	name, err := secretName(m.Params)
-	if err != nil {
-		return nil, nil, err
+	if p.Name == "" {
+		return nil, nil, invalidParams("params.name is required")
 	}
-	return reply(struct{}{}, sb.DeleteSecret(ctx, name))
+	return reply(struct{}{}, sb.DeleteSecret(ctx, p.Name))
 }
 
 func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
