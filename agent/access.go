@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/agent/policy"
+	"github.com/mcpkey/mcpkey/internal/userdirs"
 )
 
 // Access control lives in package policy; the Agent is its facade for the
@@ -47,9 +48,10 @@ var (
 	ReadAudit       = policy.ReadAudit
 )
 
-// DefaultAuditPath is audit.jsonl in DefaultStateDir.
+// DefaultAuditPath is audit.jsonl in the state directory (see
+// userdirs.StateDir).
 func DefaultAuditPath() (string, error) {
-	d, err := DefaultStateDir()
+	d, err := userdirs.StateDir()
 	if err != nil {
 		return "", err
 	}

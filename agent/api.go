@@ -6,7 +6,6 @@ import "github.com/mcpkey/mcpkey/api"
 // standard library, so that a client links them without the agent. These
 // aliases keep the agent's own names.
 type (
-	SessionState       = api.SessionState
 	SessionInfo        = api.SessionInfo
 	TokenRequest       = api.TokenRequest
 	Token              = api.Token

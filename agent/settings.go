@@ -5,18 +5,14 @@ import "github.com/mcpkey/mcpkey/agent/config"
 // The config file's types live in package config; these names keep the
 // agent's API as it was.
 type (
-	Settings                 = config.Settings
-	ServerSettings           = config.ServerSettings
-	IssuerSettings           = config.IssuerSettings
-	RestrictedSocketSettings = config.RestrictedSocketSettings
-	SettingsError            = config.SettingsError
+	Settings       = config.Settings
+	ServerSettings = config.ServerSettings
+	IssuerSettings = config.IssuerSettings
+	SettingsError  = config.SettingsError
 )
 
-// Defaults for the settings whose zero value means "the default".
-const (
-	DefaultLoginWait = config.DefaultLoginWait
-	DefaultWSListen  = config.DefaultWSListen
-)
+// DefaultLoginWait is login_wait's default (config.DefaultLoginWait).
+const DefaultLoginWait = config.DefaultLoginWait
 
 // LoadSettings reads and validates the config file at path (config.Load).
 func LoadSettings(path string) (*Settings, error) { return config.Load(path) }
@@ -24,13 +20,7 @@ func LoadSettings(path string) (*Settings, error) { return config.Load(path) }
 // ParseSettings parses a config file's content (config.Parse).
 func ParseSettings(path string, data []byte) (*Settings, error) { return config.Parse(path, data) }
 
-// BackendNames lists the storage backends the config accepts.
-func BackendNames() []string { return config.BackendNames() }
-
 // CanonicalServerURL is config.CanonicalServerURL.
 func CanonicalServerURL(s string) (string, error) { return config.CanonicalServerURL(s) }
-
-// SecretRef is config.SecretRef.
-func SecretRef(v string) (name string, ok bool) { return config.SecretRef(v) }
 
 func redactURL(s string) string { return config.RedactURL(s) }

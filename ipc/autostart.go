@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,10 +76,7 @@ func StartAgent(ctx context.Context, opts StartOptions) (pid int, logPath string
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := cmp.Or(opts.Timeout, 10*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := &Client{Path: path}

@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -411,10 +412,7 @@ func (m rpc[P, R]) params(p P) any {
 // Hello checks that the agent speaks this package's protocol version and
 // returns what it serves.
 func (c *Client) Hello(ctx context.Context) (HelloResult, error) {
-	name := c.Name
-	if name == "" {
-		name = "mcpkey-go"
-	}
+	name := cmp.Or(c.Name, "mcpkey-go")
 	return rpcHello.call(ctx, c, HelloParams{Client: name, ProtocolVersion: ProtocolVersion}, nil)
 }
 

@@ -3,7 +3,6 @@ package ipc
 import (
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,11 +13,7 @@ import (
 // the socket shows POLLRDHUP but not POLLHUP, and replies can still be
 // delivered. After a full close POLLHUP is set too.
 func peerHalfClosed(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(c)
 	if err != nil {
 		return false
 	}
@@ -38,11 +33,7 @@ func peerHalfClosed(c net.Conn) bool {
 // The watcher sleeps in the netpoller, which wakes it on every change of
 // the socket's state: no polling loop.
 func watchPeerClose(c net.Conn, gone func()) (stop func()) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return func() {}
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(c)
 	if err != nil {
 		return func() {}
 	}

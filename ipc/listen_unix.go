@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -238,4 +239,13 @@ func waitForPID(path string) int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// rawConn is the raw connection under c, a Unix socket connection.
+func rawConn(c net.Conn) (syscall.RawConn, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a unix socket connection")
+	}
+	return sc.SyscallConn()
 }

@@ -3,6 +3,7 @@
 package ipc
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,9 +18,7 @@ func defaultSocketPath(getenv func(string) string) (string, error) {
 		rd = userRunDir(uid)
 	}
 	tmp := getenv("TMPDIR") // as os.TempDir
-	if tmp == "" {
-		tmp = "/tmp"
-	}
+	tmp = cmp.Or(tmp, "/tmp")
 	return unixSocketPath(rd, tmp, uid), nil
 }
 

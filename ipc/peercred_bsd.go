@@ -3,10 +3,8 @@
 package ipc
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,11 +14,7 @@ import (
 // connection. FreeBSD's xucred carries the pid in a union x/sys does not
 // expose, so pid is 0 there.
 func PeerCred(c net.Conn) (uid, pid int, err error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1, 0, errors.New("not a unix socket connection")
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(c)
 	if err != nil {
 		return -1, 0, err
 	}

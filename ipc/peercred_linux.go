@@ -1,12 +1,10 @@
 package ipc
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,11 +12,7 @@ import (
 // PeerCred returns the uid and pid of the process on the other end of a Unix
 // socket connection (SO_PEERCRED).
 func PeerCred(c net.Conn) (uid, pid int, err error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1, 0, errors.New("not a unix socket connection")
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(c)
 	if err != nil {
 		return -1, 0, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/server"
@@ -163,7 +164,7 @@ func TestRestrictedSocketTTLAndConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := []agent.RestrictedSocketSettings{{Path: filepath.Join(dir, "c1.sock"), Servers: []string{rsA}}}
+	cfg := []config.RestrictedSocketSettings{{Path: filepath.Join(dir, "c1.sock"), Servers: []string{rsA}}}
 	if err := srv.SyncRestricted(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,9 +28,7 @@ import (
 // Errors from the agent (api.ErrNeedsLogin, ErrNoAgent, ...) are returned
 // as the RoundTrip error, wrapped. The token is never logged.
 func (c *Client) Transport(server string, base http.RoundTripper) http.RoundTripper {
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base = cmp.Or(base, http.DefaultTransport)
 	return &transport{c: c, server: server, base: base}
 }
 
@@ -116,5 +115,3 @@ func closeBody(req *http.Request) {
 		req.Body.Close()
 	}
 }
-
-func equalFoldASCII(a, b string) bool { return bytes.EqualFold([]byte(a), []byte(b)) }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -70,7 +71,7 @@ func names(c Command) []string {
 // has its own.
 func allNames(cmds []Command) []string {
 	out := cmdNames(cmds)
-	if !contains(out, "help") {
+	if !slices.Contains(out, "help") {
 		out = append(out, "help")
 	}
 	return out
@@ -82,15 +83,6 @@ func cmdNames(cmds []Command) []string {
 		out = append(out, names(c)...)
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, v := range ss {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // wantsFiles guesses whether a flag's value is a path, for file completion.
@@ -206,7 +198,7 @@ func zshCompletion(cmds []Command) string {
 			fmt.Fprintf(&b, "\t\t%s\n", shSingle(zshEscape(n)+":"+c.Short))
 		}
 	}
-	if !contains(cmdNames(cmds), "help") {
+	if !slices.Contains(cmdNames(cmds), "help") {
 		b.WriteString("\t\t'help:show help for a command'\n")
 	}
 	b.WriteString(`	)
@@ -243,7 +235,7 @@ func fishCompletion(cmds []Command) string {
 			fmt.Fprintf(&b, "complete -c mcpkey -n __fish_use_subcommand -a %s -d %s\n", fishQuote(n), fishQuote(c.Short))
 		}
 	}
-	if !contains(cmdNames(cmds), "help") {
+	if !slices.Contains(cmdNames(cmds), "help") {
 		b.WriteString("complete -c mcpkey -n __fish_use_subcommand -a help -d 'show help for a command'\n")
 	}
 	fmt.Fprintf(&b, "complete -c mcpkey -n '__fish_seen_subcommand_from help' -a %s\n", fishQuote(strings.Join(all, " ")))

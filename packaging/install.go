@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -127,19 +128,7 @@ var errRoot = errors.New("refusing to install a per-user service as root; run as
 // "unchanged" and not rewritten. On error the returned Plan holds the steps
 // done so far.
 func Install(opts InstallOptions) (Plan, error) {
-	in, err := newInstaller(opts)
-	if err != nil {
-		return Plan{}, err
-	}
-	switch in.goos {
-	case "linux":
-		err = in.installLinux()
-	case "darwin":
-		err = in.installDarwin()
-	case "windows":
-		err = in.installWindows()
-	}
-	return in.plan, err
+	return runOn(opts, (*installer).installLinux, (*installer).installDarwin, (*installer).installWindows)
 }
 
 // Uninstall reverses Install: it stops and disables the services
@@ -148,17 +137,22 @@ func Install(opts InstallOptions) (Plan, error) {
 // have written, the tray's included, and reloads the service manager.
 // Files already gone are reported "not present".
 func Uninstall(opts InstallOptions) (Plan, error) {
+	return runOn(opts, (*installer).uninstallLinux, (*installer).uninstallDarwin, (*installer).uninstallWindows)
+}
+
+// runOn runs the step of opts' OS and returns the plan of what it did.
+func runOn(opts InstallOptions, linux, darwin, windows func(*installer) error) (Plan, error) {
 	in, err := newInstaller(opts)
 	if err != nil {
 		return Plan{}, err
 	}
 	switch in.goos {
 	case "linux":
-		err = in.uninstallLinux()
+		err = linux(in)
 	case "darwin":
-		err = in.uninstallDarwin()
+		err = darwin(in)
 	case "windows":
-		err = in.uninstallWindows()
+		err = windows(in)
 	}
 	return in.plan, err
 }
@@ -174,9 +168,7 @@ type installer struct {
 
 func newInstaller(opts InstallOptions) (*installer, error) {
 	in := &installer{InstallOptions: opts, goos: opts.GOOS, out: opts.Out, run: opts.Run}
-	if in.goos == "" {
-		in.goos = runtime.GOOS
-	}
+	in.goos = cmp.Or(in.goos, runtime.GOOS)
 	switch in.goos {
 	case "linux", "darwin", "windows":
 	default:
@@ -190,9 +182,7 @@ func newInstaller(opts InstallOptions) (*installer, error) {
 	if in.goos != "windows" && in.uid == 0 {
 		return nil, errRoot
 	}
-	if in.out == nil {
-		in.out = io.Discard
-	}
+	in.out = cmp.Or(in.out, io.Discard)
 	if in.run == nil {
 		in.run = runCommand
 	}

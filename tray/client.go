@@ -1,6 +1,7 @@
 package tray
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -52,10 +53,7 @@ func (c client) Approvals(ctx context.Context) ([]Approval, error) {
 	}
 	out := make([]Approval, 0, len(as))
 	for _, a := range as {
-		prog := a.Caller.Exe
-		if prog == "" {
-			prog = a.Caller.Client
-		}
+		prog := cmp.Or(a.Caller.Exe, a.Caller.Client)
 		out = append(out, Approval{ID: strconv.Itoa(a.ID), Program: prog, PID: a.Caller.PID, Server: a.Server, Name: a.Name,
 			Account: a.Account, Scopes: a.Scopes, Remember: time.Duration(a.RememberSeconds) * time.Second, Via: a.Via})
 	}

@@ -195,10 +195,7 @@ func sessionItem(s api.SessionInfo, now time.Time) item {
 }
 
 func approvalItem(a Approval) item {
-	prog := a.Program
-	if prog == "" {
-		prog = "a program"
-	}
+	prog := cmp.Or(a.Program, "a program")
 	if a.PID > 0 {
 		prog = fmt.Sprintf("%s [%d]", prog, a.PID)
 	}

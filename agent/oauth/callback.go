@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -63,9 +64,7 @@ type delivery struct {
 // ListenCallback binds 127.0.0.1:port (0 = an ephemeral port) and serves
 // path ("" = "/callback"). A fixed port that is taken is a clear error.
 func ListenCallback(ctx context.Context, port int, path string) (*CallbackServer, error) {
-	if path == "" {
-		path = "/callback"
-	}
+	path = cmp.Or(path, "/callback")
 	if path[0] != '/' {
 		return nil, fmt.Errorf("callback path %q must start with /", path)
 	}

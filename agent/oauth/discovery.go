@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,9 +91,7 @@ func Discover(ctx context.Context, hc *http.Client, serverURL string, ch *Challe
 
 func discover(ctx context.Context, hc *http.Client, serverURL string, ch *Challenge, opts DiscoverOptions) (*Discovery, error) {
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	su, err := url.Parse(serverURL)
 	if err != nil || (su.Scheme != "https" && su.Scheme != "http") || su.Host == "" || su.Fragment != "" || su.User != nil {
 		return nil, fmt.Errorf("server URL must be an absolute http(s) URL without userinfo or fragment")

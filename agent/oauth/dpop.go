@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -224,14 +225,9 @@ func (o requestOptions) client(hc *http.Client) *http.Client {
 	if o.dpop == nil {
 		return hc
 	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc = cmp.Or(hc, http.DefaultClient)
 	c := *hc
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base := cmp.Or(hc.Transport, http.DefaultTransport)
 	c.Transport = &dpopTransport{base: base, key: o.dpop, nonces: o.nonces}
 	return &c
 }

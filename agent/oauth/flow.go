@@ -122,9 +122,6 @@ func NewFlow(as *AuthServer, c *Client, resource string, scopes []string, redire
 	}, nil
 }
 
-// Issuer is the recorded authorization-server issuer.
-func (f *Flow) Issuer() string { return f.issuer }
-
 // Resource is the resource string sent on every request of the flow.
 func (f *Flow) Resource() string { return f.resource }
 
@@ -132,14 +129,8 @@ func (f *Flow) Resource() string { return f.resource }
 // ("" when none is sent).
 func (f *Flow) Audience() string { return f.opts.audience }
 
-// Scopes are the requested scopes (nil when none were requested).
-func (f *Flow) Scopes() []string { return append([]string(nil), f.scopes...) }
-
 // RedirectURI is the loopback redirect URI of the flow.
 func (f *Flow) RedirectURI() string { return f.redirectURI }
-
-// ClientID is the flow's client identifier.
-func (f *Flow) ClientID() string { return f.client.ClientID }
 
 // LogValue redacts the verifier and state.
 func (f *Flow) LogValue() slog.Value {

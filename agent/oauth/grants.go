@@ -112,19 +112,10 @@ func ParseClientKey(data []byte, alg string) (*ClientKey, error) {
 	switch {
 	case alg == "":
 		alg = fits[0]
-	case !contains(fits, alg):
+	case !slices.Contains(fits, alg):
 		return nil, fmt.Errorf("client key: algorithm %s does not fit this key (it takes %s)", sanitizeRemote(alg, maxErrCodeLen), strings.Join(fits, ", "))
 	}
 	return &ClientKey{Signer: key.(crypto.Signer), Alg: alg}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // assertion signs a client assertion (RFC 7523 §3): iss and sub the client
@@ -158,10 +149,7 @@ func (k *ClientKey) assertion(clientID, aud string, now time.Time) (string, erro
 
 // addClientAssertion adds a private_key_jwt client's assertion to form.
 func addClientAssertion(form url.Values, c *Client, endpoint string) error {
-	aud := c.Issuer
-	if aud == "" {
-		aud = endpoint
-	}
+	aud := cmp.Or(c.Issuer, endpoint)
 	a, err := c.Key.assertion(c.ClientID, aud, time.Now())
 	if err != nil {
 		return err
@@ -242,9 +230,7 @@ func ExchangeIDJAG(ctx context.Context, hc *http.Client, tokenEndpoint string, c
 	if c.ClientSecret != "" {
 		creds.ClientSecretAuth = &oauthex.ClientSecretAuth{ClientSecret: c.ClientSecret}
 	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc = cmp.Or(hc, http.DefaultClient)
 	tok, err := oauthex.ExchangeToken(ctx, tokenEndpoint, &oauthex.TokenExchangeRequest{
 		RequestedTokenType: TokenTypeIDJAG, Audience: audience, Resource: resource, Scope: scopes,
 		SubjectToken: idToken, SubjectTokenType: TokenTypeIDToken,
@@ -277,9 +263,7 @@ func DiscoverIdP(ctx context.Context, hc *http.Client, issuer string, opts Disco
 		return nil, fmt.Errorf("identity provider %q: not an issuer URL without query or fragment", issuer)
 	}
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	c := &discoverer{hc: hc, opts: opts, log: log, serverLoopback: isLoopbackName(iu.Hostname())}
 	urls := asMetadataURLs(iu)
 	// OpenID Connect discovery first: an IdP is an OpenID provider.
@@ -316,13 +300,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// JWTExpiry returns the exp claim of a JWT without verifying it (see
-// jwtExpiry): for planning when an ID token must be renewed, never for
-// trusting it.
-func JWTExpiry(token string) (time.Time, bool) { return jwtExpiry(token) }
-
 // JWTClaim returns a string claim of a JWT without verifying it, "" when
-// absent or not a JWT (see jwtExpiry).
+// absent or not a JWT (see JWTExpiry).
 func JWTClaim(token, name string) string {
 	parts := strings.Split(token, ".")
 	if len(token) > maxJWTLen || len(parts) != 3 {

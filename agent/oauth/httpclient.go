@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -123,9 +124,7 @@ func NewHTTPClient(opts HTTPOptions) *http.Client {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
-	if opts.UserAgent == "" {
-		opts.UserAgent = DefaultUserAgent
-	}
+	opts.UserAgent = cmp.Or(opts.UserAgent, DefaultUserAgent)
 	if opts.Resolver == nil {
 		opts.Resolver = net.DefaultResolver
 	}
@@ -142,9 +141,7 @@ func NewHTTPClient(opts HTTPOptions) *http.Client {
 	base.Proxy = nil
 	base.DialContext = d.DialContext
 	base.DialTLSContext = nil
-	if base.TLSHandshakeTimeout == 0 {
-		base.TLSHandshakeTimeout = opts.ConnectTimeout
-	}
+	base.TLSHandshakeTimeout = cmp.Or(base.TLSHandshakeTimeout, opts.ConnectTimeout)
 	if opts.Base == nil {
 		base.IdleConnTimeout = DefaultIdleConnTimeout
 	}

@@ -12,13 +12,14 @@ import (
 // maxJWTLen bounds the token jwtExpiry will decode.
 const maxJWTLen = 64 << 10
 
-// jwtExpiry returns the exp claim of a JWS compact-serialized token, and false
+// JWTExpiry returns the exp claim of a JWS compact-serialized token, and false
 // when the token is not such a JWT or has no usable exp.
 //
 // The signature is NOT verified: the token is opaque to mcpkey and exp is
 // only a fallback for a token response without expires_in, used to plan the
-// next refresh. Nothing is trusted on its strength.
-func jwtExpiry(token string) (time.Time, bool) {
+// next refresh (or an ID token's renewal). Nothing is trusted on its
+// strength.
+func JWTExpiry(token string) (time.Time, bool) {
 	if len(token) > maxJWTLen {
 		return time.Time{}, false
 	}

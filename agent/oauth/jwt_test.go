@@ -29,7 +29,7 @@ func TestJWTExpiry(t *testing.T) {
 		{"huge", hdr + "." + strings.Repeat("A", maxJWTLen) + ".sig", time.Time{}, false},
 	}
 	for _, tc := range cases {
-		got, ok := jwtExpiry(tc.token)
+		got, ok := JWTExpiry(tc.token)
 		if ok != tc.ok || !got.Equal(tc.want) {
 			t.Errorf("%s: = %v, %t; want %v, %t", tc.name, got, ok, tc.want, tc.ok)
 		}

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -354,10 +355,7 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 	if req.RedirectURI == "" {
 		return nil, errors.New("dynamic registration needs a redirect URI")
 	}
-	name := req.ClientName
-	if name == "" {
-		name = "mcpkey"
-	}
+	name := cmp.Or(req.ClientName, "mcpkey")
 	meta := oauthex.ClientRegistrationMetadata{
 		RedirectURIs:            []string{req.RedirectURI},
 		TokenEndpointAuthMethod: "none",
@@ -452,15 +450,9 @@ func sendRegistration(ctx context.Context, hc *http.Client, as *AuthServer, e *C
 		if c.ClientSecret == "" {
 			c.ClientSecret, c.ClientSecretExpiresAt = e.ClientSecret, e.ClientSecretExpiresAt
 		}
-		if c.TokenEndpointAuthMethod == "" {
-			c.TokenEndpointAuthMethod = e.TokenEndpointAuthMethod
-		}
-		if c.RegistrationClientURI == "" {
-			c.RegistrationClientURI = e.RegistrationClientURI
-		}
-		if c.RegistrationAccessToken == "" {
-			c.RegistrationAccessToken = e.RegistrationAccessToken
-		}
+		c.TokenEndpointAuthMethod = cmp.Or(c.TokenEndpointAuthMethod, e.TokenEndpointAuthMethod)
+		c.RegistrationClientURI = cmp.Or(c.RegistrationClientURI, e.RegistrationClientURI)
+		c.RegistrationAccessToken = cmp.Or(c.RegistrationAccessToken, e.RegistrationAccessToken)
 	}
 	if c.TokenEndpointAuthMethod == "" {
 		// RFC 7591 §2: the default is client_secret_basic, which needs a

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,10 +64,7 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	ct := e.ContentType
-	if ct == "" {
-		ct = "no content type"
-	}
+	ct := cmp.Or(e.ContentType, "no content type")
 	return fmt.Sprintf("%s answered HTTP %d with %s, %s", e.Endpoint, e.Status, ct, e.Why)
 }
 
@@ -277,9 +275,7 @@ func postTokenForm(ctx context.Context, hc *http.Client, endpoint string, form u
 		// RFC 6749 §2.3.1: form-encode id and secret before Basic.
 		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(secret))
 	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc = cmp.Or(hc, http.DefaultClient)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, "", nil, err
@@ -399,7 +395,7 @@ func tokenSetFromRaw(raw map[string]any, now time.Time, requested []string) (*To
 	}
 	if secs, ok := rawSeconds(raw, "expires_in"); ok && secs > 0 {
 		ts.ExpiresAt = now.Add(time.Duration(secs) * time.Second)
-	} else if exp, ok := jwtExpiry(access); ok {
+	} else if exp, ok := JWTExpiry(access); ok {
 		ts.ExpiresAt = exp
 	}
 	if s := strings.Fields(rawString(raw, "scope")); len(s) > 0 {

@@ -169,20 +169,10 @@ func (c *chunked) oldManifestLocked(ctx context.Context, key string) (*manifest,
 }
 
 func (c *chunked) Put(ctx context.Context, key string, value []byte) error {
-	if err := checkChunkKey("put", key); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old, err := c.oldManifestLocked(ctx, key)
-	if err != nil {
-		return err
-	}
-	if len(value) <= c.limit && !isManifest(value) {
-		if err := c.inner.Put(ctx, key, value); err != nil {
-			return err
+	return c.replace(ctx, "put", key, func() error {
+		if len(value) <= c.limit && !isManifest(value) {
+			return c.inner.Put(ctx, key, value)
 		}
-	} else {
 		gen := make([]byte, 8)
 		_, _ = rand.Read(gen)
 		m := manifest{
@@ -202,6 +192,24 @@ func (c *chunked) Put(ctx context.Context, key string, value []byte) error {
 			c.deletePartsLocked(ctx, key, m)
 			return err
 		}
+		return nil
+	})
+}
+
+// replace runs write (key's Put or Delete on the inner store) under the
+// lock, then removes the parts of the chunked value it replaced.
+func (c *chunked) replace(ctx context.Context, op, key string, write func() error) error {
+	if err := checkChunkKey(op, key); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, err := c.oldManifestLocked(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
 	}
 	if old != nil {
 		c.deletePartsLocked(ctx, key, *old)
@@ -218,22 +226,7 @@ func (c *chunked) deletePartsLocked(ctx context.Context, key string, m manifest)
 }
 
 func (c *chunked) Delete(ctx context.Context, key string) error {
-	if err := checkChunkKey("delete", key); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old, err := c.oldManifestLocked(ctx, key)
-	if err != nil {
-		return err
-	}
-	if err := c.inner.Delete(ctx, key); err != nil {
-		return err
-	}
-	if old != nil {
-		c.deletePartsLocked(ctx, key, *old)
-	}
-	return nil
+	return c.replace(ctx, "delete", key, func() error { return c.inner.Delete(ctx, key) })
 }
 
 func (c *chunked) Keys(ctx context.Context, prefix string) ([]string, error) {

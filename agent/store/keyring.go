@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -203,22 +204,13 @@ func Open(cfg KeyringConfig) (Store, error) {
 // a *NoKeyringError when none opens; it never falls back to keyctl or file.
 // Every failure to reach a backend wraps ErrUnavailable.
 func OpenContext(ctx context.Context, cfg KeyringConfig) (Store, error) {
-	if cfg.ServiceName == "" {
-		cfg.ServiceName = "mcpkey"
-	}
-	if cfg.Collection == "" {
-		cfg.Collection = "login"
-	}
+	cfg.ServiceName = cmp.Or(cfg.ServiceName, "mcpkey")
+	cfg.Collection = cmp.Or(cfg.Collection, "login")
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	name := cfg.Backend
-	if name == "" {
-		name = BackendAuto
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	name := cmp.Or(cfg.Backend, BackendAuto)
 	if name == BackendAuto {
 		var tried []Attempt
 		absent := true // every OS keyring is missing, not locked or hung

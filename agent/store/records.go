@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -436,10 +437,7 @@ func LoadSession(ctx context.Context, s Store, server, account string) (SessionR
 
 // SessionIDs lists the ids of the stored sessions (those with a meta
 // item) without reading any item: one Keys call.
-func SessionIDs(ctx context.Context, s Store) ([]string, error) { return sessionIDs(ctx, s) }
-
-// sessionIDs lists the ids that have a meta item.
-func sessionIDs(ctx context.Context, s Store) ([]string, error) {
+func SessionIDs(ctx context.Context, s Store) ([]string, error) {
 	keys, err := s.Keys(ctx, "session/")
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
@@ -458,52 +456,34 @@ func sessionIDs(ctx context.Context, s Store) ([]string, error) {
 // sessions that loaded, sorted by server then account, and an error
 // joining the failures of the others (nil when all loaded).
 func LoadSessions(ctx context.Context, s Store) ([]SessionRecord, error) {
-	ids, err := sessionIDs(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	var out []SessionRecord
-	var errs []error
-	for _, id := range ids {
-		r, err := loadByID(ctx, s, id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("load session %s: %w", id, err))
-			continue
-		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b SessionRecord) int {
-		return cmpPair(a.Server, a.Account, b.Server, b.Account)
-	})
-	return out, errors.Join(errs...)
-}
-
-func cmpPair(a1, a2, b1, b2 string) int {
-	if c := strings.Compare(a1, b1); c != 0 {
-		return c
-	}
-	return strings.Compare(a2, b2)
+	return loadAll(ctx, s, "load", loadByID, func(r SessionRecord) [2]string { return [2]string{r.Server, r.Account} })
 }
 
 // ListSessionMeta reads only the sessions' meta items, never a token item.
 // Like LoadSessions it returns what loaded, sorted, and the joined failures.
 func ListSessionMeta(ctx context.Context, s Store) ([]SessionMeta, error) {
-	ids, err := sessionIDs(ctx, s)
+	return loadAll(ctx, s, "list", loadMeta, func(m SessionMeta) [2]string { return [2]string{m.Server, m.Account} })
+}
+
+// loadAll loads every stored session with load, sorted by key.
+func loadAll[T any](ctx context.Context, s Store, verb string, load func(context.Context, Store, string) (T, error), key func(T) [2]string) ([]T, error) {
+	ids, err := SessionIDs(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	var out []SessionMeta
+	var out []T
 	var errs []error
 	for _, id := range ids {
-		m, err := loadMeta(ctx, s, id)
+		v, err := load(ctx, s, id)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list session %s: %w", id, err))
+			errs = append(errs, fmt.Errorf("%s session %s: %w", verb, id, err))
 			continue
 		}
-		out = append(out, m)
+		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b SessionMeta) int {
-		return cmpPair(a.Server, a.Account, b.Server, b.Account)
+	slices.SortFunc(out, func(a, b T) int {
+		ka, kb := key(a), key(b)
+		return cmp.Or(strings.Compare(ka[0], kb[0]), strings.Compare(ka[1], kb[1]))
 	})
 	return out, errors.Join(errs...)
 }

@@ -1,5 +1,5 @@
 // Package userdirs says where mcpkey keeps its files on each OS: the config
-// file, state (the audit log, the agent's log) and data. It imports only the
+// file, state (the audit log, the agent's log). It imports only the
 // standard library, so that clients (autostart) and the agent agree.
 package userdirs
 
@@ -30,24 +30,14 @@ func StateDir() (string, error) {
 	return stateDirFor(runtime.GOOS, os.Getenv, userHome())
 }
 
-// DataDir is where mcpkey keeps data files such as the file
-// backend's encrypted keyring:
-//
-//   - Linux and other Unix: $XDG_DATA_HOME/mcpkey, else ~/.local/share/mcpkey
-//   - macOS: ~/Library/Application Support/mcpkey
-//   - Windows: %LocalAppData%\mcpkey\data
-func DataDir() (string, error) {
-	return dataDirFor(runtime.GOOS, os.Getenv, userHome())
-}
-
 func userHome() string {
 	home, _ := os.UserHomeDir()
 	return home
 }
 
 // The *For functions are the pure logic, for any GOOS, environment and home
-// directory. As os.UserConfigDir, but $XDG_CONFIG_HOME (and its state and
-// data siblings) are honoured only when absolute, as the XDG Base Directory
+// directory. As os.UserConfigDir, but $XDG_CONFIG_HOME (and its state
+// sibling) are honoured only when absolute, as the XDG Base Directory
 // specification says.
 
 func configPathFor(goos string, getenv func(string) string, home string) (string, error) {
@@ -69,17 +59,6 @@ func stateDirFor(goos string, getenv func(string) string, home string) (string, 
 		return homeDir(home, "Library/Logs/mcpkey")
 	default:
 		return xdgDir(getenv, "XDG_STATE_HOME", home, ".local/state", "mcpkey")
-	}
-}
-
-func dataDirFor(goos string, getenv func(string) string, home string) (string, error) {
-	switch goos {
-	case "windows":
-		return winDir(getenv, "LocalAppData", "data")
-	case "darwin", "ios":
-		return homeDir(home, "Library/Application Support/mcpkey")
-	default:
-		return xdgDir(getenv, "XDG_DATA_HOME", home, ".local/share", "mcpkey")
 	}
 }
 

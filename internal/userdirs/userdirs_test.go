@@ -1,7 +1,6 @@
 package userdirs
 
 import (
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -17,29 +16,29 @@ func TestPlatformPaths(t *testing.T) {
 	}
 	winEnv := env("AppData", `C:\Users\ann\AppData\Roaming`, "LocalAppData", `C:\Users\ann\AppData\Local\`)
 	for _, tt := range []struct {
-		name                string
-		goos                string
-		getenv              func(string) string
-		home                string
-		config, state, data string
+		name          string
+		goos          string
+		getenv        func(string) string
+		home          string
+		config, state string
 	}{
 		{"linux defaults", "linux", env(), "/home/ann",
-			"/home/ann/.config/mcpkey/config.toml", "/home/ann/.local/state/mcpkey", "/home/ann/.local/share/mcpkey"},
-		{"linux XDG", "linux", env("XDG_CONFIG_HOME", "/xdg/config", "XDG_STATE_HOME", "/xdg/state/", "XDG_DATA_HOME", "/xdg/data"), "/home/ann",
-			"/xdg/config/mcpkey/config.toml", "/xdg/state/mcpkey", "/xdg/data/mcpkey"},
-		{"relative XDG ignored", "freebsd", env("XDG_CONFIG_HOME", "rel/config", "XDG_STATE_HOME", "rel", "XDG_DATA_HOME", "~/data"), "/home/ann",
-			"/home/ann/.config/mcpkey/config.toml", "/home/ann/.local/state/mcpkey", "/home/ann/.local/share/mcpkey"},
+			"/home/ann/.config/mcpkey/config.toml", "/home/ann/.local/state/mcpkey"},
+		{"linux XDG", "linux", env("XDG_CONFIG_HOME", "/xdg/config", "XDG_STATE_HOME", "/xdg/state/"), "/home/ann",
+			"/xdg/config/mcpkey/config.toml", "/xdg/state/mcpkey"},
+		{"relative XDG ignored", "freebsd", env("XDG_CONFIG_HOME", "rel/config", "XDG_STATE_HOME", "rel"), "/home/ann",
+			"/home/ann/.config/mcpkey/config.toml", "/home/ann/.local/state/mcpkey"},
 		{"macOS ignores XDG", "darwin", env("XDG_CONFIG_HOME", "/xdg/config"), "/Users/ann",
-			"/Users/ann/Library/Application Support/mcpkey/config.toml", "/Users/ann/Library/Logs/mcpkey", "/Users/ann/Library/Application Support/mcpkey"},
+			"/Users/ann/Library/Application Support/mcpkey/config.toml", "/Users/ann/Library/Logs/mcpkey"},
 		{"windows", "windows", winEnv, `C:\Users\ann`,
-			`C:\Users\ann\AppData\Roaming\mcpkey\config.toml`, `C:\Users\ann\AppData\Local\mcpkey\state`, `C:\Users\ann\AppData\Local\mcpkey\data`},
+			`C:\Users\ann\AppData\Roaming\mcpkey\config.toml`, `C:\Users\ann\AppData\Local\mcpkey\state`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, c := range []struct {
 				what string
 				f    func(string, func(string) string, string) (string, error)
 				want string
-			}{{"config", configPathFor, tt.config}, {"state", stateDirFor, tt.state}, {"data", dataDirFor, tt.data}} {
+			}{{"config", configPathFor, tt.config}, {"state", stateDirFor, tt.state}} {
 				got, err := c.f(tt.goos, tt.getenv, tt.home)
 				if err != nil || got != c.want {
 					t.Errorf("%s: got (%q, %v), want %q", c.what, got, err, c.want)
@@ -72,22 +71,15 @@ func TestDefaultPathsFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "c"))
 	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "s"))
-	t.Setenv("XDG_DATA_HOME", "")
-	t.Setenv("HOME", filepath.Join(dir, "home"))
 	for _, c := range []struct {
 		f    func() (string, error)
 		want string
 	}{
 		{ConfigPath, filepath.Join(dir, "c", "mcpkey", "config.toml")},
 		{StateDir, filepath.Join(dir, "s", "mcpkey")},
-		{DataDir, filepath.Join(dir, "home", ".local", "share", "mcpkey")},
 	} {
 		if got, err := c.f(); err != nil || got != c.want {
 			t.Errorf("got (%q, %v), want %q", got, err, c.want)
 		}
-	}
-	os.Unsetenv("HOME")
-	if _, err := DataDir(); err == nil {
-		t.Error("no HOME and no XDG_DATA_HOME: no error")
 	}
 }

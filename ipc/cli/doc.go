@@ -27,12 +27,8 @@
 //			Run: func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 //				o := &XOptions{}
 //				fs.BoolVar(&o.JSON, "json", false, "print JSON")
-//				pos, err := Parse(fs, args, 1) // flags before or after <server>
-//				if err != nil {
-//					return err
-//				}
-//				o.Server = pos[0]
-//				return runOr(ctx, runF, o, f.XRun)
+//				// flags before or after <server>; runF, else f.XRun
+//				return RunServer(ctx, fs, args, &o.Server, runF, o, f.XRun)
 //			}}
 //	}
 //
@@ -44,7 +40,8 @@
 // (Client, NoAutostart, StartAgent) and the version; tests build one around
 // buffers and a private agent's socket, and call Run with the whole table
 // (exit code, stdout, stderr) or XRun with options. A test that checks only
-// flag parsing passes a runF that records the options.
+// flag parsing passes a runF that records the options. Commands with other
+// arguments call Parse and then RunOr.
 //
 // To add a flag: a field in XOptions and one fs.XxxVar line before Parse;
 // help, the man page and completions (packaging, via Defs) list it from the

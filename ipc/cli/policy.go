@@ -21,7 +21,7 @@ import (
 // ApprovalsRun.
 func NewCmdApprovals(f *Factory, runF func(context.Context, *JSONOptions) error) *Command {
 	return jsonCommand("approvals", "", "list the token requests waiting for your approval", approvalsHelp, func(ctx context.Context, o *JSONOptions) error {
-		return runOr(ctx, runF, o, f.ApprovalsRun)
+		return RunOr(ctx, runF, o, f.ApprovalsRun)
 	})
 }
 
@@ -95,7 +95,7 @@ func answerCommand(f *Factory, name, short string, allow bool, runF func(context
 			if o.ID, err = strconv.Atoi(pos[0]); err != nil || o.ID <= 0 {
 				return Usagef("%q is not an approval id (see mcpkey approvals)", pos[0])
 			}
-			return runOr(ctx, runF, o, f.AnswerRun)
+			return RunOr(ctx, runF, o, f.AnswerRun)
 		}}
 }
 
@@ -171,7 +171,7 @@ func lockCommand(f *Factory, name, short, passUsage string, unlock bool, runF fu
 			if _, err := Parse(fs, args, 0); err != nil {
 				return err
 			}
-			return runOr(ctx, runF, o, f.LockRun)
+			return RunOr(ctx, runF, o, f.LockRun)
 		}}
 }
 

@@ -51,7 +51,7 @@ func NewCmdSecret(f *Factory, runF func(context.Context, *SecretOptions) error) 
 			if want == 1 {
 				o.Name = pos[0]
 			}
-			return runOr(ctx, runF, o, f.SecretRun)
+			return RunOr(ctx, runF, o, f.SecretRun)
 		}}
 }
 

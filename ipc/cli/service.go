@@ -28,7 +28,7 @@ func NewCmdInstall(f *Factory, runF func(context.Context, *InstallOptions) error
 			if _, err := Parse(fs, args, 0); err != nil {
 				return err
 			}
-			return runOr(ctx, runF, o, f.InstallRun)
+			return RunOr(ctx, runF, o, f.InstallRun)
 		}}
 }
 
@@ -42,7 +42,7 @@ func NewCmdUninstall(f *Factory, runF func(context.Context, *InstallOptions) err
 			if _, err := Parse(fs, args, 0); err != nil {
 				return err
 			}
-			return runOr(ctx, runF, o, f.InstallRun)
+			return RunOr(ctx, runF, o, f.InstallRun)
 		}}
 }
 

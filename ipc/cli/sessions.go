@@ -4,6 +4,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -57,21 +58,27 @@ func NewCmdLogin(f *Factory, runF func(context.Context, *LoginOptions) error) *C
 			fs.StringVar(&o.ClientKeyAlg, "client-key-alg", "", "JWS algorithm of --client-key-file (default: from the key)")
 			fs.StringVar(&o.AssertionFile, "assertion-file", "", "file holding the workload's token (--grant jwt_bearer); read again at every renewal")
 			fs.StringVar(&o.IdP, "idp", "", "configured identity provider ([idps.NAME]) whose sign-in --grant enterprise exchanges")
-			pos, err := Parse(fs, args, 1)
-			if err != nil {
-				return err
-			}
-			o.Server = pos[0]
-			return runOr(ctx, runF, o, f.LoginRun)
+			return RunServer(ctx, fs, args, &o.Server, runF, o, f.LoginRun)
 		}}
 }
 
-// runOr runs runF, or def when runF is nil.
-func runOr[O any](ctx context.Context, runF func(context.Context, *O) error, o *O, def func(context.Context, *O) error) error {
+// RunOr runs runF, or def when runF is nil.
+func RunOr[O any](ctx context.Context, runF func(context.Context, *O) error, o *O, def func(context.Context, *O) error) error {
 	if runF != nil {
 		return runF(ctx, o)
 	}
 	return def(ctx, o)
+}
+
+// RunServer parses args, whose one argument is <server>, into *server and
+// runs runF, or def when runF is nil: the end of most commands' Run.
+func RunServer[O any](ctx context.Context, fs *flag.FlagSet, args []string, server *string, runF func(context.Context, *O) error, o *O, def func(context.Context, *O) error) error {
+	pos, err := Parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	*server = pos[0]
+	return RunOr(ctx, runF, o, def)
 }
 
 // LoginRun signs in through the agent.
@@ -168,7 +175,7 @@ func NewCmdToken(f *Factory, runF func(context.Context, *TokenOptions) error) *C
 			if o.DPoPMethod != "" {
 				o.DPoPURL = pos[1]
 			}
-			return runOr(ctx, runF, o, f.TokenRun)
+			return RunOr(ctx, runF, o, f.TokenRun)
 		}}
 }
 
@@ -215,7 +222,7 @@ func jsonCommand(name, aliases, short, long string, runF func(context.Context, *
 // NewCmdList is `mcpkey list`; runF, when not nil, replaces ListRun.
 func NewCmdList(f *Factory, runF func(context.Context, *JSONOptions) error) *Command {
 	return jsonCommand("list", "ls", "list sessions", listHelp, func(ctx context.Context, o *JSONOptions) error {
-		return runOr(ctx, runF, o, f.ListRun)
+		return RunOr(ctx, runF, o, f.ListRun)
 	})
 }
 
@@ -254,8 +261,8 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 				server = "(unreadable) " + s.ID
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, dash(s.Name), dash(s.Account), api.GrantLabel(s.Grant), state,
-			expiresIn(s.ExpiresAt, now), dash(strings.Join(s.Scopes, " ")))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", server, cmp.Or(s.Name, "-"), cmp.Or(s.Account, "-"), api.GrantLabel(s.Grant), state,
+			expiresIn(s.ExpiresAt, now), cmp.Or(strings.Join(s.Scopes, " "), "-"))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -264,13 +271,6 @@ func (f *Factory) ListRun(ctx context.Context, o *JSONOptions) error {
 		fmt.Fprintf(f.IO.ErrOut, "mcpkey: %s\n", s.Error)
 	}
 	return nil
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func expiresIn(t, now time.Time) string {
@@ -292,7 +292,7 @@ func expiresIn(t, now time.Time) string {
 // NewCmdStatus is `mcpkey status`; runF, when not nil, replaces StatusRun.
 func NewCmdStatus(f *Factory, runF func(context.Context, *JSONOptions) error) *Command {
 	return jsonCommand("status", "", "show the agent's state", statusHelp, func(ctx context.Context, o *JSONOptions) error {
-		return runOr(ctx, runF, o, f.StatusRun)
+		return RunOr(ctx, runF, o, f.StatusRun)
 	})
 }
 
@@ -341,7 +341,7 @@ func (f *Factory) StatusRun(ctx context.Context, o *JSONOptions) error {
 	if st.PendingLogins > 0 {
 		fmt.Fprintf(w, "logins:\t%d in progress\n", st.PendingLogins)
 	}
-	fmt.Fprintf(w, "config:\t%s\n", dash(st.ConfigPath))
+	fmt.Fprintf(w, "config:\t%s\n", cmp.Or(st.ConfigPath, "-"))
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config error:\t%s\n", st.ConfigError)
 	}
@@ -366,12 +366,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LogoutOptions) error) 
 			fs.BoolVar(&o.ForgetClient, "forget-client", false, "also drop the client registration stored for the server's authorization server; the next login registers again")
 			fs.BoolVar(&o.ForgetIdP, "forget-idp", false, "also drop the sign-in at the identity provider of an enterprise session (its servers need the browser sign-in again)")
 			fs.BoolVar(&o.JSON, "json", false, "print JSON")
-			pos, err := Parse(fs, args, 1)
-			if err != nil {
-				return err
-			}
-			o.Server = pos[0]
-			return runOr(ctx, runF, o, f.LogoutRun)
+			return RunServer(ctx, fs, args, &o.Server, runF, o, f.LogoutRun)
 		}}
 }
 

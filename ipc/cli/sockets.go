@@ -67,7 +67,7 @@ func NewCmdSocket(f *Factory, runF func(context.Context, *SocketOptions) error) 
 			default:
 				return Usagef("unknown subcommand %q: add, list or rm", o.Sub)
 			}
-			return runOr(ctx, runF, o, f.SocketRun)
+			return RunOr(ctx, runF, o, f.SocketRun)
 		}}
 }
 

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,10 +68,7 @@ var _ http.RoundTripper = (*AuthTransport)(nil)
 // RoundTrip implements http.RoundTripper.
 func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base := cmp.Or(t.Base, http.DefaultTransport)
 	// A redirect to another origin follows a response from the server,
 	// so its URL is known: refuse before asking for a token, which could
 	// start a login.
@@ -186,10 +184,7 @@ func (t *AuthTransport) login(ctx context.Context, scopes []string) error {
 	if t.Login == nil {
 		return errors.New("no login function")
 	}
-	max := t.MaxAuthAttempts
-	if max == 0 {
-		max = 3
-	}
+	max := cmp.Or(t.MaxAuthAttempts, 3)
 	t.mu.Lock()
 	if t.attempts >= max {
 		t.mu.Unlock()

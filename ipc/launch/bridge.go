@@ -3,6 +3,7 @@ package launch
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -155,21 +156,11 @@ type bridge struct {
 func newBridge(cfg BridgeConfig, t *target) *bridge {
 	b := &bridge{cfg: cfg, t: t, url: t.sc.URL, log: cfg.Logger, status: cfg.Status,
 		wait: cfg.LoginWait, grace: cfg.LoginGrace}
-	if b.log == nil {
-		b.log = slog.New(slog.DiscardHandler)
-	}
-	if b.status == nil {
-		b.status = io.Discard
-	}
-	if b.wait == 0 {
-		b.wait = t.sc.LoginWait
-	}
-	if b.wait == 0 {
-		b.wait = agent.DefaultLoginWait
-	}
-	if b.grace == 0 {
-		b.grace = DefaultLoginGrace
-	}
+	b.log = cmp.Or(b.log, slog.New(slog.DiscardHandler))
+	b.status = cmp.Or(b.status, io.Discard)
+	b.wait = cmp.Or(b.wait, t.sc.LoginWait)
+	b.wait = cmp.Or(b.wait, agent.DefaultLoginWait)
+	b.grace = cmp.Or(b.grace, DefaultLoginGrace)
 	b.gate = &gate{client: cfg.Client, t: t, account: cfg.Account, wait: b.wait, statusf: b.statusf}
 	return b
 }
@@ -293,9 +284,7 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
-			if err == nil {
-				err = errLineTooLong
-			}
+			err = cmp.Or(err, errLineTooLong)
 			return nil, err
 		}
 		buf = append(buf, chunk...)
@@ -426,9 +415,7 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	defer resp.Body.Close()
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && resp.StatusCode < 300 {
 		b.mu.Lock()
-		if b.sessionID == "" {
-			b.sessionID = sid
-		}
+		b.sessionID = cmp.Or(b.sessionID, sid)
 		b.mu.Unlock()
 	}
 	switch {
@@ -447,7 +434,7 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	case "application/json":
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessage+1))
 		if err != nil || len(body) > MaxMessage {
-			b.fail(p, fmt.Errorf("read response: %w", errOr(err, errLineTooLong)))
+			b.fail(p, fmt.Errorf("read response: %w", cmp.Or(err, errLineTooLong)))
 			return
 		}
 		b.emitBody(body)
@@ -459,13 +446,6 @@ func (b *bridge) send(ctx context.Context, line []byte, p peeked) {
 	if p.method == "notifications/initialized" {
 		b.startListening(bctx)
 	}
-}
-
-func errOr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }
 
 // emitBody emits a JSON body: one message or a batch.
@@ -532,17 +512,10 @@ func (b *bridge) httpError(ctx context.Context, line []byte, p peeked, resp *htt
 	}
 	msg := fmt.Sprintf("mcpkey bridge: %s answered HTTP %d", b.t.display(), code)
 	if !p.call() {
-		b.statusf("%s answered HTTP %d to %s", b.t.display(), code, orDash(p.method))
+		b.statusf("%s answered HTTP %d to %s", b.t.display(), code, cmp.Or(p.method, "a response"))
 		return
 	}
 	b.replyError(p.id, jsonrpc.CodeInternalError, msg, nil)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "a response"
-	}
-	return s
 }
 
 // relayStream emits the messages of a POST's event stream and resumes it

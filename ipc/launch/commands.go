@@ -37,16 +37,13 @@ func NewCmdBridge(f *cli.Factory, runF func(context.Context, *BridgeOptions) err
 			o := &BridgeOptions{}
 			fs.StringVar(&o.Account, "account", "", "account label, when a server has several sessions")
 			fs.DurationVar(&o.LoginWait, "login-wait", 0, "how long to wait for a sign-in (default: the config's login_wait, 5m)")
-			pos, err := cli.Parse(fs, args, 1)
-			if err != nil {
-				return err
-			}
-			o.Server = pos[0]
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return BridgeRun(ctx, f, o)
+			return cli.RunServer(ctx, fs, args, &o.Server, runF, o, withFactory(f, BridgeRun))
 		}}
+}
+
+// withFactory is run with f: the default of cli.RunOr.
+func withFactory[O any](f *cli.Factory, run func(context.Context, *cli.Factory, *O) error) func(context.Context, *O) error {
+	return func(ctx context.Context, o *O) error { return run(ctx, f, o) }
 }
 
 // BridgeRun relays between the host on f's streams and the server.
@@ -91,10 +88,7 @@ func NewCmdExec(f *cli.Factory, runF func(context.Context, *ExecOptions) error) 
 			if len(pos) == 1 {
 				o.Server = pos[0]
 			}
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return ExecRun(ctx, f, o)
+			return cli.RunOr(ctx, runF, o, withFactory(f, ExecRun))
 		}}
 }
 
@@ -141,10 +135,7 @@ func NewCmdProxy(f *cli.Factory, runF func(context.Context, *ProxyOptions) error
 			if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 				return cli.Usagef("--listen %s: must be a loopback address such as 127.0.0.1:PORT", o.Listen)
 			}
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return ProxyRun(ctx, f, o)
+			return cli.RunOr(ctx, runF, o, withFactory(f, ProxyRun))
 		}}
 }
 
@@ -216,15 +207,7 @@ func NewCmdProbe(f *cli.Factory, runF func(context.Context, *ProbeCmdOptions) er
 			fs.BoolVar(&o.JSON, "json", false, "print JSON")
 			fs.BoolVar(&o.NoLogin, "no-login", false, "fail instead of starting a login")
 			fs.StringVar(&o.Call, "call", "", "also call this tool (with empty arguments) and print its result")
-			pos, err := cli.Parse(fs, args, 1)
-			if err != nil {
-				return err
-			}
-			o.Server = pos[0]
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return ProbeRun(ctx, f, o)
+			return cli.RunServer(ctx, fs, args, &o.Server, runF, o, withFactory(f, ProbeRun))
 		}}
 }
 
@@ -295,10 +278,7 @@ func NewCmdConfig(f *cli.Factory, runF func(context.Context, *ConfigOptions) err
 				return err
 			}
 			o.Host, o.Server = pos[0], pos[1]
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return ConfigRun(ctx, f, o)
+			return cli.RunOr(ctx, runF, o, withFactory(f, ConfigRun))
 		}}
 }
 

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
@@ -79,7 +81,7 @@ func ExecEnv(ctx context.Context, cfg ExecConfig) ([]string, error) {
 			v := sc.Env[k]
 			if v == "token" {
 				wants = append(wants, want{k, "token", cfg.Server})
-			} else if name, ok := agent.SecretRef(v); ok {
+			} else if name, ok := config.SecretRef(v); ok {
 				wants = append(wants, want{k, "secret", name})
 			} else {
 				return nil, fmt.Errorf("%w: env %s of %s: %q is neither \"token\" nor \"secret:NAME\"", agent.ErrInvalidRequest, k, cfg.Server, v)
@@ -164,9 +166,7 @@ func lookPath(file string, env []string) (string, error) {
 	for _, kv := range slices.Backward(env) {
 		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
 			for _, dir := range strings.Split(p, pathListSep) {
-				if dir == "" {
-					dir = "."
-				}
+				dir = cmp.Or(dir, ".")
 				if found, err := exec.LookPath(dir + string(pathSep) + file); err == nil {
 					return found, nil
 				}

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -96,15 +97,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		return nil, errors.New("proxy: Client is required")
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, routes: map[string]*route{}}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.cfg.Status == nil {
-		p.cfg.Status = io.Discard
-	}
-	if p.cfg.LoginGrace == 0 {
-		p.cfg.LoginGrace = DefaultLoginGrace
-	}
+	p.log = cmp.Or(p.log, slog.New(slog.DiscardHandler))
+	p.cfg.Status = cmp.Or(p.cfg.Status, io.Discard)
+	p.cfg.LoginGrace = cmp.Or(p.cfg.LoginGrace, DefaultLoginGrace)
 	return p, nil
 }
 
@@ -255,13 +250,8 @@ func (p *Proxy) route(ctx context.Context, name string) (*route, error) {
 	if t.sc.Name != name {
 		return nil, fmt.Errorf("%w: %q is not a configured server name", agent.ErrNotFound, name)
 	}
-	wait := p.cfg.LoginWait
-	if wait == 0 {
-		wait = t.sc.LoginWait
-	}
-	if wait == 0 {
-		wait = agent.DefaultLoginWait
-	}
+	wait := cmp.Or(p.cfg.LoginWait, t.sc.LoginWait)
+	wait = cmp.Or(wait, agent.DefaultLoginWait)
 	g := &gate{client: p.cfg.Client, t: t, wait: wait, statusf: p.statusf}
 	// Logins outlive the request that starts them.
 	bctx := context.WithoutCancel(ctx)
@@ -351,9 +341,7 @@ func writeRPCError(w http.ResponseWriter, status int, id string, code int, msg s
 	if data != nil {
 		e["data"] = data
 	}
-	if id == "" {
-		id = "null"
-	}
+	id = cmp.Or(id, "null")
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "error": e})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/server"
 )
@@ -48,7 +50,7 @@ func secrets(ctx context.Context, c *ipc.Client, server string, refs []string) (
 	out := make(map[string]string)
 	var missing []string
 	for _, ref := range refs {
-		name, ok := agent.SecretRef(ref)
+		name, ok := config.SecretRef(ref)
 		if !ok {
 			return nil, fmt.Errorf("%w: %q is not a secret reference (secret:NAME)", agent.ErrInvalidRequest, ref)
 		}
@@ -108,7 +110,7 @@ func resolve(ctx context.Context, c *ipc.Client, server string) (*target, error)
 	}
 	t.headers = make(http.Header)
 	for h, ref := range sc.Headers {
-		name, _ := agent.SecretRef(ref)
+		name, _ := config.SecretRef(ref)
 		t.headers.Set(h, vals[name])
 	}
 	return t, nil
@@ -123,16 +125,12 @@ func (t *target) transport(c *ipc.Client, account string, base http.RoundTripper
 	if _, err := url.Parse(t.sc.URL); err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
 	}
-	if base == nil {
-		base = http.DefaultTransport
-	}
+	base = cmp.Or(base, http.DefaultTransport)
 	rt := base
 	if len(t.headers) > 0 {
 		rt = &headerTransport{h: t.headers, base: rt}
 	} else {
-		if account == "" {
-			account = t.sc.Account
-		}
+		account = cmp.Or(account, t.sc.Account)
 		at := &AuthTransport{Client: c, Server: t.ref, Account: account, Base: rt, Login: login}
 		if tokens != nil {
 			at.Token = tokens.Token

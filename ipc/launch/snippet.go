@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -66,9 +67,7 @@ func ServerKey(server string) string {
 		}
 	}
 	key := strings.Trim(b.String(), "-")
-	if key == "" {
-		key = "mcp"
-	}
+	key = cmp.Or(key, "mcp")
 	if len(key) > maxServerKey {
 		sum := sha256.Sum256([]byte(server))
 		key = strings.TrimRight(key[:maxServerKey-9], "-") + "-" + hex.EncodeToString(sum[:4])

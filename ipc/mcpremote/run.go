@@ -2,6 +2,7 @@ package mcpremote
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -226,10 +227,7 @@ func stopsAll(err error) bool {
 }
 
 func report(w io.Writer, o outcome) {
-	name := o.e.URL
-	if name == "" {
-		name = o.e.Hash
-	}
+	name := cmp.Or(o.e.URL, o.e.Hash)
 	switch o.status {
 	case "imported":
 		life := "the server gave no token lifetime"
@@ -286,9 +284,7 @@ func offerDelete(w io.Writer, env Env, ds []outcome, del bool) error {
 	for _, o := range ds {
 		if err := o.e.Delete(); err != nil {
 			fmt.Fprintf(w, "mcpkey: %v\n", err)
-			if first == nil {
-				first = err
-			}
+			first = cmp.Or(first, err)
 			continue
 		}
 		deleted += len(o.e.Files)

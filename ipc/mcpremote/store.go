@@ -30,6 +30,7 @@ package mcpremote
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -265,10 +266,7 @@ func readTokens(path string, modified time.Time) (*Tokens, error) {
 		return nil, fmt.Errorf("%s holds no token", filepath.Base(path))
 	}
 	t := &Tokens{AccessToken: raw.AccessToken, RefreshToken: raw.RefreshToken, TokenType: raw.TokenType}
-	scope := raw.Scope
-	if scope == "" {
-		scope = raw.RequestedScope
-	}
+	scope := cmp.Or(raw.Scope, raw.RequestedScope)
 	t.Scopes = strings.Fields(scope)
 	// expires_at is written as a number but read back coerced
 	// (z.coerce.number()): accept a numeric string too.

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/cli"
 )
@@ -35,7 +36,7 @@ func NewCmdAgent(f *cli.Factory, tray func(ctx context.Context, socket string, l
 			fs.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the file backend's passphrase")
 			fs.DurationVar(&o.KeyringTimeout, "keyring-timeout", 0, "bound on every keyring call (default 10s)")
 			fs.BoolVar(&o.WebSocket, "ws", false, "also serve the protocol on a loopback WebSocket, for clients that cannot open the socket (URL and secret in agent.ws.json next to the socket; X.ws.json for a socket X.sock)")
-			fs.StringVar(&o.WSListen, "ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+agent.DefaultWSListen+")")
+			fs.StringVar(&o.WSListen, "ws-listen", "", "the WebSocket's loopback address; implies --ws (default the config's ws_listen, else "+config.DefaultWSListen+")")
 			fs.BoolVar(&o.Confirm, "confirm", false, "ask before handing a token to any program not on the config's allow list")
 			fs.StringVar(&o.AuditLog, "audit-log", "", "audit log path, or off (default $MCPKEY_AUDIT_LOG or "+DefaultAuditPath()+")")
 			withTray := fs.Bool("tray", false, "also show the tray icon; it talks to this agent over the socket (with an agent already running, only the tray starts)")
@@ -94,10 +95,7 @@ func NewCmdLog(f *cli.Factory, runF func(context.Context, *LogOptions) error) *c
 			if _, err := cli.Parse(fs, args, 0); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(ctx, o)
-			}
-			return LogRun(ctx, f, o)
+			return cli.RunOr(ctx, runF, o, func(ctx context.Context, o *LogOptions) error { return LogRun(ctx, f, o) })
 		}}
 }
 

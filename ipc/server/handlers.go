@@ -117,6 +117,23 @@ func invalidParams(msg string) *ipc.Error {
 	return &ipc.Error{Code: ipc.CodeInvalidParams, Message: msg, Data: &ipc.ErrorData{Code: ipc.ErrCodeInvalidRequest}}
 }
 
+// reply is a handler's answer: v, or err when err is not nil.
+func reply(v any, err error) (any, func(), error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, nil, nil
+}
+
+// nonNil is s, or an empty slice for nil: lists go on the wire as [], not
+// null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 func requireServer(server string) error {
 	if server == "" {
 		return invalidParams("params.server is required")
@@ -138,22 +155,12 @@ func handleHello(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 }
 
 func handleStatus(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	st, err := c.s.b.Status(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, nil, nil
+	return reply(c.s.b.Status(ctx))
 }
 
 func handleSessions(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
 	ss, err := c.s.b.Sessions(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ss == nil {
-		ss = []agent.SessionInfo{}
-	}
-	return ipc.SessionsResult{Sessions: ss}, nil, nil
+	return reply(ipc.SessionsResult{Sessions: nonNil(ss)}, err)
 }
 
 func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -170,13 +177,9 @@ func handleToken(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	if (p.DPoPMethod == "") != (p.DPoPURL == "") {
 		return nil, nil, invalidParams("params.dpop_method and params.dpop_url go together")
 	}
-	tok, err := c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
+	return reply(c.s.b.Token(ctx, agent.TokenRequest{Server: p.Server, Account: p.Account, Scopes: p.Scopes,
 		MinTTL: time.Duration(min(p.MinTTLSeconds, 1<<32)) * time.Second, RejectedToken: p.RejectedToken,
-		DPoPMethod: p.DPoPMethod, DPoPURL: p.DPoPURL, DPoPNonce: p.DPoPNonce})
-	if err != nil {
-		return nil, nil, err
-	}
-	return tok, nil, nil
+		DPoPMethod: p.DPoPMethod, DPoPURL: p.DPoPURL, DPoPNonce: p.DPoPNonce}))
 }
 
 func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -187,11 +190,7 @@ func handleLogout(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if err := requireServer(req.Server); err != nil {
 		return nil, nil, err
 	}
-	res, err := c.s.b.Logout(ctx, req)
-	if err != nil {
-		return nil, nil, err
-	}
-	return res, nil, nil
+	return reply(c.s.b.Logout(ctx, req))
 }
 
 func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -227,10 +226,7 @@ func handleLogin(ctx context.Context, c *conn, m *ipc.Message) (any, func(), err
 	mu.Lock()
 	done = true
 	mu.Unlock()
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(info, err)
 }
 
 func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -241,16 +237,13 @@ func handleComplete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), 
 	if p.URL == "" {
 		return nil, nil, invalidParams("params.url is required")
 	}
-	if err := c.s.b.CompleteLogin(ctx, p.URL); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, c.s.b.CompleteLogin(ctx, p.URL))
 }
 
 func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	ib, ok := c.s.b.(ImportBackend)
-	if !ok {
-		return nil, nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
+	ib, err := backendAs[ImportBackend](c, m)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Tokens handed in from a plain file are accepted only from the main
 	// Unix socket, whose peer is checked to be us: not from a restricted
@@ -271,11 +264,7 @@ func handleImport(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 	if p.Client.ClientID == "" {
 		return nil, nil, invalidParams("params.client.client_id is required")
 	}
-	info, err := ib.Import(ctx, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(ib.Import(ctx, p))
 }
 
 func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -315,149 +304,99 @@ func handleSubscribe(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 	return ipc.SubscribeResult{Subscribed: true}, after, nil
 }
 
-// secretBackend returns the connection's backend as a SecretBackend, or a
-// method-not-found error for backends without secrets.
-func secretBackend(c *conn, m *ipc.Message) (SecretBackend, error) {
-	sb, ok := c.s.b.(SecretBackend)
+// backendAs returns the connection's backend as a B (ImportBackend,
+// SecretBackend, PolicyBackend), or a method-not-found error for backends
+// without m's method.
+func backendAs[B any](c *conn, m *ipc.Message) (B, error) {
+	b, ok := c.s.b.(B)
 	if !ok {
-		return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
+		return b, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + m.Method}
 	}
-	return sb, nil
+	return b, nil
 }
 
-func secretName(raw json.RawMessage) (string, error) {
-	var p ipc.SecretParams
-	if err := decodeParams(raw, &p); err != nil {
-		return "", err
+// backendParams is backendAs and decodeParams: the backend B m's method
+// needs, and m's params as a P.
+func backendParams[B, P any](c *conn, m *ipc.Message) (b B, p P, err error) {
+	if b, err = backendAs[B](c, m); err == nil {
+		err = decodeParams(m.Params, &p)
 	}
-	if p.Name == "" {
-		return "", invalidParams("params.name is required")
-	}
-	return p.Name, nil
+	return b, p, err
 }
 
 func handleSecretSet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretSetParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.SecretSetParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if p.Name == "" {
 		return nil, nil, invalidParams("params.name is required")
 	}
-	if err := sb.SetSecret(ctx, p.Name, []byte(p.Value)); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, sb.SetSecret(ctx, p.Name, []byte(p.Value)))
 }
 
 func handleSecretGet(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretParams](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	name, err := secretName(m.Params)
-	if err != nil {
-		return nil, nil, err
+	if p.Name == "" {
+		return nil, nil, invalidParams("params.name is required")
 	}
-	v, err := sb.Secret(ctx, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ipc.SecretValue{Name: name, Value: string(v)}, nil, nil
+	v, err := sb.Secret(ctx, p.Name)
+	return reply(ipc.SecretValue{Name: p.Name, Value: string(v)}, err)
 }
 
 func handleSecretList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, err := backendAs[SecretBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	names, err := sb.Secrets(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if names == nil {
-		names = []string{}
-	}
-	return ipc.SecretListResult{Names: names}, nil, nil
+	return reply(ipc.SecretListResult{Names: nonNil(names)}, err)
 }
 
 func handleSecretDelete(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.SecretParams](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	name, err := secretName(m.Params)
-	if err != nil {
-		return nil, nil, err
+	if p.Name == "" {
+		return nil, nil, invalidParams("params.name is required")
 	}
-	if err := sb.DeleteSecret(ctx, name); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, sb.DeleteSecret(ctx, p.Name))
 }
 
 func handleResolve(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	sb, err := secretBackend(c, m)
+	sb, p, err := backendParams[SecretBackend, ipc.ResolveParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.ResolveParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if err := requireServer(p.Server); err != nil {
 		return nil, nil, err
 	}
 	sc, err := sb.ResolveServer(ctx, p.Server)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, nil, nil
-}
-
-func policyBackend(c *conn, method string) (PolicyBackend, error) {
-	if pb, ok := c.s.b.(PolicyBackend); ok {
-		return pb, nil
-	}
-	return nil, &ipc.Error{Code: ipc.CodeMethodNotFound, Message: "method not found: " + method}
+	return reply(ipc.ResolveResult{ServerConfig: sc, LoginWaitSeconds: int64(sc.LoginWait / time.Second)}, err)
 }
 
 func handleApprovals(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, err := backendAs[PolicyBackend](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	list, err := pb.Approvals(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if list == nil {
-		list = []agent.Approval{}
-	}
-	return ipc.ApprovalsResult{Approvals: list}, nil, nil
+	return reply(ipc.ApprovalsResult{Approvals: nonNil(list)}, err)
 }
 
 func handleAnswer(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, p, err := backendParams[PolicyBackend, ipc.AnswerParams](c, m)
 	if err != nil {
-		return nil, nil, err
-	}
-	var p ipc.AnswerParams
-	if err := decodeParams(m.Params, &p); err != nil {
 		return nil, nil, err
 	}
 	if p.ID <= 0 {
 		return nil, nil, invalidParams("params.id is required")
 	}
-	r, err := pb.Answer(ctx, p)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, nil, nil
+	return reply(pb.Answer(ctx, p))
 }
 
 func handleLock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -469,18 +408,11 @@ func handleUnlock(ctx context.Context, c *conn, m *ipc.Message) (any, func(), er
 }
 
 func lockOrUnlock(ctx context.Context, c *conn, m *ipc.Message, do func(PolicyBackend, context.Context, string) error) (any, func(), error) {
-	pb, err := policyBackend(c, m.Method)
+	pb, p, err := backendParams[PolicyBackend, ipc.LockParams](c, m)
 	if err != nil {
 		return nil, nil, err
 	}
-	var p ipc.LockParams
-	if err := decodeParams(m.Params, &p); err != nil {
-		return nil, nil, err
-	}
-	if err := do(pb, ctx, p.Passphrase); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, do(pb, ctx, p.Passphrase))
 }
 
 func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -505,11 +437,7 @@ func handleSocketAdd(ctx context.Context, c *conn, m *ipc.Message) (any, func(),
 			return nil, nil, invalidParams(`params.ttl must be a positive duration such as "8h"`)
 		}
 	}
-	info, err := c.s.AddRestricted(p.Path, p.Servers, ttl)
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return reply(c.s.AddRestricted(p.Path, p.Servers, ttl))
 }
 
 func handleSocketList(ctx context.Context, c *conn, m *ipc.Message) (any, func(), error) {
@@ -524,8 +452,5 @@ func handleSocketRemove(ctx context.Context, c *conn, m *ipc.Message) (any, func
 	if p.Path == "" {
 		return nil, nil, invalidParams("params.path is required")
 	}
-	if err := c.s.RemoveRestricted(p.Path); err != nil {
-		return nil, nil, err
-	}
-	return struct{}{}, nil, nil
+	return reply(struct{}{}, c.s.RemoveRestricted(p.Path))
 }

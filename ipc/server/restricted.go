@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/ipc"
 )
 
@@ -193,8 +194,8 @@ func (s *Server) RestrictedSockets() []ipc.RestrictedSocket {
 // config-declared sockets: new ones are opened, changed ones reopened,
 // dropped ones closed. Sockets added through socket.add are left alone.
 // Every table is tried; the errors are joined.
-func (s *Server) SyncRestricted(specs []agent.RestrictedSocketSettings) error {
-	want := make(map[string]agent.RestrictedSocketSettings, len(specs))
+func (s *Server) SyncRestricted(specs []config.RestrictedSocketSettings) error {
+	want := make(map[string]config.RestrictedSocketSettings, len(specs))
 	for _, sp := range specs {
 		want[filepath.Clean(sp.Path)] = sp
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
+	"github.com/mcpkey/mcpkey/agent/config"
 	"github.com/mcpkey/mcpkey/agent/store"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/packaging"
@@ -41,7 +42,7 @@ type Options struct {
 	KeyringTimeout time.Duration
 	// WebSocket also serves the loopback WebSocket; WSListen is its address
 	// (implies WebSocket; "" means the config's ws_listen, else
-	// agent.DefaultWSListen).
+	// config.DefaultWSListen).
 	WebSocket bool
 	WSListen  string
 	// Confirm asks before handing a token to a program not on the allow list.
@@ -154,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 	// The loopback WebSocket, for clients that cannot open the socket.
 	wsAddr := cmp.Or(o.WSListen, settings.WSListen)
 	if wsAddr == "" && o.WebSocket {
-		wsAddr = agent.DefaultWSListen
+		wsAddr = config.DefaultWSListen
 	}
 	var wsLn net.Listener
 	var wsInfo ipc.WebSocketInfo

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,33 +62,26 @@ type Server struct {
 
 // NewServer returns a Server calling b. opts is copied.
 func NewServer(b Backend, opts ServerOptions) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.AgentVersion == "" {
-		opts.AgentVersion = "devel"
-	}
-	if opts.MaxFrame <= 0 {
-		opts.MaxFrame = ipc.DefaultMaxFrame
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	opts.AgentVersion = cmp.Or(opts.AgentVersion, "devel")
+	positiveOr(&opts.MaxFrame, ipc.DefaultMaxFrame)
 	if opts.FrameTimeout == 0 {
 		opts.FrameTimeout = 30 * time.Second
 	} else if opts.FrameTimeout < 0 {
 		opts.FrameTimeout = 0
 	}
-	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = 10 * time.Second
-	}
-	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 32
-	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 256
-	}
-	if opts.CancelGrace <= 0 {
-		opts.CancelGrace = 5 * time.Second
-	}
+	positiveOr(&opts.WriteTimeout, 10*time.Second)
+	positiveOr(&opts.MaxInFlight, 32)
+	positiveOr(&opts.QueueSize, 256)
+	positiveOr(&opts.CancelGrace, 5*time.Second)
 	return &Server{b: b, opts: opts, log: opts.Logger}
+}
+
+// positiveOr sets *v to def unless *v is positive.
+func positiveOr[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln, cancels

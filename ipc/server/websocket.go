@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -107,30 +108,16 @@ func NewWebSocketServer(srv *Server, opts WebSocketOptions) (*WebSocketServer, e
 	if len(opts.Secret) < 16 {
 		return nil, errors.New("websocket server: secret missing or too short")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = 64
-	}
-	if opts.MaxHandshakes <= 0 {
-		opts.MaxHandshakes = 32
-	}
-	if opts.HandshakeTimeout <= 0 {
-		opts.HandshakeTimeout = 5 * time.Second
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	positiveOr(&opts.MaxConns, 64)
+	positiveOr(&opts.MaxHandshakes, 32)
+	positiveOr(&opts.HandshakeTimeout, 5*time.Second)
 	if opts.RateLimit == 0 {
 		opts.RateLimit, opts.RateBurst = 100, 200
 	}
-	if opts.RateBurst <= 0 {
-		opts.RateBurst = max(1, int(2*opts.RateLimit))
-	}
-	if opts.PingInterval <= 0 {
-		opts.PingInterval = 20 * time.Second
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 60 * time.Second
-	}
+	positiveOr(&opts.RateBurst, max(1, int(2*opts.RateLimit)))
+	positiveOr(&opts.PingInterval, 20*time.Second)
+	positiveOr(&opts.IdleTimeout, 60*time.Second)
 	if opts.IdleTimeout <= opts.PingInterval {
 		return nil, errors.New("websocket server: IdleTimeout must exceed PingInterval")
 	}
