@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpkey/mcpkey/internal/syncbuf"
 )
 
 // bins holds the binaries TestMain built, by name; buildErrs the failures.
@@ -191,23 +193,8 @@ func poll(ctx context.Context, interval time.Duration, cond func() bool) error {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe buffer (package syncbuf).
+type syncBuffer = syncbuf.Buffer
 
 // proc is a background child process; stopped (SIGTERM, then SIGKILL) at cleanup.
 type proc struct {

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -9,13 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/agent/store"
+	"github.com/mcpkey/mcpkey/internal/syncbuf"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/cli"
 	"github.com/mcpkey/mcpkey/ipc/server"
@@ -50,24 +49,8 @@ func TestCLILinksOnlyTheWire(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe buffer (login progress is written from the
-// client's reader goroutine).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe buffer (package syncbuf).
+type syncBuffer = syncbuf.Buffer
 
 // env is a private agent (the real engine, the encrypted file backend, a
 // real Unix socket) with a test authorization server, and the CLI pointed

@@ -19,6 +19,7 @@ import (
 	"github.com/mcpkey/mcpkey/agent"
 	"github.com/mcpkey/mcpkey/agent/oauth/oauthtest"
 	"github.com/mcpkey/mcpkey/agent/store"
+	"github.com/mcpkey/mcpkey/internal/syncbuf"
 	"github.com/mcpkey/mcpkey/ipc"
 	"github.com/mcpkey/mcpkey/ipc/server"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -319,23 +320,8 @@ func newPipes() *pipes {
 	return p
 }
 
-// syncBuf is a goroutine-safe buffer for status output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuf is a goroutine-safe buffer (package syncbuf).
+type syncBuf = syncbuf.Buffer
 
 // poll calls cond until it is true or the deadline passes.
 func poll(t *testing.T, d time.Duration, cond func() bool) bool {
